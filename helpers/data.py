@@ -1,0 +1,155 @@
+"""Corpora, tokenizers and pretrained models behind one API for all three profiles.
+
+Local corpora (prepared by `python -m helpers assets`):
+  en       Jane Austen's six novels (r-cran-janeaustenr) + the King James Bible (bible-kjv); document = chapter
+  ru       fortunes-ru + manpages-ru + gimp-help-ru, Cyrillic-dominant lines only; document = file
+  wordnet  WordNet 3.0 glosses (wordnet-base); document = synset, split by headword
+Any UTF-8 text file works too: load_corpus("/path/to/file.txt") (document = 20 consecutive paragraphs).
+Hub corpora (full profile): "wikitext2" = Salesforce/wikitext, wikitext-2-raw-v1, with its own splits.
+
+The split rule, fixed and by document (never by random line, so held-out text is really held out):
+  bucket = int(sha1(document key)) mod 100;  bucket < 5 -> test,  5 <= bucket < 10 -> validation,  else train.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from .assets import FETCH_CMD, SMOLLM2_NAME, AssetError, cache_dir, smollm2_dir, tokenizer_dir
+
+LOCAL_CORPORA = ("en", "ru", "wordnet")
+HUB_CORPORA = {"wikitext2": ("Salesforce/wikitext", "wikitext-2-raw-v1")}
+PARAGRAPHS_PER_DOC = 20
+
+
+class HubUnavailable(RuntimeError):
+    """The full profile needs the Hugging Face hub and this machine cannot reach it."""
+
+
+def split_of(key: str) -> str:
+    bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) % 100
+    return "test" if bucket < 5 else "validation" if bucket < 10 else "train"
+
+
+def _hub_call(what: str, fn, *args, **kwargs):
+    """Run a hub loader; turn the clients' deep connection/offline errors into one clear message."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - the clients raise many unrelated types for "no network"
+        text = f"{type(e).__name__}: {e}"
+        offline_markers = ("offline", "connect", "resolve", "network", "timed out", "HF_HUB_OFFLINE", "not find",
+                           "Max retries", "couldn't", "LocalEntryNotFound", "OfflineModeIsEnabled")
+        if any(m.lower() in text.lower() for m in offline_markers):
+            raise HubUnavailable(
+                f"{what} must come from the Hugging Face hub, which this machine cannot reach "
+                f"({text[:200]}). Use PROFILE=local (offline assets) here, or run the full profile on a machine "
+                "with hub access."
+            ) from None
+        raise
+
+
+def _text_file_corpus(path: Path):
+    from datasets import Dataset, DatasetDict
+
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file {path} does not exist")
+    paras = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    rows = {s: [] for s in ("train", "validation", "test")}
+    for i in range(0, len(paras), PARAGRAPHS_PER_DOC):
+        doc = f"{path.stem}/{i // PARAGRAPHS_PER_DOC:05d}"
+        rows[split_of(doc)].append({"doc": doc, "source": path.name, "text": "\n".join(paras[i:i + PARAGRAPHS_PER_DOC])})
+    return DatasetDict({s: Dataset.from_list(r, features=None) if r else Dataset.from_dict({"doc": [], "source": [], "text": []})
+                        for s, r in rows.items()})
+
+
+def load_corpus(name: str):
+    """A `datasets.DatasetDict` with train/validation/test splits and a `text` column (plus `doc`, `source`)."""
+    from datasets import load_dataset
+
+    if name in LOCAL_CORPORA:
+        folder = cache_dir() / "corpora" / name
+        if not (folder / ".done").exists():
+            raise AssetError(f"corpus '{name}' is not prepared under {folder}. Fetch it with: {FETCH_CMD}")
+        files = {s: str(folder / f"{s}.jsonl") for s in ("train", "validation", "test")}
+        return load_dataset("json", data_files=files)
+    if name in HUB_CORPORA:
+        repo, config = HUB_CORPORA[name]
+        return _hub_call(f"corpus '{name}' ({repo})", load_dataset, repo, config)
+    if os.path.sep in name or name.endswith(".txt"):
+        return _text_file_corpus(Path(name).expanduser())
+    raise ValueError(f"unknown corpus '{name}'; allowed: {', '.join(LOCAL_CORPORA + tuple(HUB_CORPORA))} "
+                     "or a path to a UTF-8 text file")
+
+
+def load_tokenizer(name: str):
+    """'en-bpe-8192' / 'ru-bpe-4096' (local BPE), 'smollm2' (from the converted checkpoint) or a hub id."""
+    from transformers import AutoTokenizer
+
+    if name == "smollm2":
+        return AutoTokenizer.from_pretrained(_local_model_dir())
+    corpus, sep, rest = name.partition("-bpe-")
+    if sep:
+        folder = tokenizer_dir(corpus, int(rest))
+        if not (folder / ".done").exists():
+            raise AssetError(f"tokenizer '{name}' is not trained yet ({folder}). Build it with: {FETCH_CMD}, or "
+                             f"helpers.assets.prepare_tokenizer('{corpus}', {rest})")
+        return AutoTokenizer.from_pretrained(folder)
+    return _hub_call(f"tokenizer '{name}'", AutoTokenizer.from_pretrained, name)
+
+
+def _local_model_dir() -> Path:
+    folder = smollm2_dir()
+    if not (folder / ".done").exists():
+        raise AssetError(f"{SMOLLM2_NAME} is not converted yet ({folder}). Fetch it with: {FETCH_CMD}")
+    return folder
+
+
+def load_pretrained(name: str, dtype=None):
+    """'smollm2' (local, offline) or a hub id such as 'Open-Orca/Mistral-7B-OpenOrca' (full profile)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = dtype or torch.float32
+    if name == "smollm2":
+        return AutoModelForCausalLM.from_pretrained(_local_model_dir(), dtype=dtype)
+    return _hub_call(f"model '{name}'", AutoModelForCausalLM.from_pretrained, name, dtype=dtype)
+
+
+def lm_blocks(split, tokenizer, block_size: int, max_blocks: int | None = None, text_column: str = "text"):
+    """Tokenize documents (each followed by EOS), concatenate, cut into `block_size`-token blocks.
+
+    Returns a `datasets.Dataset` with `input_ids` (list of block_size ints). The tail shorter than a block is dropped.
+    """
+    eos = tokenizer.eos_token_id
+
+    def tok(batch):
+        ids = tokenizer(batch[text_column], add_special_tokens=False)["input_ids"]
+        return {"ids": [x + [eos] for x in ids]}
+
+    def group(batch):
+        flat = [t for ids in batch["ids"] for t in ids]
+        n = len(flat) // block_size * block_size
+        return {"input_ids": [flat[i:i + block_size] for i in range(0, n, block_size)]}
+
+    cols = split.column_names
+    ids = split.map(tok, batched=True, remove_columns=cols, desc="tokenize")
+    blocks = ids.map(group, batched=True, batch_size=1000, remove_columns=["ids"], desc=f"blocks of {block_size}")
+    if max_blocks is not None and len(blocks) > max_blocks:
+        blocks = blocks.select(range(max_blocks))
+    return blocks
+
+
+def corpus_stats(dsd, tokenizers: dict | None = None) -> list[dict]:
+    """Per split: documents, characters, words, and for each tokenizer tokens and fertility (tokens per word)."""
+    rows = []
+    for split, ds in dsd.items():
+        texts = list(ds["text"])
+        words = sum(len(t.split()) for t in texts)
+        row = {"split": split, "documents": len(ds), "chars": sum(map(len, texts)), "words": words}
+        for name, tok in (tokenizers or {}).items():
+            n = sum(len(x) for x in tok(texts, add_special_tokens=False)["input_ids"])
+            row[f"tokens[{name}]"] = n
+            row[f"fertility[{name}]"] = round(n / max(words, 1), 3)
+        rows.append(row)
+    return rows

@@ -1,0 +1,70 @@
+"""Executing notebooks with papermill: `make run` / `python -m helpers notebooks`.
+
+Executed copies go to the git-ignored runs/<profile>/; Analysis.ipynb is executed in place so that its outputs
+(tables, plots) are what a reader sees on the web.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from .paths import REPO_ROOT
+from .profiles import CHOICES
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+ANALYSIS = REPO_ROOT / "Analysis.ipynb"
+
+
+class NotebookError(RuntimeError):
+    pass
+
+
+def list_notebooks(select: str = "") -> list[Path]:
+    """notebooks/NN_*.ipynb in order; `select` keeps those whose number or name starts with it ("01", "01_att")."""
+    nbs = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if select:
+        chosen = [p for p in nbs if p.stem.startswith(select) or p.stem.split("_", 1)[0] == select.zfill(2)]
+        if not chosen:
+            raise NotebookError(f"no notebook matches '{select}'; available: {', '.join(p.stem for p in nbs)}")
+        return chosen
+    return nbs
+
+
+def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = None, timeout: int = 3600) -> float:
+    """Run one notebook with papermill (parameters cell gets PROFILE); returns the wall time in seconds."""
+    import papermill as pm
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    old = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    t0 = time.time()
+    try:
+        pm.execute_notebook(str(nb), str(out), parameters={"PROFILE": profile} if profile else {},
+                            cwd=str(REPO_ROOT), kernel_name="python3", progress_bar=False,
+                            execution_timeout=timeout, log_output=False)
+    except pm.PapermillExecutionError as e:
+        raise NotebookError(f"{nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+                            f"(executed copy with the traceback: {out})") from None
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return time.time() - t0
+
+
+def run_all(profile: str = "local", select: str = "", analysis: bool = True) -> dict:
+    if profile not in CHOICES:
+        raise ValueError(f"unknown profile '{profile}'; allowed: {', '.join(CHOICES)}")
+    times = {}
+    for nb in list_notebooks(select):
+        print(f"== {nb.name} [{profile}]", flush=True)
+        times[nb.stem] = execute(nb, REPO_ROOT / "runs" / profile / nb.name, profile)
+        print(f"   done in {times[nb.stem]:.0f} s -> runs/{profile}/{nb.name}", flush=True)
+    if analysis:
+        print("== Analysis.ipynb (in place)", flush=True)
+        times["Analysis"] = execute(ANALYSIS, ANALYSIS)
+        print(f"   done in {times['Analysis']:.0f} s", flush=True)
+    return times

@@ -1,0 +1,132 @@
+"""Profiles: one code path, three scales.
+
+  tiny   tests and CI: every notebook top to bottom in well under a minute on 2 CPU cores, offline
+  local  the default main job on a CPU machine without a model hub: real local data and models, minutes per notebook
+  full   the seeds' scale on a GPU box with hub access
+  auto   full when CUDA is available, else local
+
+A notebook's settings are a typed dataclass (validated in __post_init__) with one instance per profile.
+`resolve()` picks the profile (the notebook's PROFILE parameter, else the env var NB_PROFILE, else auto), applies
+overrides, seeds torch/numpy/random, picks the device (cuda, then mps, then cpu), switches the hub clients offline in
+tiny and local, and prints the effective configuration.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILES = ("tiny", "local", "full")
+CHOICES = PROFILES + ("auto",)
+
+
+class ProfileError(ValueError):
+    pass
+
+
+def pick_device(prefer: str | None = None) -> str:
+    import torch
+
+    if prefer:
+        return prefer
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def profile_name(profile: str | None = None) -> str:
+    """The effective profile: explicit argument, else $NB_PROFILE, else auto; auto -> full with CUDA else local."""
+    name = (profile or os.environ.get("NB_PROFILE") or "auto").strip().lower()
+    if name not in CHOICES:
+        raise ProfileError(f"unknown profile '{name}'; allowed: {', '.join(CHOICES)}")
+    if name == "auto":
+        import torch
+
+        name = "full" if torch.cuda.is_available() else "local"
+    return name
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def apply_overrides(cfg, overrides: dict, where: str = "settings"):
+    """dataclasses.replace with dotted keys for nested settings ({"train.max_steps": 50}); re-validates."""
+    flat, nested = {}, {}
+    for key, value in overrides.items():
+        head, _, rest = key.partition(".")
+        (nested.setdefault(head, {}).__setitem__(rest, value) if rest else flat.__setitem__(head, value))
+    known = {f.name for f in dataclasses.fields(cfg)}
+    bad = sorted((set(flat) | set(nested)) - known)
+    if bad:
+        raise ProfileError(f"unknown setting(s) {bad} for {where}; allowed: {sorted(known)}")
+    for head, sub in nested.items():
+        inner = getattr(cfg, head)
+        if not dataclasses.is_dataclass(inner):
+            raise ProfileError(f"setting '{head}' of {where} has no fields; use '{head}' without a dot")
+        flat[head] = apply_overrides(inner, sub, f"{where}.{head}")
+    return dataclasses.replace(cfg, **flat)  # re-runs __post_init__ validation
+
+
+@dataclass
+class Run:
+    """What `resolve()` returns: the notebook's effective settings plus profile, seed and device."""
+
+    notebook: str
+    profile: str
+    seed: int
+    device: str
+    cfg: Any
+    env: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"notebook": self.notebook, "profile": self.profile, "seed": self.seed, "device": self.device,
+                "cfg": dataclasses.asdict(self.cfg)}
+
+
+def resolve(notebook: str, table: dict, profile: str | None = None, seed: int = 0, overrides: dict | None = None,
+            device: str | None = None, check_hub: bool = True, quiet: bool = False) -> Run:
+    """Apply a profile to a notebook's settings table {profile: dataclass instance} and prepare the process."""
+    name = profile_name(profile)
+    missing = [p for p in PROFILES if p not in table]
+    if missing:
+        raise ProfileError(f"settings table of {notebook} lacks profile(s) {missing}")
+    cfg = table[name]
+    if overrides:
+        cfg = apply_overrides(cfg, overrides, notebook)
+    env = {}
+    if name in ("tiny", "local"):
+        env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    os.environ.update(env)
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    if name == "full" and check_hub and os.environ.get("HF_HUB_OFFLINE") != "1" and not hub_reachable():
+        from .data import HubUnavailable
+
+        raise HubUnavailable("PROFILE=full loads WikiText-2, Pythia and Open-Orca from the Hugging Face hub, and this "
+                             "machine cannot reach huggingface.co. Run PROFILE=local (offline assets) here, or set "
+                             "HF_HUB_OFFLINE=1 if the hub files are already in the local HF cache.")
+    seed_everything(seed)
+    run = Run(notebook=notebook, profile=name, seed=seed, device=pick_device(device), cfg=cfg, env=env)
+    if not quiet:
+        print(f"== {notebook} | profile={run.profile} seed={seed} device={run.device}")
+        print(json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
+    return run

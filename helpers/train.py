@@ -1,0 +1,241 @@
+"""The training core: one function trains a causal LM, from scratch or fine-tuning, for every LM family.
+
+Built on transformers' Trainer (so `accelerate launch` / torchrun give multi-GPU DDP with no code change):
+gradient accumulation, AdamW, schedulers (linear, cosine, constant, step-drop, triangular, reduce-on-plateau) with
+warmup, a wall-clock budget, evaluation every N steps (loss and perplexity), bf16 autocast on GPU or the seed's
+pure-bf16 weights, tqdm progress, optional wandb (off by default; WANDB_MODE=offline works with no network), and
+tokens/s + peak memory for the run record.
+
+    result = train_causal_lm(model, train_blocks, eval_blocks, TrainConfig(max_steps=200, lr=1e-3), device="cpu")
+    result["metrics"]["eval_loss"], result["curves"]["eval_loss"]   # {step: value}
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau")
+PRECISIONS = ("auto", "fp32", "bf16-autocast", "pure-bf16")
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 100                 # optimizer steps (each = batch_size * grad_accum sequences per device)
+    batch_size: int = 8                  # per device
+    grad_accum: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    max_grad_norm: float = 1.0
+    scheduler: str = "linear"
+    warmup_steps: int = 0
+    step_every: int = 0                  # step: multiply the lr by step_gamma every step_every steps
+    step_gamma: float = 0.1
+    cycle_steps: int = 0                 # triangular: steps from the low to the high lr (a full cycle is 2x)
+    min_lr_ratio: float = 0.1            # triangular: low lr = min_lr_ratio * lr
+    plateau_patience: int = 2            # plateau: evaluations without improvement before the lr is cut
+    plateau_factor: float = 0.5
+    eval_every: int = 0                  # 0: evaluate only at the end
+    eval_batch_size: int | None = None
+    time_budget_s: float | None = None   # stop (and evaluate) once this much wall time has been spent training
+    precision: str = "auto"              # auto = bf16 autocast on CUDA with bf16 support, else fp32
+    log_every: int = 10
+    wandb: bool = False                  # report to wandb (offline unless WANDB_MODE says otherwise)
+    run_name: str = "run"
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler '{self.scheduler}'; allowed: {', '.join(SCHEDULERS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{self.precision}'; allowed: {', '.join(PRECISIONS)}")
+        for name in ("max_steps", "batch_size", "grad_accum", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.scheduler == "step" and self.step_every < 1:
+            raise ValueError("scheduler 'step' needs step_every >= 1 (drop the lr every N steps)")
+        if self.scheduler == "triangular" and self.cycle_steps < 1:
+            raise ValueError("scheduler 'triangular' needs cycle_steps >= 1")
+        if self.scheduler == "plateau" and self.eval_every < 1:
+            raise ValueError("scheduler 'plateau' steps on the eval loss: set eval_every >= 1")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s must be > 0 or None, got {self.time_budget_s}")
+
+
+def lr_lambda(cfg: TrainConfig):
+    """The multiplier of the base lr at each optimizer step for the schedulers transformers does not ship.
+
+    step:       warmup, then gamma ** (steps_after_warmup // step_every)
+    triangular: warmup, then a triangle between min_lr_ratio and 1 with half-period cycle_steps (Adam's betas
+                are left alone: torch's CyclicLR would cycle beta1 unless cycle_momentum=False)
+    """
+    w = cfg.warmup_steps
+
+    def f(step: int) -> float:
+        if step < w:
+            return (step + 1) / w
+        s = step - w
+        if cfg.scheduler == "step":
+            return cfg.step_gamma ** (s // cfg.step_every)
+        phase = (s % (2 * cfg.cycle_steps)) / cfg.cycle_steps     # 0..2
+        tri = phase if phase <= 1 else 2 - phase                   # 0 -> 1 -> 0
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * tri
+
+    return f
+
+
+def lm_collator(rows: list[dict]) -> dict:
+    """Stack rows of `input_ids` (and optional `labels`, -100 = ignored) into a right-padded batch."""
+    n = max(len(r["input_ids"]) for r in rows)
+    ids = torch.zeros(len(rows), n, dtype=torch.long)
+    labels = torch.full((len(rows), n), -100, dtype=torch.long)
+    mask = torch.zeros(len(rows), n, dtype=torch.long)
+    for i, r in enumerate(rows):
+        x = torch.as_tensor(r["input_ids"], dtype=torch.long)
+        ids[i, : len(x)] = x
+        mask[i, : len(x)] = 1
+        labels[i, : len(x)] = torch.as_tensor(r["labels"]) if "labels" in r else x
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _make_trainer_cls():
+    from transformers import Trainer
+
+    class LabTrainer(Trainer):
+        """Trainer whose scheduler can also be step-drop or triangular (as LambdaLR on the Trainer's AdamW)."""
+
+        def __init__(self, *a, lab_cfg: TrainConfig, **kw):
+            self.lab_cfg = lab_cfg
+            super().__init__(*a, **kw)
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.lab_cfg.scheduler in ("step", "triangular") and self.lr_scheduler is None:
+                self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, lr_lambda(self.lab_cfg))
+                self._created_lr_scheduler = True
+                return self.lr_scheduler
+            return super().create_scheduler(num_training_steps, optimizer)
+
+    return LabTrainer
+
+
+def _callback_cls():
+    from transformers import TrainerCallback
+
+    class Meter(TrainerCallback):
+        """Curves, train-only wall time (eval excluded), lr, and the wall-clock budget."""
+
+        def __init__(self, cfg: TrainConfig):
+            self.cfg = cfg
+            self.curves = {"train_loss": {}, "eval_loss": {}, "eval_ppl": {}, "lr": {}}
+            self.eval_s = 0.0
+            self.stopped_by_budget = False
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            spent = time.perf_counter() - self.t0 - self.eval_s
+            if self.cfg.time_budget_s is not None and spent >= self.cfg.time_budget_s:
+                self.stopped_by_budget = True
+                control.should_training_stop = True
+                control.should_evaluate = True
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            if "loss" in logs:
+                self.curves["train_loss"][state.global_step] = float(logs["loss"])
+            if "learning_rate" in logs:
+                self.curves["lr"][state.global_step] = float(logs["learning_rate"])
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            metrics = metrics or {}
+            if "eval_loss" in metrics:
+                self.curves["eval_loss"][state.global_step] = float(metrics["eval_loss"])
+                self.curves["eval_ppl"][state.global_step] = math.exp(min(float(metrics["eval_loss"]), 50))
+            self.eval_s += float(metrics.get("eval_runtime", 0.0))
+
+    return Meter
+
+
+def _use_bf16_autocast(cfg: TrainConfig, device: str) -> bool:
+    if cfg.precision == "bf16-autocast":
+        return True
+    return cfg.precision == "auto" and device.startswith("cuda") and torch.cuda.is_bf16_supported()
+
+
+def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "cpu", seed: int = 0,
+                    collator=None, output_dir: str | None = None) -> dict:
+    """Train `model` on `train_ds` (rows of input_ids[, labels]) and evaluate on `eval_ds`.
+
+    Returns {"metrics", "curves", "provenance", "config"} ready for `results.save_run`.
+    pure-bf16 casts the weights (and so AdamW's states) to bfloat16 with no fp32 master copy, as seed 000 ran.
+    """
+    from transformers import TrainingArguments
+
+    from .results import Tracker
+
+    if cfg.precision == "pure-bf16":
+        model = model.to(torch.bfloat16)
+    if cfg.wandb:
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_PROJECT", "llm-lowrank-lab")
+    scratch = output_dir or tempfile.mkdtemp(prefix="lab-train-")
+    eval_every = cfg.eval_every if eval_ds is not None else 0
+    args = TrainingArguments(
+        output_dir=scratch,
+        run_name=cfg.run_name,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        adam_beta1=cfg.adam_beta1,
+        adam_beta2=cfg.adam_beta2,
+        max_grad_norm=cfg.max_grad_norm,
+        lr_scheduler_type={"plateau": "reduce_lr_on_plateau", "constant": "constant_with_warmup"}.get(
+            cfg.scheduler, cfg.scheduler if cfg.scheduler in ("linear", "cosine") else "constant"),
+        lr_scheduler_kwargs={"patience": cfg.plateau_patience, "factor": cfg.plateau_factor}
+        if cfg.scheduler == "plateau" else {},
+        warmup_steps=cfg.warmup_steps,
+        logging_steps=cfg.log_every,
+        eval_strategy="steps" if eval_every else "no",
+        eval_steps=eval_every or None,
+        save_strategy="no",
+        report_to=["wandb"] if cfg.wandb else "none",
+        bf16=_use_bf16_autocast(cfg, device),
+        use_cpu=device == "cpu",
+        seed=seed,  # Trainer re-seeds before building the data order
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=not cfg.progress,
+    )
+    meter = _callback_cls()(cfg)
+    trainer = _make_trainer_cls()(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                                  data_collator=collator or lm_collator, callbacks=[meter], lab_cfg=cfg)
+    with Tracker(device) as tr:
+        out = trainer.train()
+        if eval_ds is not None and trainer.state.global_step not in meter.curves["eval_loss"]:
+            trainer.evaluate()
+    steps = trainer.state.global_step
+    world = max(1, args.world_size)
+    seq_len = len(train_ds[0]["input_ids"])
+    tokens = steps * cfg.batch_size * cfg.grad_accum * world * seq_len
+    train_s = max(float(out.metrics.get("train_runtime", tr.wall_s)) - meter.eval_s, 1e-9)
+    metrics = {"steps": steps, "tokens": tokens, "train_loss": float(out.training_loss),
+               "train_time_s": round(train_s, 3), "tokens_per_s": round(tokens / train_s, 1),
+               "stopped_by_budget": meter.stopped_by_budget}
+    if meter.curves["eval_loss"]:
+        last = meter.curves["eval_loss"][max(meter.curves["eval_loss"])]
+        metrics.update(eval_loss=last, eval_ppl=math.exp(min(last, 50)))
+    return {"metrics": metrics, "curves": meter.curves, "config": asdict(cfg), "model": trainer.model,
+            "provenance": {**tr.as_dict(), "tokens_per_s": metrics["tokens_per_s"], "world_size": world,
+                           "bf16_autocast": args.bf16, "pure_bf16": cfg.precision == "pure-bf16"}}

@@ -1,0 +1,39 @@
+import os
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture
+def results_root(tmp_path, monkeypatch):
+    root = tmp_path / "results"
+    monkeypatch.setenv("LAB_RESULTS", str(root))
+    return root
+
+
+@pytest.fixture
+def tiny_blocks():
+    """Deterministic token blocks with learnable structure: each block counts upwards modulo the vocabulary."""
+    import torch
+    from datasets import Dataset
+
+    g = torch.Generator().manual_seed(0)
+    starts = torch.randint(0, 64, (96,), generator=g)
+    rows = [{"input_ids": [(int(s) + i) % 64 for i in range(32)]} for s in starts]
+    return Dataset.from_list(rows[:80]), Dataset.from_list(rows[80:])
+
+
+@pytest.fixture
+def tiny_model():
+    from helpers.models import NeoXSize, from_config, neox_config
+
+    def make(seed=0):
+        import torch
+
+        torch.manual_seed(seed)
+        return from_config(neox_config(NeoXSize(hidden=32, layers=2, heads=2), vocab_size=64))
+
+    return make

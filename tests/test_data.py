@@ -1,0 +1,126 @@
+import pytest
+
+from helpers import assets
+from helpers.assets import AssetError, cyrillic_dominant, parse_wordnet_line
+from helpers.data import HubUnavailable, lm_blocks, load_corpus, load_pretrained, load_tokenizer, split_of
+
+needs_assets = pytest.mark.skipif(not (assets.cache_dir() / "corpora" / "en" / ".done").exists(),
+                                  reason="offline assets not prepared (make setup)")
+
+
+def test_split_rule_is_fixed_and_roughly_90_5_5():
+    keys = [f"doc/{i}" for i in range(20000)]
+    splits = [split_of(k) for k in keys]
+    assert splits == [split_of(k) for k in keys]
+    share = {s: splits.count(s) / len(splits) for s in ("train", "validation", "test")}
+    assert 0.88 < share["train"] < 0.92 and 0.04 < share["validation"] < 0.06 and 0.04 < share["test"] < 0.06
+    assert split_of("austen/emma/001") == split_of("austen/emma/001")
+
+
+def test_local_text_file_is_split_by_document(tmp_path):
+    paras = [f"Paragraph {i} of a long text." for i in range(2000)]
+    f = tmp_path / "book.txt"
+    f.write_text("\n\n".join(paras), encoding="utf-8")
+    dsd = load_corpus(str(f))
+    docs = {s: set(dsd[s]["doc"]) for s in dsd}
+    assert not (docs["train"] & docs["validation"]) and not (docs["train"] & docs["test"])
+    assert sum(len(dsd[s]) for s in dsd) == 100  # 20 paragraphs per document
+    text = "\n".join(t for s in dsd for t in dsd[s]["text"])
+    assert all(p in text for p in paras)  # nothing lost or cut mid-paragraph
+    assert all(split_of(d) == s for s in dsd for d in dsd[s]["doc"])
+
+
+def test_unknown_corpus_and_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="unknown corpus 'klingon'; allowed: en, ru, wordnet"):
+        load_corpus("klingon")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_corpus(str(tmp_path / "nope.txt"))
+
+
+def test_missing_assets_name_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_CACHE", str(tmp_path / "empty"))
+    for call in (lambda: load_corpus("en"), lambda: load_tokenizer("en-bpe-8192"), lambda: load_pretrained("smollm2")):
+        with pytest.raises(AssetError, match="python -m helpers assets"):
+            call()
+
+
+def test_hub_names_offline_give_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubUnavailable, match="PROFILE=local"):
+        load_tokenizer("EleutherAI/pythia-410m")
+
+
+def test_cyrillic_filter():
+    assert cyrillic_dominant("Привет, мир! Hello")
+    assert not cyrillic_dominant("GIMP 2.10 Image Editor, окно")
+    assert not cyrillic_dominant("да")  # too short to be text
+
+
+def test_parse_wordnet_line():
+    line = ("00006484 03 n 01 cell 0 001 @ 00004258 n 0000 | (biology) the basic structural unit of all organisms; "
+            '"a cell divides"\n')
+    row = parse_wordnet_line(line, "noun")
+    assert row["word"] == "cell" and row["pos"] == "noun"
+    assert row["definition"] == "(biology) the basic structural unit of all organisms"
+    assert row["examples"] == ["a cell divides"]
+    assert parse_wordnet_line("  1 This software and database is being provided\n", "noun") is None
+
+
+def test_lm_blocks_concatenate_with_eos():
+    from datasets import Dataset
+
+    class Tok:
+        eos_token_id = 99
+
+        def __call__(self, texts, add_special_tokens=False):
+            return {"input_ids": [[len(w) for w in t.split()] for t in texts]}
+
+    ds = Dataset.from_list([{"text": "a bb ccc"}, {"text": "dddd"}, {"text": "ee f ggggg"}])
+    blocks = lm_blocks(ds, Tok(), block_size=3)
+    # 10 tokens: 1 2 3 EOS 4 EOS 2 1 5 EOS -> three full blocks, the 1-token tail is dropped
+    assert list(blocks["input_ids"]) == [[1, 2, 3], [99, 4, 99], [2, 1, 5]]
+    assert len(lm_blocks(ds, Tok(), block_size=3, max_blocks=1)) == 1
+
+
+@needs_assets
+@pytest.mark.parametrize("name", ["en", "ru"])
+def test_prepared_corpora_are_disjoint_by_document(name):
+    dsd = load_corpus(name)
+    docs = {s: set(dsd[s]["doc"]) for s in ("train", "validation", "test")}
+    assert all(len(v) > 10 for v in docs.values())
+    assert not (docs["train"] & docs["validation"] or docs["train"] & docs["test"] or docs["validation"] & docs["test"])
+    assert all(split_of(d) == s for s, ds in docs.items() for d in ds)
+
+
+@needs_assets
+def test_wordnet_headwords_never_cross_splits():
+    dsd = load_corpus("wordnet")
+    words = {s: {w.lower() for w in dsd[s]["word"]} for s in ("train", "validation", "test")}
+    assert not (words["train"] & words["test"]) and not (words["train"] & words["validation"])
+    assert len(dsd["train"]) > 100_000
+
+
+@needs_assets
+def test_russian_corpus_is_cyrillic_and_tokenizers_fit_their_language():
+    ru = load_corpus("ru")["test"]
+    assert all(cyrillic_dominant(line) for t in ru["text"][:50] for line in t.splitlines())
+    text = "\n".join(ru["text"][:20])
+    n_ru = len(load_tokenizer("ru-bpe-8192")(text)["input_ids"])
+    n_en = len(load_tokenizer("en-bpe-8192")(text)["input_ids"])
+    assert n_ru < 0.6 * n_en  # the Russian BPE compresses Russian far better than the English one
+
+
+@needs_assets
+def test_smollm2_checkpoint_is_a_plain_transformers_model():
+    import torch
+
+    model = load_pretrained("smollm2")
+    tok = load_tokenizer("smollm2")
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    assert model.config.num_hidden_layers == 30 and not hasattr(model.config, "quantization_config")
+    chat = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
+    assert "<|im_start|>user\nHi<|im_end|>" in chat
+    ids = tok("The cat sat on the mat because it was tired.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        loss = model(ids, labels=ids).loss.item()
+    assert loss < 6.0  # a real pretrained model, not random weights (random: ~ln(49152) = 10.8)

@@ -1,0 +1,94 @@
+import json
+import os
+
+import pytest
+
+from helpers.results import (SCHEMA_VERSION, ResultsError, config_hash, flatten_rows, load_runs, run_id, save_run,
+                             validate)
+
+
+def _save(cfg, seed=0, variant="v", metrics=None, root=None):
+    return save_run("00_x.ipynb", "exp", variant, cfg, metrics or {"loss": 1.0}, profile="tiny", seed=seed, root=root)
+
+
+def test_run_id_is_deterministic_and_config_sensitive():
+    a = run_id("LoRA r=8", {"lr": 1e-3, "steps": [1, 2]}, 0)
+    assert a == run_id("LoRA r=8", {"steps": [1, 2], "lr": 1e-3}, 0)  # key order does not matter
+    assert a != run_id("LoRA r=8", {"lr": 2e-3, "steps": [1, 2]}, 0)
+    assert a != run_id("LoRA r=8", {"lr": 1e-3, "steps": [1, 2]}, 1)
+    assert a.startswith("LoRA-r-8-") and a.endswith("-s0")
+
+
+def test_same_config_overwrites_different_config_gets_new_file(results_root):
+    p1 = _save({"lr": 1}, metrics={"loss": 2.0})
+    p2 = _save({"lr": 1}, metrics={"loss": 1.5})
+    p3 = _save({"lr": 2})
+    assert p1 == p2 and p1 != p3
+    assert json.loads(p1.read_text())["metrics"]["loss"] == 1.5
+    assert sorted(p.name for p in p1.parent.iterdir()) == sorted([p1.name, p3.name])  # no temp files left
+
+
+def test_record_schema_and_provenance(results_root):
+    rec = json.loads(_save({"a": 1}).read_text())
+    validate(rec)
+    assert rec["schema_version"] == SCHEMA_VERSION and rec["notebook"] == "00_x"
+    prov = rec["provenance"]
+    for key in ("commit", "dirty", "versions", "device"):
+        assert key in prov
+    assert prov["versions"]["torch"].startswith("2.")
+
+
+def test_hash_collision_is_refused_and_old_record_kept(results_root):
+    path = _save({"lr": 1})
+    rec = json.loads(path.read_text())
+    rec["config"] = {"lr": 999}  # pretend another config landed on this id
+    path.write_text(json.dumps(rec))
+    with pytest.raises(ResultsError, match="different config"):
+        _save({"lr": 1})
+    assert json.loads(path.read_text())["config"] == {"lr": 999}
+
+
+def test_corrupt_files_are_reported_not_fatal(results_root):
+    _save({"lr": 1})
+    bad = results_root / "00_x" / "broken.json"
+    bad.write_text("{not json")
+    (results_root / "00_x" / "old.json").write_text(json.dumps({"schema_version": 0}))
+    with pytest.warns(UserWarning, match="skipped 2 unreadable"):
+        df = load_runs()
+    assert len(df) == 1 and len(df.attrs["bad"]) == 2
+    assert df.loc[0, "metrics.loss"] == 1.0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_unwritable_folder_raises_clear_error_and_keeps_records(results_root):
+    path = _save({"lr": 1})
+    os.chmod(path.parent, 0o500)
+    try:
+        with pytest.raises(ResultsError, match="LAB_RESULTS"):
+            _save({"lr": 2})
+    finally:
+        os.chmod(path.parent, 0o700)
+    assert json.loads(path.read_text())["config"] == {"lr": 1}
+
+
+def test_results_root_that_is_a_file_raises_clear_error(tmp_path):
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    with pytest.raises(ResultsError, match="cannot write results"):
+        _save({"lr": 1}, root=blocker)
+    assert blocker.read_text() == "not a folder"
+
+
+def test_nan_and_numpy_values_are_json_safe(results_root):
+    import numpy as np
+
+    rec = json.loads(_save({"a": np.int64(3)}, metrics={"loss": float("nan"), "x": np.float32(0.5)}).read_text())
+    assert rec["metrics"] == {"loss": None, "x": 0.5} and rec["config"] == {"a": 3}
+
+
+def test_config_hash_changes_with_nested_values():
+    assert config_hash({"train": {"lr": 1}}) != config_hash({"train": {"lr": 2}})
+
+
+def test_flatten_rows():
+    assert flatten_rows([{"corpus": "en", "split": "test", "words": 5}]) == {"en.test.words": 5}

@@ -1,0 +1,114 @@
+import math
+
+import pytest
+import torch
+
+from helpers.evaluate import lm_loss
+from helpers.train import TrainConfig, lm_collator, lr_lambda, train_causal_lm
+
+
+def cfg(**kw):
+    base = dict(max_steps=20, batch_size=8, lr=3e-3, log_every=5, progress=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_tiny_model_learns(tiny_model, tiny_blocks):
+    train, val = tiny_blocks
+    model = tiny_model()
+    before = lm_loss(model, val)["loss"]
+    res = train_causal_lm(model, train, val, cfg(max_steps=60, eval_every=30), seed=0)
+    m = res["metrics"]
+    assert m["eval_loss"] < before - 1.0, (before, m["eval_loss"])
+    assert set(res["curves"]["eval_loss"]) == {30, 60}
+    assert m["steps"] == 60 and m["tokens"] == 60 * 8 * 32 and m["tokens_per_s"] > 0
+    assert res["provenance"]["peak_mem_mb"] > 0
+
+
+def test_grad_accumulation_matches_the_big_batch(tiny_model, tiny_blocks):
+    train, _ = tiny_blocks
+    a = train_causal_lm(tiny_model(), train, None, cfg(max_steps=1, batch_size=8, grad_accum=1), seed=0)["model"]
+    b = train_causal_lm(tiny_model(), train, None, cfg(max_steps=1, batch_size=4, grad_accum=2), seed=0)["model"]
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p, q, atol=1e-5), n
+
+
+def test_step_and_triangular_schedules():
+    f = lr_lambda(TrainConfig(scheduler="step", step_every=10, step_gamma=0.5, warmup_steps=4))
+    assert [round(f(s), 3) for s in (0, 3, 4, 13, 14, 24)] == [0.25, 1.0, 1.0, 1.0, 0.5, 0.25]
+    g = lr_lambda(TrainConfig(scheduler="triangular", cycle_steps=10, min_lr_ratio=0.2))
+    vals = [g(s) for s in range(40)]
+    assert min(vals) == pytest.approx(0.2) and max(vals) == pytest.approx(1.0)
+    assert vals[10] == pytest.approx(1.0) and vals[20] == pytest.approx(0.2) and vals[30] == pytest.approx(1.0)
+
+
+def test_triangular_does_not_cycle_adam_beta1(tiny_model, tiny_blocks):
+    train, _ = tiny_blocks
+    res = train_causal_lm(tiny_model(), train, None, cfg(scheduler="triangular", cycle_steps=3, max_steps=9,
+                                                         log_every=1), seed=0)
+    lrs = list(res["curves"]["lr"].values())
+    assert max(lrs) > 2 * min(lrs)  # the lr really cycles
+
+
+def test_plateau_cuts_the_lr(tiny_model, tiny_blocks):
+    train, val = tiny_blocks
+    res = train_causal_lm(tiny_model(), train, val, cfg(scheduler="plateau", eval_every=2, plateau_patience=0,
+                                                        plateau_factor=0.1, max_steps=30, lr=0.5, log_every=2), seed=0)
+    lrs = list(res["curves"]["lr"].values())
+    assert min(lrs) < 0.5 * lrs[0]
+
+
+def test_time_budget_stops_and_evaluates(tiny_model, tiny_blocks):
+    train, val = tiny_blocks
+    res = train_causal_lm(tiny_model(), train, val, cfg(max_steps=100_000, time_budget_s=1.0), seed=0)
+    m = res["metrics"]
+    assert m["stopped_by_budget"] and m["steps"] < 100_000 and "eval_loss" in m
+
+
+def test_pure_bf16_keeps_weights_in_bf16(tiny_model, tiny_blocks):
+    train, _ = tiny_blocks
+    res = train_causal_lm(tiny_model(), train, None, cfg(max_steps=2, precision="pure-bf16"), seed=0)
+    assert all(p.dtype == torch.bfloat16 for p in res["model"].parameters())
+    assert res["provenance"]["pure_bf16"]
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(scheduler="warp"), "unknown scheduler 'warp'"),
+    (dict(precision="fp8"), "unknown precision 'fp8'"),
+    (dict(max_steps=0), "max_steps must be >= 1"),
+    (dict(scheduler="step"), "step_every"),
+    (dict(scheduler="plateau"), "eval_every"),
+    (dict(time_budget_s=0), "time_budget_s"),
+])
+def test_bad_train_config(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**bad)
+
+
+def test_lm_loss_is_token_weighted(tiny_model):
+    model = tiny_model()
+    rows = [{"input_ids": list(range(10))}, {"input_ids": list(range(30))},
+            {"input_ids": list(range(8)), "labels": [-100] * 4 + list(range(4, 8))}]
+    out = lm_loss(model, rows, batch_size=2, per_sequence=True)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for r in rows:
+            batch = lm_collator([r])
+            logits = model(input_ids=batch["input_ids"]).logits[0, :-1]
+            labels = batch["labels"][0, 1:]
+            keep = labels != -100
+            total += torch.nn.functional.cross_entropy(logits[keep], labels[keep], reduction="sum").item()
+            count += int(keep.sum())
+    assert out["tokens"] == count == 9 + 29 + 4
+    assert out["loss"] == pytest.approx(total / count, rel=1e-5)
+    assert out["ppl"] == pytest.approx(math.exp(total / count), rel=1e-5)
+
+
+def test_wandb_offline_run(tiny_model, tiny_blocks, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    train, _ = tiny_blocks
+    res = train_causal_lm(tiny_model(), train, None, cfg(max_steps=3, wandb=True), seed=0)
+    assert res["metrics"]["steps"] == 3
+    assert list(tmp_path.glob("wandb/offline-run-*")), "no offline wandb run folder was written"
