@@ -138,17 +138,18 @@ def _austen_books(root: Path) -> dict[str, list[str]]:
     import rdata
 
     base = root / "usr/lib/R/site-library/janeaustenr/data/Rdata"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # rdata warns that .rdx has no RDS extension; the content is RDS
-        index = rdata.conversion.convert(rdata.parser.parse_file(str(base) + ".rdx"))
     raw = (base.parent / "Rdata.rdb").read_bytes()
     books = {}
-    for name, (offset, length) in index["variables"].items():
-        record = raw[int(offset): int(offset) + int(length)]
-        (size,) = struct.unpack(">i", record[:4])
-        data = zlib.decompress(record[4:])
-        assert len(data) == size, f"janeaustenr record {name}: {len(data)} bytes, header says {size}"
-        books[str(name)] = [str(x) for x in rdata.conversion.convert(rdata.parser.parse_data(data))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rdata warns that .rdx/.rdb records lack an RDS header; they are RDS
+        index = rdata.conversion.convert(rdata.parser.parse_file(str(base) + ".rdx"))
+        for name, (offset, length) in index["variables"].items():
+            record = raw[int(offset): int(offset) + int(length)]
+            (size,) = struct.unpack(">i", record[:4])
+            data = zlib.decompress(record[4:])
+            if len(data) != size:
+                raise AssetError(f"janeaustenr record {name}: {len(data)} bytes, header says {size}")
+            books[str(name)] = [str(x) for x in rdata.conversion.convert(rdata.parser.parse_data(data))]
     return books
 
 
