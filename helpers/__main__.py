@@ -1,7 +1,8 @@
 """Command line: `python -m helpers <command>`.
 
-  assets [--steps debs,corpora,smollm2,tokenizers] [--vocab 8192]   fetch and prepare the offline assets
+  assets [--steps debs,corpora,smollm2,tokenizers]                  fetch and prepare the offline assets
   notebooks [--profile local] [--nb 01]                             execute notebooks with papermill, then Analysis
+  params [--json]                                                   seed 000's 26 parameter counts vs the notes
   pretrain [--profile tiny|local|full]                              the 00 notebook's from-scratch LM as a script
                                                                     (runs under `accelerate launch` on several GPUs)
 """
@@ -18,11 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("assets", help="fetch and prepare the offline assets")
     a.add_argument("--steps", default="debs,corpora,smollm2,tokenizers")
-    a.add_argument("--vocab", type=int, default=None)
     n = sub.add_parser("notebooks", help="execute notebooks/NN_*.ipynb with papermill, then Analysis.ipynb")
     n.add_argument("--profile", default="local")
     n.add_argument("--nb", default="", help="run only notebooks whose number or name starts with this")
     n.add_argument("--no-analysis", action="store_true")
+    pp = sub.add_parser("params", help="parameter counts of the 26 Pythia experiments at full scale vs the notes")
+    pp.add_argument("--json", action="store_true")
     t = sub.add_parser("pretrain", help="train the small from-scratch LM of notebook 00 (accelerate-launchable)")
     t.add_argument("--profile", default="auto")
     t.add_argument("--seed", type=int, default=0)
@@ -30,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     if args.cmd == "assets":
-        from .assets import DEFAULT_VOCAB, AssetError, prepare_all
+        from .assets import AssetError, prepare_all
 
         try:
-            info = prepare_all(tuple(s for s in args.steps.split(",") if s), args.vocab or DEFAULT_VOCAB)
+            info = prepare_all(tuple(s for s in args.steps.split(",") if s))
         except (AssetError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -46,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         except (NotebookError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+    elif args.cmd == "params":
+        from .pythia import print_param_table
+
+        return print_param_table(as_json=args.json)
     elif args.cmd == "pretrain":
         from .baselines import pretrain_cli
 

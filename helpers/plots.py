@@ -18,3 +18,30 @@ def curves(ax, series: dict, title: str = "", ylabel: str = "loss", hlines: dict
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both axes (fewer parameters AND lower loss), sorted by x."""
+    front, best = [], float("inf")
+    for x, y in sorted(points):
+        if y < best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def loss_vs_params(ax, summary, label_col: str = "id", x: str = "params", y: str = "loss_mean",
+                   yerr: str = "loss_std", title: str = ""):
+    """Scatter of final validation loss (mean +- std over seeds) against parameters, with the Pareto frontier."""
+    ax.errorbar(summary[x], summary[y], yerr=summary[yerr], fmt="o", ms=4, capsize=2, lw=1)
+    for _, r in summary.iterrows():
+        ax.annotate(str(r[label_col]), (r[x], r[y]), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    front = pareto_front(list(zip(summary[x], summary[y])))
+    ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="tab:red", lw=1, label="Pareto frontier")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("validation loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,222 @@
+"""Module surgery on GPT-NeoX (Pythia) driven by declarative, validated experiment specs (seed 000).
+
+An experiment is a tuple of `Op`s. Each op names a target, an action, a rank where one is needed, and a layer
+selection; no variant needs module code edited.
+
+  target     actions                       what happens in each selected layer
+  qkv        lowrank r | nonlinear r       attention.query_key_value -> LowRankLinear (GELU between for nonlinear)
+  dense      lowrank r | remove            attention.dense -> LowRankLinear | Identity (heads go straight out)
+  attention  remove                        the whole attention -> NoAttention (zero); the MLP and residual remain
+  mlp        linearize                     the MLP's GELU -> Identity
+  mlp        bottleneck r                  the MLP -> LowRankLinear(hidden, hidden, r, GELU)
+  mlp        lora r                        dense_h_to_4h and dense_4h_to_h -> LowRankLinear each (GELU kept)
+  embed      freeze | factorize r          embed_in not trained | embed_in -> (V x r) @ (r x hidden)
+
+Layer selections: "all"; "after:k" (layers >= k: the first k keep the original); "a-b" (inclusive range);
+"i,j,..." and mixes such as "0-3,7". Indices are 0-based.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from .lowrank import FactorizedEmbedding, LowRankLinear, NoAttention
+
+ACTIONS = {
+    "qkv": ("lowrank", "nonlinear"),
+    "dense": ("lowrank", "remove"),
+    "attention": ("remove",),
+    "mlp": ("linearize", "bottleneck", "lora"),
+    "embed": ("freeze", "factorize"),
+}
+NEEDS_RANK = {("qkv", "lowrank"), ("qkv", "nonlinear"), ("dense", "lowrank"), ("mlp", "bottleneck"),
+              ("mlp", "lora"), ("embed", "factorize")}
+# the parts of a layer an op rewrites: two ops that claim the same slot of the same layer contradict each other
+SLOTS = {
+    ("qkv", "lowrank"): {"qkv"}, ("qkv", "nonlinear"): {"qkv"},
+    ("dense", "lowrank"): {"dense"}, ("dense", "remove"): {"dense"},
+    ("attention", "remove"): {"qkv", "dense"},
+    ("mlp", "linearize"): {"mlp.act"}, ("mlp", "bottleneck"): {"mlp.act", "mlp.up", "mlp.down"},
+    ("mlp", "lora"): {"mlp.up", "mlp.down"},
+    ("embed", "freeze"): {"embed"}, ("embed", "factorize"): {"embed"},
+}
+
+
+def parse_layers(sel: str, n_layers: int) -> list[int]:
+    """'all' | 'after:k' | 'a-b' | 'i,j' (and mixes) -> sorted 0-based indices, validated against n_layers."""
+    sel = str(sel).strip()
+    if sel == "all":
+        return list(range(n_layers))
+    m = re.fullmatch(r"after:(\d+)", sel)
+    if m:
+        k = int(m.group(1))
+        if k >= n_layers:
+            raise ValueError(f"layer selection '{sel}': keeping the first {k} layers leaves nothing to change in a "
+                             f"{n_layers}-layer model; use after:k with 0 <= k < {n_layers}")
+        return list(range(k, n_layers))
+    out = set()
+    for part in sel.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise ValueError(f"bad layer selection '{sel}'; allowed: 'all', 'after:k', 'a-b', 'i,j,...'")
+        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+        if b < a:
+            raise ValueError(f"bad layer range '{part.strip()}' in '{sel}': the end is before the start")
+        if b >= n_layers:
+            raise ValueError(f"layer index {b} in '{sel}' is out of range: the model has {n_layers} layers "
+                             f"(valid indices 0-{n_layers - 1})")
+        out.update(range(a, b + 1))
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class Op:
+    target: str
+    action: str
+    rank: int | None = None
+    layers: str = "all"
+
+    def __post_init__(self):
+        if self.target not in ACTIONS:
+            raise ValueError(f"unknown surgery target '{self.target}'; allowed: {', '.join(ACTIONS)}")
+        if self.action not in ACTIONS[self.target]:
+            raise ValueError(f"action '{self.action}' is not allowed on '{self.target}'; allowed: "
+                             f"{', '.join(ACTIONS[self.target])}")
+        needs = (self.target, self.action) in NEEDS_RANK
+        if needs and (not isinstance(self.rank, int) or self.rank < 1):
+            raise ValueError(f"{self.target} {self.action} needs an integer rank >= 1, got {self.rank!r}")
+        if not needs and self.rank is not None:
+            raise ValueError(f"{self.target} {self.action} takes no rank, got {self.rank!r}")
+        if self.target == "embed" and self.layers != "all":
+            raise ValueError(f"embed ops are not per layer; got layers='{self.layers}'")
+
+    def describe(self) -> str:
+        r = f" r={self.rank}" if self.rank else ""
+        return f"{self.target} {self.action}{r}" + ("" if self.layers == "all" else f" [{self.layers}]")
+
+
+def validate_ops(ops: tuple[Op, ...], n_layers: int) -> dict[int, list[Op]]:
+    """Resolve layer selections and refuse contradictions (two ops rewriting the same part of one layer)."""
+    claimed: dict[tuple, Op] = {}
+    per_layer: dict[int, list[Op]] = {}
+    for op in ops:
+        layers = [-1] if op.target == "embed" else parse_layers(op.layers, n_layers)
+        for i in layers:
+            for slot in SLOTS[(op.target, op.action)]:
+                other = claimed.get((i, slot))
+                if other is not None:
+                    where = "the embedding" if i < 0 else f"layer {i}"
+                    raise ValueError(f"ops '{other.describe()}' and '{op.describe()}' contradict each other: both "
+                                     f"rewrite {slot} of {where}; allowed: one op per part of a layer")
+                claimed[(i, slot)] = op
+            per_layer.setdefault(i, []).append(op)
+    return per_layer
+
+
+def scale_rank(rank: int | None, factor: float) -> int | None:
+    """Ranks of a narrower local model keep the full model's rank / width ratio (at least 1)."""
+    return None if rank is None else max(1, round(rank * factor))
+
+
+def apply_surgery(model, ops: tuple[Op, ...], rank_factor: float = 1.0, init_std: float | None = None) -> dict:
+    """Rewrite a GPTNeoXForCausalLM in place. Returns {layer: [op descriptions]} of what was changed."""
+    neox = model.gpt_neox
+    layers = neox.layers
+    std = init_std if init_std is not None else model.config.initializer_range
+    ops = tuple(Op(o.target, o.action, scale_rank(o.rank, rank_factor), o.layers) for o in ops)
+    plan = validate_ops(ops, len(layers))
+    for i, layer_ops in sorted(plan.items()):
+        for op in layer_ops:
+            if op.target == "embed":
+                _embed(model, op, std)
+                continue
+            layer = layers[i]
+            attn, mlp = layer.attention, layer.mlp
+            if op.target == "qkv":
+                act = "gelu" if op.action == "nonlinear" else None
+                attn.query_key_value = LowRankLinear.from_linear(attn.query_key_value, op.rank, activation=act, std=std)
+            elif op.target == "dense":
+                attn.dense = (nn.Identity() if op.action == "remove"
+                              else LowRankLinear.from_linear(attn.dense, op.rank, std=std))
+            elif op.target == "attention":
+                layer.attention = NoAttention()
+            elif op.action == "linearize":
+                mlp.act = nn.Identity()
+            elif op.action == "bottleneck":
+                h = mlp.dense_h_to_4h.in_features
+                with _device_of(mlp.dense_h_to_4h):
+                    new = LowRankLinear(h, h, op.rank, bias=True, activation="gelu")
+                if mlp.dense_h_to_4h.weight.device.type != "meta":
+                    new.reset_parameters(std)
+                layer.mlp = new
+            elif op.action == "lora":
+                mlp.dense_h_to_4h = LowRankLinear.from_linear(mlp.dense_h_to_4h, op.rank, std=std)
+                mlp.dense_4h_to_h = LowRankLinear.from_linear(mlp.dense_4h_to_h, op.rank, std=std)
+    return {i: [o.describe() for o in v] for i, v in plan.items()}
+
+
+def _device_of(module):
+    import torch
+
+    return torch.device(next(module.parameters()).device)
+
+
+def _embed(model, op: Op, std: float) -> None:
+    emb = model.gpt_neox.embed_in
+    if op.action == "freeze":
+        emb.weight.requires_grad_(False)
+        return
+    with _device_of(emb):
+        model.gpt_neox.embed_in = FactorizedEmbedding(emb.num_embeddings, emb.embedding_dim, op.rank, std=std)
+
+
+def census(model) -> Counter:
+    """Counter of (layer index or -1, module path inside the layer, class name) over the model's leaf-ish modules:
+    what surgery changed, per type and layer."""
+    out = Counter()
+    for name, mod in model.named_modules():
+        m = re.match(r"gpt_neox\.layers\.(\d+)\.(.+)$", name)
+        if m and "." not in m.group(2).replace("attention.", "").replace("mlp.", ""):
+            out[(int(m.group(1)), m.group(2), type(mod).__name__)] += 1
+        elif name in ("gpt_neox.embed_in", "embed_out"):
+            out[(-1, name, type(mod).__name__)] += 1
+    return out
+
+
+def count(model) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable}
+
+
+# ------------------------------------------------------------------------------------------------ configs
+PYTHIA = {
+    # EleutherAI/pythia-410m and pythia-2.8b configs (the fields that shape parameters); no download needed
+    "410m": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+    "2.8b": dict(hidden_size=2560, num_hidden_layers=32, num_attention_heads=32, intermediate_size=10240),
+}
+
+
+def pythia_config(name: str, **overrides):
+    from transformers import GPTNeoXConfig
+
+    if name not in PYTHIA:
+        raise ValueError(f"unknown Pythia size '{name}'; allowed: {', '.join(PYTHIA)}")
+    kw = dict(vocab_size=50304, max_position_embeddings=2048, rotary_pct=0.25, rotary_emb_base=10000,
+              use_parallel_residual=True, tie_word_embeddings=False, initializer_range=0.02, layer_norm_eps=1e-5,
+              hidden_act="gelu", bos_token_id=0, eos_token_id=0, attention_dropout=0.0, hidden_dropout=0.0,
+              **PYTHIA[name])
+    kw.update(overrides)
+    return GPTNeoXConfig(**kw)
+
+
+def build(config, ops: tuple[Op, ...] = (), device: str = "cpu", rank_factor: float = 1.0):
+    """Random-init GPT-NeoX from `config` with the surgery applied (device='meta': shapes only, for counting)."""
+    from .models import from_config
+
+    model = from_config(config, device=device)
+    apply_surgery(model, ops, rank_factor=rank_factor)
+    return model
