@@ -37,6 +37,7 @@ unit: $(STAMP)
 
 bench: setup
 	$(BIN)/python benchmarks/bench_train_core.py
+	$(BIN)/python benchmarks/bench_surgery.py
 
 clean-runs:
 	rm -rf runs

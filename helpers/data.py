@@ -153,3 +153,26 @@ def corpus_stats(dsd, tokenizers: dict | None = None) -> list[dict]:
             row[f"fertility[{name}]"] = round(n / max(words, 1), 3)
         rows.append(row)
     return rows
+
+
+def definition_chats(split, tokenizer, max_rows: int | None = None, max_tokens: int = 128) -> list[dict]:
+    """WordNet glosses as chat turns: the user asks what a word means, the assistant answers with the definition.
+
+    Returns rows of input_ids and labels with -100 on the prompt (loss on the answer tokens only). Rows longer than
+    `max_tokens` are dropped, not truncated (a cut answer would bias the loss)."""
+    rows = []
+    for ex in split:
+        if max_rows is not None and len(rows) >= max_rows:
+            break
+        question = [{"role": "user", "content": f"What does the {ex['pos']} \"{ex['word']}\" mean?"}]
+        prompt = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(question + [{"role": "assistant", "content": ex["definition"]}],
+                                             tokenize=False)
+        if not full.startswith(prompt):
+            raise ValueError("the chat template does not extend the prompt with the answer; cannot mask the prompt")
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+        if len(ids) > max_tokens:
+            continue
+        rows.append({"input_ids": ids, "labels": [-100] * len(p_ids) + ids[len(p_ids):]})
+    return rows

@@ -34,6 +34,7 @@ def list_notebooks(select: str = "") -> list[Path]:
 def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = None, timeout: int = 3600) -> float:
     """Run one notebook with papermill (parameters cell gets PROFILE); returns the wall time in seconds."""
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
 
     out.parent.mkdir(parents=True, exist_ok=True)
     old = {k: os.environ.get(k) for k in (env or {})}
@@ -46,6 +47,9 @@ def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = 
     except pm.PapermillExecutionError as e:
         raise NotebookError(f"{nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
                             f"(executed copy with the traceback: {out})") from None
+    except DeadKernelError:
+        raise NotebookError(f"{nb.name}: the kernel died (out of memory, or killed); executed copy so far: {out}") \
+            from None
     finally:
         for k, v in old.items():
             if v is None:

@@ -45,3 +45,18 @@ def loss_vs_params(ax, summary, label_col: str = "id", x: str = "params", y: str
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
+
+
+def heatmap(ax, rows: dict, columns: list, title: str = "", cmap: str = "magma"):
+    """rows: {row label: [value per column]}; columns: their labels (layer indices)."""
+    import numpy as np
+
+    labels = list(rows)
+    data = np.array([rows[k] for k in labels], dtype=float)
+    im = ax.imshow(data, aspect="auto", cmap=cmap)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xticks(range(data.shape[1]), [str(c) for c in columns])
+    ax.set_xlabel("layer")
+    ax.set_title(title)
+    ax.figure.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
+    return ax

@@ -221,6 +221,10 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     meter = _callback_cls()(cfg)
     trainer = _make_trainer_cls()(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                                   data_collator=collator or lm_collator, callbacks=[meter], lab_cfg=cfg)
+    if not cfg.progress:  # quiet means quiet: no progress bar and no printed log dicts (the curves keep them)
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     with Tracker(device) as tr:
         out = trainer.train()
         if eval_ds is not None and trainer.state.global_step not in meter.curves["eval_loss"]:

@@ -1,0 +1,394 @@
+"""Low-rank compression of a pretrained model's Linears (seed 001), measured honestly.
+
+Calibration: forward hooks accumulate, per targeted Linear, the input's mean and second moment in float64 over a
+calibration set (streaming: no activation is stored).
+
+Factorizations of nn.Linear(in, out) at rank r, each returning the shared LowRankLinear:
+  svd     plain truncated SVD of the weight (ignores the data)
+  whiten  the closed-form minimiser of the output error on the calibration inputs: with C the (centred) input
+          covariance and S S^T = C, take V_r = top-r right singular vectors of S^T W (= those of X W), then
+          W* = W V_r V_r^T, b* = b + (W - W*)^T mu (same optimum as SVD-LLM's whitening; no inverse is needed,
+          so a singular covariance is fine; a relative ridge `jitter` is added and reported)
+  scaled  ASVD-style: diagonal scaling s_i = E|x_i|^alpha, W* = S^-1 [S W]_r
+Budgets: `param_budget` counts a plan on the `meta` device (no weights).
+
+Conventions: math W is (in x out), torch stores weight = W^T (out x in); X is (n x in).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .lowrank import LowRankLinear, check_rank
+
+METHODS = ("svd", "whiten", "scaled")
+
+
+# ------------------------------------------------------------------------------------------------ calibration
+@dataclass
+class InputStats:
+    """Streaming first and second moments of a Linear's input, in float64."""
+
+    dim: int
+    n: int = 0
+    total: torch.Tensor = None      # (in,)   sum of x
+    outer: torch.Tensor = None      # (in, in) sum of x x^T
+    abs_total: torch.Tensor = None  # (in,)   sum of |x|
+
+    def __post_init__(self):
+        self.total = torch.zeros(self.dim, dtype=torch.float64)
+        self.outer = torch.zeros(self.dim, self.dim, dtype=torch.float64)
+        self.abs_total = torch.zeros(self.dim, dtype=torch.float64)
+
+    def update(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        x = x.detach().reshape(-1, self.dim)
+        if mask is not None:
+            x = x[mask.reshape(-1).bool()]
+        x = x.to(torch.float64).cpu()
+        self.n += x.shape[0]
+        self.total += x.sum(0)
+        self.outer += x.T @ x
+        self.abs_total += x.abs().sum(0)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.total / max(self.n, 1)
+
+    def covariance(self, centered: bool = True) -> torch.Tensor:
+        second = self.outer / max(self.n, 1)
+        return second - torch.outer(self.mean, self.mean) if centered else second
+
+
+def find_linears(model, pattern: str = r".*") -> dict[str, nn.Linear]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear) and re.fullmatch(pattern, name)}
+
+
+@torch.no_grad()
+def calibrate(model, batches, modules: dict[str, nn.Linear], device: str = "cpu") -> dict[str, InputStats]:
+    """Run `batches` (dicts with input_ids[, attention_mask]) through the model, collecting input statistics of
+    every module in `modules` with forward hooks; padding positions (attention_mask 0) are skipped."""
+    stats = {name: InputStats(m.in_features) for name, m in modules.items()}
+    current, seen = {}, {}
+
+    def hook(name):
+        def fn(mod, args):
+            # q/k/v (and gate/up) read the same tensor: accumulate it once and share the statistics object.
+            # `seen` holds the tensors until the batch ends, so no address is reused for another input meanwhile.
+            key = (args[0].data_ptr(), tuple(args[0].shape))
+            first = seen.get(key)
+            if first is not None and first[0] != name:
+                stats[name] = stats[first[0]]
+                return
+            seen[key] = (name, args[0])
+            stats[name].update(args[0], current.get("mask"))
+        return fn
+
+    handles = [m.register_forward_pre_hook(hook(name)) for name, m in modules.items()]
+    try:
+        model.eval()
+        for batch in batches:
+            current["mask"] = batch.get("attention_mask")
+            seen.clear()
+            model(input_ids=batch["input_ids"].to(device),
+                  attention_mask=None if batch.get("attention_mask") is None else batch["attention_mask"].to(device))
+    finally:
+        for h in handles:
+            h.remove()
+    return stats
+
+
+# ------------------------------------------------------------------------------------------------ factorizations
+@dataclass
+class Factorization:
+    module: LowRankLinear
+    method: str
+    rank: int
+    jitter: float = 0.0
+    warnings: list = field(default_factory=list)
+
+
+def _factors(linear: nn.Linear, down: torch.Tensor, up: torch.Tensor, bias: torch.Tensor | None,
+             rank: int, method: str) -> LowRankLinear:
+    """LowRankLinear with down.weight (r, in), up.weight (out, r), bias on the up factor only."""
+    w = linear.weight
+    has_bias = bias is not None
+    with torch.device(w.device):
+        new = LowRankLinear(linear.in_features, linear.out_features, rank, bias=has_bias).to(w.dtype)
+    with torch.no_grad():
+        new.down.weight.copy_(down.to(w.dtype))
+        new.up.weight.copy_(up.to(w.dtype))
+        if has_bias:
+            new.down.bias.zero_()
+            new.up.bias.copy_(bias.to(w.dtype))
+    return new
+
+
+def factorize(linear: nn.Linear, rank: int, method: str = "svd", stats: InputStats | None = None,
+              jitter: float = 1e-6, alpha: float = 0.5, center: bool = True) -> Factorization:
+    """Rank-`rank` LowRankLinear replacing `linear` by `method` (see module docstring)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown factorization method '{method}'; allowed: {', '.join(METHODS)}")
+    d_in, d_out = linear.in_features, linear.out_features
+    check_rank(rank, d_in, d_out, "this Linear")
+    warnings = []
+    if rank * (d_in + d_out) >= d_in * d_out:
+        warnings.append(f"rank {rank} does not compress a {d_in}x{d_out} Linear: a rank-r factorization has "
+                        f"r*(in+out) = {rank * (d_in + d_out):,} parameters >= in*out = {d_in * d_out:,} "
+                        f"(compressing needs r < {d_in * d_out / (d_in + d_out):.1f})")
+    W = linear.weight.detach().double().T                                    # (in, out)
+    b = None if linear.bias is None else linear.bias.detach().double()
+    if method == "svd":
+        u, s, vh = torch.linalg.svd(W.T, full_matrices=False)               # W^T = U S V^T, (out, in)
+        root = s[:rank].sqrt()
+        return Factorization(_factors(linear, root[:, None] * vh[:rank], u[:, :rank] * root, b, rank, method),
+                             method, rank, 0.0, warnings)
+    if stats is None or stats.n == 0:
+        raise ValueError(f"method '{method}' needs calibration statistics of this Linear's inputs")
+    if stats.n < rank:
+        warnings.append(f"only {stats.n} calibration tokens for rank {rank}: with fewer tokens than the rank the "
+                        "calibration set is fitted exactly and says nothing about held-out inputs (the exact-fit "
+                        "trap of seed 001's one-prompt experiment)")
+    if method == "scaled":
+        s_diag = (stats.abs_total / stats.n).clamp_min(1e-8) ** alpha        # (in,)
+        u, s, vh = torch.linalg.svd((s_diag[:, None] * W).T, full_matrices=False)   # [S W]^T, (out, in)
+        down = (s[:rank, None] * vh[:rank]) / s_diag[None, :]               # (r, in): Sigma V^T S^-1
+        return Factorization(_factors(linear, down, u[:, :rank], b, rank, method), method, rank, 0.0, warnings)
+    # whiten
+    C = stats.covariance(centered=center)
+    ridge = jitter * torch.trace(C).item() / d_in
+    evals, Q = torch.linalg.eigh(C + ridge * torch.eye(d_in, dtype=C.dtype))
+    S = Q * evals.clamp_min(0).sqrt()                                         # S S^T = C + ridge I, (in, in)
+    _, _, vh = torch.linalg.svd(S.T @ W, full_matrices=False)                 # right singular vectors of X W
+    V = vh[:rank].T                                                           # (out, r)
+    down = (W @ V).T                                                          # (r, in)
+    bias = b
+    if center:
+        mu = stats.mean
+        W_star = W @ V @ V.T
+        bias = (b if b is not None else torch.zeros(d_out, dtype=W.dtype)) + (W - W_star).T @ mu
+    return Factorization(_factors(linear, down, V, bias, rank, method), method, rank, ridge, warnings)
+
+
+def output_mse(linear: nn.Module, ref: nn.Linear, x: torch.Tensor) -> float:
+    """Mean squared difference of the two modules' outputs on inputs x (n, in)."""
+    with torch.no_grad():
+        return float(((linear(x) - ref(x)) ** 2).mean())
+
+
+# ------------------------------------------------------------------------------------------------ plans
+MODULES = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
+           "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj", "lm_head": "lm_head"}
+GROUPS = {"attention": ("q", "k", "v", "o"), "mlp": ("gate", "up", "down")}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which Linears to factorize, and how small: `rank`, or `ratio` = kept fraction of each matrix's parameters
+    (rank = floor(ratio * in*out / (in+out)))."""
+
+    modules: tuple = ("attention", "mlp")
+    layers: str = "all"
+    rank: int | None = None
+    ratio: float | None = None
+
+    def __post_init__(self):
+        names = [m for g in self.modules for m in GROUPS.get(g, (g,))]
+        bad = [m for m in names if m not in MODULES]
+        if bad:
+            raise ValueError(f"unknown module(s) {bad}; allowed: {', '.join(MODULES)} or groups "
+                             f"{', '.join(GROUPS)}")
+        if (self.rank is None) == (self.ratio is None):
+            raise ValueError("give exactly one of rank or ratio")
+        if self.ratio is not None and not 0 < self.ratio < 1:
+            raise ValueError(f"ratio must be in (0, 1), got {self.ratio}")
+
+    def names(self) -> list[str]:
+        return [m for g in self.modules for m in GROUPS.get(g, (g,))]
+
+
+def resolve_plan(model, plan: list[Target]) -> dict[str, int]:
+    """{module path: rank} for a Llama/Mistral-style model; unknown layers or a non-compressing rank raise."""
+    from .surgery import parse_layers
+
+    n_layers = model.config.num_hidden_layers
+    out = {}
+    for t in plan:
+        for short in t.names():
+            paths = ["lm_head"] if short == "lm_head" else [
+                f"model.layers.{i}.{MODULES[short]}" for i in parse_layers(t.layers, n_layers)]
+            for path in paths:
+                lin = model.get_submodule(path)
+                limit = lin.in_features * lin.out_features / (lin.in_features + lin.out_features)
+                r = t.rank if t.rank is not None else int(t.ratio * limit)
+                if r >= limit:
+                    raise ValueError(f"rank {r} does not compress {path} ({lin.in_features}x{lin.out_features}): "
+                                     f"it needs rank < {limit:.1f}")
+                check_rank(r, lin.in_features, lin.out_features, path)
+                if path in out:
+                    raise ValueError(f"{path} is named twice in the plan")
+                out[path] = r
+    return out
+
+
+def _set(model, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, name, module)
+
+
+def compress_model(model, plan: list[Target], method: str = "svd", stats: dict | None = None, **kw) -> dict:
+    """Replace every Linear the plan selects by its factorization (in place). Returns exact parameter counts before
+    and after, the ranks, the ridge jitter used per module and any warnings."""
+    ranks = resolve_plan(model, plan)
+    before = sum(p.numel() for p in model.parameters())
+    jitter, warns = {}, []
+    for path, r in ranks.items():
+        lin = model.get_submodule(path)
+        if lin.weight.device.type == "meta":
+            with torch.device("meta"):
+                new = LowRankLinear(lin.in_features, lin.out_features, r, bias=lin.bias is not None)
+            _set(model, path, new)
+            continue
+        f = factorize(lin, r, method, None if stats is None else stats.get(path), **kw)
+        _set(model, path, f.module)
+        jitter[path] = f.jitter
+        warns += [f"{path}: {w}" for w in f.warnings]
+    after = sum(p.numel() for p in model.parameters())
+    return {"params_before": before, "params_after": after, "ranks": ranks, "jitter": jitter, "warnings": warns}
+
+
+def mistral_config():
+    """Open-Orca/Mistral-7B-OpenOrca's shape (MistralConfig), for budgets without any download."""
+    from transformers import MistralConfig
+
+    return MistralConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                         intermediate_size=14336, vocab_size=32002, tie_word_embeddings=False)
+
+
+def param_budget(config, plan: list[Target]) -> dict:
+    """Exact parameter counts of a plan on a model built on the meta device (seconds, no memory)."""
+    from .models import from_config
+
+    model = from_config(config, device="meta")
+    return compress_model(model, plan)
+
+
+# ------------------------------------------------------------------------------------------------ rank sweeps
+class Bases:
+    """Per-module decompositions computed once, so that any rank is a cheap truncation (sweeps over ranks and
+    methods would otherwise redo an SVD per point). Holds float32 copies: free it when a method is done."""
+
+    def __init__(self, modules: dict[str, nn.Linear], method: str, stats: dict | None = None, jitter: float = 1e-6,
+                 alpha: float = 0.5, center: bool = True):
+        if method not in METHODS:
+            raise ValueError(f"unknown factorization method '{method}'; allowed: {', '.join(METHODS)}")
+        self.method, self.modules, self.parts, self.jitter = method, modules, {}, {}
+        cov_cache = {}
+        for path, lin in modules.items():
+            # float32 SVDs (3x faster than float64 here; truncation needs no more precision); float64 covariances
+            W = lin.weight.detach().float().T                                 # (in, out)
+            b = None if lin.bias is None else lin.bias.detach().float()
+            if method == "svd":
+                u, s, vh = torch.linalg.svd(W.T, full_matrices=False)
+                self.parts[path] = ("svd", u * s.sqrt(), s.sqrt()[:, None] * vh, b)
+                continue
+            st = (stats or {}).get(path)
+            if st is None or st.n == 0:
+                raise ValueError(f"method '{method}' needs calibration statistics for {path}")
+            if method == "scaled":
+                d = ((st.abs_total / st.n).clamp_min(1e-8) ** alpha).float()
+                u, s, vh = torch.linalg.svd((d[:, None] * W).T, full_matrices=False)
+                self.parts[path] = ("svd", u, s[:, None] * vh / d[None, :], b)
+                continue
+            key = id(st)                     # q/k/v (and gate/up) share one input: one eigendecomposition
+            if key not in cov_cache:
+                C = st.covariance(centered=center)
+                ridge = jitter * torch.trace(C).item() / C.shape[0]
+                evals, Q = torch.linalg.eigh(C + ridge * torch.eye(C.shape[0], dtype=C.dtype))
+                cov_cache[key] = (Q * evals.clamp_min(0).sqrt(), ridge)
+            S, ridge = cov_cache[key]
+            _, _, vh = torch.linalg.svd(S.T.float() @ W, full_matrices=False)
+            self.parts[path] = ("whiten", W, vh.T, (b, st.mean.float() if center else None))
+            self.jitter[path] = ridge
+
+    def module(self, path: str, rank: int) -> LowRankLinear:
+        lin = self.modules[path]
+        kind, a, c, extra = self.parts[path]
+        if kind == "svd":                      # a: (out, k) left factor, c: (k, in) right factor
+            return _factors(lin, c[:rank], a[:, :rank], extra, rank, self.method)
+        W, V = a, c[:, :rank]                  # W (in, out), V (out, r)
+        b, mu = extra
+        bias = b
+        if mu is not None:
+            bias = (bias if bias is not None else torch.zeros(W.shape[1])) + (W - W @ V @ V.T).T @ mu
+        return _factors(lin, (W @ V).T, V, bias, rank, self.method)
+
+
+def replace(model, replacements: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """Put modules in place of a model's submodules (by path); returns the modules taken out."""
+    old = {path: model.get_submodule(path) for path in replacements}
+    for path, new in replacements.items():
+        _set(model, path, new)
+    return old
+
+
+class swapped:
+    """Context manager: `replace` on entry, the originals restored on exit."""
+
+    def __init__(self, model, replacements: dict[str, nn.Module]):
+        self.model, self.replacements, self.saved = model, replacements, {}
+
+    def __enter__(self):
+        self.saved = replace(self.model, self.replacements)
+        return self.model
+
+    def __exit__(self, *exc):
+        replace(self.model, self.saved)
+        return False
+
+
+# ------------------------------------------------------------------------------------------------ the Adam fit
+def capture_inputs(model, batches, path: str, max_tokens: int | None = None, device: str = "cpu") -> torch.Tensor:
+    """The actual inputs (tokens x in) of one Linear over `batches` (for the gradient fit and held-out MSE)."""
+    rows = []
+    lin = model.get_submodule(path)
+
+    def fn(mod, args):
+        rows.append(args[0].detach().reshape(-1, lin.in_features).float().cpu())
+
+    h = lin.register_forward_pre_hook(fn)
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                model(input_ids=batch["input_ids"].to(device))
+                if max_tokens and sum(r.shape[0] for r in rows) >= max_tokens:
+                    break
+    finally:
+        h.remove()
+    x = torch.cat(rows)
+    return x[:max_tokens] if max_tokens else x
+
+
+def fit_adam(linear: nn.Linear, x: torch.Tensor, rank: int, steps: int = 10_000, lr: float = 1e-3,
+             report_at: tuple = (), seed: int = 0, held_out: torch.Tensor | None = None) -> dict:
+    """Seed 001's gradient fit, kept for comparison: a rank-r LowRankLinear (random init, N(0, 0.02)) trained by Adam
+    on the MSE to the layer's outputs over the captured inputs x (full batch). Returns the module, the wall time and,
+    at each step in report_at, the calibration and held-out MSE with the wall time so far."""
+    import time
+
+    torch.manual_seed(seed)
+    low = LowRankLinear.from_linear(linear, rank, bias=linear.bias is not None)
+    target = linear(x).detach()
+    opt = torch.optim.Adam(low.parameters(), lr=lr)
+    marks, t0 = {}, time.perf_counter()
+    for step in range(1, steps + 1):
+        loss = ((low(x) - target) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step in report_at:
+            marks[step] = {"wall_s": time.perf_counter() - t0, "calib_mse": float(loss),
+                           "heldout_mse": output_mse(low, linear, held_out) if held_out is not None else None}
+    return {"module": low, "wall_s": time.perf_counter() - t0, "marks": marks}

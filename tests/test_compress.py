@@ -1,0 +1,127 @@
+"""Seed 001's building blocks: calibration statistics, factorizations, plans and budgets."""
+import pytest
+import torch
+from torch import nn
+
+from helpers.compress import (InputStats, Target, calibrate, compress_model, factorize, find_linears, mistral_config,
+                              output_mse, param_budget, resolve_plan)
+
+
+def correlated_inputs(n=4000, d=48, seed=0):
+    """Inputs with a strongly non-isotropic covariance and a non-zero mean (like real activations)."""
+    basis = torch.randn(d, d, generator=torch.Generator().manual_seed(1234))   # one distribution for all seeds
+    scales = torch.logspace(1, -2, d)
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed)) * scales @ basis + 3.0
+
+
+def stats_of(x):
+    s = InputStats(x.shape[1])
+    s.update(x)
+    return s
+
+
+def test_streaming_stats_match_the_batch_formulas():
+    x = correlated_inputs(500, 8).double()
+    s = InputStats(8)
+    for chunk in x.split(77):
+        s.update(chunk)
+    assert torch.allclose(s.mean, x.mean(0))
+    assert torch.allclose(s.covariance(), torch.cov(x.T, correction=0), atol=1e-8)
+
+
+def test_whiten_is_optimal_on_calibration_inputs_and_beats_plain_svd():
+    torch.manual_seed(0)
+    lin = nn.Linear(48, 32)
+    x, held = correlated_inputs(), correlated_inputs(seed=1)
+    st = stats_of(x)
+    errs = {m: output_mse(factorize(lin, 6, m, st).module, lin, x) for m in ("svd", "scaled", "whiten")}
+    assert errs["whiten"] < errs["scaled"] and errs["whiten"] < 0.5 * errs["svd"], errs
+    # the closed form's error equals the tail of the singular values of the centred X W (REFERENCE.md section 2)
+    xc = (x - x.mean(0)).double()
+    s = torch.linalg.svdvals(xc @ lin.weight.double().T)
+    assert errs["whiten"] == pytest.approx((s[6:] ** 2).sum().item() / (x.shape[0] * 32), rel=1e-3)
+    assert output_mse(factorize(lin, 6, "whiten", st).module, lin, held) < 0.5 * output_mse(
+        factorize(lin, 6, "svd").module, lin, held)
+
+
+def test_full_rank_whiten_reproduces_the_layer():
+    torch.manual_seed(0)
+    lin = nn.Linear(16, 24)
+    x = correlated_inputs(300, 16)
+    f = factorize(lin, 16, "whiten", stats_of(x))
+    assert torch.allclose(f.module(x), lin(x), atol=1e-4)
+    assert f.warnings and "does not compress" in f.warnings[0]
+
+
+def test_singular_covariance_is_handled_and_the_jitter_reported():
+    torch.manual_seed(0)
+    lin = nn.Linear(32, 32, bias=False)
+    x = torch.randn(500, 4) @ torch.randn(4, 32)          # rank-4 inputs: singular covariance
+    f = factorize(lin, 4, "whiten", stats_of(x))
+    assert f.jitter > 0 and torch.isfinite(f.module.up.weight).all()
+    assert output_mse(f.module, lin, x) < 1e-6 * float((lin(x).detach() ** 2).mean())   # rank 4 suffices on rank-4 inputs
+
+
+def test_fewer_tokens_than_the_rank_warns_of_the_exact_fit_trap():
+    lin = nn.Linear(64, 64)
+    f = factorize(lin, 12, "whiten", stats_of(torch.randn(8, 64)))
+    assert any("exact-fit trap" in w for w in f.warnings)
+
+
+def test_bad_inputs():
+    lin = nn.Linear(8, 8)
+    with pytest.raises(ValueError, match="unknown factorization method 'qr'"):
+        factorize(lin, 2, "qr")
+    with pytest.raises(ValueError, match="needs calibration statistics"):
+        factorize(lin, 2, "whiten")
+    with pytest.raises(ValueError, match=r"rank 9 is not allowed"):
+        factorize(lin, 9, "svd")
+    with pytest.raises(ValueError, match="unknown module"):
+        Target(("attention", "ffn"), rank=4)
+    with pytest.raises(ValueError, match="exactly one of rank or ratio"):
+        Target(("mlp",))
+
+
+def tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=50))
+
+
+def test_calibrate_with_hooks_and_compress_a_model():
+    model = tiny_llama()
+    mods = find_linears(model, r"model\.layers\.\d+\.mlp\.\w+")
+    batches = [{"input_ids": torch.randint(0, 50, (2, 16)), "attention_mask": torch.ones(2, 16, dtype=torch.long)}
+               for _ in range(3)]
+    stats = calibrate(model, batches, mods)
+    assert all(s.n == 96 for s in stats.values()) and len(stats) == 9
+    assert not any(m._forward_pre_hooks for m in mods.values())        # hooks removed
+    out = compress_model(model, [Target(("mlp",), "1-2", rank=4)], "whiten", stats)
+    assert set(out["ranks"]) == {f"model.layers.{i}.mlp.{p}" for i in (1, 2) for p in ("gate_proj", "up_proj",
+                                                                                           "down_proj")}
+    assert out["params_after"] == sum(p.numel() for p in model.parameters()) < out["params_before"]
+    model(torch.randint(0, 50, (1, 8)))
+
+
+def test_plans_naming_missing_layers_or_not_compressing_raise():
+    model = tiny_llama()
+    with pytest.raises(ValueError, match="layer index 3 .* out of range"):
+        resolve_plan(model, [Target(("q",), "0-3", rank=2)])
+    with pytest.raises(ValueError, match="does not compress"):
+        resolve_plan(model, [Target(("gate",), rank=30)])
+    with pytest.raises(ValueError, match="named twice"):
+        resolve_plan(model, [Target(("q",), rank=2), Target(("q",), "0", rank=3)])
+    ranks = resolve_plan(model, [Target(("up",), ratio=0.5)])
+    assert set(ranks.values()) == {int(0.5 * 32 * 64 / 96)}
+
+
+def test_mistral_budgets_of_the_notes():
+    c = mistral_config()
+    assert param_budget(c, [])["params_after"] == 7_241_748_480
+    assert param_budget(c, [Target(("attention", "mlp", "lm_head"), rank=16)])["params_after"] == 173_867_040
+    attn = Target(("attention",), "6-31", rank=16)
+    assert param_budget(c, [attn])["params_after"] == 6_162_305_024
+    assert param_budget(c, [attn, Target(("mlp",), "12-18", rank=16)])["params_after"] == 4_935_372_800
+    assert param_budget(c, [Target(("mlp",), "17", rank=16)])["params_after"] == 7_066_472_448
