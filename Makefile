@@ -38,6 +38,7 @@ unit: $(STAMP)
 bench: setup
 	$(BIN)/python benchmarks/bench_train_core.py
 	$(BIN)/python benchmarks/bench_surgery.py
+	$(BIN)/python benchmarks/bench_compression.py
 
 clean-runs:
 	rm -rf runs

@@ -389,6 +389,6 @@ def fit_adam(linear: nn.Linear, x: torch.Tensor, rank: int, steps: int = 10_000,
         loss.backward()
         opt.step()
         if step in report_at:
-            marks[step] = {"wall_s": time.perf_counter() - t0, "calib_mse": float(loss),
+            marks[step] = {"wall_s": time.perf_counter() - t0, "calib_mse": loss.item(),
                            "heldout_mse": output_mse(low, linear, held_out) if held_out is not None else None}
     return {"module": low, "wall_s": time.perf_counter() - t0, "marks": marks}

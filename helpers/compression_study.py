@@ -347,3 +347,23 @@ def conclusion(a: dict, b: dict, c: dict, d: dict, e: dict) -> str:
                  f"{m['compressed_loss']:.3f} to {m['healed_loss']:.3f} (teacher {m['teacher_loss']:.3f}): "
                  f"{100 * m['recovered_fraction']:.0f}% of the increase recovered.")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ from records
+def sweep_rows(metrics: dict) -> list[dict]:
+    """Rows of the b_sweep record back from its flat metrics ("<method>.<group>.<reduction>.<field>")."""
+    rows = {}
+    for key, value in metrics.items():
+        parts = key.split(".")
+        if len(parts) < 4 or parts[0] not in C.METHODS:
+            continue
+        method, group, field_ = parts[0], parts[1], parts[-1]
+        red = float(".".join(parts[2:-1]))
+        rows.setdefault((method, group, red), {"method": method, "group": group, "reduction": red})[field_] = value
+    return list(rows.values())
+
+
+def sensitivity_grid(metrics: dict) -> tuple[dict, list]:
+    """{group: [delta per layer]} and the layer list back from the d_sensitivity record."""
+    layers = sorted({int(k.split(".")[1]) for k in metrics if k.startswith("attention.")})
+    return {g: [metrics[f"{g}.{i}"] for i in layers] for g in ("attention", "mlp")}, layers

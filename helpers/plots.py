@@ -60,3 +60,17 @@ def heatmap(ax, rows: dict, columns: list, title: str = "", cmap: str = "magma")
     ax.set_title(title)
     ax.figure.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
     return ax
+
+
+def bands(ax, series: dict, title: str = "", ylabel: str = "normalized squared error"):
+    """series: {label: {"mean": [...], "lo": [...], "hi": [...]}} over k = 0, 1, ... (shaded bootstrap band)."""
+    for label, s in series.items():
+        k = list(range(len(s["mean"])))
+        (line,) = ax.plot(k, s["mean"], marker="o", ms=3, label=label)
+        ax.fill_between(k, s["lo"], s["hi"], color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("in-context examples k")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

@@ -125,3 +125,41 @@ def test_mistral_budgets_of_the_notes():
     assert param_budget(c, [attn])["params_after"] == 6_162_305_024
     assert param_budget(c, [attn, Target(("mlp",), "12-18", rank=16)])["params_after"] == 4_935_372_800
     assert param_budget(c, [Target(("mlp",), "17", rank=16)])["params_after"] == 7_066_472_448
+
+
+@pytest.mark.parametrize("method", ["svd", "whiten", "scaled"])
+def test_bases_truncation_equals_a_direct_factorization(method):
+    from helpers.compress import Bases
+
+    torch.manual_seed(0)
+    lin = nn.Linear(48, 32)
+    x = correlated_inputs()
+    st = stats_of(x)
+    made = Bases({"m": lin}, method, {"m": st})
+    for r in (3, 10):
+        direct = factorize(lin, r, method, st).module
+        assert torch.allclose(made.module("m", r)(x), direct(x), rtol=1e-3, atol=1e-3 * lin(x).abs().mean().item())
+
+
+def test_calibration_shares_statistics_of_modules_reading_the_same_input():
+    model = tiny_llama()
+    mods = find_linears(model, r"model\.layers\.\d+\.(self_attn|mlp)\.\w+")
+    stats = calibrate(model, [{"input_ids": torch.randint(0, 50, (2, 8))}], mods)
+    for i in range(3):
+        q, k, v, o = (stats[f"model.layers.{i}.self_attn.{p}_proj"] for p in "qkvo")
+        assert q is k is v and q is not o
+        assert stats[f"model.layers.{i}.mlp.gate_proj"] is stats[f"model.layers.{i}.mlp.up_proj"]
+    assert stats["model.layers.0.self_attn.q_proj"] is not stats["model.layers.1.self_attn.q_proj"]
+    # the shared object holds what a hook on k alone would have seen
+    alone = calibrate(model, [{"input_ids": torch.randint(0, 50, (2, 8))}], {"k": mods["model.layers.1.self_attn.k_proj"]})
+    assert alone["k"].n == stats["model.layers.1.self_attn.k_proj"].n
+
+
+def test_swapped_restores_the_original_modules():
+    from helpers.compress import swapped
+
+    model = tiny_llama()
+    before = model.model.layers[0].mlp.up_proj
+    with swapped(model, {"model.layers.0.mlp.up_proj": nn.Identity()}):
+        assert isinstance(model.model.layers[0].mlp.up_proj, nn.Identity)
+    assert model.model.layers[0].mlp.up_proj is before
