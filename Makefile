@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_train_core.py
 	$(BIN)/python benchmarks/bench_surgery.py
 	$(BIN)/python benchmarks/bench_compression.py
+	$(BIN)/python benchmarks/bench_looped.py
 
 clean-runs:
 	rm -rf runs

@@ -41,7 +41,8 @@ def main():
         print(f"{r['id']:>4} {r['params']:>10,} {r['full_scale']:>14,} {r['tokens_per_s']:>10,.0f} "
               f"{r['speedup']:>7.2f}x {r['peak_mb']:>8.0f}")
     path = save_run("benchmarks", "bench_surgery", "local-stand-ins",
-                    {"profile": "local", "steps": args.steps, "threads": args.threads, "ids": list(IDS)},
+                    {"profile": "local", "steps": args.steps, "threads": args.threads, "ids": list(IDS),
+                     "sizes": run.cfg.sizes},
                     {f"exp{r['id']:02d}.{k}": r[k] for r in rows for k in ("tokens_per_s", "speedup", "peak_mb", "params")},
                     profile="local", seed=0, device=run.device)
     print(f"record: {path}")

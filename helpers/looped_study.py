@@ -61,6 +61,7 @@ class LoopedStudyConfig:
     baseline_prompts: int = 256
     tasks: tuple = ("noisy_linear_regression", "sparse_linear_regression", "relu_2nn", "decision_tree")
     task_steps: int = 1000
+    workers: int = 1                # CPU: models trained side by side, one process and one thread each
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -168,23 +169,23 @@ def result_of(res: dict, errors: np.ndarray | None = None, active: int | None = 
 
 
 def looped_vs_standard(cfg: LoopedStudyConfig, seed: int = 0, device: str = "cpu") -> dict:
-    """The looped model and a standard transformer of equal width trained for the same wall time (the looped run's
-    budget; with no budget set, the same number of steps)."""
-    looped = train_model(cfg.model, cfg.train, seed, device)
-    budget = cfg.train.time_budget_s or None
-    tstd = dataclasses.replace(cfg.train, steps=cfg.train.steps if budget else looped["steps"],
-                               time_budget_s=looped["wall_s"] if budget else None)
-    standard = train_model(standard_config(cfg), tstd, seed, device)
-    return {"looped": looped, "standard": standard}
+    """The looped model and a standard transformer of equal width trained for the same wall time (each on its own
+    core when workers > 1); with no time budget, for the same number of steps."""
+    from .parallel import map_processes
+
+    jobs = {"looped": (cfg.model, cfg.train, seed, device), "standard": (standard_config(cfg), cfg.train, seed, device)}
+    return map_processes(train_model, jobs, cfg.workers if device == "cpu" else 1)
 
 
 def options_study(cfg: LoopedStudyConfig, seed: int = 0, device: str = "cpu") -> dict:
     """The plain looped model and each seed option trained for the same number of steps."""
+    from .parallel import map_processes
+
     tcfg = dataclasses.replace(cfg.train, steps=cfg.option_steps, time_budget_s=None)
-    out = {"plain": train_model(cfg.model, tcfg, seed, device)}
-    for name, opts in cfg.options.items():
-        out[name] = train_model(dataclasses.replace(cfg.model, **opts), tcfg, seed, device)
-    return out
+    jobs = {"plain": (cfg.model, tcfg, seed, device)}
+    jobs.update({name: (dataclasses.replace(cfg.model, **opts), tcfg, seed, device)
+                 for name, opts in cfg.options.items()})
+    return map_processes(train_model, jobs, cfg.workers if device == "cpu" else 1, progress="options")
 
 
 # the paper's loops per task (b, T); at other scales the profile's own loops are scaled by the same ratio
@@ -195,22 +196,27 @@ TASK_LOOPS = {"linear_regression": (30, 15), "noisy_linear_regression": (30, 15)
 def tasks_study(cfg: LoopedStudyConfig, seed: int = 0, device: str = "cpu") -> dict:
     """Each task: a looped model trained cfg.task_steps steps (b/T in the paper's per-task proportion to linear
     regression's 30/15), evaluated against the task's baselines at the final curriculum setting."""
-    out = {}
+    from .parallel import map_processes
+
+    jobs = {}
     for task in cfg.tasks:
         tb, tt = TASK_LOOPS[task]
         b = max(1, round(cfg.model.loops * tb / 30))
         T = max(1, min(b, round(cfg.model.window * tt / 15)))
-        mcfg = dataclasses.replace(cfg.model, loops=b, window=T)
         loops = cfg.train.loops
         sched = (icl.Schedule(min(loops.start, b), b, loops.inc, loops.interval) if loops.inc > 0
                  else icl.Schedule(b, b, 0, 1))
         tcfg = dataclasses.replace(cfg.train, task=task, steps=cfg.task_steps, time_budget_s=None, loops=sched,
                                    test_prompts=min(cfg.train.test_prompts, cfg.baseline_prompts))
-        res = train_model(mcfg, tcfg, seed, device)
+        jobs[task] = (dataclasses.replace(cfg.model, loops=b, window=T), tcfg, seed, device)
+    trained = map_processes(train_model, jobs, cfg.workers if device == "cpu" else 1, progress="tasks")
+    out = {}
+    for task, res in trained.items():
+        mcfg, tcfg = jobs[task][:2]
         xs, ys, active = fixed_test_set(tcfg, cfg.model.n_dims)
         errs = {"looped": errors_vs_k(res["model"], xs, ys, active)}
         errs.update(baseline_errors(task, xs, ys, active, len(xs)))
-        out[task] = {"train": res, "errors": errs, "active": active, "loops": (b, T)}
+        out[task] = {"train": res, "errors": errs, "active": active, "loops": (mcfg.loops, mcfg.window)}
     return out
 
 
@@ -230,7 +236,7 @@ PROFILES = {
         model=LoopedConfig(n_dims=2, n_positions=11, width=64, n_head=4, loops=8, window=4), standard_layers=3,
         train=ICLTrainConfig(steps=100_000, batch_size=128, lr=1e-3, warmup=50, time_budget_s=120, dims=_fixed(2),
                              points=_fixed(11), loops=icl.Schedule(4, 8, 2, 100), test_prompts=1024, log_every=50),
-        option_steps=400, eval_loops=(1, 2, 4, 8, 16, 32, 64), baseline_prompts=256, task_steps=300),
+        option_steps=400, eval_loops=(1, 2, 4, 8, 16, 32, 64), baseline_prompts=256, task_steps=300, workers=2),
     "full": LoopedStudyConfig(
         model=LoopedConfig(n_dims=20, n_positions=41, width=256, n_head=8, loops=30, window=15), standard_layers=12,
         train=ICLTrainConfig(steps=100_000, batch_size=64, lr=1e-4, dims=icl.Schedule(5, 20, 1, 5000),

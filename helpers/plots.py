@@ -2,22 +2,28 @@
 from __future__ import annotations
 
 
-def curves(ax, series: dict, title: str = "", ylabel: str = "loss", hlines: dict | None = None):
-    """series: {label: {step: value}} (step keys may be strings, as read back from JSON)."""
+def _finish(ax, xlabel: str, ylabel: str, title: str, legend: bool = True):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def curves(ax, series: dict, title: str = "", ylabel: str = "loss", hlines: dict | None = None,
+           xlabel: str = "optimizer step"):
+    """series: {label: {x: value}} (x keys may be strings, as read back from JSON)."""
     for label, curve in series.items():
         if curve:
-            pts = sorted((int(k), v) for k, v in curve.items() if v is not None)
+            pts = sorted((float(k), v) for k, v in curve.items() if v is not None)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) < 12 else None, ms=3,
                     label=label)
     for label, y in (hlines or {}).items():
         ax.axhline(y, ls="--", lw=1, color="grey")
         ax.annotate(label, (ax.get_xlim()[0], y), textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax
+    return _finish(ax, xlabel, ylabel, title)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -39,12 +45,7 @@ def loss_vs_params(ax, summary, label_col: str = "id", x: str = "params", y: str
     front = pareto_front(list(zip(summary[x], summary[y])))
     ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="tab:red", lw=1, label="Pareto frontier")
     ax.set_xscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("validation loss")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax
+    return _finish(ax, "parameters", "validation loss", title)
 
 
 def heatmap(ax, rows: dict, columns: list, title: str = "", cmap: str = "magma"):
@@ -56,8 +57,8 @@ def heatmap(ax, rows: dict, columns: list, title: str = "", cmap: str = "magma")
     im = ax.imshow(data, aspect="auto", cmap=cmap)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xticks(range(data.shape[1]), [str(c) for c in columns])
-    ax.set_xlabel("layer")
-    ax.set_title(title)
+    _finish(ax, "layer", "", title, legend=False)
+    ax.grid(False)
     ax.figure.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
     return ax
 
@@ -68,9 +69,4 @@ def bands(ax, series: dict, title: str = "", ylabel: str = "normalized squared e
         k = list(range(len(s["mean"])))
         (line,) = ax.plot(k, s["mean"], marker="o", ms=3, label=label)
         ax.fill_between(k, s["lo"], s["hi"], color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("in-context examples k")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax
+    return _finish(ax, "in-context examples k", ylabel, title)
