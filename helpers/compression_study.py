@@ -272,7 +272,6 @@ def healing(data, cfg: CompressionConfig, stats: dict, device: str = "cpu", seed
     import copy
 
     from .data import lm_blocks
-    from .evaluate import lm_loss
     from .train import train_causal_lm
 
     teacher = data["model"]

@@ -55,12 +55,14 @@ def _text_file_corpus(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"corpus file {path} does not exist")
     paras = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    rows = {s: [] for s in ("train", "validation", "test")}
+    rows = {s: {"doc": [], "source": [], "text": []} for s in ("train", "validation", "test")}
     for i in range(0, len(paras), PARAGRAPHS_PER_DOC):
         doc = f"{path.stem}/{i // PARAGRAPHS_PER_DOC:05d}"
-        rows[split_of(doc)].append({"doc": doc, "source": path.name, "text": "\n".join(paras[i:i + PARAGRAPHS_PER_DOC])})
-    return DatasetDict({s: Dataset.from_list(r, features=None) if r else Dataset.from_dict({"doc": [], "source": [], "text": []})
-                        for s, r in rows.items()})
+        cols = rows[split_of(doc)]
+        cols["doc"].append(doc)
+        cols["source"].append(path.name)
+        cols["text"].append("\n".join(paras[i:i + PARAGRAPHS_PER_DOC]))
+    return DatasetDict({s: Dataset.from_dict(cols) for s, cols in rows.items()})
 
 
 def load_corpus(name: str):

@@ -73,7 +73,7 @@ class LoopedStudyConfig:
                              f"{self.model.n_positions} positions")
         if any(L < 1 for L in self.eval_loops):
             raise ValueError(f"inference loops must be >= 1, got {self.eval_loops}")
-        for name, opts in self.options.items():
+        for opts in self.options.values():
             dataclasses.replace(self.model, **opts)          # validate every option now, not mid-notebook
         bad = [t for t in self.tasks if t not in icl.TASKS]
         if bad:

@@ -7,9 +7,13 @@ weights downloaded) and compares: 24 rows match exactly, 2 differ for reasons gi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .surgery import Op, apply_surgery, count, pythia_config
 from .train import TrainConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LL8 = Op("qkv", "lowrank", 8)
 NO_DENSE = Op("dense", "remove")
@@ -75,8 +79,7 @@ EXPERIMENTS = {e.id: e for e in [
     _e(22, "6-layers-partial-...-20-layers-LoraMLP-8-22", "410m", [*partial(6), Op("mlp", "lora", 16, "20-23")],
        291_211_536, M),
     _e(23, "6-layers-partial-...-12-18-layers-LoraMLP-8-23", "410m", [*partial(6), Op("mlp", "lora", 16, "12-18")],
-       266_537_328, M, claim="matched the original",
-       note=""),
+       266_537_328, M, claim="matched the original"),
     _e(24, "6-layers-partial-...-12-18-layers-LoraMLP-8-24", "2.8b", [*partial(6), Op("mlp", "lora", 16, "12-18")],
        1_692_226_992, P, claim="matched the original"),
     _e(25, "freeze-embeddings-25", "410m", [Op("embed", "freeze")], 353_822_720, A, counted="trainable",
