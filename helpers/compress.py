@@ -128,7 +128,8 @@ def _factors(linear: nn.Linear, down: torch.Tensor, up: torch.Tensor, bias: torc
 
 def factorize(linear: nn.Linear, rank: int, method: str = "svd", stats: InputStats | None = None,
               jitter: float = 1e-6, alpha: float = 0.5, center: bool = True) -> Factorization:
-    """Rank-`rank` LowRankLinear replacing `linear` by `method` (see module docstring)."""
+    """Rank-`rank` LowRankLinear replacing `linear` by `method` (see module docstring), with warnings for a rank
+    that does not compress and for fewer calibration tokens than the rank. One module's case of `Bases`."""
     if method not in METHODS:
         raise ValueError(f"unknown factorization method '{method}'; allowed: {', '.join(METHODS)}")
     d_in, d_out = linear.in_features, linear.out_features
@@ -138,38 +139,14 @@ def factorize(linear: nn.Linear, rank: int, method: str = "svd", stats: InputSta
         warnings.append(f"rank {rank} does not compress a {d_in}x{d_out} Linear: a rank-r factorization has "
                         f"r*(in+out) = {rank * (d_in + d_out):,} parameters >= in*out = {d_in * d_out:,} "
                         f"(compressing needs r < {d_in * d_out / (d_in + d_out):.1f})")
-    W = linear.weight.detach().double().T                                    # (in, out)
-    b = None if linear.bias is None else linear.bias.detach().double()
-    if method == "svd":
-        u, s, vh = torch.linalg.svd(W.T, full_matrices=False)               # W^T = U S V^T, (out, in)
-        root = s[:rank].sqrt()
-        return Factorization(_factors(linear, root[:, None] * vh[:rank], u[:, :rank] * root, b, rank, method),
-                             method, rank, 0.0, warnings)
-    if stats is None or stats.n == 0:
+    if method != "svd" and (stats is None or stats.n == 0):
         raise ValueError(f"method '{method}' needs calibration statistics of this Linear's inputs")
-    if stats.n < rank:
+    if stats is not None and 0 < stats.n < rank:
         warnings.append(f"only {stats.n} calibration tokens for rank {rank}: with fewer tokens than the rank the "
                         "calibration set is fitted exactly and says nothing about held-out inputs (the exact-fit "
                         "trap of seed 001's one-prompt experiment)")
-    if method == "scaled":
-        s_diag = (stats.abs_total / stats.n).clamp_min(1e-8) ** alpha        # (in,)
-        u, s, vh = torch.linalg.svd((s_diag[:, None] * W).T, full_matrices=False)   # [S W]^T, (out, in)
-        down = (s[:rank, None] * vh[:rank]) / s_diag[None, :]               # (r, in): Sigma V^T S^-1
-        return Factorization(_factors(linear, down, u[:, :rank], b, rank, method), method, rank, 0.0, warnings)
-    # whiten
-    C = stats.covariance(centered=center)
-    ridge = jitter * torch.trace(C).item() / d_in
-    evals, Q = torch.linalg.eigh(C + ridge * torch.eye(d_in, dtype=C.dtype))
-    S = Q * evals.clamp_min(0).sqrt()                                         # S S^T = C + ridge I, (in, in)
-    _, _, vh = torch.linalg.svd(S.T @ W, full_matrices=False)                 # right singular vectors of X W
-    V = vh[:rank].T                                                           # (out, r)
-    down = (W @ V).T                                                          # (r, in)
-    bias = b
-    if center:
-        mu = stats.mean
-        W_star = W @ V @ V.T
-        bias = (b if b is not None else torch.zeros(d_out, dtype=W.dtype)) + (W - W_star).T @ mu
-    return Factorization(_factors(linear, down, V, bias, rank, method), method, rank, ridge, warnings)
+    made = Bases({"m": linear}, method, {"m": stats}, jitter=jitter, alpha=alpha, center=center, dtype=torch.float64)
+    return Factorization(made.module("m", rank), method, rank, made.jitter.get("m", 0.0), warnings)
 
 
 def output_mse(linear: nn.Module, ref: nn.Linear, x: torch.Tensor) -> float:
@@ -281,15 +258,15 @@ class Bases:
     methods would otherwise redo an SVD per point). Holds float32 copies: free it when a method is done."""
 
     def __init__(self, modules: dict[str, nn.Linear], method: str, stats: dict | None = None, jitter: float = 1e-6,
-                 alpha: float = 0.5, center: bool = True):
+                 alpha: float = 0.5, center: bool = True, dtype: torch.dtype = torch.float32):
         if method not in METHODS:
             raise ValueError(f"unknown factorization method '{method}'; allowed: {', '.join(METHODS)}")
         self.method, self.modules, self.parts, self.jitter = method, modules, {}, {}
         cov_cache = {}
         for path, lin in modules.items():
-            # float32 SVDs (3x faster than float64 here; truncation needs no more precision); float64 covariances
-            W = lin.weight.detach().float().T                                 # (in, out)
-            b = None if lin.bias is None else lin.bias.detach().float()
+            # float32 SVDs by default (3x faster than float64 for sweeps); covariances always in float64
+            W = lin.weight.detach().to(dtype).T                               # (in, out)
+            b = None if lin.bias is None else lin.bias.detach().to(dtype)
             if method == "svd":
                 u, s, vh = torch.linalg.svd(W.T, full_matrices=False)
                 self.parts[path] = ("svd", u * s.sqrt(), s.sqrt()[:, None] * vh, b)
@@ -298,7 +275,7 @@ class Bases:
             if st is None or st.n == 0:
                 raise ValueError(f"method '{method}' needs calibration statistics for {path}")
             if method == "scaled":
-                d = ((st.abs_total / st.n).clamp_min(1e-8) ** alpha).float()
+                d = ((st.abs_total / st.n).clamp_min(1e-8) ** alpha).to(dtype)
                 u, s, vh = torch.linalg.svd((d[:, None] * W).T, full_matrices=False)
                 self.parts[path] = ("svd", u, s[:, None] * vh / d[None, :], b)
                 continue
@@ -309,8 +286,8 @@ class Bases:
                 evals, Q = torch.linalg.eigh(C + ridge * torch.eye(C.shape[0], dtype=C.dtype))
                 cov_cache[key] = (Q * evals.clamp_min(0).sqrt(), ridge)
             S, ridge = cov_cache[key]
-            _, _, vh = torch.linalg.svd(S.T.float() @ W, full_matrices=False)
-            self.parts[path] = ("whiten", W, vh.T, (b, st.mean.float() if center else None))
+            _, _, vh = torch.linalg.svd(S.T.to(dtype) @ W, full_matrices=False)
+            self.parts[path] = ("whiten", W, vh.T, (b, st.mean.to(dtype) if center else None))
             self.jitter[path] = ridge
 
     def module(self, path: str, rank: int) -> LowRankLinear:
@@ -322,7 +299,7 @@ class Bases:
         b, mu = extra
         bias = b
         if mu is not None:
-            bias = (bias if bias is not None else torch.zeros(W.shape[1])) + (W - W @ V @ V.T).T @ mu
+            bias = (bias if bias is not None else torch.zeros(W.shape[1], dtype=W.dtype)) + (W - W @ V @ V.T).T @ mu
         return _factors(lin, (W @ V).T, V, bias, rank, self.method)
 
 
