@@ -107,7 +107,8 @@ def load(cfg: CompressionConfig, device: str = "cpu"):
     held = lm_blocks(eval_split, tok, cfg.block, max_blocks=cfg.eval_blocks)
     chats = definition_chats(load_corpus("wordnet")["test"], tok, cfg.chats) if cfg.chats else []
     batches = [lm_collator([calib[j] for j in range(i, min(i + 4, len(calib)))]) for i in range(0, len(calib), 4)]
-    return {"model": model, "tok": tok, "calib": calib, "calib_batches": batches, "held": held, "chats": chats}
+    return {"model": model, "tok": tok, "calib_split": calib_split, "calib": calib, "calib_batches": batches,
+            "held": held, "chats": chats}
 
 
 def _splits(cfg: CompressionConfig):
@@ -154,6 +155,15 @@ def evaluate(model, data, n_blocks: int | None = None, device: str = "cpu") -> d
     return out
 
 
+def teacher_loss(data, n_blocks: int, device: str = "cpu") -> float:
+    """The teacher's English loss on the first n_blocks held-out blocks, computed once per size and kept in `data`
+    (the sweep, the sensitivity map and the healing all compare against it)."""
+    memo = data.setdefault("teacher_loss", {})
+    if n_blocks not in memo:
+        memo[n_blocks] = evaluate(data["model"], data, n_blocks, device)["english"]["loss"]
+    return memo[n_blocks]
+
+
 def compare(teacher: dict, student: dict) -> dict:
     """Teacher vs student per evaluation set: losses, perplexities and the bootstrap CI of the difference."""
     from .evaluate import paired_bootstrap
@@ -186,7 +196,7 @@ def sweep(data, cfg: CompressionConfig, stats: dict, device: str = "cpu") -> dic
     """Loss on held-out English for every (method, group, reduction); the reduction is of the targeted block
     Linears' parameters (each matrix keeps 1 - reduction of its parameters)."""
     model = data["model"]
-    base = evaluate(model, data, cfg.sweep_eval_blocks, device)["english"]["loss"]
+    base = teacher_loss(data, cfg.sweep_eval_blocks, device)
     total = sum(p.numel() for p in model.parameters())
     rows = []
     mods = block_modules(model, layers=cfg.layers)
@@ -251,7 +261,7 @@ def sensitivity(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
     """Loss increase on held-out English when one layer's attention (q, k, v, o) or MLP (gate, up, down) alone is
     replaced by plain-SVD factors of rank sens_rank (the notes' method and rank)."""
     model = data["model"]
-    base = evaluate(model, data, cfg.sens_eval_blocks, device)["english"]["loss"]
+    base = teacher_loss(data, cfg.sens_eval_blocks, device)
     from .surgery import parse_layers
 
     made = bases(data, cfg, "svd")
@@ -274,17 +284,15 @@ def healing(data, cfg: CompressionConfig, stats: dict, device: str = "cpu", seed
     from .data import lm_blocks
     from .train import train_causal_lm
 
-    teacher = data["model"]
-    base = evaluate(teacher, data, cfg.sweep_eval_blocks, device)["english"]["loss"]
-    student = copy.deepcopy(teacher)
+    base = teacher_loss(data, cfg.sweep_eval_blocks, device)
+    student = copy.deepcopy(data["model"])
     made = bases(data, cfg, cfg.heal_method, stats)
     ranks = C.resolve_plan(student, [C.Target(("attention", "mlp"), cfg.layers, ratio=1 - cfg.heal_reduction)])
     params_before = sum(p.numel() for p in student.parameters())
     C.replace(student, {p: made.module(p, r) for p, r in ranks.items()})
     params_after = sum(p.numel() for p in student.parameters())
     before = evaluate(student, data, cfg.sweep_eval_blocks, device)["english"]["loss"]
-    calib_split, _ = _splits(cfg)
-    train = lm_blocks(calib_split, data["tok"], cfg.heal_block,
+    train = lm_blocks(data["calib_split"], data["tok"], cfg.heal_block,
                       max_blocks=cfg.heal.max_steps * cfg.heal.batch_size * cfg.heal.grad_accum)
     res = train_causal_lm(student, train, None, cfg.heal, device=device, seed=seed)
     after = evaluate(res["model"], data, cfg.sweep_eval_blocks, device)["english"]["loss"]
