@@ -9,7 +9,7 @@ NB ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup venv assets run test unit bench clean-runs
+.PHONY: setup venv assets run test unit bench looped-regime clean-runs
 
 setup: $(STAMP) assets
 
@@ -40,6 +40,10 @@ bench: setup
 	$(BIN)/python benchmarks/bench_surgery.py
 	$(BIN)/python benchmarks/bench_compression.py
 	$(BIN)/python benchmarks/bench_looped.py
+
+# seed 002's regime search (13 points x 240 s, two side by side: ~28 min); not part of `make bench`
+looped-regime: setup
+	$(BIN)/python benchmarks/looped_regime.py
 
 clean-runs:
 	rm -rf runs

@@ -34,7 +34,9 @@ def main():
     first = next(iter(rows.values()))["steps_per_s"]
     for name, r in rows.items():
         print(f"{name:<40} {r['steps_per_s'] / first:6.2f}x the looped model's steps/s")
-    path = save_run("benchmarks", "bench_looped", "steps-per-s", {"profile": "local", "steps": args.steps},
+    config = {"profile": "local", "steps": args.steps, "batch": tcfg.batch_size, "points": cfg.train.points.end,
+              "models": {n: dataclasses.asdict(m) for n, m in models.items()}}    # the settings are in the run id
+    path = save_run("benchmarks", "bench_looped", "steps-per-s", config,
                     {f"{n}.{k}": v for n, r in rows.items() for k, v in r.items()}, profile="local", seed=0,
                     device=run.device)
     print(f"record: {path}")

@@ -165,9 +165,20 @@ TASK_BASELINES = {
 
 
 def bootstrap_band(errors: np.ndarray, n_boot: int = 1000, level: float = 0.90, seed: int = 0):
-    """Mean over prompts (axis 0) with a bootstrap `level` band, per position: (mean, lo, hi), each (n,)."""
+    """Mean with a bootstrap `level` band, per position: (mean, lo, hi), each (n,).
+
+    errors (P, n): one model over P test prompts; resampled over prompts.
+    errors (S, P, n): S training seeds on the same P prompts; each replicate resamples the seeds and the prompts, so
+    the band holds both the training-seed and the test-prompt variation."""
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, errors.shape[0], size=(n_boot, errors.shape[0]))
-    boots = errors[idx].mean(1)                                                     # (n_boot, n)
+    if errors.ndim == 2:
+        errors = errors[None]
+    S, P, _ = errors.shape
+    per_seed = np.empty((n_boot, S, errors.shape[2]))
+    for b in range(n_boot):
+        idx = rng.integers(0, P, size=P)
+        per_seed[b] = errors[:, idx].mean(1)                                        # (S, n)
+    seeds = rng.integers(0, S, size=(n_boot, S))
+    boots = np.take_along_axis(per_seed, seeds[..., None], axis=1).mean(1)          # (n_boot, n)
     lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
-    return errors.mean(0), lo, hi
+    return errors.mean((0, 1)), lo, hi

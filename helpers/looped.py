@@ -1,6 +1,8 @@
 """Seed 002: looped transformers learning in context (Yang et al. 2023, on Garg et al. 2022), with the seed's options.
 
-Prompt: x_1, y_1, x_2, y_2, ... as 2n tokens of dimension d (y as [y, 0, ..., 0]); read_in Linear(d -> width),
+Prompt: x_1, y_1, x_2, y_2, ... as 2n tokens; token_format "paper": tokens of dimension d, y as [y, 0, ..., 0] (a y
+token looks like an x with one non-zero coordinate: only the position tells them apart); "extra_dim": tokens of
+dimension d + 1, x as [x, 0] and y as [0, ..., 0, y], so x and y never share an input coordinate. read_in Linear(-> width),
 a pre-LN GPT-2-style block (causal self-attention + GELU MLP, learned positions added at the backbone input, final
 LayerNorm), read_out Linear(width -> 1); predictions are read at the x positions.
 
@@ -26,6 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
+TOKEN_FORMATS = ("paper", "extra_dim")
+
+
 @dataclass
 class LoopedConfig:
     n_dims: int = 20                # d: the regression dimension the model reads
@@ -40,8 +45,11 @@ class LoopedConfig:
     feed_block: bool = False
     use_ssm: bool = False
     skip_connection: bool = False
+    token_format: str = "paper"     # "paper" (y in the first of d coordinates) or "extra_dim" (y in a (d+1)-th)
 
     def __post_init__(self):
+        if self.token_format not in TOKEN_FORMATS:
+            raise ValueError(f"unknown token_format {self.token_format!r}; allowed: {', '.join(TOKEN_FORMATS)}")
         for name in ("n_dims", "n_positions", "width", "n_head", "n_layer", "loops", "window"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
@@ -148,7 +156,7 @@ class LoopedTransformer(nn.Module):
     def __init__(self, cfg: LoopedConfig):
         super().__init__()
         self.cfg = cfg
-        self.read_in = nn.Linear(cfg.n_dims, cfg.width)
+        self.read_in = nn.Linear(cfg.n_dims + (cfg.token_format == "extra_dim"), cfg.width)
         self.wpe = nn.Embedding(2 * cfg.n_positions, cfg.width)
         self.blocks = nn.ModuleList(Block(cfg.width, cfg.n_head, cfg.use_ssm) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.width)
@@ -165,11 +173,16 @@ class LoopedTransformer(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
 
     @staticmethod
-    def interleave(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        """xs (B, n, d), ys (B, n) -> prompt (B, 2n, d): x_1, [y_1, 0...], x_2, ..."""
+    def interleave(xs: torch.Tensor, ys: torch.Tensor, token_format: str = "paper") -> torch.Tensor:
+        """xs (B, n, d), ys (B, n) -> prompt (B, 2n, d) x_1, [y_1, 0...], x_2, ... ("paper"), or (B, 2n, d + 1)
+        [x_1, 0], [0..., y_1], ... ("extra_dim")."""
         B, n, d = xs.shape
-        y_tok = torch.cat([ys[..., None], xs.new_zeros(B, n, d - 1)], dim=-1)
-        return torch.stack([xs, y_tok], dim=2).reshape(B, 2 * n, d)
+        if token_format == "extra_dim":
+            xs = torch.cat([xs, xs.new_zeros(B, n, 1)], dim=-1)
+            y_tok = torch.cat([xs.new_zeros(B, n, d), ys[..., None]], dim=-1)
+        else:
+            y_tok = torch.cat([ys[..., None], xs.new_zeros(B, n, d - 1)], dim=-1)
+        return torch.stack([xs, y_tok], dim=2).reshape(B, 2 * n, xs.shape[-1])
 
     def backbone(self, h: torch.Tensor, blocks) -> torch.Tensor:
         h = h + self.wpe.weight[: h.shape[1]]
@@ -188,7 +201,7 @@ class LoopedTransformer(nn.Module):
             raise ValueError(f"n_points {xs.shape[1]} is larger than the model's n_positions {cfg.n_positions}")
         if xs.shape[2] != cfg.n_dims:
             raise ValueError(f"prompt dimension {xs.shape[2]} differs from the model's n_dims {cfg.n_dims}")
-        e = self.read_in(self.interleave(xs, ys))                               # (B, 2n, width)
+        e = self.read_in(self.interleave(xs, ys, cfg.token_format))                               # (B, 2n, width)
         if not cfg.looped:
             return [self.predict(self.backbone(e, self.blocks))]
         b = cfg.loops if loops is None else loops

@@ -98,6 +98,10 @@ class Run:
     cfg: Any
     env: dict = field(default_factory=dict)
 
+    def with_seed(self, seed: int) -> "Run":
+        """The same run under another training seed (for records of a multi-seed loop: the seed is in the run id)."""
+        return dataclasses.replace(self, seed=seed)
+
     def as_dict(self) -> dict:
         return {"notebook": self.notebook, "profile": self.profile, "seed": self.seed, "device": self.device,
                 "cfg": dataclasses.asdict(self.cfg)}

@@ -257,8 +257,7 @@ def run_experiments(run, ids) -> "pd.DataFrame":
     rows = []
     for (exp_id, seed), res in map_processes(train_experiment, jobs, workers, progress="runs").items():
         exp = EXPERIMENTS[exp_id]
-        seeded = type(run)(**{**run.__dict__, "seed": seed})
-        save_result(seeded, f"exp{exp_id:02d}", exp.name, res, config=run_config(cfg, exp, run.profile))
+        save_result(run.with_seed(seed), f"exp{exp_id:02d}", exp.name, res, config=run_config(cfg, exp, run.profile))
         rows.append({"id": exp_id, "name": exp.name, "seed": seed, **res["metrics"],
                      **{f"params.{k}": v for k, v in res["params"].items()}, "curve": res["curves"]["eval_loss"],
                      "peak_mem_mb": res["provenance"]["peak_mem_mb"]})

@@ -1,10 +1,11 @@
 """Looped transformer: each seed option's effect, tasks, curricula, baselines and bad input."""
+import numpy as np
 import pytest
 import torch
 
 from helpers import icl
 from helpers.looped import Block, LoopedConfig, LoopedTransformer, keep_mask
-from helpers.looped_study import ICLTrainConfig, LoopedStudyConfig, fixed_test_set, train_model
+from helpers.looped_study import ICLTrainConfig, LoopedStudyConfig, fixed_test_set, seed_table, train_model
 
 
 def small(**kw):
@@ -32,6 +33,16 @@ def test_interleaving_puts_y_in_the_first_coordinate():
     xs, ys = prompt(1, 2)
     p = LoopedTransformer.interleave(xs, ys)
     assert torch.equal(p[0, 0], xs[0, 0]) and p[0, 1, 0] == ys[0, 0] and torch.all(p[0, 1, 1:] == 0)
+
+
+def test_extra_dim_format_keeps_x_and_y_in_separate_coordinates():
+    xs, ys = prompt(1, 2)
+    p = LoopedTransformer.interleave(xs, ys, "extra_dim")                   # (1, 4, d + 1)
+    assert p.shape == (1, 4, 5)
+    assert torch.equal(p[0, 0, :4], xs[0, 0]) and p[0, 0, 4] == 0
+    assert torch.all(p[0, 1, :4] == 0) and p[0, 1, 4] == ys[0, 0]
+    m = LoopedTransformer(small(token_format="extra_dim"))
+    assert m.read_in.in_features == 5 and m(*prompt())[0].shape == (3, 5)
 
 
 def test_loss_uses_the_last_window_loops_only_with_gradients():
@@ -109,6 +120,7 @@ def test_ssm_block_is_causal_and_sized_by_the_width():
     (dict(save_n_tokens=-0.5), "use an integer < 0"),
     (dict(width=30, n_head=4), "not divisible"),
     (dict(feed_block=True, looped=False), "needs looped=True"),
+    (dict(token_format="xy"), "unknown token_format 'xy'; allowed: paper, extra_dim"),
 ])
 def test_bad_model_config(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -182,3 +194,72 @@ def test_a_tiny_looped_model_learns_in_context():
     res = train_model(cfg, tcfg, seed=0)
     err = errors_vs_k(res["model"], xs, ys, active).mean(0)
     assert (err[1:] < 0.4 * zero[1:].numpy()).all(), (err, zero)
+
+
+def test_bootstrap_band_over_seeds_holds_the_seed_spread():
+    """(S, P, n): seeds that disagree widen the band beyond the prompt-only band of their average."""
+    rng = np.random.default_rng(0)
+    e = rng.exponential(size=(400, 3))
+    mean2, lo2, hi2 = icl.bootstrap_band(e)
+    assert np.allclose(mean2, e.mean(0)) and (lo2 < mean2).all() and (mean2 < hi2).all()
+    spread = np.stack([e, 2 * e, 3 * e])                                    # three seeds, 1x / 2x / 3x the error
+    mean3, lo3, hi3 = icl.bootstrap_band(spread)
+    _, lo_avg, hi_avg = icl.bootstrap_band(spread.mean(0))
+    assert np.allclose(mean3, 2 * e.mean(0))
+    assert ((hi3 - lo3) > 2 * (hi_avg - lo_avg)).all()
+
+
+def test_seed_table_means_and_spreads_over_seeds():
+    e = np.zeros((2, 4, 5))
+    e[0, :, 2], e[1, :, 2] = 1.0, 3.0                                        # k = d = 2: seeds at 1 and 3
+    e[:, :, 4] = 0.5
+    t = seed_table({"looped": e, "zero": np.ones((4, 5))}, active=2, extra={"looped": {"params": 7}})
+    assert t.loc["looped", "k=d"] == 2.0 and np.isclose(t.loc["looped", "k=d sd"], np.sqrt(2))
+    assert t.loc["looped", "k=2d"] == 0.5 and t.loc["looped", "k=2d sd"] == 0
+    assert t.loc["looped", "seeds"] == 2 and t.loc["looped", "params"] == 7
+    assert t.loc["zero", "k=d"] == 1 and np.isnan(t.loc["zero", "k=d sd"])
+
+
+def test_regime_search_scores_each_variant_at_its_own_dimension():
+    from helpers.looped_study import PROFILES, at_dims, regime_search
+
+    cfg = PROFILES["tiny"]
+    out = regime_search(cfg, {"d=2": {}, "d=3 extra_dim": {**at_dims(cfg, 3), "model.token_format": "extra_dim"}})
+    assert out["d=2"]["d"] == 2 and out["d=3 extra_dim"]["d"] == 3
+    for m in out.values():
+        assert m["steps"] == cfg.train.steps and m["least_squares.k=2d"] < 1e-6
+        assert m["ratio_to_averaging.k=2d"] == m["looped.k=2d"] / m["averaging.k=2d"]
+    with pytest.raises(Exception, match="unknown setting"):
+        regime_search(cfg, {"bad": {"model.depth": 3}})
+
+
+def test_records_summary_aggregates_seeds_of_the_newest_run_only(results_root):
+    """Two notebook runs with different settings: the summary holds the seeds of the newest one, as mean and sd."""
+    import dataclasses
+    import time
+
+    from helpers.looped_study import PROFILES, bands_from_curves, records_summary
+    from helpers.profiles import Run
+    from helpers.results import load_runs, save_result
+
+    def notebook_run(cfg, errs):
+        run = Run(notebook="05_looped_transformer", profile="tiny", seed=0, device="cpu", cfg=cfg)
+        for seed, e in enumerate(errs):
+            save_result(run.with_seed(seed), "looped", "looped-lr",
+                        {"metrics": {"err.k=d": e, "err.k=2d": e / 2, "steps": 10, "steps_per_s": 5.0},
+                         "params": {"total": 100}})
+        time.sleep(1.1)                                                     # `created` has one-second resolution
+        save_result(run, "baselines", "baselines-lr", {"metrics": {}, "curves": {
+            "looped": {"1": 0.5, "0": 1.0, "10": 0.1}, "looped.lo": {"0": 0.9, "1": 0.4, "10": 0.05},
+            "looped.hi": {"0": 1.1, "1": 0.6, "10": 0.2}}})
+
+    cfg = PROFILES["tiny"]
+    notebook_run(cfg, [9.0, 9.0])                                           # an older run with other settings
+    notebook_run(dataclasses.replace(cfg, option_steps=7), [1.0, 3.0, 5.0])
+    runs = load_runs()
+    out = records_summary(runs[runs.notebook == "05_looped_transformer"])
+    row = out.loc[("looped", "looped-lr")]
+    assert row["seeds"] == 3 and row["k=d"] == 3.0 and row["k=d sd"] == 2.0 and row["k=2d"] == 1.5
+    base = runs[runs.experiment == "baselines"].sort_values("created").iloc[-1]
+    assert bands_from_curves(base["curves"]) == {"looped": {"mean": [1.0, 0.5, 0.1], "lo": [0.9, 0.4, 0.05],
+                                                            "hi": [1.1, 0.6, 0.2]}}
