@@ -6,7 +6,7 @@ side) and is scored on the fixed test set at its final setting against averaging
 k = 2d. Each point is saved as a record (experiment "regime") in results/05_looped_transformer/, which
 Analysis.ipynb tabulates.
 
-    python benchmarks/looped_regime.py                 # the grid below, 240 s per point: ~26 min on 2 cores
+    python benchmarks/looped_regime.py                 # the grid below, 240 s per point: 28 min on 2 cores (measured)
     python benchmarks/looped_regime.py --budget 20 --only d=5 d=8    # a quick look at two points
 """
 from __future__ import annotations
