@@ -1,10 +1,11 @@
 """Seed 002: looped transformers learning in context (Yang et al. 2023, on Garg et al. 2022), with the seed's options.
 
-Prompt: x_1, y_1, x_2, y_2, ... as 2n tokens; token_format "paper": tokens of dimension d, y as [y, 0, ..., 0] (a y
+Prompt: x_1, y_1, x_2, y_2, ... as 2n tokens. token_format "paper": tokens of dimension d, y as [y, 0, ..., 0] (a y
 token looks like an x with one non-zero coordinate: only the position tells them apart); "extra_dim": tokens of
-dimension d + 1, x as [x, 0] and y as [0, ..., 0, y], so x and y never share an input coordinate. read_in Linear(-> width),
-a pre-LN GPT-2-style block (causal self-attention + GELU MLP, learned positions added at the backbone input, final
-LayerNorm), read_out Linear(width -> 1); predictions are read at the x positions.
+dimension d + 1, x as [x, 0] and y as [0, ..., 0, y], so x and y never share an input coordinate (on a CPU budget
+this decides whether d = 5 is learned at all: benchmarks/looped_regime.py). read_in Linear(-> width), a pre-LN
+GPT-2-style block (causal self-attention + GELU MLP, learned positions added at the backbone input, final LayerNorm),
+read_out Linear(width -> 1); predictions are read at the x positions.
 
 Looped model: e = read_in(prompt), z_0 = 0, z_{t+1} = backbone(z_t + e). The first b - T loops run without gradient,
 the loss averages the predictions of the last T loops; inference may run any number of loops.
@@ -201,7 +202,7 @@ class LoopedTransformer(nn.Module):
             raise ValueError(f"n_points {xs.shape[1]} is larger than the model's n_positions {cfg.n_positions}")
         if xs.shape[2] != cfg.n_dims:
             raise ValueError(f"prompt dimension {xs.shape[2]} differs from the model's n_dims {cfg.n_dims}")
-        e = self.read_in(self.interleave(xs, ys, cfg.token_format))                               # (B, 2n, width)
+        e = self.read_in(self.interleave(xs, ys, cfg.token_format))             # (B, 2n, width)
         if not cfg.looped:
             return [self.predict(self.backbone(e, self.blocks))]
         b = cfg.loops if loops is None else loops
