@@ -194,7 +194,7 @@ def looped_vs_standard(cfg: LoopedStudyConfig, device: str = "cpu") -> dict:
     for seed in cfg.seeds:
         jobs[("looped", seed)] = (cfg.model, cfg.train, seed, device)
         jobs[("standard", seed)] = (standard_config(cfg), cfg.train, seed, device)
-    return map_processes(train_model, jobs, cfg.workers if device == "cpu" else 1, progress="looped vs standard")
+    return map_processes(train_model, jobs, cfg.workers, "looped vs standard", device)
 
 
 def seed_errors(trained: dict, xs, ys, active: int) -> dict:
@@ -215,7 +215,7 @@ def options_study(cfg: LoopedStudyConfig, device: str = "cpu") -> dict:
     # the SSM's sequential scan makes it ~3x slower per step: submitted first, it overlaps the short runs
     order = sorted(variants, key=lambda n: not variants[n].use_ssm)
     jobs = {(name, seed): (variants[name], tcfg, seed, device) for seed in cfg.option_seeds for name in order}
-    out = map_processes(train_model, jobs, cfg.workers if device == "cpu" else 1, progress="options")
+    out = map_processes(train_model, jobs, cfg.workers, "options", device)
     return {(name, seed): out[name, seed] for seed in cfg.option_seeds for name in variants}
 
 
@@ -259,7 +259,7 @@ def regime_search(cfg: LoopedStudyConfig, variants: dict, seed: int = 0, device:
     from .profiles import apply_overrides
 
     jobs = {name: (apply_overrides(cfg, over, f"regime '{name}'"), seed, device) for name, over in variants.items()}
-    return map_processes(regime_point, jobs, cfg.workers if device == "cpu" else 1, progress="regimes")
+    return map_processes(regime_point, jobs, cfg.workers, "regimes", device)
 
 
 def at_dims(cfg: LoopedStudyConfig, d: int) -> dict:
@@ -289,7 +289,7 @@ def tasks_study(cfg: LoopedStudyConfig, seed: int = 0, device: str = "cpu") -> d
         tcfg = dataclasses.replace(cfg.train, task=task, steps=cfg.task_steps, time_budget_s=None, loops=sched,
                                    test_prompts=min(cfg.train.test_prompts, cfg.baseline_prompts))
         jobs[task] = (dataclasses.replace(cfg.model, loops=b, window=T), tcfg, seed, device)
-    trained = map_processes(train_model, jobs, cfg.workers if device == "cpu" else 1, progress="tasks")
+    trained = map_processes(train_model, jobs, cfg.workers, "tasks", device)
     out = {}
     for task, res in trained.items():
         mcfg, tcfg = jobs[task][:2]

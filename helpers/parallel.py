@@ -20,11 +20,13 @@ def _call(packed):
     return key, fn(*args)
 
 
-def map_processes(fn, jobs: dict, workers: int = 2, progress: str | None = None) -> dict:
-    """{key: fn(*args)} for jobs {key: args}; in `workers` spawned processes (1 torch thread each) when workers > 1,
-    else in this process."""
+def map_processes(fn, jobs: dict, workers: int = 2, progress: str | None = None, device: str = "cpu") -> dict:
+    """{key: fn(*args)} for jobs {key: args}; in `workers` spawned processes (1 torch thread each) when workers > 1
+    and the jobs run on the CPU, else one after another in this process (an accelerator is not split this way)."""
     from tqdm.auto import tqdm
 
+    if device != "cpu":
+        workers = 1
     out = {}
     bar = tqdm(total=len(jobs), desc=progress, unit="run", disable=progress is None)
     if workers > 1 and len(jobs) > 1:

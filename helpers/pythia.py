@@ -253,9 +253,8 @@ def run_experiments(run, ids) -> "pd.DataFrame":
 
     cfg = run.cfg
     jobs = {(e.id, s): (e.id, s, cfg, run.device) for e in get(ids) for s in cfg.seeds}
-    workers = cfg.workers if run.device == "cpu" else 1
     rows = []
-    for (exp_id, seed), res in map_processes(train_experiment, jobs, workers, progress="runs").items():
+    for (exp_id, seed), res in map_processes(train_experiment, jobs, cfg.workers, "runs", run.device).items():
         exp = EXPERIMENTS[exp_id]
         save_result(run.with_seed(seed), f"exp{exp_id:02d}", exp.name, res, config=run_config(cfg, exp, run.profile))
         rows.append({"id": exp_id, "name": exp.name, "seed": seed, **res["metrics"],
