@@ -32,15 +32,17 @@ def main():
     data = S.load(cfg, run.device)
     stats = C.calibrate(data["model"], data["calib_batches"], S.block_modules(data["model"]), run.device)
 
-    c = S.fitting(data, cfg, run.device)
+    c = S.measure_fitting(data, cfg, run.device)
+    cf = c["closed_form"]
     print(f"{c['path']}, rank {c['rank']}, {c['calib_tokens']} calibration / {c['heldout_tokens']} held-out tokens")
     print(f"{'fit':>16} {'wall s':>9} {'calib MSE':>11} {'held-out MSE':>13}")
-    cf = c["closed_form"]
     print(f"{'closed form':>16} {cf['wall_s']:9.3f} {cf['calib_mse']:11.5f} {cf['heldout_mse']:13.5f}")
     for k, m in c["adam"].items():
         print(f"{'Adam ' + str(k):>16} {m['wall_s']:9.1f} {m['calib_mse']:11.5f} {m['heldout_mse']:13.5f}")
-    b = S.sweep(data, dataclasses.replace(cfg), stats, run.device)
-    t = S.target_ratios(b, c)
+    b = S.measure_sweep(data, dataclasses.replace(cfg), stats, run.device)
+    t = S.target_ratios({"tables": {"rows": b["rows"]}},
+                        {"tables": {"fit": [{"fit": "closed form (whiten)", "steps": None, **cf},
+                                            *[{"fit": "Adam", "steps": k, **m} for k, m in c["adam"].items()]]}})
     for r in b["rows"]:
         print(f"20% fewer block-Linear params, {r['method']:>6}: loss {r['loss']:.4f} (teacher {b['teacher_loss']:.4f}, "
               f"+{r['delta']:.4f})")

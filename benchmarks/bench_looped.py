@@ -11,6 +11,7 @@ import dataclasses
 import torch
 
 from helpers import looped_study as L
+from helpers.icl_train import fixed, train_model
 from helpers.profiles import resolve
 from helpers.results import save_run
 
@@ -22,13 +23,13 @@ def main():
     torch.set_num_threads(1)
     run = resolve("bench_looped", L.PROFILES, "local", quiet=True)
     cfg = run.cfg
-    tcfg = dataclasses.replace(cfg.train, steps=args.steps, time_budget_s=None, loops=L._fixed(cfg.model.loops))
+    tcfg = dataclasses.replace(cfg.train, steps=args.steps, time_budget_s=None, loops=fixed(cfg.model.loops))
     models = {f"looped 1 block x {cfg.model.loops} loops (window {cfg.model.window})": cfg.model}
     for layers in (2, 3, 4):
         models[f"standard {layers} layers"] = dataclasses.replace(L.standard_config(cfg), n_layer=layers)
     rows = {}
     for name, mcfg in models.items():
-        res = L.train_model(mcfg, tcfg, 0, run.device)
+        res = train_model(mcfg, tcfg, 0, run.device)
         rows[name] = {"steps_per_s": res["steps_per_s"], "params": res["params"]}
         print(f"{name:<40} {res['steps_per_s']:7.2f} steps/s  {res['params']:>8,} params")
     first = next(iter(rows.values()))["steps_per_s"]

@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from helpers import pythia as P
+from helpers import surgery_study as P
 from helpers.profiles import resolve
 from helpers.results import save_run
 

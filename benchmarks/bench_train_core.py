@@ -15,10 +15,12 @@ import time
 
 import torch
 
-from helpers import baselines as B
+from helpers import data_study as B
+from helpers.pretrain import lm_data
 from helpers.models import from_config, neox_config
 from helpers.profiles import resolve
-from helpers.results import Tracker, save_run
+from helpers.provenance import Tracker
+from helpers.results import save_run
 from helpers.train import TrainConfig, lm_collator, train_causal_lm
 
 
@@ -53,11 +55,11 @@ def main():
     args = ap.parse_args()
 
     run = resolve("bench_train_core", B.PROFILES, args.profile, quiet=True)
-    cfg = run.cfg
-    tok, train, _, _ = B.lm_data(cfg)
+    cfg = run.cfg.lm
+    tok, train, _, _ = lm_data(cfg)
     tcfg = TrainConfig(max_steps=args.steps, batch_size=cfg.train.batch_size, lr=cfg.train.lr, scheduler="constant",
                        log_every=10, progress=False, adam_beta2=cfg.train.adam_beta2)
-    make = lambda: from_config(neox_config(cfg.lm_size, len(tok)), run.device)  # noqa: E731
+    make = lambda: from_config(neox_config(cfg.size, len(tok)), run.device)  # noqa: E731
     hand, core, hand_mem, core_mem = [], [], [], []
     for r in range(args.repeats):
         torch.manual_seed(r)
@@ -70,15 +72,15 @@ def main():
         core_mem.append(res["provenance"]["peak_mem_mb"])
         print(f"repeat {r}: hand {tps:,.0f} tok/s, core {core[-1]:,.0f} tok/s")
     ratio = statistics.median(core) / statistics.median(hand)
-    print(f"\nmodel GPT-NeoX {cfg.lm_size.hidden}x{cfg.lm_size.layers}, batch {tcfg.batch_size} x {cfg.lm_block} tokens, "
+    print(f"\nmodel GPT-NeoX {cfg.size.hidden}x{cfg.size.layers}, batch {tcfg.batch_size} x {cfg.block} tokens, "
           f"{args.steps} steps x {args.repeats} repeats on {run.device}")
     print(f"hand-written loop : {statistics.median(hand):10,.0f} tokens/s   peak {max(hand_mem):7.0f} MB")
     print(f"training core     : {statistics.median(core):10,.0f} tokens/s   peak {max(core_mem):7.0f} MB")
     print(f"ratio core / hand : {ratio:.3f}   (target >= 0.85)")
     path = save_run("benchmarks", "bench_train_core", "trainer-vs-hand-loop",
                     {"profile": run.profile, "steps": args.steps, "repeats": args.repeats,
-                     "model": f"neox-{cfg.lm_size.hidden}x{cfg.lm_size.layers}", "batch": tcfg.batch_size,
-                     "block": cfg.lm_block},
+                     "model": f"neox-{cfg.size.hidden}x{cfg.size.layers}", "batch": tcfg.batch_size,
+                     "block": cfg.block},
                     {"ratio": ratio, "hand_tokens_per_s": statistics.median(hand),
                      "core_tokens_per_s": statistics.median(core), "hand_peak_mb": max(hand_mem),
                      "core_peak_mb": max(core_mem)},

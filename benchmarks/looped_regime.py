@@ -12,13 +12,11 @@ Analysis.ipynb tabulates.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import pandas as pd
 
 from helpers import looped_study as L
-from helpers.profiles import apply_overrides, resolve
-from helpers.results import save_result
+from helpers.profiles import resolve
 
 
 def grid(cfg) -> dict:
@@ -46,6 +44,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=240, help="training seconds per point (default 240)")
     ap.add_argument("--only", nargs="*", help="names of grid points to run (default: all)")
+    ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
     args = ap.parse_args()
     run = resolve(L.NOTEBOOK, L.PROFILES, "local", quiet=True,
                   overrides={"train.time_budget_s": args.budget, "workers": 2})
@@ -55,14 +54,9 @@ def main():
         if unknown:
             raise SystemExit(f"unknown grid point(s) {unknown}; allowed: {sorted(points)}")
         points = {n: points[n] for n in args.only}
-    out = L.regime_search(run.cfg, points, seed=0, device=run.device)
-    for name, metrics in out.items():
-        save_result(run, "regime", f"regime {name}", {"metrics": metrics, "params": {"total": metrics["params"]}},
-                    config=dataclasses.asdict(apply_overrides(run.cfg, points[name])))
-    table = pd.DataFrame(out).T[["d", "steps", "steps_per_s", "params", "looped.k=d", "looped.k=2d",
-                                 "averaging.k=2d", "ratio_to_averaging.k=2d"]]
+    records = L.regime_search(run, points, seed=0, force=args.force)   # points already recorded are loaded
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
-        print(table)
+        print(L.regime_table(list(records.values())))
 
 
 if __name__ == "__main__":

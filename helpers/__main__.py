@@ -49,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     elif args.cmd == "params":
-        from .pythia import print_param_table
+        from .surgery_study import print_param_table
 
         return print_param_table(as_json=args.json)
     elif args.cmd == "pretrain":
-        from .baselines import pretrain_cli
+        from .data_study import pretrain_command
 
-        pretrain_cli(args.profile, args.seed, args.max_steps)
+        pretrain_command(args.profile, args.seed, args.max_steps)
     return 0
 
 

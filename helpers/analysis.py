@@ -1,68 +1,109 @@
-"""Helpers for Analysis.ipynb: it reads only results/ (through load_runs) and shows one section per family."""
+"""Analysis.ipynb's machinery (torch-free): pick each family's records, and a `Report` that a family's `report()`
+fills with tables, figures and a conclusion, all computed from records by the same functions the notebook uses.
+
+Which records: a family's records of the most meaningful profile that has any (full, else local, else tiny). Run
+ids depend only on what determines a result, so one (experiment, variant, seed) has one record per config; if a
+family holds several configs of the same run (someone ran with OVERRIDES), the report says so and uses the newest.
+"""
 from __future__ import annotations
 
-FAMILIES = {
-    "00_data_and_baselines": "Data, tokenizers and baselines",
-    "01_attention_lowrank": "Pythia low-rank surgery: attention (seed 000, exps 1-8, 25, 26)",
-    "02_mlp_lowrank": "Pythia low-rank surgery: MLP (seed 000, exps 9-11, 22, 23)",
-    "03_partial_layers": "Pythia low-rank surgery: partial layers (seed 000, exps 12-21, 24)",
-    "04_lowrank_compression": "Low-rank compression of a pretrained model (seed 001)",
-    "05_looped_transformer": "Looped transformer, in-context learning (seed 002)",
-}
+import warnings
+from dataclasses import dataclass, field
+
+PROFILE_ORDER = ("full", "local", "tiny")
 
 
-def family(df, notebook: str, profile: str | None = None):
-    """The records of one notebook (optionally one profile), or None with a 'not run yet' line printed."""
-    sub = df[df["notebook"] == notebook] if len(df) else df
-    if profile is not None and len(sub):
-        sub = sub[sub["profile"] == profile]
-    if not len(sub):
-        print(f"{FAMILIES.get(notebook, notebook)}: not run yet" + (f" in the {profile} profile" if profile else "")
-              + f" (no records under results/{notebook}/).")
-        return None
-    return sub
-
-
-def pick_profile(df, preferred: tuple = ("full", "local", "tiny")) -> str | None:
-    """The most meaningful profile that has records: full, else local, else tiny."""
-    have = set(df["profile"]) if len(df) else set()
+def pick_profile(records: list[dict], preferred: tuple = PROFILE_ORDER) -> str | None:
+    have = {r["profile"] for r in records}
     return next((p for p in preferred if p in have), None)
 
 
-def provenance_table(df):
+def select(records: list[dict], profile: str | None = None) -> tuple[list[dict], str | None]:
+    """The records of one profile (default: pick_profile), one per (experiment, variant, seed)."""
+    profile = profile or pick_profile(records)
+    mine = sorted((r for r in records if r["profile"] == profile), key=lambda r: r.get("created", ""))
+    chosen, seen = {}, {}
+    for r in mine:
+        key = (r["experiment"], r["variant"], r["seed"])
+        seen.setdefault(key, set()).add(r["run_id"])
+        chosen[key] = r
+    dups = {k: v for k, v in seen.items() if len(v) > 1}
+    if dups:
+        warnings.warn(f"{len(dups)} run(s) are recorded under several configs ({sorted(dups)[:3]} ...): showing the "
+                      "newest of each; delete the others or keep experiments apart with LAB_RESULTS", stacklevel=2)
+    return list(chosen.values()), profile
+
+
+def by_experiment(records: list[dict]) -> dict[str, list[dict]]:
+    """{experiment: records sorted by (variant, seed)}."""
+    out = {}
+    for r in sorted(records, key=lambda r: (r["experiment"], r["variant"], r["seed"])):
+        out.setdefault(r["experiment"], []).append(r)
+    return out
+
+
+@dataclass
+class Report:
+    """One family's section of Analysis.ipynb: built from its records, shown with `show()`."""
+
+    title: str
+    all_records: list[dict] = field(repr=False)
+    profile: str | None = None
+    tables: dict = field(default_factory=dict)      # {caption: DataFrame}
+    figures: dict = field(default_factory=dict)     # {caption: matplotlib Figure}
+    text: str = ""                                  # the conclusion, generated from the records
+
+    def __post_init__(self):
+        self.records, self.profile = select(self.all_records, self.profile)
+
+    def table(self, caption: str, frame) -> None:
+        if frame is not None and len(frame):
+            self.tables[caption] = frame
+
+    def figure(self, caption: str, fig) -> None:
+        import matplotlib.pyplot as plt
+
+        self.figures[caption] = fig
+        plt.close(fig)   # shown by show(), not by the notebook's inline backend at creation
+
+    def show(self) -> None:
+        from IPython.display import display
+
+        if not self.records:
+            print(f"{self.title}: not run yet (no records).")
+            return
+        print(f"{self.title}: profile {self.profile}, {len(self.records)} records")
+        for caption, fig in self.figures.items():
+            print(caption)
+            display(fig)
+        for caption, frame in self.tables.items():
+            print(caption)
+            display(frame.round(4) if hasattr(frame, "round") else frame)
+        if self.text:
+            print("What the records say:\n" + self.text)
+
+
+def provenance_table(records: list[dict]):
     """One row per run: where, when, with what code, how long and how much memory."""
-    if not len(df):
-        print("no records yet: run `make run`")
-        return df
-    cols = ["notebook", "experiment", "variant", "profile", "seed", "status", "provenance.commit", "provenance.dirty",
-            "provenance.device", "provenance.wall_s", "provenance.peak_mem_mb", "provenance.tokens_per_s", "created"]
-    out = df[[c for c in cols if c in df.columns]].copy()
-    if "provenance.commit" in out:
-        out["provenance.commit"] = out["provenance.commit"].astype(str).str[:8]
-    return out.sort_values(["notebook", "experiment", "variant", "seed"]).reset_index(drop=True)
-
-
-def metric_columns(df, prefix: str = "metrics.") -> list[str]:
-    return [c for c in df.columns if c.startswith(prefix) and df[c].notna().any()]
-
-
-def unflatten(metrics: dict, depth: int = 2):
-    """{"en.test.words": 5, ...} -> DataFrame indexed by (en, test) with a `words` column (inverse of flatten_rows)."""
     import pandas as pd
 
-    rows = {}
-    for key, value in metrics.items():
-        parts = key.split(".", depth)
-        if len(parts) == depth + 1:
-            rows.setdefault(tuple(parts[:depth]), {})[parts[depth]] = value
-    return pd.DataFrame.from_dict(rows, orient="index")
+    rows = [{"notebook": r["notebook"], "experiment": r["experiment"], "variant": r["variant"],
+             "profile": r["profile"], "seed": r["seed"], "status": r["status"],
+             "commit": str(r["provenance"].get("commit"))[:8], "dirty": r["provenance"].get("dirty"),
+             "device": r["provenance"].get("device"), "wall_s": r["provenance"].get("wall_s"),
+             "peak_mem_mb": r["provenance"].get("peak_mem_mb"), "created": r.get("created")} for r in records]
+    if not rows:
+        print("no records yet: run `make run`")
+        return pd.DataFrame()
+    return pd.DataFrame(rows).sort_values(["notebook", "experiment", "variant", "seed"]).reset_index(drop=True)
 
 
-def latest(sub, experiment: str):
-    """The newest record (as a Series) of one experiment in a family's records, or None."""
-    rows = sub[sub["experiment"] == experiment]
-    return None if not len(rows) else rows.sort_values("created").iloc[-1]
+def family_reports(records: list[dict]) -> list[Report]:
+    """Every family's report, in notebook order."""
+    from . import compression_study, data_study, looped_study, surgery_study
 
-
-def group_metrics(row, prefix: str = "metrics.") -> dict:
-    return {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix) and v == v and v is not None}
+    out = [data_study.report([r for r in records if r["notebook"] == data_study.NOTEBOOK]),
+           surgery_study.report([r for r in records if r["notebook"] in surgery_study.NOTEBOOKS]),
+           compression_study.report([r for r in records if r["notebook"] == compression_study.NOTEBOOK]),
+           looped_study.report([r for r in records if r["notebook"] == looped_study.NOTEBOOK])]
+    return out

@@ -13,6 +13,7 @@ Steps
 from __future__ import annotations
 
 import gzip
+import hashlib
 import html.parser
 import json
 import os
@@ -282,10 +283,14 @@ def wordnet_documents(extract: Path) -> list[dict]:
     return docs
 
 
+def split_of(key: str) -> str:
+    """The fixed by-document split rule: bucket = sha1(key) mod 100; < 5 test, 5-9 validation, else train."""
+    bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) % 100
+    return "test" if bucket < 5 else "validation" if bucket < 10 else "train"
+
+
 def write_corpus(name: str, docs: list[dict], split_key=None) -> Path:
     """Write documents as <cache>/corpora/<name>/<split>.jsonl using the fixed by-document split rule."""
-    from .data import split_of
-
     out = cache_dir() / "corpora" / name
     out.mkdir(parents=True, exist_ok=True)
     key = split_key or (lambda d: d["doc"])
@@ -379,12 +384,15 @@ def prepare_tokenizer(corpus: str, vocab_size: int = DEFAULT_VOCAB) -> Path:
     from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
 
-    from .data import load_corpus
-
-    train = load_corpus(corpus)["train"]
+    train = cache_dir() / "corpora" / corpus / "train.jsonl"
+    if not train.is_file():
+        raise AssetError(f"tokenizer '{corpus}-bpe-{vocab_size}' is trained on {train}, which is not prepared yet. "
+                         f"Fetch it with: {FETCH_CMD}")
     bpe = ByteLevelBPETokenizer()
+    with open(train, encoding="utf-8") as fh:  # the train split's documents in file order
+        texts = [json.loads(line)["text"] for line in fh]
     bpe.train_from_iterator(
-        (t for t in train["text"]), vocab_size=vocab_size, min_frequency=2,
+        iter(texts), vocab_size=vocab_size, min_frequency=2,
         special_tokens=["<|endoftext|>", "<|pad|>"], show_progress=False,
     )
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from .lowrank import LowRankLinear, check_rank
+from .models import FACTORIZATIONS, LLAMA_GROUPS, LLAMA_LINEARS
 
-METHODS = ("svd", "whiten", "scaled")
+METHODS = FACTORIZATIONS
 
 
 # ------------------------------------------------------------------------------------------------ calibration
@@ -156,9 +157,7 @@ def output_mse(linear: nn.Module, ref: nn.Linear, x: torch.Tensor) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ plans
-MODULES = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
-           "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj", "lm_head": "lm_head"}
-GROUPS = {"attention": ("q", "k", "v", "o"), "mlp": ("gate", "up", "down")}
+MODULES, GROUPS = LLAMA_LINEARS, LLAMA_GROUPS
 
 
 @dataclass(frozen=True)
@@ -234,14 +233,6 @@ def compress_model(model, plan: list[Target], method: str = "svd", stats: dict |
         warns += [f"{path}: {w}" for w in f.warnings]
     after = sum(p.numel() for p in model.parameters())
     return {"params_before": before, "params_after": after, "ranks": ranks, "jitter": jitter, "warnings": warns}
-
-
-def mistral_config():
-    """Open-Orca/Mistral-7B-OpenOrca's shape (MistralConfig), for budgets without any download."""
-    from transformers import MistralConfig
-
-    return MistralConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                         intermediate_size=14336, vocab_size=32002, tie_word_embeddings=False)
 
 
 def param_budget(config, plan: list[Target]) -> dict:

@@ -13,15 +13,19 @@ Sections (each returns a result dict for the run record):
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import time
 from dataclasses import dataclass, field
 
-import torch
+if TYPE_CHECKING:
+    from . import compress as C
 
-from . import compress as C
+from .models import FACTORIZATIONS, LLAMA_LINEARS
 from .train import TrainConfig
 
 NOTEBOOK = "04_lowrank_compression"
+TITLE = "Low-rank compression of a pretrained model (seed 001)"
 NOTES = {  # seed 001's own numbers, for the tables (REFERENCE.md section 2)
     "exp3_teacher_1k": 2.29794, "exp3_student_1k": 2.29538, "exp3_teacher_100k": 2.33504,
     "exp3_student_100k": 2.33335, "exp2_train_mse": 165.7, "exp2_val_mse": 246.6,
@@ -64,16 +68,16 @@ class CompressionConfig:
     def __post_init__(self):
         if isinstance(self.heal, dict):
             self.heal = TrainConfig(**self.heal)
-        bad = [m for m in self.methods if m not in C.METHODS]
+        bad = [m for m in self.methods if m not in FACTORIZATIONS]
         if bad:
-            raise ValueError(f"unknown method(s) {bad}; allowed: {', '.join(C.METHODS)}")
+            raise ValueError(f"unknown method(s) {bad}; allowed: {', '.join(FACTORIZATIONS)}")
         bad = [g for g in self.groups if g not in ("mlp", "attention", "both")]
         if bad:
             raise ValueError(f"unknown group(s) {bad}; allowed: mlp, attention, both")
         if any(not 0 < r < 1 for r in self.reductions):
             raise ValueError(f"reductions must lie in (0, 1), got {self.reductions}")
-        if self.fit_module not in C.MODULES or self.fit_module == "lm_head":
-            raise ValueError(f"fit_module must be a block Linear ({', '.join(list(C.MODULES)[:-1])}), "
+        if self.fit_module not in LLAMA_LINEARS or self.fit_module == "lm_head":
+            raise ValueError(f"fit_module must be a block Linear ({', '.join(list(LLAMA_LINEARS)[:-1])}), "
                              f"got '{self.fit_module}'")
 
 
@@ -112,12 +116,13 @@ def load(cfg: CompressionConfig, device: str = "cpu"):
 
 
 def _splits(cfg: CompressionConfig):
-    from .data import _hub_call, load_corpus
+    from . import hub
+    from .data import load_corpus
 
     if cfg.calib_corpus == "oo-gpt4":
         from datasets import load_dataset
 
-        ds = _hub_call("oo-gpt4-filtered", load_dataset, "openaccess-ai-collective/oo-gpt4-filtered", split="train")
+        ds = hub.call("oo-gpt4-filtered", load_dataset, "openaccess-ai-collective/oo-gpt4-filtered", split="train")
         parts = ds.train_test_split(test_size=100_000, seed=42)      # the notes' own split (exp 4)
         to_text = lambda d: d.map(lambda r: {"text": f"{r['question']}\n{r['response']}"})  # noqa: E731
         return to_text(parts["train"]), to_text(parts["test"])
@@ -125,12 +130,16 @@ def _splits(cfg: CompressionConfig):
 
 
 def block_modules(model, groups=("attention", "mlp"), layers: str = "all") -> dict:
+    from . import compress as C
+
     return {p: model.get_submodule(p) for p in C.resolve_plan(model, [C.Target(tuple(groups), layers, rank=1)])}
 
 
-def bases(data, cfg: CompressionConfig, method: str, stats: dict | None = None) -> C.Bases:
+def bases(data, cfg: CompressionConfig, method: str, stats: dict | None = None) -> "C.Bases":
     """Decompositions of the block Linears in cfg.layers, computed once per method and kept in `data` (svd and
     whiten are reused by several sections; others are built on demand and not kept)."""
+    from . import compress as C
+
     memo = data.setdefault("bases", {})
     if method in memo:
         return memo[method]
@@ -177,7 +186,9 @@ def compare(teacher: dict, student: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ a. exp 3
-def exp3(data, cfg: CompressionConfig, teacher: dict, device: str = "cpu") -> dict:
+def measure_exp3(data, cfg: CompressionConfig, teacher: dict, device: str = "cpu") -> dict:
+    from . import compress as C
+
     model = data["model"]
     layer = middle_layer(model, cfg)
     mods = block_modules(model, ("mlp",), str(layer))
@@ -192,9 +203,11 @@ def exp3(data, cfg: CompressionConfig, teacher: dict, device: str = "cpu") -> di
 
 
 # ------------------------------------------------------------------------------------------------ b. sweep
-def sweep(data, cfg: CompressionConfig, stats: dict, device: str = "cpu") -> dict:
+def measure_sweep(data, cfg: CompressionConfig, stats: dict, device: str = "cpu") -> dict:
     """Loss on held-out English for every (method, group, reduction); the reduction is of the targeted block
     Linears' parameters (each matrix keeps 1 - reduction of its parameters)."""
+    from . import compress as C
+
     model = data["model"]
     base = teacher_loss(data, cfg.sweep_eval_blocks, device)
     total = sum(p.numel() for p in model.parameters())
@@ -216,9 +229,13 @@ def sweep(data, cfg: CompressionConfig, stats: dict, device: str = "cpu") -> dic
 
 
 # ------------------------------------------------------------------------------------------------ c. fitting
-def fitting(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
+def measure_fitting(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
     """Closed form (whiten) vs the seed's Adam fit on the same captured inputs of one middle-layer Linear, at the
     same rank: held-out MSE and wall time; then the one-prompt trap (rank above the number of tokens)."""
+    import torch
+
+    from . import compress as C
+
     model = data["model"]
     layer = middle_layer(model, cfg)
     path = f"model.layers.{layer}.{C.MODULES[cfg.fit_module]}"
@@ -257,9 +274,11 @@ def fitting(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ d. sensitivity
-def sensitivity(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
+def measure_sensitivity(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
     """Loss increase on held-out English when one layer's attention (q, k, v, o) or MLP (gate, up, down) alone is
     replaced by plain-SVD factors of rank sens_rank (the notes' method and rank)."""
+    from . import compress as C
+
     model = data["model"]
     base = teacher_loss(data, cfg.sens_eval_blocks, device)
     from .surgery import parse_layers
@@ -276,9 +295,11 @@ def sensitivity(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ e. healing
-def healing(data, cfg: CompressionConfig, stats: dict, device: str = "cpu", seed: int = 0) -> dict:
+def measure_healing(data, cfg: CompressionConfig, stats: dict, device: str = "cpu", seed: int = 0) -> dict:
     """Compress every block Linear by heal_reduction with heal_method, then fine-tune only the low-rank factors on
     the calibration (train) text for a few steps: how much of the loss increase comes back?"""
+    from . import compress as C
+
     import copy
 
     from .data import lm_blocks
@@ -305,72 +326,247 @@ def healing(data, cfg: CompressionConfig, stats: dict, device: str = "cpu", seed
             "curves": {"train_loss": res["curves"]["train_loss"]}, "provenance": res["provenance"]}
 
 
+# ------------------------------------------------------------------------------------------------ sections
+def prepare(run) -> dict:
+    """Load the teacher and data, calibrate every block Linear's input statistics, evaluate the teacher."""
+    from . import compress as C
+    from .provenance import track
+
+    data = load(run.cfg, run.device)
+    with track(run.device) as t:
+        data["stats"] = C.calibrate(data["model"], data["calib_batches"], block_modules(data["model"]), run.device)
+        data["teacher"] = evaluate(data["model"], data, device=run.device)
+    data["calibration_s"] = t.wall_s
+    print(f"calibration: {next(iter(data['stats'].values())).n:,} tokens, {len(data['stats'])} Linears, "
+          f"{t.wall_s:.0f} s")
+    return data
+
+
+def exp3(run, data) -> dict:
+    """a. The notes' experiment 3: one middle layer's MLP at rank exp3_rank by plain SVD, teacher vs student with a
+    paired bootstrap interval per evaluation set."""
+    from .provenance import track
+    from .results import save_result
+
+    with track(run.device) as t:
+        a = measure_exp3(data, run.cfg, data["teacher"], run.device)
+    rows = [{"set": name, **r} for name, r in a["table"].items()]
+    return save_result(run, "a_exp3", "svd-mlp-one-layer",
+                       {"metrics": {k: a["metrics"][k] for k in ("layer", "rank", "params_after")},
+                        "tables": {"heldout": rows}, "params": a["params"], "provenance": t.as_dict()})
+
+
+def sweep(run, data) -> dict:
+    """b. Every (method, group, reduction) on held-out English (rows: params, loss, delta to the teacher)."""
+    from .provenance import track
+    from .results import save_result
+
+    with track(run.device) as t:
+        b = measure_sweep(data, run.cfg, data["stats"], run.device)
+    return save_result(run, "b_sweep", "methods-x-reductions",
+                       {"metrics": {"teacher_loss": b["teacher_loss"], "teacher_params": b["teacher_params"]},
+                        "tables": {"rows": b["rows"]}, "provenance": t.as_dict()})
+
+
+def fitting(run, data) -> dict:
+    """c. Closed form vs the seed's Adam fit (rows per fit), and the one-prompt trap (metrics trap.*)."""
+    from .provenance import track
+    from .results import save_result
+
+    with track(run.device) as t:
+        c = measure_fitting(data, run.cfg, run.device)
+    rows = [{"fit": "closed form (whiten)", "steps": None, **c["closed_form"]},
+            {"fit": "plain SVD", "steps": None, "wall_s": None, **c["svd"]},
+            *[{"fit": "Adam", "steps": int(k), **v} for k, v in c["adam"].items()]]
+    metrics = {"path": c["path"], "rank": c["rank"], "calib_tokens": c["calib_tokens"],
+               "heldout_tokens": c["heldout_tokens"], "adam_wall_s": c["adam_wall_s"],
+               **{f"trap.{k}": v for k, v in c["trap"].items() if k != "warnings"}}
+    return save_result(run, "c_fitting", f"{run.cfg.fit_module}-rank{run.cfg.fit_rank}",
+                       {"metrics": metrics, "tables": {"fit": rows, "trap_warnings": [{"warning": w} for w in
+                                                                                      c["trap"]["warnings"]]},
+                        "provenance": t.as_dict()})
+
+
+def sensitivity(run, data) -> dict:
+    """d. Loss increase when one layer's attention or MLP alone is compressed (rows: layer, attention, mlp)."""
+    from .provenance import track
+    from .results import save_result
+
+    with track(run.device) as t:
+        d = measure_sensitivity(data, run.cfg, run.device)
+    rows = [{"layer": layer, "attention": a, "mlp": m}
+            for layer, a, m in zip(d["layers"], d["delta"]["attention"], d["delta"]["mlp"])]
+    return save_result(run, "d_sensitivity", f"svd-rank{run.cfg.sens_rank}-per-layer",
+                       {"metrics": {"teacher_loss": d["teacher_loss"], "rank": d["rank"]},
+                        "tables": {"layers": rows}, "provenance": t.as_dict()})
+
+
+def healing(run, data) -> dict:
+    """e. A short fine-tune of the compressed model's factors and the share of the loss increase it recovers."""
+    from .results import save_result
+
+    e = measure_healing(data, run.cfg, data["stats"], run.device, run.seed)
+    return save_result(run, "e_healing", f"{run.cfg.heal_method}-{int(run.cfg.heal_reduction * 100)}pct", e)
+
+
+# ------------------------------------------------------------------------------------------------ from records
+def _fit_rows(c: dict) -> dict:
+    return {(r["fit"], r["steps"]): r for r in c["tables"]["fit"]}
+
+
 def target_ratios(b: dict, c: dict, reduction: float = 0.2) -> dict:
-    """The issue's two targets, as measured: whiten's loss increase / svd's at `reduction` of all block Linears,
-    and the closed form's speed-up and held-out MSE against Adam at every step count tried."""
-    rows = {(r["method"], r["group"], r["reduction"]): r for r in b["rows"]}
+    """The issue's two targets, from the b_sweep and c_fitting records: whiten's loss increase / svd's at
+    `reduction` of all block Linears, and the closed form's speed-up and held-out MSE against Adam at every step
+    count tried."""
+    rows = {(r["method"], r["group"], r["reduction"]): r for r in b["tables"]["rows"]}
     out = {}
     w, s = rows.get(("whiten", "both", reduction)), rows.get(("svd", "both", reduction))
     if w and s:
         out["whiten_over_svd_delta"] = w["delta"] / s["delta"] if s["delta"] else float("nan")
-    longest = max(c["adam"]) if c["adam"] else None
-    if longest:
+    fits = _fit_rows(c)
+    adam = {k[1]: v for k, v in fits.items() if k[0] == "Adam"}
+    closed = fits[("closed form (whiten)", None)]
+    if adam:
+        longest = max(adam)
         out["adam_steps"] = longest
-        out["speedup_vs_adam"] = c["adam"][longest]["wall_s"] / max(c["closed_form"]["wall_s"], 1e-9)
-        out["closed_no_worse_at_every_step"] = all(
-            c["closed_form"]["heldout_mse"] <= m["heldout_mse"] * (1 + 1e-6) for m in c["adam"].values())
+        out["speedup_vs_adam"] = adam[longest]["wall_s"] / max(closed["wall_s"], 1e-9)
+        out["closed_no_worse_at_every_step"] = all(closed["heldout_mse"] <= m["heldout_mse"] * (1 + 1e-6)
+                                                   for m in adam.values())
     return out
 
 
+def exp3_table(a: dict):
+    """The notes' experiment 3 beside ours (teacher vs student, delta with its 95% interval)."""
+    import pandas as pd
+
+    rows = [{"measured on": "notes: Mistral layer 17/32, N=100k (likely-seen train rows)",
+             "teacher_loss": NOTES["exp3_teacher_100k"], "student_loss": NOTES["exp3_student_100k"]}]
+    rows += [{"measured on": f"ours: held-out {r['set']} ({a['profile']}), layer {a['metrics']['layer']}",
+              **{k: r[k] for k in ("teacher_loss", "student_loss", "delta", "lo", "hi", "tokens")}}
+             for r in a["tables"]["heldout"]]
+    return pd.DataFrame(rows).set_index("measured on")
+
+
+def sweep_table(b: dict, reductions=None):
+    """Loss increase over the teacher: (group, reduction) x method."""
+    import pandas as pd
+
+    df = pd.DataFrame(b["tables"]["rows"])
+    if reductions:
+        df = df[df.reduction.isin(reductions)]
+    return df.pivot_table(index=["group", "reduction"], columns="method", values="delta")
+
+
+def sweep_figure(b: dict):
+    """Held-out loss against parameters per method, one panel per group, the teacher as a line."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from . import plots
+
+    df = pd.DataFrame(b["tables"]["rows"])
+    groups = list(dict.fromkeys(df.group))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        g = df[df.group == group]
+        plots.curves(ax, {m: dict(zip(gm["params"], gm["loss"])) for m, gm in g.groupby("method")}, title=group,
+                     ylabel="held-out loss", hlines={"teacher": b["metrics"]["teacher_loss"]}, xlabel="parameters")
+    fig.tight_layout()
+    return fig
+
+
+def fit_table(c: dict):
+    import pandas as pd
+
+    return pd.DataFrame(c["tables"]["fit"])
+
+
+def trap_text(c: dict) -> str:
+    m = c["metrics"]
+    lines = [f"{m['trap.tokens']} calibration tokens, rank {m['trap.rank']}: calibration MSE {m['trap.calib_mse']:.2e}, "
+             f"held-out MSE {m['trap.heldout_mse']:.4f} vs {m['trap.full_calib_heldout_mse']:.4f} when calibrated on "
+             f"{m['calib_tokens']:,} tokens (output mean square {m['trap.signal']:.4f})"]
+    return "\n".join(lines + [w["warning"] for w in c["tables"].get("trap_warnings", [])])
+
+
+def sensitivity_figure(d: dict):
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    rows = d["tables"]["layers"]
+    fig, ax = plt.subplots(figsize=(12, 2.2))
+    plots.heatmap(ax, {g: [r[g] for r in rows] for g in ("attention", "mlp")}, [r["layer"] for r in rows],
+                  title=f"loss increase, one layer at rank {d['metrics']['rank']} (plain SVD)")
+    return fig
+
+
+def healing_table(e: dict):
+    import pandas as pd
+
+    return pd.Series(e["metrics"]).to_frame("value")
+
+
 def conclusion(a: dict, b: dict, c: dict, d: dict, e: dict) -> str:
+    """Sentences from the five records."""
     import numpy as np
 
     lines = []
-    for name, r in a["table"].items():
-        lines.append(f"a. {name}: rank-{a['metrics']['rank']} SVD of layer {a['metrics']['layer']}'s MLP changes the "
-                     f"held-out loss by {r['delta']:+.4f} (95% CI {r['lo']:+.4f} .. {r['hi']:+.4f}, "
+    for r in a["tables"]["heldout"]:
+        lines.append(f"a. {r['set']}: rank-{a['metrics']['rank']} SVD of layer {a['metrics']['layer']}'s MLP changes "
+                     f"the held-out loss by {r['delta']:+.4f} (95% CI {r['lo']:+.4f} .. {r['hi']:+.4f}, "
                      f"{r['tokens']:,} tokens).")
     t = target_ratios(b, c)
     if "whiten_over_svd_delta" in t:
         lines.append(f"b. at 20% fewer block-Linear parameters, whiten's loss increase is "
                      f"{t['whiten_over_svd_delta']:.3f} of plain SVD's (target <= 0.2).")
+    fits = _fit_rows(c)
+    closed = fits[("closed form (whiten)", None)]
     if "speedup_vs_adam" in t:
+        adam = ", ".join(f"{k[1]}: {v['heldout_mse']:.4g}" for k, v in fits.items() if k[0] == "Adam")
         lines.append(f"c. the closed form is {t['speedup_vs_adam']:,.0f}x faster than {t['adam_steps']:,} Adam steps "
                      f"(target >= 100) and its held-out MSE is "
                      f"{'no worse than' if t['closed_no_worse_at_every_step'] else 'WORSE than'} Adam's at every "
-                     f"step count tried ({c['closed_form']['heldout_mse']:.4g} vs "
-                     + ", ".join(f"{k}: {v['heldout_mse']:.4g}" for k, v in c["adam"].items()) + ").")
-    tr = c["trap"]
-    lines.append(f"c. trap: {tr['tokens']} tokens at rank {tr['rank']} fit to MSE {tr['calib_mse']:.1e} but held-out "
-                 f"MSE is {tr['heldout_mse'] / max(tr['full_calib_heldout_mse'], 1e-12):.1f}x that of the same rank "
-                 f"calibrated on {c['calib_tokens']:,} tokens.")
-    att, mlp = np.array(d["delta"]["attention"]), np.array(d["delta"]["mlp"])
+                     f"step count tried ({closed['heldout_mse']:.4g} vs {adam}).")
+    m = c["metrics"]
+    lines.append(f"c. trap: {m['trap.tokens']} tokens at rank {m['trap.rank']} fit to MSE {m['trap.calib_mse']:.1e} but "
+                 f"held-out MSE is {m['trap.heldout_mse'] / max(m['trap.full_calib_heldout_mse'], 1e-12):.1f}x that "
+                 f"of the same rank calibrated on {m['calib_tokens']:,} tokens.")
+    rows = d["tables"]["layers"]
+    att, mlp = np.array([r["attention"] for r in rows]), np.array([r["mlp"] for r in rows])
     k = max(1, round(6 / 32 * len(att)))
-    lines.append(f"d. one layer's attention at rank {d['rank']}: mean loss increase {att[:k].mean():+.3f} in the "
-                 f"first {k} layers vs {att[k:].mean():+.3f} after (worst layer {int(att.argmax())}); one layer's MLP: "
-                 f"{mlp[:k].mean():+.3f} vs {mlp[k:].mean():+.3f} (worst layer {int(mlp.argmax())}).")
-    m = e["metrics"]
-    lines.append(f"e. healing: {m['steps']} steps on {m['tokens']:,} tokens bring the loss from "
-                 f"{m['compressed_loss']:.3f} to {m['healed_loss']:.3f} (teacher {m['teacher_loss']:.3f}): "
-                 f"{100 * m['recovered_fraction']:.0f}% of the increase recovered.")
+    lines.append(f"d. one layer's attention at rank {d['metrics']['rank']}: mean loss increase {att[:k].mean():+.3f} "
+                 f"in the first {k} layers vs {att[k:].mean():+.3f} after (worst layer "
+                 f"{rows[int(att.argmax())]['layer']}); one layer's MLP: {mlp[:k].mean():+.3f} vs {mlp[k:].mean():+.3f} "
+                 f"(worst layer {rows[int(mlp.argmax())]['layer']}).")
+    h = e["metrics"]
+    lines.append(f"e. healing: {h['steps']} steps on {h['tokens']:,} tokens bring the loss from "
+                 f"{h['compressed_loss']:.3f} to {h['healed_loss']:.3f} (teacher {h['teacher_loss']:.3f}): "
+                 f"{100 * h['recovered_fraction']:.0f}% of the increase recovered.")
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------------------ from records
-def sweep_rows(metrics: dict) -> list[dict]:
-    """Rows of the b_sweep record back from its flat metrics ("<method>.<group>.<reduction>.<field>")."""
-    rows = {}
-    for key, value in metrics.items():
-        parts = key.split(".")
-        if len(parts) < 4 or parts[0] not in C.METHODS:
-            continue
-        method, group, field_ = parts[0], parts[1], parts[-1]
-        red = float(".".join(parts[2:-1]))
-        rows.setdefault((method, group, red), {"method": method, "group": group, "reduction": red})[field_] = value
-    return list(rows.values())
+SECTIONS = ("a_exp3", "b_sweep", "c_fitting", "d_sensitivity", "e_healing")
 
 
-def sensitivity_grid(metrics: dict) -> tuple[dict, list]:
-    """{group: [delta per layer]} and the layer list back from the d_sensitivity record."""
-    layers = sorted({int(k.split(".")[1]) for k in metrics if k.startswith("attention.")})
-    return {g: [metrics[f"{g}.{i}"] for i in layers] for g in ("attention", "mlp")}, layers
+def report(records: list[dict]):
+    """Analysis.ipynb's section for notebook 04, from records only (no torch)."""
+    from .analysis import Report, by_experiment
+
+    rep = Report(TITLE, records)
+    recs = {e: rs[0] for e, rs in by_experiment(rep.records).items()}
+    if "b_sweep" in recs:
+        rep.figure("held-out loss vs parameters", sweep_figure(recs["b_sweep"]))
+        rep.table("loss increase over the teacher at 10/20/40% fewer block-Linear parameters",
+                  sweep_table(recs["b_sweep"], (0.1, 0.2, 0.4)))
+    if "d_sensitivity" in recs:
+        rep.figure("layer sensitivity", sensitivity_figure(recs["d_sensitivity"]))
+    if "a_exp3" in recs:
+        rep.table("the notes' experiment 3 beside ours", exp3_table(recs["a_exp3"]))
+    if "c_fitting" in recs:
+        rep.table("closed form vs Adam", fit_table(recs["c_fitting"]))
+    if "e_healing" in recs:
+        rep.table("healing", healing_table(recs["e_healing"]))
+    if all(s in recs for s in SECTIONS):
+        rep.text = conclusion(*(recs[s] for s in SECTIONS))
+    return rep

@@ -12,41 +12,16 @@ The split rule, fixed and by document (never by random line, so held-out text is
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from .assets import FETCH_CMD, SMOLLM2_NAME, AssetError, cache_dir, smollm2_dir, tokenizer_dir
+from . import hub
+from .assets import FETCH_CMD, SMOLLM2_NAME, AssetError, cache_dir, smollm2_dir, split_of, tokenizer_dir
+from .hub import HubUnavailable  # noqa: F401  (re-exported: callers catch it from here)
 
 LOCAL_CORPORA = ("en", "ru", "wordnet")
 HUB_CORPORA = {"wikitext2": ("Salesforce/wikitext", "wikitext-2-raw-v1")}
 PARAGRAPHS_PER_DOC = 20
-
-
-class HubUnavailable(RuntimeError):
-    """The full profile needs the Hugging Face hub and this machine cannot reach it."""
-
-
-def split_of(key: str) -> str:
-    bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) % 100
-    return "test" if bucket < 5 else "validation" if bucket < 10 else "train"
-
-
-def _hub_call(what: str, fn, *args, **kwargs):
-    """Run a hub loader; turn the clients' deep connection/offline errors into one clear message."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as e:  # noqa: BLE001 - the clients raise many unrelated types for "no network"
-        text = f"{type(e).__name__}: {e}"
-        offline_markers = ("offline", "connect", "resolve", "network", "timed out", "HF_HUB_OFFLINE", "not find",
-                           "Max retries", "couldn't", "LocalEntryNotFound", "OfflineModeIsEnabled")
-        if any(m.lower() in text.lower() for m in offline_markers):
-            raise HubUnavailable(
-                f"{what} must come from the Hugging Face hub, which this machine cannot reach "
-                f"({text[:200]}). Use PROFILE=local (offline assets) here, or run the full profile on a machine "
-                "with hub access."
-            ) from None
-        raise
 
 
 def _text_file_corpus(path: Path):
@@ -77,7 +52,7 @@ def load_corpus(name: str):
         return load_dataset("json", data_files=files)
     if name in HUB_CORPORA:
         repo, config = HUB_CORPORA[name]
-        return _hub_call(f"corpus '{name}' ({repo})", load_dataset, repo, config)
+        return hub.call(f"corpus '{name}' ({repo})", load_dataset, repo, config)
     if os.path.sep in name or name.endswith(".txt"):
         return _text_file_corpus(Path(name).expanduser())
     raise ValueError(f"unknown corpus '{name}'; allowed: {', '.join(LOCAL_CORPORA + tuple(HUB_CORPORA))} "
@@ -97,7 +72,7 @@ def load_tokenizer(name: str):
             raise AssetError(f"tokenizer '{name}' is not trained yet ({folder}). Build it with: {FETCH_CMD}, or "
                              f"helpers.assets.prepare_tokenizer('{corpus}', {rest})")
         return AutoTokenizer.from_pretrained(folder)
-    return _hub_call(f"tokenizer '{name}'", AutoTokenizer.from_pretrained, name)
+    return hub.call(f"tokenizer '{name}'", AutoTokenizer.from_pretrained, name)
 
 
 def _local_model_dir() -> Path:
@@ -115,7 +90,7 @@ def load_pretrained(name: str, dtype=None):
     dtype = dtype or torch.float32
     if name == "smollm2":
         return AutoModelForCausalLM.from_pretrained(_local_model_dir(), dtype=dtype)
-    return _hub_call(f"model '{name}'", AutoModelForCausalLM.from_pretrained, name, dtype=dtype)
+    return hub.call(f"model '{name}'", AutoModelForCausalLM.from_pretrained, name, dtype=dtype)
 
 
 def lm_blocks(split, tokenizer, block_size: int, max_blocks: int | None = None, text_column: str = "text"):

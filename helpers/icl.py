@@ -6,15 +6,21 @@ active dimensions set to zero, ys (B, n) = f(xs). Errors are squared errors divi
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
 
 TASKS = ("linear_regression", "noisy_linear_regression", "sparse_linear_regression", "relu_2nn", "decision_tree")
 
 
 def sample_xs(b: int, n: int, d: int, active: int, g: torch.Generator) -> torch.Tensor:
+    import torch
+
     xs = torch.randn(b, n, d, generator=g)
     xs[..., active:] = 0
     return xs
@@ -23,6 +29,8 @@ def sample_xs(b: int, n: int, d: int, active: int, g: torch.Generator) -> torch.
 def sample_task(task: str, xs: torch.Tensor, active: int, g: torch.Generator, noise: float = 0.5,
                 sparsity: int = 3, hidden: int = 100, depth: int = 4) -> torch.Tensor:
     """ys (B, n) for a fresh random function per prompt."""
+    import torch
+
     if task not in TASKS:
         raise ValueError(f"unknown task '{task}'; allowed: {', '.join(TASKS)}")
     B, n, d = xs.shape
@@ -83,6 +91,8 @@ def normalized_sq_error(pred: torch.Tensor, ys: torch.Tensor, active: int) -> to
 # ------------------------------------------------------------------------------------------------ baselines
 def least_squares(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """Prediction at each position k from the first k pairs by the minimum-norm least-squares fit (0 at k = 0)."""
+    import torch
+
     B, n, d = xs.shape
     preds = torch.zeros(B, n)
     for k in range(1, n):
@@ -93,6 +103,8 @@ def least_squares(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
 
 def averaging(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """w = mean_i y_i x_i over the first k pairs (a one-step gradient estimate)."""
+    import torch
+
     B, n, d = xs.shape
     cum = torch.cumsum(ys[..., None] * xs, dim=1)                                   # (B, n, d)
     preds = torch.zeros(B, n)
@@ -102,6 +114,8 @@ def averaging(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_neighbours(xs: torch.Tensor, ys: torch.Tensor, k_nn: int = 3) -> torch.Tensor:
+    import torch
+
     B, n, d = xs.shape
     preds = torch.zeros(B, n)
     for k in range(1, n):
@@ -112,6 +126,8 @@ def nearest_neighbours(xs: torch.Tensor, ys: torch.Tensor, k_nn: int = 3) -> tor
 
 
 def _per_prompt(fit_predict, xs, ys, start: int = 1):
+    import torch
+
     B, n, _ = xs.shape
     preds = torch.zeros(B, n)
     for i in range(B):
@@ -136,6 +152,8 @@ def greedy_tree(xs, ys, max_depth: int = 4):
 
 def relu_net(xs, ys, hidden: int = 100, steps: int = 300, lr: float = 5e-3):
     """A 2-layer ReLU net fitted by Adam to the first k pairs of each prompt (all k in one batched fit)."""
+    import torch
+
     B, n, d = xs.shape
     preds = torch.zeros(B, n)
     g = torch.Generator().manual_seed(0)
@@ -170,6 +188,8 @@ def bootstrap_band(errors: np.ndarray, n_boot: int = 1000, level: float = 0.90, 
     errors (P, n): one model over P test prompts; resampled over prompts.
     errors (S, P, n): S training seeds on the same P prompts; each replicate resamples the seeds and the prompts, so
     the band holds both the training-seed and the test-prompt variation."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     if errors.ndim == 2:
         errors = errors[None]

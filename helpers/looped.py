@@ -22,54 +22,11 @@ Seed options (typed, validated in LoopedConfig):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-TOKEN_FORMATS = ("paper", "extra_dim")
-
-
-@dataclass
-class LoopedConfig:
-    n_dims: int = 20                # d: the regression dimension the model reads
-    n_positions: int = 41           # the most (x, y) pairs a prompt may hold
-    width: int = 256
-    n_head: int = 8
-    n_layer: int = 1                # blocks in the backbone (standard model: its depth; feed_block: blocks cycled)
-    looped: bool = True
-    loops: int = 30                 # b: loops per training forward
-    window: int = 15                # T: the last T loops carry the loss
-    save_n_tokens: float = 0        # see module docstring
-    feed_block: bool = False
-    use_ssm: bool = False
-    skip_connection: bool = False
-    token_format: str = "paper"     # "paper" (y in the first of d coordinates) or "extra_dim" (y in a (d+1)-th)
-
-    def __post_init__(self):
-        if self.token_format not in TOKEN_FORMATS:
-            raise ValueError(f"unknown token_format {self.token_format!r}; allowed: {', '.join(TOKEN_FORMATS)}")
-        for name in ("n_dims", "n_positions", "width", "n_head", "n_layer", "loops", "window"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if self.width % self.n_head:
-            raise ValueError(f"width {self.width} is not divisible by n_head {self.n_head}")
-        if self.window > self.loops:
-            raise ValueError(f"loop window T={self.window} is larger than the number of loops b={self.loops}; "
-                             "allowed: 1 <= T <= b")
-        if self.feed_block and not self.looped:
-            raise ValueError("feed_block cycles blocks across loops: it needs looped=True")
-        s = self.save_n_tokens
-        if isinstance(s, bool) or not isinstance(s, (int, float)):
-            raise ValueError(f"save_n_tokens must be a number (N >= 1, 0 < N < 1, N < 0 or 0), got {s!r}")
-        if s >= 1 and s != int(s):
-            raise ValueError(f"save_n_tokens >= 1 must be an integer count of tokens, got {s}")
-        if s <= -1 and s != int(s):
-            raise ValueError(f"negative save_n_tokens must be an integer count of tokens, got {s}")
-        if -1 < s < 0:
-            raise ValueError(f"save_n_tokens in (-1, 0) is not a token count; got {s}: use an integer < 0")
+from .models import LoopedConfig  # noqa: F401  (the config lives with the other model configs)
 
 
 def keep_mask(n_tokens: int, save_n_tokens: float) -> torch.Tensor | None:
@@ -228,7 +185,3 @@ class LoopedTransformer(nn.Module):
     def loss(self, xs, ys) -> torch.Tensor:
         preds = self(xs, ys)
         return sum(F.mse_loss(p, ys) for p in preds) / len(preds)
-
-
-def count_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())

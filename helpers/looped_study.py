@@ -1,49 +1,20 @@
-"""Notebook 05: training and evaluating looped and standard transformers on in-context tasks (seed 002).
+"""Notebook 05: looped vs standard transformers learning in context (seed 002), as sections that write records.
 
 The fixed test set is generated at the FINAL curriculum setting (the seed's test set used the starting one, so its
-"test loss" never measured the final task); an optional second test set at the start is labelled as such.
+"test loss" never measured the final task). Every section takes the resolved run and returns its record(s); the
+tables, figures and conclusion are functions of records only, shared by the notebook and `report()` (Analysis).
 """
 from __future__ import annotations
 
 import dataclasses
-import time
-import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
-import torch
-
 from . import icl
-from .looped import LoopedConfig, LoopedTransformer, count_params
+from .icl_train import ICLTrainConfig, fixed
+from .models import LoopedConfig
 
 NOTEBOOK = "05_looped_transformer"
-
-
-@dataclass
-class ICLTrainConfig:
-    task: str = "linear_regression"
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 1e-4
-    warmup: int = 0
-    time_budget_s: float | None = None
-    dims: icl.Schedule = field(default_factory=lambda: icl.Schedule(5, 20, 1, 5000))
-    points: icl.Schedule = field(default_factory=lambda: icl.Schedule(11, 41, 2, 5000))
-    loops: icl.Schedule = field(default_factory=lambda: icl.Schedule(15, 30, 2, 500))
-    test_prompts: int = 1280
-    log_every: int = 50
-
-    def __post_init__(self):
-        for name in ("dims", "points", "loops"):
-            if isinstance(getattr(self, name), dict):
-                setattr(self, name, icl.Schedule(**getattr(self, name)))
-        if self.task not in icl.TASKS:
-            raise ValueError(f"unknown task '{self.task}'; allowed: {', '.join(icl.TASKS)}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
-        if self.loops.end > 100 and self.loops.start == 20:
-            warnings.warn(f"loops {self.loops.start} -> {self.loops.end}: the seed config's placeholder, which both "
-                          "original run scripts override (b = 30 for linear regression)", stacklevel=2)
+TITLE = "Looped transformer, in-context learning (seed 002)"
 
 
 @dataclass
@@ -84,239 +55,19 @@ class LoopedStudyConfig:
             raise ValueError(f"unknown task(s) {bad}; allowed: {', '.join(icl.TASKS)}")
 
 
-def fixed_test_set(cfg: ICLTrainConfig, n_dims: int, at: str = "final", seed: int = 1234):
-    """A fixed test set (xs, ys, active dims) at the curriculum's final (or, labelled, start) setting."""
-    g = torch.Generator().manual_seed(seed)
-    active = cfg.dims.end if at == "final" else cfg.dims.start
-    n = cfg.points.end if at == "final" else cfg.points.start
-    xs = icl.sample_xs(cfg.test_prompts, n, n_dims, active, g)
-    return xs, icl.sample_task(cfg.task, xs, active, g), active
-
-
-def train_model(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int = 0, device: str = "cpu") -> dict:
-    """Adam on fresh prompts every step with the curricula; returns the model, curves, steps/s and wall time."""
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    model = LoopedTransformer(mcfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(tcfg.warmup, 1)))
-    curve, t0, step = {}, time.perf_counter(), 0
-    for step in range(1, tcfg.steps + 1):
-        active, n = tcfg.dims(step), tcfg.points(step)
-        xs = icl.sample_xs(tcfg.batch_size, n, mcfg.n_dims, active, g)
-        ys = icl.sample_task(tcfg.task, xs, active, g)
-        b = tcfg.loops(step) if mcfg.looped else 1
-        preds = model(xs.to(device), ys.to(device), loops=b, window=min(mcfg.window, b))
-        loss = sum(((p - ys.to(device)) ** 2).mean() for p in preds) / len(preds) / active
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % tcfg.log_every == 0 or step == 1:
-            curve[step] = loss.item()
-        if tcfg.time_budget_s is not None and time.perf_counter() - t0 >= tcfg.time_budget_s:
-            break
-    wall = time.perf_counter() - t0
-    return {"model": model, "curve": curve, "steps": step, "wall_s": wall, "steps_per_s": step / wall,
-            "params": count_params(model)}
-
-
-@torch.no_grad()
-def errors_vs_k(model, xs, ys, active: int, loops: int | None = None) -> np.ndarray:
-    """Normalized squared error per prompt and position (P, n) of the model's last-loop prediction."""
-    model.eval()
-    pred = model(xs, ys, loops=loops, window=1)[-1]
-    return icl.normalized_sq_error(pred, ys, active).numpy()
-
-
-def baseline_errors(task: str, xs, ys, active: int, n_prompts: int) -> dict:
-    out = {}
-    for name in icl.TASK_BASELINES[task]:
-        pred = icl.BASELINES[name](xs[:n_prompts], ys[:n_prompts])
-        out[name] = icl.normalized_sq_error(pred, ys[:n_prompts], active).numpy()
-    out["zero"] = icl.normalized_sq_error(torch.zeros_like(ys[:n_prompts]), ys[:n_prompts], active).numpy()
-    return out
-
-
-def curve_summary(errors: dict, active: int) -> dict:
-    """{name: {"mean", "lo", "hi"} lists over k} plus the table at k = d and k = 2d; errors per name are (P, n) or,
-    over training seeds, (S, P, n) (the band then covers seeds and prompts)."""
-    out, table = {}, {}
-    for name, e in errors.items():
-        mean, lo, hi = icl.bootstrap_band(e)
-        out[name] = {"mean": mean.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
-        table[name] = {f"k={k}": float(mean[k]) for k in (active, 2 * active) if k < len(mean)}
-    return {"curves": out, "table": table}
-
-
-def errors_vs_loops(model, xs, ys, active: int, loops: tuple, k: int) -> dict:
-    """Error at k in-context examples against the number of inference loops: does the loop reach a fixed point?"""
-    return {L: float(errors_vs_k(model, xs, ys, active, loops=L)[:, k].mean()) for L in loops}
-
-
-def loops_by_seed(trained: dict, xs, ys, active: int, loops: tuple, k: int) -> dict:
-    """{seed: {loops: error at k}} for every looped model of a {(name, seed): result} dict, plus "mean" over seeds."""
-    out = {seed: errors_vs_loops(r["model"], xs, ys, active, loops, k)
-           for (name, seed), r in trained.items() if name == "looped"}
-    out["mean"] = {L: float(np.mean([v[L] for v in out.values()])) for L in loops}
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ notebook sections
-def standard_config(cfg: LoopedStudyConfig) -> LoopedConfig:
-    return dataclasses.replace(cfg.model, looped=False, n_layer=cfg.standard_layers, feed_block=False,
-                               save_n_tokens=0, skip_connection=False)
-
-
-def result_of(res: dict, errors: np.ndarray | None = None, active: int | None = None) -> dict:
-    """A run record's parts: metrics (error at k = d and 2d on the final-setting test set, as err.k=d and
-    err.k=2d, with d), curves, params."""
-    metrics = {"steps": res["steps"], "wall_s": res["wall_s"], "steps_per_s": res["steps_per_s"]}
-    curves = {"train_loss": res["curve"]}
-    if errors is not None:
-        mean = errors.mean(0)
-        metrics.update({f"err.{label}": float(mean[k]) for label, k in (("k=d", active), ("k=2d", 2 * active))
-                        if k < len(mean)})
-        metrics["d"] = active
-        curves["err_vs_k"] = {k: float(v) for k, v in enumerate(mean)}
-    return {"metrics": metrics, "curves": curves, "params": {"total": res["params"]},
-            "provenance": {"wall_s": res["wall_s"], "steps_per_s": res["steps_per_s"]}}
-
-
-def looped_vs_standard(cfg: LoopedStudyConfig, device: str = "cpu") -> dict:
-    """{(name, seed): result} for name in (looped, standard) and every seed of cfg.seeds: the looped model and a
-    standard transformer of equal width trained for the same wall time (with workers > 1 each pair runs side by side,
-    one core each, so both see the same machine load); with no time budget, for the same number of steps."""
-    from .parallel import map_processes
-
-    jobs = {}
-    for seed in cfg.seeds:
-        jobs[("looped", seed)] = (cfg.model, cfg.train, seed, device)
-        jobs[("standard", seed)] = (standard_config(cfg), cfg.train, seed, device)
-    return map_processes(train_model, jobs, cfg.workers, "looped vs standard", device)
-
-
-def seed_errors(trained: dict, xs, ys, active: int) -> dict:
-    """{(name, seed): result} -> {name: errors (S, P, n)} on the fixed test set, seeds stacked in order."""
-    names = dict.fromkeys(name for name, _ in trained)
-    return {n: np.stack([errors_vs_k(r["model"], xs, ys, active) for (m, _), r in trained.items() if m == n])
-            for n in names}
-
-
-def options_study(cfg: LoopedStudyConfig, device: str = "cpu") -> dict:
-    """{(name, seed): result}: the plain looped model and each seed option trained for the same number of steps,
-    for every seed of cfg.option_seeds."""
-    from .parallel import map_processes
-
-    tcfg = dataclasses.replace(cfg.train, steps=cfg.option_steps, time_budget_s=None)
-    variants = {"plain": cfg.model, **{name: dataclasses.replace(cfg.model, **opts)
-                                       for name, opts in cfg.options.items()}}
-    # the SSM's sequential scan makes it ~3x slower per step: submitted first, it overlaps the short runs
-    order = sorted(variants, key=lambda n: not variants[n].use_ssm)
-    jobs = {(name, seed): (variants[name], tcfg, seed, device) for seed in cfg.option_seeds for name in order}
-    out = map_processes(train_model, jobs, cfg.workers, "options", device)
-    return {(name, seed): out[name, seed] for seed in cfg.option_seeds for name in variants}
-
-
-def seed_table(errors: dict, active: int, extra: dict | None = None) -> "pd.DataFrame":
-    """One row per model: error at k = d and k = 2d as the mean over seeds (each seed's mean over the test prompts)
-    and the standard deviation across seeds; `extra` {name: {column: value}} adds columns."""
-    import pandas as pd
-
-    rows = {}
-    for name, e in errors.items():
-        per_seed = e.mean(1) if e.ndim == 3 else e.mean(0)[None]                  # (S, n)
-        row = {"seeds": per_seed.shape[0]}
-        for label, k in (("k=d", active), ("k=2d", 2 * active)):
-            row[label] = float(per_seed[:, k].mean())
-            row[f"{label} sd"] = float(per_seed[:, k].std(ddof=1)) if per_seed.shape[0] > 1 else float("nan")
-        rows[name] = {**row, **(extra or {}).get(name, {})}
-    return pd.DataFrame(rows).T
-
-
-def regime_point(cfg: LoopedStudyConfig, seed: int = 0, device: str = "cpu") -> dict:
-    """Train the looped model of `cfg` (its train budget) and score it on the final-setting test set against
-    averaging and least squares: the metrics of one point of a regime search (no model is returned)."""
-    res = train_model(cfg.model, cfg.train, seed, device)
-    xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
-    err = errors_vs_k(res["model"], xs, ys, active).mean(0)
-    base = {n: e.mean(0) for n, e in baseline_errors(cfg.train.task, xs, ys, active, len(xs)).items()}
-    out = {"d": active, "steps": res["steps"], "wall_s": res["wall_s"], "steps_per_s": res["steps_per_s"],
-           "params": res["params"], "final_train_loss": list(res["curve"].values())[-1]}
-    for label, k in (("k=d", active), ("k=2d", 2 * active)):
-        out[f"looped.{label}"] = float(err[k])
-        out[f"averaging.{label}"] = float(base["averaging"][k])
-        out[f"least_squares.{label}"] = float(base["least_squares"][k])
-    out["ratio_to_averaging.k=2d"] = out["looped.k=2d"] / out["averaging.k=2d"]
-    return out
-
-
-def regime_search(cfg: LoopedStudyConfig, variants: dict, seed: int = 0, device: str = "cpu") -> dict:
-    """{name: metrics} for each variant {name: dotted overrides of cfg} (e.g. {"model.width": 32}), every point
-    under the same train budget, `cfg.workers` at a time."""
-    from .parallel import map_processes
-    from .profiles import apply_overrides
-
-    jobs = {name: (apply_overrides(cfg, over, f"regime '{name}'"), seed, device) for name, over in variants.items()}
-    return map_processes(regime_point, jobs, cfg.workers, "regimes", device)
-
-
-def at_dims(cfg: LoopedStudyConfig, d: int) -> dict:
-    """Overrides that move a study to regression dimension d with 2d + 3 points (k = 2d is then inside the prompt)."""
-    n = 2 * d + 3
-    return {"model.n_dims": d, "model.n_positions": n, "train.dims": _fixed(d), "train.points": _fixed(n)}
-
-
-# the paper's loops per task (b, T); at other scales the profile's own loops are scaled by the same ratio
-TASK_LOOPS = {"linear_regression": (30, 15), "noisy_linear_regression": (30, 15), "sparse_linear_regression": (20, 10),
-              "decision_tree": (70, 15), "relu_2nn": (12, 5)}
-
-
-def tasks_study(cfg: LoopedStudyConfig, seed: int = 0, device: str = "cpu") -> dict:
-    """Each task: a looped model trained cfg.task_steps steps (b/T in the paper's per-task proportion to linear
-    regression's 30/15), evaluated against the task's baselines at the final curriculum setting."""
-    from .parallel import map_processes
-
-    jobs = {}
-    for task in cfg.tasks:
-        tb, tt = TASK_LOOPS[task]
-        b = max(1, round(cfg.model.loops * tb / 30))
-        T = max(1, min(b, round(cfg.model.window * tt / 15)))
-        loops = cfg.train.loops
-        sched = (icl.Schedule(min(loops.start, b), b, loops.inc, loops.interval) if loops.inc > 0
-                 else icl.Schedule(b, b, 0, 1))
-        tcfg = dataclasses.replace(cfg.train, task=task, steps=cfg.task_steps, time_budget_s=None, loops=sched,
-                                   test_prompts=min(cfg.train.test_prompts, cfg.baseline_prompts))
-        jobs[task] = (dataclasses.replace(cfg.model, loops=b, window=T), tcfg, seed, device)
-    trained = map_processes(train_model, jobs, cfg.workers, "tasks", device)
-    out = {}
-    for task, res in trained.items():
-        mcfg, tcfg = jobs[task][:2]
-        xs, ys, active = fixed_test_set(tcfg, cfg.model.n_dims)
-        errs = {"looped": errors_vs_k(res["model"], xs, ys, active)}
-        errs.update(baseline_errors(task, xs, ys, active, len(xs)))
-        out[task] = {"train": res, "errors": errs, "active": active, "loops": (mcfg.loops, mcfg.window)}
-    return out
-
-
-def _fixed(v: int) -> icl.Schedule:
-    return icl.Schedule(v, v, 0, 1)
-
-
 # local: chosen by benchmarks/looped_regime.py (records in results/05_looped_transformer/regime-*): see the notebook.
 PROFILES = {
     "tiny": LoopedStudyConfig(
         model=LoopedConfig(n_dims=2, n_positions=6, width=16, n_head=2, loops=3, window=2, token_format="extra_dim"),
         standard_layers=2,
-        train=ICLTrainConfig(steps=4, batch_size=16, lr=1e-3, dims=_fixed(2), points=_fixed(6), loops=_fixed(3),
+        train=ICLTrainConfig(steps=4, batch_size=16, lr=1e-3, dims=fixed(2), points=fixed(6), loops=fixed(3),
                              test_prompts=32, log_every=1),
         option_steps=3, eval_loops=(1, 2, 6), seeds=(0, 1), baseline_prompts=16, task_steps=3),
     "local": LoopedStudyConfig(
         model=LoopedConfig(n_dims=4, n_positions=11, width=64, n_head=4, loops=8, window=4, token_format="extra_dim"),
         standard_layers=3,
-        train=ICLTrainConfig(steps=100_000, batch_size=128, lr=1e-3, warmup=50, time_budget_s=150, dims=_fixed(4),
-                             points=_fixed(11), loops=icl.Schedule(4, 8, 2, 100), test_prompts=1024, log_every=50),
+        train=ICLTrainConfig(steps=100_000, batch_size=128, lr=1e-3, warmup=50, time_budget_s=150, dims=fixed(4),
+                             points=fixed(11), loops=icl.Schedule(4, 8, 2, 100), test_prompts=1024, log_every=50),
         option_steps=1200, eval_loops=(1, 2, 4, 8, 16, 32, 64), seeds=(0, 1, 2), baseline_prompts=256,
         task_steps=500, workers=2),
     "full": LoopedStudyConfig(
@@ -328,50 +79,288 @@ PROFILES = {
         baseline_prompts=512, task_steps=100_000),
 }
 
-
-def conclusion(table, by_loops: dict, options, active: int) -> str:
-    """Sentences from the measured numbers: the targets at k = 2d, the fixed-point behaviour and the options.
-    table and options are `seed_table` frames; by_loops is {loops: mean error at k = 2d}."""
-    def cell(frame, name, col="k=2d"):
-        sd = frame.loc[name].get(f"{col} sd", float("nan"))
-        return f"{frame.loc[name, col]:.3f}" + (f" +- {sd:.3f}" if sd == sd else "")
-
-    lines = []
-    if "averaging" in table.index:
-        lo, av = table.loc["looped", "k=2d"], table.loc["averaging", "k=2d"]
-        lines.append(f"at k = 2d = {2 * active} (mean +- sd over {int(table.loc['looped', 'seeds'])} training seeds): "
-                     f"looped {cell(table, 'looped')}, standard {cell(table, 'standard')}, averaging {av:.3f}, least "
-                     f"squares {table.loc['least_squares', 'k=2d']:.3g}; looped / averaging = {lo / av:.2f} "
-                     f"(target <= 1/3)")
-    loops = sorted(by_loops)
-    lines.append("error at k = 2d against inference loops: " + ", ".join(f"{b}: {by_loops[b]:.3f}" for b in loops)
-                 + (" (stable past the trained loops)" if by_loops[loops[-1]] <= 1.5 * min(by_loops.values()) + 1e-3
-                    else " (drifts away: no stable fixed point)"))
-    for name in options.index:
-        if name != "plain":
-            lines.append(f"option {name}: k = 2d error {cell(options, name)} vs plain {cell(options, 'plain')}")
-    return "\n".join(lines)
+# the paper's loops per task (b, T); at other scales the profile's own loops are scaled by the same ratio
+TASK_LOOPS = {"linear_regression": (30, 15), "noisy_linear_regression": (30, 15), "sparse_linear_regression": (20, 10),
+              "decision_tree": (70, 15), "relu_2nn": (12, 5)}
+K_LABELS = ("k=d", "k=2d")
 
 
-# ------------------------------------------------------------------------------------------------ Analysis.ipynb
-def records_summary(sub) -> "pd.DataFrame":
-    """Per-seed records of one notebook run (the config hash of its newest `baselines` record) -> one row per
-    (experiment, variant): mean and sd over seeds of the error at k = d and k = 2d, steps, steps/s, params."""
+# ------------------------------------------------------------------------------------------------ building blocks
+def standard_config(cfg: LoopedStudyConfig) -> LoopedConfig:
+    return dataclasses.replace(cfg.model, looped=False, n_layer=cfg.standard_layers, feed_block=False,
+                               save_n_tokens=0, skip_connection=False)
+
+
+def at_dims(cfg: LoopedStudyConfig, d: int) -> dict:
+    """Overrides that move a study to regression dimension d with 2d + 3 points (k = 2d is then inside the prompt)."""
+    n = 2 * d + 3
+    return {"model.n_dims": d, "model.n_positions": n, "train.dims": fixed(d), "train.points": fixed(n)}
+
+
+def at_k(mean_over_k, active: int) -> dict:
+    """{"k=d": .., "k=2d": ..} from an error-per-k sequence (positions past the prompt are left out)."""
+    return {label: float(mean_over_k[k]) for label, k in zip(K_LABELS, (active, 2 * active)) if k < len(mean_over_k)}
+
+
+def result_of(res: dict, errors=None, active: int | None = None) -> dict:
+    """A record's parts from a training result (and its test errors (P, n)): steps, wall time, steps/s, the error at
+    k = d and 2d (metrics err.k=d, err.k=2d) and the error-per-k curve."""
+    metrics = {"steps": res["steps"], "wall_s": res["wall_s"], "steps_per_s": res["steps_per_s"]}
+    curves = {"train_loss": res["curve"]}
+    if errors is not None:
+        mean = errors.mean(0)
+        metrics.update({f"err.{k}": v for k, v in at_k(mean, active).items()}, d=active)
+        curves["err_vs_k"] = {k: float(v) for k, v in enumerate(mean)}
+    return {"metrics": metrics, "curves": curves, "params": {"total": res["params"]},
+            "provenance": {"wall_s": res["wall_s"], "steps_per_s": res["steps_per_s"]}}
+
+
+def train_and_score(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int, device: str = "cpu") -> dict:
+    """One sweep job: train a model, score it on the fixed test set at the final setting; a record's parts."""
+    from .icl_train import errors_vs_k, fixed_test_set, train_model
+
+    res = train_model(mcfg, tcfg, seed, device)
+    xs, ys, active = fixed_test_set(tcfg, mcfg.n_dims)
+    return result_of(res, errors_vs_k(res["model"], xs, ys, active), active)
+
+
+def bands(errors: dict) -> dict:
+    """{name: {"mean", "lo", "hi"} lists over k}: 90% bootstrap bands; errors per name (P, n) or, over training
+    seeds, (S, P, n) (the band then covers seeds and prompts)."""
+    out = {}
+    for name, e in errors.items():
+        mean, lo, hi = icl.bootstrap_band(e)
+        out[name] = {"mean": mean.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
+    return out
+
+
+def seed_rows(errors: dict, active: int, extra: dict | None = None) -> list[dict]:
+    """One row per model: the error at k = d and k = 2d as the mean over seeds (each seed's mean over the test
+    prompts) and the sd across seeds (None for one seed); `extra` {name: {column: value}} adds columns."""
+    import numpy as np
+
+    rows = []
+    for name, e in errors.items():
+        per_seed = e.mean(1) if e.ndim == 3 else e.mean(0)[None]                  # (S, n)
+        row = {"model": name, "seeds": int(per_seed.shape[0])}
+        for label, k in zip(K_LABELS, (active, 2 * active)):
+            row[label] = float(per_seed[:, k].mean())
+            row[f"{label} sd"] = float(np.std(per_seed[:, k], ddof=1)) if per_seed.shape[0] > 1 else None
+        rows.append({**row, **(extra or {}).get(name, {})})
+    return rows
+
+
+def seed_table(errors: dict, active: int, extra: dict | None = None):
+    """seed_rows as a DataFrame indexed by model."""
     import pandas as pd
 
-    base = sub[sub.experiment == "baselines"].sort_values("created")
-    if not len(base):
-        return pd.DataFrame()
-    run_hash = base.iloc[-1]["run_id"].rsplit("-", 2)[-2]
-    rows = sub[sub.experiment.isin(["looped", "standard", "options"])
-               & (sub.run_id.str.rsplit("-", n=2).str[-2] == run_hash)]
-    cols = {"metrics.err.k=d": "k=d", "metrics.err.k=2d": "k=2d", "metrics.steps": "steps",
-            "metrics.steps_per_s": "steps/s", "params.total": "params"}
-    rows = rows[["experiment", "variant", "seed", *[c for c in cols if c in rows]]].rename(columns=cols)
-    g = rows.groupby(["experiment", "variant"])
-    out = g[["k=d", "k=2d", "steps", "steps/s", "params"]].mean()
-    out["k=d sd"], out["k=2d sd"], out["seeds"] = g["k=d"].std(), g["k=2d"].std(), g["seed"].count()
-    return out[["seeds", "k=d", "k=d sd", "k=2d", "k=2d sd", "steps", "steps/s", "params"]]
+    return pd.DataFrame(seed_rows(errors, active, extra)).set_index("model")
+
+
+def rows_from_records(records: list[dict], extra_cols: tuple = ("steps", "steps_per_s")) -> list[dict]:
+    """Per-seed records of one experiment -> one row per variant: mean and sd over seeds of err.k=d / err.k=2d."""
+    import numpy as np
+
+    by = {}
+    for r in records:
+        by.setdefault(r["variant"], []).append(r)
+    rows = []
+    for variant, recs in by.items():
+        row = {"model": variant, "seeds": len(recs)}
+        for label in K_LABELS:
+            vals = [r["metrics"].get(f"err.{label}") for r in recs if r["metrics"].get(f"err.{label}") is not None]
+            if vals:
+                row[label] = float(np.mean(vals))
+                row[f"{label} sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+        for c in extra_cols:
+            row[c] = float(np.mean([r["metrics"][c] for r in recs]))
+        row["params"] = recs[0]["params"].get("total")
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ sections
+def looped_vs_standard(run) -> dict:
+    """Section 1: the looped model and a standard transformer of equal width, every seed of cfg.seeds, trained for
+    the same wall time (with workers > 1 each pair runs side by side, one core each, so both see the same machine
+    load); with no time budget, for the same number of steps. Returns {"records": {(name, seed): record},
+    "models": {(name, seed): model}, "errors": {name: (S, P, n)}} (the models feed sections 2 and 3)."""
+    import numpy as np
+
+    from .icl_train import errors_vs_k, fixed_test_set, train_model
+    from .parallel import map_processes
+    from .results import save_result
+
+    cfg = run.cfg
+    jobs = {}
+    for seed in cfg.seeds:
+        jobs[("looped", seed)] = (cfg.model, cfg.train, seed, run.device)
+        jobs[("standard", seed)] = (standard_config(cfg), cfg.train, seed, run.device)
+    trained = map_processes(train_model, jobs, cfg.workers, "looped vs standard", run.device)
+    xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
+    errors = {n: np.stack([errors_vs_k(trained[n, s]["model"], xs, ys, active) for s in cfg.seeds])
+              for n in ("looped", "standard")}
+    records = {(n, s): save_result(run.with_seed(s), n, f"{n}-{cfg.train.task}",
+                                   result_of(trained[n, s], errors[n][i], active))
+               for n in ("looped", "standard") for i, s in enumerate(cfg.seeds)}
+    return {"records": records, "models": {k: r["model"] for k, r in trained.items()}, "errors": errors}
+
+
+def error_vs_k(run, pair: dict) -> dict:
+    """Section 2: error against k for the trained models and the task's baselines, all on the same fixed test
+    prompts; the record holds the 90% bootstrap bands (over seeds and prompts) and the table at k = d and 2d."""
+    from .icl_train import baseline_errors, fixed_test_set
+    from .results import save_result
+
+    cfg = run.cfg
+    xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
+    errors = {**pair["errors"], **baseline_errors(cfg.train.task, xs, ys, active, cfg.baseline_prompts)}
+    rows = seed_rows(errors, active)
+    curves = {f"{n}{part}": dict(enumerate(c[stat])) for n, c in bands(errors).items()
+              for part, stat in (("", "mean"), (".lo", "lo"), (".hi", "hi"))}
+    return save_result(run, "baselines", f"baselines-{cfg.train.task}",
+                       {"metrics": {"d": active, "test_prompts": len(xs), "baseline_prompts": cfg.baseline_prompts},
+                        "tables": {"at_k": rows}, "curves": curves})
+
+
+def error_vs_loops(run, pair: dict) -> dict:
+    """Section 3: error at k = 2d against the number of inference loops, per seed and the mean: does the loop
+    settle at a fixed point past the loops it was trained with?"""
+    import numpy as np
+
+    from .icl_train import errors_vs_loops, fixed_test_set
+    from .results import save_result
+
+    cfg = run.cfg
+    xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
+    per_seed = {s: errors_vs_loops(pair["models"]["looped", s], xs, ys, active, cfg.eval_loops, 2 * active)
+                for s in cfg.seeds}
+    mean = {L: float(np.mean([v[L] for v in per_seed.values()])) for L in cfg.eval_loops}
+    return save_result(run, "loops", "error-vs-inference-loops",
+                       {"metrics": {"trained_loops": cfg.model.loops, "k": 2 * active},
+                        "tables": {"loops": [{"loops": L, "mean": mean[L], **{f"seed {s}": per_seed[s][L]
+                                                                              for s in cfg.seeds}}
+                                             for L in cfg.eval_loops]}})
+
+
+def options(run, force: bool = False) -> dict:
+    """Section 4: the plain looped model and each seed option, the same number of steps, every option seed, as
+    one sweep (recorded points are loaded). Returns {(name, seed): record}."""
+    from .sweep import Point, run_points
+
+    cfg = run.cfg
+    tcfg = dataclasses.replace(cfg.train, steps=cfg.option_steps, time_budget_s=None)
+    variants = {"plain": cfg.model, **{name: dataclasses.replace(cfg.model, **opts)
+                                       for name, opts in cfg.options.items()}}
+    # the SSM's sequential scan makes it ~3x slower per step: submitted first, it overlaps the short runs
+    order = sorted(variants, key=lambda n: not variants[n].use_ssm)
+    points = [Point("options", name, (variants[name], tcfg),
+                    {"model": dataclasses.asdict(variants[name]), "train": dataclasses.asdict(tcfg)})
+              for name in order]
+    out = run_points(run, points, train_and_score, cfg.option_seeds, cfg.workers, force, "options")
+    return {(n, s): out[n, s] for n in variants for s in cfg.option_seeds}
+
+
+def task_config(cfg: LoopedStudyConfig, task: str) -> tuple[LoopedConfig, ICLTrainConfig]:
+    """A task's model and training: cfg.task_steps steps, b / T in the paper's per-task proportion to linear
+    regression's 30 / 15."""
+    tb, tt = TASK_LOOPS[task]
+    b = max(1, round(cfg.model.loops * tb / 30))
+    T = max(1, min(b, round(cfg.model.window * tt / 15)))
+    loops = cfg.train.loops
+    sched = (icl.Schedule(min(loops.start, b), b, loops.inc, loops.interval) if loops.inc > 0
+             else icl.Schedule(b, b, 0, 1))
+    tcfg = dataclasses.replace(cfg.train, task=task, steps=cfg.task_steps, time_budget_s=None, loops=sched,
+                               test_prompts=min(cfg.train.test_prompts, cfg.baseline_prompts))
+    return dataclasses.replace(cfg.model, loops=b, window=T), tcfg
+
+
+def task_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int, device: str = "cpu") -> dict:
+    """One task: train, then the looped model and the task's baselines on the same test prompts (table at_k)."""
+    from .icl_train import baseline_errors, errors_vs_k, fixed_test_set, train_model
+
+    res = train_model(mcfg, tcfg, seed, device)
+    xs, ys, active = fixed_test_set(tcfg, mcfg.n_dims)
+    errors = {"looped": errors_vs_k(res["model"], xs, ys, active),
+              **baseline_errors(tcfg.task, xs, ys, active, len(xs))}
+    out = result_of(res, errors["looped"], active)
+    out["tables"] = {"at_k": [{"model": n, **at_k(e.mean(0), active)} for n, e in errors.items()]}
+    out["metrics"]["loops"], out["metrics"]["window"] = mcfg.loops, mcfg.window
+    return out
+
+
+def tasks(run, force: bool = False) -> dict:
+    """Section 5: each other task against its own baselines, as one sweep. Returns {task: record}."""
+    from .sweep import Point, run_points
+
+    cfg = run.cfg
+    points = []
+    for task in cfg.tasks:
+        mcfg, tcfg = task_config(cfg, task)
+        points.append(Point("tasks", task, (mcfg, tcfg),
+                            {"model": dataclasses.asdict(mcfg), "train": dataclasses.asdict(tcfg)}))
+    out = run_points(run, points, task_job, (run.seed,), cfg.workers, force, "tasks")
+    return {task: out[task, run.seed] for task in cfg.tasks}
+
+
+def regime_point(cfg: LoopedStudyConfig, seed: int = 0, device: str = "cpu") -> dict:
+    """One point of a regime search: train the looped model of `cfg` (its train budget), score it on the
+    final-setting test set against averaging and least squares (same prompts); a record's parts."""
+    from .icl_train import baseline_errors, errors_vs_k, fixed_test_set, train_model
+
+    res = train_model(cfg.model, cfg.train, seed, device)
+    xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
+    err = errors_vs_k(res["model"], xs, ys, active).mean(0)
+    base = {n: e.mean(0) for n, e in baseline_errors(cfg.train.task, xs, ys, active, len(xs)).items()}
+    out = {"d": active, "steps": res["steps"], "wall_s": res["wall_s"], "steps_per_s": res["steps_per_s"],
+           "final_train_loss": list(res["curve"].values())[-1]}
+    for label, v in at_k(err, active).items():
+        out[f"looped.{label}"] = v
+    for name in ("averaging", "least_squares"):
+        for label, v in at_k(base[name], active).items():
+            out[f"{name}.{label}"] = v
+    out["ratio_to_averaging.k=2d"] = out["looped.k=2d"] / out["averaging.k=2d"]
+    return {"metrics": out, "params": {"total": res["params"]}, "curves": {"train_loss": res["curve"]}}
+
+
+def regime_search(run, points: dict, seed: int = 0, force: bool = False) -> dict:
+    """{name: record} for each point {name: dotted overrides of run.cfg}, all under the same train budget,
+    cfg.workers at a time, through the sweep runner (recorded points are loaded)."""
+    from .sweep import sweep
+
+    out = sweep(run, "regime", {f"regime {n}": o for n, o in points.items()}, regime_point, (seed,),
+                run.cfg.workers, force, "regimes")
+    return {n: out[f"regime {n}", seed] for n in points}
+
+
+# ------------------------------------------------------------------------------------------------ from records
+def _frame(rows, index="model"):
+    import pandas as pd
+
+    return pd.DataFrame(rows).set_index(index) if rows else pd.DataFrame()
+
+
+def at_k_table(base: dict):
+    """The baselines record's table: error at k = d and 2d per model (mean and sd over seeds)."""
+    return _frame(base["tables"]["at_k"])
+
+
+def training_table(records: dict):
+    """Section 1's runs: parameters, steps, wall time, steps/s per (model, seed)."""
+    return _frame([{"run": f"{r['experiment']} s{r['seed']}", "params": r["params"]["total"],
+                    **{k: r["metrics"][k] for k in ("steps", "wall_s", "steps_per_s")}} for r in records.values()],
+                  "run")
+
+
+def training_figure(records: dict):
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    plots.curves(ax, {f"{r['experiment']} s{r['seed']}": r["curves"]["train_loss"] for r in records.values()},
+                 title="training loss (normalized MSE)", ylabel="loss")
+    return fig
 
 
 def bands_from_curves(curves: dict) -> dict:
@@ -381,3 +370,103 @@ def bands_from_curves(curves: dict) -> dict:
 
     return {n: {"mean": ordered(c), "lo": ordered(curves.get(f"{n}.lo", c)), "hi": ordered(curves.get(f"{n}.hi", c))}
             for n, c in curves.items() if "." not in n}
+
+
+def bands_figure(base: dict):
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    seeds = next((r["seeds"] for r in base["tables"]["at_k"] if r["model"] == "looped"), "?")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    plots.bands(ax, bands_from_curves(base["curves"]),
+                title=f"error vs k, d = {base['metrics']['d']} ({base['profile']}, {seeds} seeds)")
+    ax.set_ylim(0, 1.6)  # averaging and 3-nn run far above 1 at small k
+    return fig
+
+
+def loops_figure(loops: dict):
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    rows = loops["tables"]["loops"]
+    series = {c: {r["loops"]: r[c] for r in rows} for c in rows[0] if c != "loops"}
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    plots.curves(ax, series, title=f"error at k = {loops['metrics']['k']}, trained with b = "
+                 f"{loops['metrics']['trained_loops']} loops", ylabel="error", xlabel="inference loops")
+    ax.set_xscale("log")
+    return fig
+
+
+def options_table(records: dict):
+    return _frame(rows_from_records(list(records.values())))
+
+
+def tasks_table(records: dict):
+    import pandas as pd
+
+    rows = [{"task": t, **row} for t, r in records.items() for row in r["tables"]["at_k"]]
+    return pd.DataFrame(rows).set_index(["task", "model"]) if rows else pd.DataFrame()
+
+
+def regime_table(records: list[dict]):
+    cols = ["d", "steps", "steps_per_s", "looped.k=d", "looped.k=2d", "averaging.k=2d", "ratio_to_averaging.k=2d"]
+    rows = [{"point": r["variant"].removeprefix("regime "), **{c: r["metrics"].get(c) for c in cols},
+             "params": r["params"].get("total")} for r in records]
+    return _frame(rows, "point").sort_values(["d", "ratio_to_averaging.k=2d"]) if rows else _frame(rows)
+
+
+def conclusion(base: dict, loops: dict, option_records: dict) -> str:
+    """Sentences from the records: the targets at k = 2d, the fixed-point behaviour and the options."""
+    rows = {r["model"]: r for r in base["tables"]["at_k"]}
+    d = base["metrics"]["d"]
+
+    def cell(row, col="k=2d"):
+        sd = row.get(f"{col} sd")
+        return f"{row[col]:.3f}" + (f" +- {sd:.3f}" if sd is not None else "")
+
+    lines = []
+    if {"looped", "standard", "averaging"} <= set(rows):
+        lo, av = rows["looped"]["k=2d"], rows["averaging"]["k=2d"]
+        lines.append(f"at k = 2d = {2 * d} (mean +- sd over {rows['looped']['seeds']} training seeds): looped "
+                     f"{cell(rows['looped'])}, standard {cell(rows['standard'])}, averaging {av:.3f}, least squares "
+                     f"{rows['least_squares']['k=2d']:.3g}; looped / averaging = {lo / av:.2f} (target <= 1/3)")
+    by_loops = {r["loops"]: r["mean"] for r in loops["tables"]["loops"]}
+    last = by_loops[max(by_loops)]
+    lines.append("error at k = 2d against inference loops: " + ", ".join(f"{b}: {v:.3f}" for b, v in by_loops.items())
+                 + (" (stable past the trained loops)" if last <= 1.5 * min(by_loops.values()) + 1e-3
+                    else " (drifts away: no stable fixed point)"))
+    opts = {r["model"]: r for r in rows_from_records(list(option_records.values()))}
+    for name, row in opts.items():
+        if name != "plain" and "plain" in opts:
+            lines.append(f"option {name}: k = 2d error {cell(row)} vs plain {cell(opts['plain'])} "
+                         f"({row['seeds']} seed(s))")
+    return "\n".join(lines)
+
+
+def report(records: list[dict]):
+    """Analysis.ipynb's section for notebook 05, from records only (no torch)."""
+    from .analysis import Report, by_experiment
+
+    rep = Report(TITLE, records)
+    recs = by_experiment(rep.records)
+    base, loops = recs.get("baselines", [None])[0], recs.get("loops", [None])[0]
+    pair = {(r["experiment"], r["seed"]): r for e in ("looped", "standard") for r in recs.get(e, [])}
+    opts = {(r["variant"], r["seed"]): r for r in recs.get("options", [])}
+    if base is not None:
+        rep.figure("error vs k", bands_figure(base))
+        rep.table("error at k = d and 2d (mean and sd over seeds)", at_k_table(base))
+    if pair:
+        rep.table("looped vs standard: training", training_table(pair))
+    if loops is not None:
+        rep.figure("error vs inference loops", loops_figure(loops))
+    if opts:
+        rep.table("the seed's options, same steps", options_table(opts))
+    if recs.get("tasks"):
+        rep.table("other tasks against their baselines", tasks_table({r["variant"]: r for r in recs["tasks"]}))
+    if recs.get("regime"):
+        rep.table("regime search (benchmarks/looped_regime.py)", regime_table(recs["regime"]))
+    if base is not None and loops is not None:
+        rep.text = conclusion(base, loops, opts)
+    return rep

@@ -1,4 +1,12 @@
-"""Model builders. Small GPT-NeoX (Pythia's architecture) from a config, never from downloaded weights."""
+"""Every model configuration of the project, the builders, and the one parameter counter.
+
+  neox_config     the small from-scratch GPT-NeoX of notebooks 00 (and 07)
+  pythia_config   EleutherAI/pythia-410m and pythia-2.8b (seed 000), or narrower stand-ins of them
+  mistral_config  Open-Orca/Mistral-7B-OpenOrca's shape (seed 001's full profile)
+  LoopedConfig    the looped / standard in-context transformer (seed 002; the module is helpers.looped)
+Configs are written here (no download); models are built from them with random weights, or on the `meta` device
+for counting.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,9 +44,9 @@ def hub_config(name: str):
     """The config of a hub model (e.g. EleutherAI/pythia-410m): small JSON, no weights."""
     from transformers import AutoConfig
 
-    from .data import _hub_call
+    from . import hub
 
-    return _hub_call(f"config '{name}'", AutoConfig.from_pretrained, name)
+    return hub.call(f"config '{name}'", AutoConfig.from_pretrained, name)
 
 
 def from_config(config, device: str = "cpu", dtype=None):
@@ -53,5 +61,91 @@ def from_config(config, device: str = "cpu", dtype=None):
     return model.to(device)
 
 
+def param_counts(model) -> dict:
+    """{"total", "trainable"} parameter counts (works on the meta device)."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable}
+
+
 def count_params(model, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    return param_counts(model)["trainable" if trainable_only else "total"]
+
+
+PYTHIA = {
+    # EleutherAI/pythia-410m and pythia-2.8b configs (the fields that shape parameters); no download needed
+    "410m": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+    "2.8b": dict(hidden_size=2560, num_hidden_layers=32, num_attention_heads=32, intermediate_size=10240),
+}
+
+
+def pythia_config(name: str, **overrides):
+    from transformers import GPTNeoXConfig
+
+    if name not in PYTHIA:
+        raise ValueError(f"unknown Pythia size '{name}'; allowed: {', '.join(PYTHIA)}")
+    kw = dict(vocab_size=50304, max_position_embeddings=2048, rotary_pct=0.25, rotary_emb_base=10000,
+              use_parallel_residual=True, tie_word_embeddings=False, initializer_range=0.02, layer_norm_eps=1e-5,
+              hidden_act="gelu", bos_token_id=0, eos_token_id=0, attention_dropout=0.0, hidden_dropout=0.0,
+              **PYTHIA[name])
+    kw.update(overrides)
+    return GPTNeoXConfig(**kw)
+
+
+def mistral_config():
+    """Open-Orca/Mistral-7B-OpenOrca's shape (MistralConfig), for budgets without any download."""
+    from transformers import MistralConfig
+
+    return MistralConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                         intermediate_size=14336, vocab_size=32002, tie_word_embeddings=False)
+
+
+TOKEN_FORMATS = ("paper", "extra_dim")
+
+
+@dataclass
+class LoopedConfig:
+    n_dims: int = 20                # d: the regression dimension the model reads
+    n_positions: int = 41           # the most (x, y) pairs a prompt may hold
+    width: int = 256
+    n_head: int = 8
+    n_layer: int = 1                # blocks in the backbone (standard model: its depth; feed_block: blocks cycled)
+    looped: bool = True
+    loops: int = 30                 # b: loops per training forward
+    window: int = 15                # T: the last T loops carry the loss
+    save_n_tokens: float = 0        # see module docstring
+    feed_block: bool = False
+    use_ssm: bool = False
+    skip_connection: bool = False
+    token_format: str = "paper"     # "paper" (y in the first of d coordinates) or "extra_dim" (y in a (d+1)-th)
+
+    def __post_init__(self):
+        if self.token_format not in TOKEN_FORMATS:
+            raise ValueError(f"unknown token_format {self.token_format!r}; allowed: {', '.join(TOKEN_FORMATS)}")
+        for name in ("n_dims", "n_positions", "width", "n_head", "n_layer", "loops", "window"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if self.width % self.n_head:
+            raise ValueError(f"width {self.width} is not divisible by n_head {self.n_head}")
+        if self.window > self.loops:
+            raise ValueError(f"loop window T={self.window} is larger than the number of loops b={self.loops}; "
+                             "allowed: 1 <= T <= b")
+        if self.feed_block and not self.looped:
+            raise ValueError("feed_block cycles blocks across loops: it needs looped=True")
+        s = self.save_n_tokens
+        if isinstance(s, bool) or not isinstance(s, (int, float)):
+            raise ValueError(f"save_n_tokens must be a number (N >= 1, 0 < N < 1, N < 0 or 0), got {s!r}")
+        if s >= 1 and s != int(s):
+            raise ValueError(f"save_n_tokens >= 1 must be an integer count of tokens, got {s}")
+        if s <= -1 and s != int(s):
+            raise ValueError(f"negative save_n_tokens must be an integer count of tokens, got {s}")
+        if -1 < s < 0:
+            raise ValueError(f"save_n_tokens in (-1, 0) is not a token count; got {s}: use an integer < 0")
+
+
+# The block Linears of a Llama / Mistral-family model (short name -> path inside model.layers.<i>), their groups,
+# and the ways helpers.compress can factorize one (names only here, so configs validate without torch).
+LLAMA_LINEARS = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
+                 "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj", "lm_head": "lm_head"}
+LLAMA_GROUPS = {"attention": ("q", "k", "v", "o"), "mlp": ("gate", "up", "down")}
+FACTORIZATIONS = ("svd", "whiten", "scaled")

@@ -62,6 +62,13 @@ def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = 
 def run_all(profile: str = "local", select: str = "", analysis: bool = True) -> dict:
     if profile not in CHOICES:
         raise ValueError(f"unknown profile '{profile}'; allowed: {', '.join(CHOICES)}")
+    from .provenance import git_state
+
+    state = git_state()
+    if state.get("dirty"):
+        print(f"warning: the working tree has uncommitted changes (diff {state.get('diff_sha1')}); the records "
+              "written now say provenance.dirty = true. Commit first for records that point at their code.",
+              flush=True)
     times = {}
     for nb in list_notebooks(select):
         print(f"== {nb.name} [{profile}]", flush=True)

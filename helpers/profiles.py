@@ -16,9 +16,10 @@ import dataclasses
 import json
 import os
 import random
-import socket
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import hub
 
 PROFILES = ("tiny", "local", "full")
 CHOICES = PROFILES + ("auto",)
@@ -59,14 +60,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def apply_overrides(cfg, overrides: dict, where: str = "settings"):
@@ -117,17 +110,10 @@ def resolve(notebook: str, table: dict, profile: str | None = None, seed: int = 
     cfg = table[name]
     if overrides:
         cfg = apply_overrides(cfg, overrides, notebook)
-    env = {}
-    if name in ("tiny", "local"):
-        env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    os.environ.update(env)
+    env = hub.go_offline() if name in ("tiny", "local") else {}
     os.environ.setdefault("WANDB_MODE", "disabled")
-    if name == "full" and check_hub and os.environ.get("HF_HUB_OFFLINE") != "1" and not hub_reachable():
-        from .data import HubUnavailable
-
-        raise HubUnavailable("PROFILE=full loads WikiText-2, Pythia and Open-Orca from the Hugging Face hub, and this "
-                             "machine cannot reach huggingface.co. Run PROFILE=local (offline assets) here, or set "
-                             "HF_HUB_OFFLINE=1 if the hub files are already in the local HF cache.")
+    if name == "full" and check_hub:
+        hub.require("PROFILE=full")
     seed_everything(seed)
     run = Run(notebook=notebook, profile=name, seed=seed, device=pick_device(device), cfg=cfg, env=env)
     if not quiet:

@@ -21,10 +21,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from torch import nn
-
-from .lowrank import FactorizedEmbedding, LowRankLinear, NoAttention
-
 ACTIONS = {
     "qkv": ("lowrank", "nonlinear"),
     "dense": ("lowrank", "remove"),
@@ -123,6 +119,10 @@ def scale_rank(rank: int | None, factor: float) -> int | None:
 
 def apply_surgery(model, ops: tuple[Op, ...], rank_factor: float = 1.0, init_std: float | None = None) -> dict:
     """Rewrite a GPTNeoXForCausalLM in place. Returns {layer: [op descriptions]} of what was changed."""
+    from torch import nn
+
+    from .lowrank import LowRankLinear, NoAttention
+
     neox = model.gpt_neox
     layers = neox.layers
     std = init_std if init_std is not None else model.config.initializer_range
@@ -165,6 +165,8 @@ def _device_of(module):
 
 
 def _embed(model, op: Op, std: float) -> None:
+    from .lowrank import FactorizedEmbedding
+
     emb = model.gpt_neox.embed_in
     if op.action == "freeze":
         emb.weight.requires_grad_(False)
@@ -184,33 +186,6 @@ def census(model) -> Counter:
         elif name in ("gpt_neox.embed_in", "embed_out"):
             out[(-1, name, type(mod).__name__)] += 1
     return out
-
-
-def count(model) -> dict:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"total": total, "trainable": trainable}
-
-
-# ------------------------------------------------------------------------------------------------ configs
-PYTHIA = {
-    # EleutherAI/pythia-410m and pythia-2.8b configs (the fields that shape parameters); no download needed
-    "410m": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-    "2.8b": dict(hidden_size=2560, num_hidden_layers=32, num_attention_heads=32, intermediate_size=10240),
-}
-
-
-def pythia_config(name: str, **overrides):
-    from transformers import GPTNeoXConfig
-
-    if name not in PYTHIA:
-        raise ValueError(f"unknown Pythia size '{name}'; allowed: {', '.join(PYTHIA)}")
-    kw = dict(vocab_size=50304, max_position_embeddings=2048, rotary_pct=0.25, rotary_emb_base=10000,
-              use_parallel_residual=True, tie_word_embeddings=False, initializer_range=0.02, layer_norm_eps=1e-5,
-              hidden_act="gelu", bos_token_id=0, eos_token_id=0, attention_dropout=0.0, hidden_dropout=0.0,
-              **PYTHIA[name])
-    kw.update(overrides)
-    return GPTNeoXConfig(**kw)
 
 
 def build(config, ops: tuple[Op, ...] = (), device: str = "cpu", rank_factor: float = 1.0):

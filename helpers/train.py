@@ -17,8 +17,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 
-import torch
-
 SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau")
 PRECISIONS = ("auto", "fp32", "bf16-autocast", "pure-bf16")
 
@@ -94,6 +92,8 @@ def lr_lambda(cfg: TrainConfig):
 
 def lm_collator(rows: list[dict]) -> dict:
     """Stack rows of `input_ids` (and optional `labels`, -100 = ignored) into a right-padded batch."""
+    import torch
+
     n = max(len(r["input_ids"]) for r in rows)
     ids = torch.zeros(len(rows), n, dtype=torch.long)
     labels = torch.full((len(rows), n), -100, dtype=torch.long)
@@ -107,6 +107,7 @@ def lm_collator(rows: list[dict]) -> dict:
 
 
 def _make_trainer_cls():
+    import torch
     from transformers import Trainer
 
     class LabTrainer(Trainer):
@@ -166,6 +167,8 @@ def _callback_cls():
 
 
 def _use_bf16_autocast(cfg: TrainConfig, device: str) -> bool:
+    import torch
+
     if cfg.precision == "bf16-autocast":
         return True
     return cfg.precision == "auto" and device.startswith("cuda") and torch.cuda.is_bf16_supported()
@@ -178,9 +181,10 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     Returns {"metrics", "curves", "provenance", "config"} ready for `results.save_run`.
     pure-bf16 casts the weights (and so AdamW's states) to bfloat16 with no fp32 master copy, as seed 000 ran.
     """
+    import torch
     from transformers import TrainingArguments
 
-    from .results import Tracker
+    from .provenance import Tracker
 
     if cfg.precision == "pure-bf16":
         model = model.to(torch.bfloat16)

@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.compress import (InputStats, Target, calibrate, compress_model, factorize, find_linears, mistral_config,
-                              output_mse, param_budget, resolve_plan)
+from helpers.compress import (InputStats, Target, calibrate, compress_model, factorize, find_linears, output_mse,
+                              param_budget, resolve_plan)
+from helpers.models import mistral_config
 
 
 def correlated_inputs(n=4000, d=48, seed=0):

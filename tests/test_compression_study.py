@@ -5,15 +5,16 @@ from helpers import compression_study as S
 
 
 def test_target_ratios():
-    b = {"rows": [{"method": "whiten", "group": "both", "reduction": 0.2, "delta": 0.05},
-                  {"method": "svd", "group": "both", "reduction": 0.2, "delta": 1.0}]}
-    c = {"closed_form": {"wall_s": 0.01, "heldout_mse": 1.0},
-         "adam": {100: {"wall_s": 0.5, "heldout_mse": 3.0}, 1000: {"wall_s": 5.0, "heldout_mse": 1.2}}}
+    b = {"tables": {"rows": [{"method": "whiten", "group": "both", "reduction": 0.2, "delta": 0.05},
+                             {"method": "svd", "group": "both", "reduction": 0.2, "delta": 1.0}]}}
+    c = {"tables": {"fit": [{"fit": "closed form (whiten)", "steps": None, "wall_s": 0.01, "heldout_mse": 1.0},
+                            {"fit": "Adam", "steps": 100, "wall_s": 0.5, "heldout_mse": 3.0},
+                            {"fit": "Adam", "steps": 1000, "wall_s": 5.0, "heldout_mse": 1.2}]}}
     t = S.target_ratios(b, c)
     assert t["whiten_over_svd_delta"] == pytest.approx(0.05)
     assert t["speedup_vs_adam"] == pytest.approx(500) and t["adam_steps"] == 1000
     assert t["closed_no_worse_at_every_step"]
-    c["adam"][1000]["heldout_mse"] = 0.9
+    c["tables"]["fit"][2]["heldout_mse"] = 0.9
     assert not S.target_ratios(b, c)["closed_no_worse_at_every_step"]
 
 

@@ -5,7 +5,8 @@ import torch
 
 from helpers import icl
 from helpers.looped import Block, LoopedConfig, LoopedTransformer, keep_mask
-from helpers.looped_study import ICLTrainConfig, LoopedStudyConfig, fixed_test_set, seed_table, train_model
+from helpers.icl_train import ICLTrainConfig, fixed_test_set, train_model
+from helpers.looped_study import LoopedStudyConfig, seed_table
 
 
 def small(**kw):
@@ -183,7 +184,7 @@ def test_study_config_checks_positions():
 
 def test_a_tiny_looped_model_learns_in_context():
     """d = 1: after a few hundred steps the prediction at k >= 1 uses the context (error far below predicting 0)."""
-    from helpers.looped_study import errors_vs_k
+    from helpers.icl_train import errors_vs_k
 
     cfg = LoopedConfig(n_dims=1, n_positions=4, width=32, n_head=2, loops=2, window=2)
     tcfg = ICLTrainConfig(steps=600, batch_size=128, lr=3e-3, warmup=20, dims=icl.Schedule(1, 1, 0, 1),
@@ -217,49 +218,37 @@ def test_seed_table_means_and_spreads_over_seeds():
     assert t.loc["looped", "k=d"] == 2.0 and np.isclose(t.loc["looped", "k=d sd"], np.sqrt(2))
     assert t.loc["looped", "k=2d"] == 0.5 and t.loc["looped", "k=2d sd"] == 0
     assert t.loc["looped", "seeds"] == 2 and t.loc["looped", "params"] == 7
-    assert t.loc["zero", "k=d"] == 1 and np.isnan(t.loc["zero", "k=d sd"])
+    assert t.loc["zero", "k=d"] == 1 and np.isnan(t.loc["zero", "k=d sd"])  # one seed: no spread
 
 
-def test_regime_search_scores_each_variant_at_its_own_dimension():
+def test_regime_search_scores_each_variant_at_its_own_dimension_and_skips_recorded_points(results_root):
     from helpers.looped_study import PROFILES, at_dims, regime_search
+    from helpers.profiles import resolve
 
-    cfg = PROFILES["tiny"]
-    out = regime_search(cfg, {"d=2": {}, "d=3 extra_dim": {**at_dims(cfg, 3), "model.token_format": "extra_dim"}})
-    assert out["d=2"]["d"] == 2 and out["d=3 extra_dim"]["d"] == 3
-    for m in out.values():
-        assert m["steps"] == cfg.train.steps and m["least_squares.k=2d"] < 1e-6
+    run = resolve("05_looped_transformer", PROFILES, "tiny", quiet=True)
+    points = {"d=2": {}, "d=3 extra_dim": {**at_dims(run.cfg, 3), "model.token_format": "extra_dim"}}
+    out = regime_search(run, points)
+    assert out["d=2"]["metrics"]["d"] == 2 and out["d=3 extra_dim"]["metrics"]["d"] == 3
+    for rec in out.values():
+        m = rec["metrics"]
+        assert m["steps"] == run.cfg.train.steps and m["least_squares.k=2d"] < 1e-6
         assert m["ratio_to_averaging.k=2d"] == m["looped.k=2d"] / m["averaging.k=2d"]
+    again = regime_search(run, points)                      # recorded: loaded, not retrained
+    assert {n: r["created"] for n, r in again.items()} == {n: r["created"] for n, r in out.items()}
+    assert {n: r["metrics"] for n, r in again.items()} == {n: r["metrics"] for n, r in out.items()}
     with pytest.raises(Exception, match="unknown setting"):
-        regime_search(cfg, {"bad": {"model.depth": 3}})
+        regime_search(run, {"bad": {"model.depth": 3}})
 
 
-def test_records_summary_aggregates_seeds_of_the_newest_run_only(results_root):
-    """Two notebook runs with different settings: the summary holds the seeds of the newest one, as mean and sd."""
-    import dataclasses
-    import time
+def test_rows_from_records_mean_and_sd_over_seeds_and_bands_from_curves():
+    from helpers.looped_study import bands_from_curves, rows_from_records
 
-    from helpers.looped_study import PROFILES, bands_from_curves, records_summary
-    from helpers.profiles import Run
-    from helpers.results import load_runs, save_result
-
-    def notebook_run(cfg, errs):
-        run = Run(notebook="05_looped_transformer", profile="tiny", seed=0, device="cpu", cfg=cfg)
-        for seed, e in enumerate(errs):
-            save_result(run.with_seed(seed), "looped", "looped-lr",
-                        {"metrics": {"err.k=d": e, "err.k=2d": e / 2, "steps": 10, "steps_per_s": 5.0},
-                         "params": {"total": 100}})
-        time.sleep(1.1)                                                     # `created` has one-second resolution
-        save_result(run, "baselines", "baselines-lr", {"metrics": {}, "curves": {
-            "looped": {"1": 0.5, "0": 1.0, "10": 0.1}, "looped.lo": {"0": 0.9, "1": 0.4, "10": 0.05},
-            "looped.hi": {"0": 1.1, "1": 0.6, "10": 0.2}}})
-
-    cfg = PROFILES["tiny"]
-    notebook_run(cfg, [9.0, 9.0])                                           # an older run with other settings
-    notebook_run(dataclasses.replace(cfg, option_steps=7), [1.0, 3.0, 5.0])
-    runs = load_runs()
-    out = records_summary(runs[runs.notebook == "05_looped_transformer"])
-    row = out.loc[("looped", "looped-lr")]
+    recs = [{"variant": "looped-lr", "seed": s, "metrics": {"err.k=d": e, "err.k=2d": e / 2, "steps": 10,
+                                                             "steps_per_s": 5.0}, "params": {"total": 100}}
+            for s, e in enumerate([1.0, 3.0, 5.0])]
+    (row,) = rows_from_records(recs)
     assert row["seeds"] == 3 and row["k=d"] == 3.0 and row["k=d sd"] == 2.0 and row["k=2d"] == 1.5
-    base = runs[runs.experiment == "baselines"].sort_values("created").iloc[-1]
-    assert bands_from_curves(base["curves"]) == {"looped": {"mean": [1.0, 0.5, 0.1], "lo": [0.9, 0.4, 0.05],
-                                                            "hi": [1.1, 0.6, 0.2]}}
+    curves = {"looped": {"1": 0.5, "0": 1.0, "10": 0.1}, "looped.lo": {"0": 0.9, "1": 0.4, "10": 0.05},
+              "looped.hi": {"0": 1.1, "1": 0.6, "10": 0.2}}
+    assert bands_from_curves(curves) == {"looped": {"mean": [1.0, 0.5, 0.1], "lo": [0.9, 0.4, 0.05],
+                                                    "hi": [1.1, 0.6, 0.2]}}

@@ -3,8 +3,8 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from helpers import profiles
-from helpers.data import HubUnavailable
+from helpers import hub
+from helpers.hub import HubUnavailable
 from helpers.profiles import ProfileError, apply_overrides, profile_name, resolve
 
 
@@ -65,7 +65,7 @@ def test_overrides_are_validated():
 
 def test_full_without_hub_gives_clear_error(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(profiles, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(hub, "reachable", lambda *a, **k: False)
     with pytest.raises(HubUnavailable, match="PROFILE=local"):
         resolve("nb", TABLE, "full")
 

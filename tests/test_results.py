@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from helpers.results import (SCHEMA_VERSION, ResultsError, config_hash, flatten_rows, load_runs, run_id, save_run,
-                             validate)
+from helpers.results import (SCHEMA_VERSION, ResultsError, config_hash, find_record, load_records, load_runs, run_id,
+                             save_run, validate)
 
 
 def _save(cfg, seed=0, variant="v", metrics=None, root=None):
@@ -90,5 +90,42 @@ def test_config_hash_changes_with_nested_values():
     assert config_hash({"train": {"lr": 1}}) != config_hash({"train": {"lr": 2}})
 
 
-def test_flatten_rows():
-    assert flatten_rows([{"corpus": "en", "split": "test", "words": 5}]) == {"en.test.words": 5}
+def test_execution_settings_stay_out_of_the_run_id():
+    cfg = {"lr": 1e-3, "workers": 2, "train": {"max_steps": 10, "progress": True, "log_every": 5, "run_name": "a",
+                                               "wandb": False}}
+    same = {"lr": 1e-3, "workers": 1, "train": {"max_steps": 10, "progress": False, "log_every": 50,
+                                                "run_name": "b", "wandb": True}}
+    assert run_id("v", cfg, 0) == run_id("v", same, 0)
+    assert run_id("v", cfg, 0) != run_id("v", {**cfg, "train": {**cfg["train"], "max_steps": 11}}, 0)
+
+
+def test_rerun_with_other_execution_settings_replaces_its_record(results_root):
+    p1 = _save({"lr": 1, "workers": 2}, metrics={"loss": 2.0})
+    p2 = _save({"lr": 1, "workers": 1}, metrics={"loss": 1.5})
+    assert p1 == p2 and json.loads(p2.read_text())["config"]["workers"] == 1
+
+
+def test_tables_are_rows_and_find_record_finds_exactly_this_config(results_root):
+    rows = [{"method": "svd", "reduction": 0.2, "delta": 1.5}, {"method": "whiten", "reduction": 0.2, "delta": 0.1}]
+    path = save_run("00_x.ipynb", "exp", "v", {"lr": 1}, {}, profile="tiny", seed=0, tables={"sweep": rows})
+    rec = json.loads(path.read_text())
+    assert rec["tables"]["sweep"] == rows and rec["config_hash"] in rec["run_id"]
+    assert find_record("00_x", "v", {"lr": 1, "workers": 3}, 0)["tables"] == {"sweep": rows}
+    assert find_record("00_x", "v", {"lr": 2}, 0) is None and find_record("00_x", "v", {"lr": 1}, 1) is None
+    assert [r["run_id"] for r in load_records()] == [rec["run_id"]]
+    with pytest.raises(ResultsError, match="list of row objects"):
+        save_run("00_x.ipynb", "exp", "v", {"lr": 1}, {}, profile="tiny", seed=0, tables={"bad": [1, 2]})
+
+
+def test_dirty_tree_provenance_holds_a_diff_hash(monkeypatch):
+    from helpers import provenance
+
+    outputs = {("rev-parse", "HEAD"): "abc\n", ("status", "--porcelain", "--untracked-files=no"): " M x.py\n",
+               ("diff", "HEAD"): "--- a\n+++ b\n"}
+    monkeypatch.setattr(provenance, "_git", lambda *a: outputs[a])
+    state = provenance.git_state()
+    assert state["dirty"] is True and state["commit"] == "abc" and len(state["diff_sha1"]) == 12
+    outputs[("diff", "HEAD")] = "--- a\n+++ c\n"
+    assert provenance.git_state()["diff_sha1"] != state["diff_sha1"]
+    outputs[("status", "--porcelain", "--untracked-files=no")] = ""
+    assert "diff_sha1" not in provenance.git_state()

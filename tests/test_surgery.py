@@ -3,9 +3,11 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import pythia
+from helpers import surgery_study as pythia
 from helpers.lowrank import FactorizedEmbedding, LowRankLinear, NoAttention
-from helpers.surgery import Op, apply_surgery, census, count, parse_layers, pythia_config, validate_ops
+from helpers.models import param_counts as count
+from helpers.models import pythia_config
+from helpers.surgery import Op, apply_surgery, census, parse_layers, validate_ops
 
 
 # ------------------------------------------------------------------------------------------ LowRankLinear

@@ -1,0 +1,99 @@
+"""The sweep runner: many runs of one study, one record each, skipping what is already recorded.
+
+A sweep is a set of points. Each point names its record (experiment, variant), the arguments of the job function,
+and the config its record is keyed by. `run_points` trains every (point, seed) whose record does not exist yet
+(status ok, same result-determining config), spreads CPU jobs over worker processes (helpers.parallel), writes one
+record per job as soon as the batch is done, and returns the records, loaded or new, in point order.
+
+Declaring a grid: `grid({"method": "grid", "parameters": {"train.lr": {"values": [1e-3, 3e-3]}}})` reads the same
+dictionary a W&B sweep is declared with (`wandb sweep`), and returns {point name: dotted overrides}; `sweep()` runs
+such a {name: overrides} mapping over a notebook's resolved settings (one-factor-at-a-time searches are plain
+mappings too).
+
+    records = sweep(run, "regime", points, fn)     # fn(cfg, seed, device) -> {"metrics", "tables", "curves", ...}
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Point:
+    experiment: str        # the record's experiment
+    variant: str           # the record's variant (the run id's prefix)
+    args: tuple            # fn(*args, seed, device)
+    config: dict           # what the record is keyed by (its result-determining part gives the run id)
+    seeds: tuple = field(default=())   # empty: the runner's seeds
+    notebook: str | None = None        # the record's home notebook when it is not the running one (a shared run)
+
+
+class SweepError(ValueError):
+    pass
+
+
+def grid(declaration: dict) -> dict[str, dict]:
+    """A W&B-style sweep declaration {"method": "grid", "parameters": {key: {"values": [...]} or {"value": v}}}
+    -> {"key=v,key2=w": {key: v, key2: w}} for every combination, in declaration order."""
+    method = declaration.get("method", "grid")
+    if method != "grid":
+        raise SweepError(f"sweep method {method!r} is not run here (no sweep server); allowed: 'grid'")
+    params = declaration.get("parameters") or {}
+    if not params:
+        raise SweepError("a sweep declaration needs 'parameters' with at least one key")
+    keys, values = [], []
+    for key, spec in params.items():
+        if not isinstance(spec, dict) or not ("values" in spec or "value" in spec):
+            raise SweepError(f"parameter {key!r}: give {{'values': [...]}} or {{'value': v}}, got {spec!r}")
+        vals = spec["values"] if "values" in spec else [spec["value"]]
+        if not vals:
+            raise SweepError(f"parameter {key!r} has no values")
+        keys.append(key)
+        values.append(list(vals))
+    return {",".join(f"{k}={v}" for k, v in zip(keys, combo)): dict(zip(keys, combo))
+            for combo in itertools.product(*values)}
+
+
+def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers: int = 1, force: bool = False,
+               desc: str | None = "runs") -> dict:
+    """{(variant, seed): record} for every point and seed (run.seed when no seeds are given): loaded when a record
+    of the same config exists (unless force), else fn(*point.args, seed, device) is run and its record written."""
+    from .parallel import map_processes
+    from .results import find_record, save_result
+
+    variants = [p.variant for p in points]
+    if len(set(variants)) != len(variants):
+        raise SweepError(f"two points share a variant name: {sorted(v for v in variants if variants.count(v) > 1)}")
+    out, jobs, where = {}, {}, {}
+    for p in points:
+        for seed in p.seeds or seeds or (run.seed,):
+            key = (p.variant, seed)
+            home = p.notebook or run.notebook
+            rec = None if force else find_record(home, p.variant, {"profile": run.profile, **p.config}, seed)
+            if rec is not None:
+                out[key] = rec
+            else:
+                jobs[key] = (*p.args, seed, run.device)
+                where[key] = p
+    if out:
+        print(f"{desc or 'sweep'}: {len(out)} run(s) already recorded, loaded; {len(jobs)} to run", flush=True)
+    for key, res in map_processes(fn, jobs, workers, desc, run.device).items():
+        p = where[key]
+        home = dataclasses.replace(run, notebook=p.notebook or run.notebook, seed=key[1])
+        out[key] = save_result(home, p.experiment, p.variant, res, config=p.config)
+    return {key: out[key] for p in points for key in [(p.variant, s) for s in (p.seeds or seeds or (run.seed,))]}
+
+
+def sweep(run, experiment: str, overrides: dict[str, dict], fn, seeds: tuple | None = None, workers: int = 1,
+          force: bool = False, desc: str | None = None) -> dict:
+    """run_points over {name: dotted overrides of run.cfg}: each point runs fn(cfg_with_overrides, seed, device) and
+    is recorded as (experiment, variant = name) keyed by the whole overridden config. Returns {(name, seed): record}.
+    An override naming a setting the config does not have raises before anything runs."""
+    from .profiles import apply_overrides
+
+    points = []
+    for name, over in overrides.items():
+        cfg = apply_overrides(run.cfg, over, f"sweep point '{name}'")
+        points.append(Point(experiment, name, (cfg,), dataclasses.asdict(cfg)))
+    return run_points(run, points, fn, seeds, workers, force, desc or experiment)
