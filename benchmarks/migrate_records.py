@@ -1,4 +1,5 @@
-"""Migrate run records of schema 1 to schema 2 in place (kept for anyone holding records made before the change).
+"""Migrate run records of schema 1 to schema 2 in place, and re-key records whose run id was made by an older
+hashing rule (kept for anyone holding records made before a change).
 
 Schema 2 adds `tables` and `config_hash`, and run ids hash only what determines a result (helpers.results:
 EXECUTION_KEYS are left out), so a migrated record gets the id a rerun of its config would get today. Nothing about
@@ -25,14 +26,15 @@ def migrate(root: Path, drop_notebook_records: bool = False) -> dict:
     counts = {"migrated": 0, "dropped": 0, "current": 0}
     for path in sorted(root.glob("*/*.json")):
         rec = json.loads(path.read_text())
-        if rec.get("schema_version") == SCHEMA_VERSION:
+        if (rec.get("schema_version") == SCHEMA_VERSION
+                and rec["run_id"] == run_id(rec["variant"], rec["config"], rec["seed"])):
             counts["current"] += 1
             continue
         if drop_notebook_records and path.parent.name != "benchmarks" and rec["experiment"] not in KEEP_EXPERIMENTS:
             path.unlink()
             counts["dropped"] += 1
             continue
-        old = rec["run_id"]
+        old = rec["provenance"].get("migrated_from", rec["run_id"])
         rec.update(schema_version=SCHEMA_VERSION, run_id=run_id(rec["variant"], rec["config"], rec["seed"]),
                    config_hash=config_hash(rec["config"]))
         rec.setdefault("tables", {})

@@ -7,7 +7,8 @@ package versions, device, wall time, peak memory, tokens/s where relevant), stat
 
 run_id = <variant slug>-<config_hash>-s<seed>, where config_hash is the sha1 of the canonical JSON of the config
 WITHOUT the execution settings (EXECUTION_KEYS: how many workers, progress bars, logging cadence, run names, wandb),
-which change how a run is carried out but not its result. Rerunning a config on any machine therefore replaces its
+which change how a run is carried out but not its result, and without settings left at None (so adding an option
+whose None default means "off" keeps every existing id). Rerunning a config on any machine therefore replaces its
 own record; a different config never lands on the same id (a hash collision is detected and refused). Writes are
 atomic (temp file in the same folder + os.replace): a crash never leaves a half-written record or destroys the
 previous one.
@@ -44,9 +45,11 @@ def canonical(obj) -> str:
 
 
 def result_config(config):
-    """The config without its execution settings (at any depth): what determines the result."""
+    """The config without its execution settings and without unset (None) options, at any depth: what determines
+    the result. Leaving None out keeps every existing run id valid when a setting is added whose default (None)
+    means "off"."""
     if isinstance(config, dict):
-        return {k: result_config(v) for k, v in config.items() if k not in EXECUTION_KEYS}
+        return {k: result_config(v) for k, v in config.items() if k not in EXECUTION_KEYS and v is not None}
     if isinstance(config, (list, tuple)):
         return [result_config(v) for v in config]
     return config

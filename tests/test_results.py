@@ -97,6 +97,8 @@ def test_execution_settings_stay_out_of_the_run_id():
                                                 "run_name": "b", "wandb": True}}
     assert run_id("v", cfg, 0) == run_id("v", same, 0)
     assert run_id("v", cfg, 0) != run_id("v", {**cfg, "train": {**cfg["train"], "max_steps": 11}}, 0)
+    # a new option that is off (None) by default leaves the ids of existing configs unchanged
+    assert run_id("v", cfg, 0) == run_id("v", {**cfg, "train": {**cfg["train"], "drop_after_s": None}}, 0)
 
 
 def test_rerun_with_other_execution_settings_replaces_its_record(results_root):
