@@ -1,7 +1,8 @@
 """Command line: `python -m helpers <command>`.
 
   assets [--steps debs,corpora,smollm2,tokenizers]                  fetch and prepare the offline assets
-  notebooks [--profile local] [--nb 01]                             execute notebooks with papermill, then Analysis
+  notebooks [--profile local] [--nb 01] [--quiet]                   execute notebooks with papermill, then Analysis
+                                                                    (cell progress and outputs stream; QUIET=1: not)
   params [--json]                                                   seed 000's 26 parameter counts vs the notes
   pretrain [--profile tiny|local|full]                              the 00 notebook's from-scratch LM as a script
                                                                     (runs under `accelerate launch` on several GPUs)
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -23,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--profile", default="local")
     n.add_argument("--nb", default="", help="run only notebooks whose number or name starts with this")
     n.add_argument("--no-analysis", action="store_true")
+    n.add_argument("--quiet", action="store_true", help="one line per notebook (no cell progress, no cell output)")
     pp = sub.add_parser("params", help="parameter counts of the 26 Pythia experiments at full scale vs the notes")
     pp.add_argument("--json", action="store_true")
     t = sub.add_parser("pretrain", help="train the small from-scratch LM of notebook 00 (accelerate-launchable)")
@@ -44,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         from .notebooks import NotebookError, run_all
 
         try:
-            run_all(args.profile, args.nb, analysis=not args.no_analysis)
+            quiet = args.quiet or bool(os.environ.get("QUIET"))
+            run_all(args.profile, args.nb, analysis=not args.no_analysis, quiet=quiet)
         except (NotebookError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -376,30 +376,34 @@ def tokenizer_dir(corpus: str, vocab_size: int = DEFAULT_VOCAB) -> Path:
     return cache_dir() / "tokenizers" / f"{corpus}-bpe-{vocab_size}"
 
 
+def train_bpe(texts, out: Path, vocab_size: int, info: dict | None = None) -> Path:
+    """A byte-level BPE tokenizer trained on `texts`, saved as a transformers tokenizer under `out`."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(iter(texts), vocab_size=vocab_size, min_frequency=2,
+                            special_tokens=["<|endoftext|>", "<|pad|>"], show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                  unk_token="<|endoftext|>", pad_token="<|pad|>")
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(out)
+    _mark_done(out, {"vocab_size": vocab_size, **(info or {})})
+    return out
+
+
 def prepare_tokenizer(corpus: str, vocab_size: int = DEFAULT_VOCAB) -> Path:
     """Byte-level BPE trained on the corpus' train split only (validation/test text never shapes the vocabulary)."""
     out = tokenizer_dir(corpus, vocab_size)
     if _done(out):
         return out
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import PreTrainedTokenizerFast
-
     train = cache_dir() / "corpora" / corpus / "train.jsonl"
     if not train.is_file():
         raise AssetError(f"tokenizer '{corpus}-bpe-{vocab_size}' is trained on {train}, which is not prepared yet. "
                          f"Fetch it with: {FETCH_CMD}")
-    bpe = ByteLevelBPETokenizer()
     with open(train, encoding="utf-8") as fh:  # the train split's documents in file order
         texts = [json.loads(line)["text"] for line in fh]
-    bpe.train_from_iterator(
-        iter(texts), vocab_size=vocab_size, min_frequency=2,
-        special_tokens=["<|endoftext|>", "<|pad|>"], show_progress=False,
-    )
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                  unk_token="<|endoftext|>", pad_token="<|pad|>")
-    out.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(out)
-    _mark_done(out, {"corpus": corpus, "vocab_size": vocab_size, "trained_on": "train split"})
+    train_bpe(texts, out, vocab_size, {"corpus": corpus, "trained_on": "train split"})
     return out
 
 

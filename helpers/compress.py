@@ -84,14 +84,19 @@ def calibrate(model, batches, modules: dict[str, nn.Linear], device: str = "cpu"
                 stats[name] = stats[first[0]]
                 return
             seen[key] = (name, args[0])
+            if not torch.isfinite(args[0]).all():
+                bad = int((~torch.isfinite(args[0])).sum())
+                raise ValueError(f"calibration batch {current['index']}: {bad} non-finite value(s) (NaN/inf) in the "
+                                 f"input of {name}; the statistics would be NaN and no factorization could be "
+                                 "computed. Check the model's dtype (fp16 overflows) and the batch's tokens.")
             stats[name].update(args[0], current.get("mask"))
         return fn
 
     handles = [m.register_forward_pre_hook(hook(name)) for name, m in modules.items()]
     try:
         model.eval()
-        for batch in batches:
-            current["mask"] = batch.get("attention_mask")
+        for index, batch in enumerate(batches):
+            current.update(mask=batch.get("attention_mask"), index=index)
             seen.clear()
             model(input_ids=batch["input_ids"].to(device),
                   attention_mask=None if batch.get("attention_mask") is None else batch["attention_mask"].to(device))

@@ -20,7 +20,9 @@ from .assets import FETCH_CMD, SMOLLM2_NAME, AssetError, cache_dir, smollm2_dir,
 from .hub import HubUnavailable  # noqa: F401  (re-exported: callers catch it from here)
 
 LOCAL_CORPORA = ("en", "ru", "wordnet")
-HUB_CORPORA = {"wikitext2": ("Salesforce/wikitext", "wikitext-2-raw-v1")}
+# hub corpora: (repo, config); one with a train split only is split by document like the local corpora
+HUB_CORPORA = {"wikitext2": ("Salesforce/wikitext", "wikitext-2-raw-v1"),
+               "ruwiki": ("wikimedia/wikipedia", "20231101.ru")}
 PARAGRAPHS_PER_DOC = 20
 
 
@@ -29,7 +31,15 @@ def _text_file_corpus(path: Path):
 
     if not path.is_file():
         raise FileNotFoundError(f"corpus file {path} does not exist")
-    paras = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"corpus file {path} is not UTF-8 text: byte {e.start} (0x{raw[e.start]:02x}) cannot be "
+                         "decoded; convert it first, e.g. `iconv -f cp1251 -t utf-8`") from None
+    paras = [p.strip() for p in text.split("\n\n") if p.strip()]
+    if not paras:
+        raise ValueError(f"corpus file {path} holds no text (empty or only whitespace)")
     rows = {s: {"doc": [], "source": [], "text": []} for s in ("train", "validation", "test")}
     for i in range(0, len(paras), PARAGRAPHS_PER_DOC):
         doc = f"{path.stem}/{i // PARAGRAPHS_PER_DOC:05d}"
@@ -38,6 +48,29 @@ def _text_file_corpus(path: Path):
         cols["source"].append(path.name)
         cols["text"].append("\n".join(paras[i:i + PARAGRAPHS_PER_DOC]))
     return DatasetDict({s: Dataset.from_dict(cols) for s, cols in rows.items()})
+
+
+def split_by_document(ds, key: str = "title"):
+    """A single-split hub dataset -> train / validation / test by the fixed rule on each document's `key`."""
+    from datasets import DatasetDict
+
+    buckets = ds.map(lambda r: {"split": split_of(str(r[key]))}, desc="split by document")
+    return DatasetDict({s: buckets.filter(lambda r, s=s: r["split"] == s).remove_columns("split")
+                        for s in ("train", "validation", "test")})
+
+
+def script_share(texts, script: str = "cyrillic") -> float:
+    """Share of letters in `texts` written in `script` ("cyrillic" or "latin")."""
+    letters = [ch for t in texts for ch in t if ch.isalpha()]
+    if not letters:
+        return 0.0
+    if script == "cyrillic":
+        hits = sum("\u0400" <= ch <= "\u04ff" for ch in letters)
+    elif script == "latin":
+        hits = sum(ch.isascii() for ch in letters)
+    else:
+        raise ValueError(f"unknown script {script!r}; allowed: cyrillic, latin")
+    return hits / len(letters)
 
 
 def load_corpus(name: str):
@@ -52,7 +85,8 @@ def load_corpus(name: str):
         return load_dataset("json", data_files=files)
     if name in HUB_CORPORA:
         repo, config = HUB_CORPORA[name]
-        return hub.call(f"corpus '{name}' ({repo})", load_dataset, repo, config)
+        dsd = hub.call(f"corpus '{name}' ({repo}, {config})", load_dataset, repo, config)
+        return dsd if "validation" in dsd else split_by_document(dsd["train"], key="title")
     if os.path.sep in name or name.endswith(".txt"):
         return _text_file_corpus(Path(name).expanduser())
     raise ValueError(f"unknown corpus '{name}'; allowed: {', '.join(LOCAL_CORPORA + tuple(HUB_CORPORA))} "
@@ -68,6 +102,13 @@ def load_tokenizer(name: str):
     corpus, sep, rest = name.partition("-bpe-")
     if sep:
         folder = tokenizer_dir(corpus, int(rest))
+        if not (folder / ".done").exists() and corpus in HUB_CORPORA:
+            # full profile: a BPE of a hub corpus is trained once on (the first 200k documents of) its train split
+            from .assets import train_bpe
+
+            train = load_corpus(corpus)["train"]
+            texts = train.select(range(min(len(train), 200_000)))["text"]
+            train_bpe(texts, folder, int(rest), {"corpus": corpus, "trained_on": "train split (first 200k docs)"})
         if not (folder / ".done").exists():
             raise AssetError(f"tokenizer '{name}' is not trained yet ({folder}). Build it with: {FETCH_CMD}, or "
                              f"helpers.assets.prepare_tokenizer('{corpus}', {rest})")

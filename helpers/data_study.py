@@ -51,7 +51,7 @@ PROFILES = {
         lm=PretrainConfig(size=NeoXSize(hidden=128, layers=4, heads=4), block=128, eval_blocks=96,
                           train=TrainConfig(max_steps=600, batch_size=16, lr=2e-3, eval_every=100, log_every=20,
                                             warmup_steps=30, scheduler="cosine", weight_decay=0.1, adam_beta2=0.95,
-                                            time_budget_s=240))),
+                                            time_budget_s=1200))),   # a safety stop only: the run is 600 steps
     "full": DataStudyConfig(
         stats_corpora=("wikitext2",), tokenizers=("EleutherAI/pythia-410m",),
         ref_model="HuggingFaceTB/SmolLM2-135M-Instruct", ref_corpora=("wikitext2",), ref_blocks=256, ref_block=1024,
@@ -117,8 +117,10 @@ def pretrain(run) -> dict:
     from .pretrain import pretrain as train
     from .results import save_result
 
-    return save_result(run, "pretrain", "neox-from-scratch", train(run.cfg.lm, run.device, run.seed),
-                       config={"lm": asdict(run.cfg.lm)})
+    res = train(run.cfg.lm, run.device, run.seed)
+    # the run is defined by its steps; one cut short by the safety time budget is recorded as partial, never as it
+    status = "partial" if res["metrics"].get("stopped_by_budget") else "ok"
+    return save_result(run, "pretrain", "neox-from-scratch", res, config={"lm": asdict(run.cfg.lm)}, status=status)
 
 
 # ------------------------------------------------------------------------------------------------ from records
@@ -147,7 +149,7 @@ def pretrain_table(rec: dict):
 
     keys = ("steps", "tokens", "eval_loss", "test_loss", "unigram_ce", "tokens_per_s", "train_time_s",
             "stopped_by_budget")
-    return pd.Series({k: rec["metrics"].get(k) for k in keys}).to_frame(rec["variant"])
+    return pd.Series({"status": rec["status"], **{k: rec["metrics"].get(k) for k in keys}}).to_frame(rec["variant"])
 
 
 def pretrain_figure(rec: dict):

@@ -31,10 +31,20 @@ def list_notebooks(select: str = "") -> list[Path]:
     return nbs
 
 
-def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = None, timeout: int = 3600) -> float:
-    """Run one notebook with papermill (parameters cell gets PROFILE); returns the wall time in seconds."""
+def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = None, timeout: int = 3600,
+            verbose: bool = False) -> float:
+    """Run one notebook with papermill (parameters cell gets PROFILE); returns the wall time in seconds.
+
+    verbose: a cell progress bar, and every cell's output (the notebook's own progress bars and log lines) streamed
+    to this terminal as it is produced, so a slow run can be told from a hung one."""
+    import logging
+
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
+
+    if verbose:
+        logging.basicConfig(format="%(message)s")
+        logging.getLogger("papermill").setLevel(logging.INFO)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     old = {k: os.environ.get(k) for k in (env or {})}
@@ -42,8 +52,8 @@ def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = 
     t0 = time.time()
     try:
         pm.execute_notebook(str(nb), str(out), parameters={"PROFILE": profile} if profile else {},
-                            cwd=str(REPO_ROOT), kernel_name="python3", progress_bar=False,
-                            execution_timeout=timeout, log_output=False)
+                            cwd=str(REPO_ROOT), kernel_name="python3", progress_bar=verbose,
+                            execution_timeout=timeout, log_output=verbose)
     except pm.PapermillExecutionError as e:
         raise NotebookError(f"{nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
                             f"(executed copy with the traceback: {out})") from None
@@ -59,7 +69,7 @@ def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = 
     return time.time() - t0
 
 
-def run_all(profile: str = "local", select: str = "", analysis: bool = True) -> dict:
+def run_all(profile: str = "local", select: str = "", analysis: bool = True, quiet: bool = False) -> dict:
     if profile not in CHOICES:
         raise ValueError(f"unknown profile '{profile}'; allowed: {', '.join(CHOICES)}")
     from .provenance import git_state
@@ -72,10 +82,10 @@ def run_all(profile: str = "local", select: str = "", analysis: bool = True) -> 
     times = {}
     for nb in list_notebooks(select):
         print(f"== {nb.name} [{profile}]", flush=True)
-        times[nb.stem] = execute(nb, REPO_ROOT / "runs" / profile / nb.name, profile)
+        times[nb.stem] = execute(nb, REPO_ROOT / "runs" / profile / nb.name, profile, verbose=not quiet)
         print(f"   done in {times[nb.stem]:.0f} s -> runs/{profile}/{nb.name}", flush=True)
     if analysis:
         print("== Analysis.ipynb (in place)", flush=True)
-        times["Analysis"] = execute(ANALYSIS, ANALYSIS)
+        times["Analysis"] = execute(ANALYSIS, ANALYSIS, verbose=not quiet)
         print(f"   done in {times['Analysis']:.0f} s", flush=True)
     return times

@@ -41,21 +41,86 @@ def unigram_cross_entropy(train_blocks, eval_blocks, vocab_size: int) -> float:
     return -sum(c * math.log((counts.get(t, 0) + 1) / total) for t, c in ev.items()) / n
 
 
+def bigram_cross_entropy(train_blocks, eval_blocks, vocab_size: int, lam: float = 0.8) -> float:
+    """Cross-entropy (nats/token) of the eval tokens under an interpolated bigram table of the train split:
+    p(b | a) = lam * count(a, b) / count(a) + (1 - lam) * unigram(b) (add-one unigram). The best model that reads
+    only the previous token scores about this; a model that uses context must go below it."""
+    uni = Counter(t for row in train_blocks["input_ids"] for t in row)
+    total = sum(uni.values()) + vocab_size
+    pairs, firsts = Counter(), Counter()
+    for row in train_blocks["input_ids"]:
+        pairs.update(zip(row[:-1], row[1:]))
+        firsts.update(row[:-1])
+    nll, n = 0.0, 0
+    for row in eval_blocks["input_ids"]:
+        for a, b in zip(row[:-1], row[1:]):
+            p_uni = (uni.get(b, 0) + 1) / total
+            p_bi = pairs.get((a, b), 0) / firsts[a] if firsts.get(a) else 0.0
+            nll -= math.log(lam * p_bi + (1 - lam) * p_uni)
+            n += 1
+    return nll / max(n, 1)
+
+
 def head(split, n: int | None):
     """The first n rows of a datasets split (all of them for None)."""
     return split if n is None or len(split) <= n else split.select(range(n))
 
 
-def lm_data(cfg: PretrainConfig):
-    """(tokenizer, train, validation, test) blocks of cfg.block tokens."""
+def check_corpus(dsd, corpus: str, script: str | None = None, min_share: float = 0.5) -> None:
+    """Refuse a corpus that is empty or, when `script` is given, not mostly written in it (e.g. an English file
+    handed to the Russian study)."""
+    from .data import script_share
+
+    texts = [t for t in dsd["train"]["text"][:2000] if t.strip()]
+    if not texts:
+        raise ValueError(f"corpus {corpus!r} has no text in its train split")
+    if script is not None:
+        share = script_share(texts, script)
+        if share < min_share:
+            raise ValueError(f"corpus {corpus!r} is not {script} text: {share:.0%} of its letters are {script} "
+                             f"(need >= {min_share:.0%}); give a {script} corpus")
+
+
+def lm_data(cfg: PretrainConfig, script: str | None = None):
+    """(tokenizer, train, validation, test) blocks of cfg.block tokens; refuses a corpus with less than one train
+    and one validation block, or (with `script`) one not written in that script."""
     from .data import lm_blocks, load_corpus, load_tokenizer
 
     tok = load_tokenizer(cfg.tokenizer)
     dsd = load_corpus(cfg.corpus)
+    check_corpus(dsd, cfg.corpus, script)
     train = lm_blocks(head(dsd["train"], cfg.train_docs), tok, cfg.block)
     val = lm_blocks(dsd["validation"], tok, cfg.block, max_blocks=cfg.eval_blocks)
     test = lm_blocks(dsd["test"], tok, cfg.block, max_blocks=cfg.eval_blocks)
+    for name, blocks in (("train", train), ("validation", val)):
+        if len(blocks) < 1:
+            raise ValueError(f"corpus {cfg.corpus!r} has fewer tokens in its {name} split than one block of "
+                             f"{cfg.block}; use a larger corpus or a smaller block")
     return tok, train, val, test
+
+
+def bits_per_char(loss: float, blocks, tok) -> float:
+    """nats/token over blocks -> bits per character of the predicted text (comparable across tokenizers)."""
+    tokens = sum(len(row) - 1 for row in blocks["input_ids"])
+    chars = sum(len(tok.decode(row[1:])) for row in blocks["input_ids"])
+    return loss * tokens / max(chars, 1) / math.log(2)
+
+
+def generate(model, tok, prompt: str, new_tokens: int = 64, sample: bool = False, seed: int = 0,
+             temperature: float = 0.8, top_k: int = 50, device: str = "cpu") -> str:
+    """The prompt's continuation (greedy, or sampled with a fixed seed); refuses a prompt that tokenizes to nothing."""
+    import torch
+
+    ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"prompt {prompt!r} tokenizes to no tokens; give a non-empty prompt")
+    torch.manual_seed(seed)
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids], device=device), max_new_tokens=new_tokens, do_sample=sample,
+                             temperature=temperature if sample else None, top_k=top_k if sample else None,
+                             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    return tok.decode(out[0, len(ids):], skip_special_tokens=True)
 
 
 def pretrain(cfg: PretrainConfig, device: str = "cpu", seed: int = 0) -> dict:
@@ -65,7 +130,10 @@ def pretrain(cfg: PretrainConfig, device: str = "cpu", seed: int = 0) -> dict:
     from .models import count_params, from_config, neox_config
     from .train import train_causal_lm
 
+    import torch
+
     tok, train, val, test = lm_data(cfg)
+    torch.manual_seed(seed)          # the initial weights belong to the seed, whatever ran before in this process
     model = from_config(neox_config(cfg.size, len(tok), tok.bos_token_id or 0, tok.eos_token_id or 0), device)
     n_params = count_params(model)
     res = train_causal_lm(model, train, val, cfg.train, device=device, seed=seed)

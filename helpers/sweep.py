@@ -3,7 +3,7 @@
 A sweep is a set of points. Each point names its record (experiment, variant), the arguments of the job function,
 and the config its record is keyed by. `run_points` trains every (point, seed) whose record does not exist yet
 (status ok, same result-determining config), spreads CPU jobs over worker processes (helpers.parallel), writes one
-record per job as soon as the batch is done, and returns the records, loaded or new, in point order.
+record per job as soon as that job is done, and returns the records, loaded or new, in point order.
 
 Declaring a grid: `grid({"method": "grid", "parameters": {"train.lr": {"values": [1e-3, 3e-3]}}})` reads the same
 dictionary a W&B sweep is declared with (`wandb sweep`), and returns {point name: dotted overrides}; `sweep()` runs
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from dataclasses import dataclass, field
 
 
@@ -31,6 +32,17 @@ class Point:
 
 class SweepError(ValueError):
     pass
+
+
+STATS: list[dict] = []   # one entry per run_points call of this process: runs, wall time, the runner's overhead
+
+
+def _timed(fn, *args):
+    """Run fn in the worker; return (start, end, result) as wall-clock timestamps (one clock for all processes of
+    the machine), from which the runner's own overhead is measured."""
+    start = time.time()
+    out = fn(*args)
+    return start, time.time(), out
 
 
 def grid(declaration: dict) -> dict[str, dict]:
@@ -65,6 +77,7 @@ def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers
     variants = [p.variant for p in points]
     if len(set(variants)) != len(variants):
         raise SweepError(f"two points share a variant name: {sorted(v for v in variants if variants.count(v) > 1)}")
+    t_start = time.time()
     out, jobs, where = {}, {}, {}
     for p in points:
         for seed in p.seeds or seeds or (run.seed,):
@@ -74,14 +87,33 @@ def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers
             if rec is not None:
                 out[key] = rec
             else:
-                jobs[key] = (*p.args, seed, run.device)
+                jobs[key] = (fn, *p.args, seed, run.device)
                 where[key] = p
     if out:
         print(f"{desc or 'sweep'}: {len(out)} run(s) already recorded, loaded; {len(jobs)} to run", flush=True)
-    for key, res in map_processes(fn, jobs, workers, desc, run.device).items():
+    t_submit = time.time()
+    lookup_s, spans, costs = t_submit - t_start, [], []
+
+    def record(key, timed):          # written as soon as the job is done: a later failure loses nothing finished
+        received = time.time()
+        start, end, res = timed
         p = where[key]
         home = dataclasses.replace(run, notebook=p.notebook or run.notebook, seed=key[1])
-        out[key] = save_result(home, p.experiment, p.variant, res, config=p.config)
+        rec = save_result(home, p.experiment, p.variant, res, config=p.config)
+        spans.append((start, end))
+        costs.append((received - end) + (time.time() - received))     # result transfer + record write
+        return rec
+
+    out.update(map_processes(_timed, jobs, workers, desc, run.device, on_done=record))
+    if jobs:
+        # the runner's own cost: looking records up, starting the workers (until the first job starts), sending
+        # results back and writing records; the jobs themselves (training, evaluation) are not overhead
+        startup = max(0.0, min(s for s, _ in spans) - t_submit)
+        overhead = lookup_s + startup + sum(costs)
+        STATS.append({"desc": desc, "runs": len(jobs), "loaded": len(out) - len(jobs),
+                      "wall_s": time.time() - t_start, "job_s": sum(e - s for s, e in spans),
+                      "lookup_s": lookup_s, "startup_s": startup, "transfer_and_write_s": sum(costs),
+                      "overhead_per_run_s": overhead / len(jobs)})
     return {key: out[key] for p in points for key in [(p.variant, s) for s in (p.seeds or seeds or (run.seed,))]}
 
 

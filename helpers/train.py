@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 
-SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau")
+SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau", "time_drop")
 PRECISIONS = ("auto", "fp32", "bf16-autocast", "pure-bf16")
 
 
@@ -35,8 +36,10 @@ class TrainConfig:
     warmup_steps: int = 0
     step_every: int = 0                  # step: multiply the lr by step_gamma every step_every steps
     step_gamma: float = 0.1
+    step_max_drops: int | None = None    # step: stop dropping after this many drops (1: one drop after step_every)
     cycle_steps: int = 0                 # triangular: steps from the low to the high lr (a full cycle is 2x)
     min_lr_ratio: float = 0.1            # triangular: low lr = min_lr_ratio * lr
+    drop_after_s: float | None = None    # time_drop: constant lr, times step_gamma once this much training time passed
     plateau_patience: int = 2            # plateau: evaluations without improvement before the lr is cut
     plateau_factor: float = 0.5
     eval_every: int = 0                  # 0: evaluate only at the end
@@ -62,27 +65,35 @@ class TrainConfig:
             raise ValueError("scheduler 'step' needs step_every >= 1 (drop the lr every N steps)")
         if self.scheduler == "triangular" and self.cycle_steps < 1:
             raise ValueError("scheduler 'triangular' needs cycle_steps >= 1")
+        if self.scheduler == "time_drop" and (self.drop_after_s is None or self.drop_after_s <= 0):
+            raise ValueError("scheduler 'time_drop' needs drop_after_s > 0 (seconds of training before the lr drops)")
         if self.scheduler == "plateau" and self.eval_every < 1:
             raise ValueError("scheduler 'plateau' steps on the eval loss: set eval_every >= 1")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError(f"time_budget_s must be > 0 or None, got {self.time_budget_s}")
 
 
-def lr_lambda(cfg: TrainConfig):
+def lr_lambda(cfg: TrainConfig, state: dict | None = None):
     """The multiplier of the base lr at each optimizer step for the schedulers transformers does not ship.
 
     step:       warmup, then gamma ** (steps_after_warmup // step_every)
     triangular: warmup, then a triangle between min_lr_ratio and 1 with half-period cycle_steps (Adam's betas
                 are left alone: torch's CyclicLR would cycle beta1 unless cycle_momentum=False)
+    time_drop:  warmup, then 1 until state["dropped"] (set by the training callback once drop_after_s seconds of
+                training have passed), then step_gamma: the seed's "drop the lr at minute 20" of a 30-minute run
     """
     w = cfg.warmup_steps
+    state = state if state is not None else {}
 
     def f(step: int) -> float:
         if step < w:
             return (step + 1) / w
         s = step - w
+        if cfg.scheduler == "time_drop":
+            return cfg.step_gamma if state.get("dropped") else 1.0
         if cfg.scheduler == "step":
-            return cfg.step_gamma ** (s // cfg.step_every)
+            drops = s // cfg.step_every
+            return cfg.step_gamma ** (drops if cfg.step_max_drops is None else min(drops, cfg.step_max_drops))
         phase = (s % (2 * cfg.cycle_steps)) / cfg.cycle_steps     # 0..2
         tri = phase if phase <= 1 else 2 - phase                   # 0 -> 1 -> 0
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * tri
@@ -113,13 +124,14 @@ def _make_trainer_cls():
     class LabTrainer(Trainer):
         """Trainer whose scheduler can also be step-drop or triangular (as LambdaLR on the Trainer's AdamW)."""
 
-        def __init__(self, *a, lab_cfg: TrainConfig, **kw):
-            self.lab_cfg = lab_cfg
+        def __init__(self, *a, lab_cfg: TrainConfig, lab_state: dict | None = None, **kw):
+            self.lab_cfg, self.lab_state = lab_cfg, lab_state
             super().__init__(*a, **kw)
 
         def create_scheduler(self, num_training_steps, optimizer=None):
-            if self.lab_cfg.scheduler in ("step", "triangular") and self.lr_scheduler is None:
-                self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, lr_lambda(self.lab_cfg))
+            if self.lab_cfg.scheduler in ("step", "triangular", "time_drop") and self.lr_scheduler is None:
+                self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer,
+                                                                      lr_lambda(self.lab_cfg, self.lab_state))
                 self._created_lr_scheduler = True
                 return self.lr_scheduler
             return super().create_scheduler(num_training_steps, optimizer)
@@ -138,12 +150,15 @@ def _callback_cls():
             self.curves = {"train_loss": {}, "eval_loss": {}, "eval_ppl": {}, "lr": {}}
             self.eval_s = 0.0
             self.stopped_by_budget = False
+            self.state = {"dropped": False, "dropped_at_step": None}   # shared with the time_drop scheduler
 
         def on_train_begin(self, args, state, control, **kw):
             self.t0 = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
             spent = time.perf_counter() - self.t0 - self.eval_s
+            if self.cfg.drop_after_s is not None and not self.state["dropped"] and spent >= self.cfg.drop_after_s:
+                self.state.update(dropped=True, dropped_at_step=state.global_step)
             if self.cfg.time_budget_s is not None and spent >= self.cfg.time_budget_s:
                 self.stopped_by_budget = True
                 control.should_training_stop = True
@@ -182,16 +197,27 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     pure-bf16 casts the weights (and so AdamW's states) to bfloat16 with no fp32 master copy, as seed 000 ran.
     """
     import torch
-    from transformers import TrainingArguments
-
-    from .provenance import Tracker
 
     if cfg.precision == "pure-bf16":
         model = model.to(torch.bfloat16)
     if cfg.wandb:
         os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_PROJECT", "llm-lowrank-lab")
+    # the Trainer needs an output folder even with saving off: a temporary one is removed when the run ends
     scratch = output_dir or tempfile.mkdtemp(prefix="lab-train-")
+    try:
+        return _train(model, train_ds, eval_ds, cfg, device, seed, collator, scratch)
+    finally:
+        if output_dir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, collator, scratch: str) -> dict:
+    import torch
+    from transformers import TrainingArguments
+
+    from .provenance import Tracker
+
     eval_every = cfg.eval_every if eval_ds is not None else 0
     args = TrainingArguments(
         output_dir=scratch,
@@ -224,7 +250,8 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     )
     meter = _callback_cls()(cfg)
     trainer = _make_trainer_cls()(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                                  data_collator=collator or lm_collator, callbacks=[meter], lab_cfg=cfg)
+                                  data_collator=collator or lm_collator, callbacks=[meter], lab_cfg=cfg,
+                                  lab_state=meter.state)
     if not cfg.progress:  # quiet means quiet: no progress bar and no printed log dicts (the curves keep them)
         from transformers.trainer_callback import PrinterCallback
 
@@ -241,6 +268,8 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     metrics = {"steps": steps, "tokens": tokens, "train_loss": float(out.training_loss),
                "train_time_s": round(train_s, 3), "tokens_per_s": round(tokens / train_s, 1),
                "stopped_by_budget": meter.stopped_by_budget}
+    if cfg.scheduler == "time_drop":
+        metrics["lr_dropped_at_step"] = meter.state["dropped_at_step"]
     if meter.curves["eval_loss"]:
         last = meter.curves["eval_loss"][max(meter.curves["eval_loss"])]
         metrics.update(eval_loss=last, eval_ppl=math.exp(min(last, 50)))

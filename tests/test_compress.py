@@ -164,3 +164,14 @@ def test_swapped_restores_the_original_modules():
     with swapped(model, {"model.layers.0.mlp.up_proj": nn.Identity()}):
         assert isinstance(model.model.layers[0].mlp.up_proj, nn.Identity)
     assert model.model.layers[0].mlp.up_proj is before
+
+
+def test_non_finite_activations_in_calibration_name_the_module_and_the_batch():
+    model = tiny_llama()
+    mods = find_linears(model, r"model\.layers\.\d+\.mlp\.\w+")
+    with torch.no_grad():
+        model.model.layers[1].post_attention_layernorm.weight[0] = float("nan")   # poisons layer 1's MLP input
+    batches = [{"input_ids": torch.randint(0, 50, (2, 8))} for _ in range(2)]
+    with pytest.raises(ValueError, match=r"calibration batch 0: \d+ non-finite value\(s\) .* model\.layers\.1\.mlp"):
+        calibrate(model, batches, mods)
+    assert not any(m._forward_pre_hooks for m in mods.values())        # hooks removed even so

@@ -131,3 +131,22 @@ def test_dirty_tree_provenance_holds_a_diff_hash(monkeypatch):
     assert provenance.git_state()["diff_sha1"] != state["diff_sha1"]
     outputs[("status", "--porcelain", "--untracked-files=no")] = ""
     assert "diff_sha1" not in provenance.git_state()
+
+
+def _write_many(root, worker, n):
+    for i in range(n):
+        save_run("00_x.ipynb", "exp", f"w{worker}", {"i": i}, {"loss": float(i)}, profile="tiny", seed=0, root=root)
+
+
+def test_two_processes_writing_into_one_folder_leave_every_record_valid(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_write_many, args=(tmp_path, w, 15)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    recs = load_records(tmp_path)
+    assert len(recs) == 30 and not list((tmp_path / "00_x").glob(".*.tmp"))

@@ -8,7 +8,7 @@ import pytest
 
 from helpers.paths import REPO_ROOT
 
-STUDIES = ("data_study", "surgery_study", "compression_study", "looped_study")
+STUDIES = ("data_study", "surgery_study", "compression_study", "looped_study", "pretrain_study")
 
 
 @pytest.mark.parametrize("name", STUDIES)

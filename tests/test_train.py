@@ -112,3 +112,23 @@ def test_wandb_offline_run(tiny_model, tiny_blocks, tmp_path, monkeypatch):
     res = train_causal_lm(tiny_model(), train, None, cfg(max_steps=3, wandb=True), seed=0)
     assert res["metrics"]["steps"] == 3
     assert list(tmp_path.glob("wandb/offline-run-*")), "no offline wandb run folder was written"
+
+
+def test_no_scratch_folder_is_left_behind(tiny_model, tiny_blocks, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    train, _ = tiny_blocks
+    train_causal_lm(tiny_model(), train, None, TrainConfig(max_steps=2, batch_size=4, progress=False))
+    assert not list(tmp_path.glob("lab-train-*"))
+
+
+def test_the_same_profile_and_seed_give_identical_metrics():
+    """Bitwise on one machine: the tiny from-scratch run of notebook 00, twice."""
+    from helpers.data_study import PROFILES
+    from helpers.pretrain import pretrain
+
+    a, b = (pretrain(PROFILES["tiny"].lm, seed=0) for _ in range(2))
+    keys = ("eval_loss", "test_loss", "train_loss", "steps", "tokens")
+    assert {k: a["metrics"][k] for k in keys} == {k: b["metrics"][k] for k in keys}
+    assert a["curves"]["eval_loss"] == b["curves"]["eval_loss"]
