@@ -145,8 +145,8 @@ def _callback_cls():
     class Meter(TrainerCallback):
         """Curves, train-only wall time (eval excluded), lr, and the wall-clock budget."""
 
-        def __init__(self, cfg: TrainConfig):
-            self.cfg = cfg
+        def __init__(self, cfg: TrainConfig, has_eval: bool = True):
+            self.cfg, self.has_eval = cfg, has_eval
             self.curves = {"train_loss": {}, "eval_loss": {}, "eval_ppl": {}, "lr": {}}
             self.eval_s = 0.0
             self.stopped_by_budget = False
@@ -162,7 +162,7 @@ def _callback_cls():
             if self.cfg.time_budget_s is not None and spent >= self.cfg.time_budget_s:
                 self.stopped_by_budget = True
                 control.should_training_stop = True
-                control.should_evaluate = True
+                control.should_evaluate = self.has_eval
 
         def on_log(self, args, state, control, logs=None, **kw):
             logs = logs or {}
@@ -248,7 +248,7 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
         remove_unused_columns=False,
         disable_tqdm=not cfg.progress,
     )
-    meter = _callback_cls()(cfg)
+    meter = _callback_cls()(cfg, eval_ds is not None)
     trainer = _make_trainer_cls()(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                                   data_collator=collator or lm_collator, callbacks=[meter], lab_cfg=cfg,
                                   lab_state=meter.state)

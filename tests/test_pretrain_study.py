@@ -41,6 +41,8 @@ def test_equal_time_budget_stops_by_time_and_a_replay_at_the_recorded_steps_repr
     assert m["stopped_by_budget"] and 1 < m["steps"] < 100_000
     assert m["tokens"] == m["steps"] * 4 * len(train[0]["input_ids"])
     replay = TrainConfig(**{**cfg.__dict__, "time_budget_s": None, "max_steps": m["steps"]})
+    no_eval = train_causal_lm(tiny_model(), train, None, cfg, seed=0)           # the budget stops a run without
+    assert no_eval["metrics"]["stopped_by_budget"] and "eval_loss" not in no_eval["metrics"]   # an eval set too
     again = train_causal_lm(tiny_model(), train, val, replay, seed=0)
     assert not again["metrics"]["stopped_by_budget"] and again["metrics"]["steps"] == m["steps"]
     assert again["metrics"]["eval_loss"] == pytest.approx(m["eval_loss"], abs=1e-6)
@@ -156,11 +158,21 @@ def test_a_study_run_records_the_seed_numbers_and_the_sweep_skips_recorded_point
     assert rep["metrics"]["eval_loss"] == pytest.approx(best["metrics"]["eval_loss"], abs=1e-5)
 
 
-def test_wandb_logging_is_offline_and_needs_no_account(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("LAB_WANDB", str(tmp_path))
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+def _log_once(tmp):
+    import os
+
+    os.environ.update(WANDB_MODE="offline", LAB_WANDB=tmp)
+    os.environ.pop("WANDB_API_KEY", None)
     result = {"metrics": {"eval_loss": 5.0, "steps": 3}, "curves": {"train_loss": {"1": 6.0, "2": 5.5}}}
     S.log_wandb(S.PROFILES["tiny"], 0, result)
+
+
+def test_wandb_logging_is_offline_and_needs_no_account(tmp_path):
+    import multiprocessing as mp
+
+    p = mp.get_context("spawn").Process(target=_log_once, args=(str(tmp_path),))   # wandb keeps process-wide state
+    p.start()
+    p.join(120)
+    assert p.exitcode == 0
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
