@@ -23,14 +23,19 @@ def _git(*args) -> str | None:
     return r.stdout if r.returncode == 0 else None
 
 
+# outputs, not code: rerunning a notebook rewrites its committed records and Analysis.ipynb, which must not make the
+# next record of the same run say that its code was uncommitted
+OUTPUTS = (":(exclude)results", ":(exclude)Analysis.ipynb")
+
+
 def git_state() -> dict:
-    """{"commit", "dirty"} and, for a dirty tree, "diff_sha1": a hash of `git diff HEAD` (tracked files), so two
-    records made from the same uncommitted change can be told to share their code."""
+    """{"commit", "dirty"} and, for a dirty tree, "diff_sha1": a hash of `git diff HEAD` (tracked files, outputs
+    excluded), so two records made from the same uncommitted change can be told to share their code."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUTS)
     out = {"commit": commit.strip() if commit else None, "dirty": bool(status.strip()) if status is not None else None}
     if out["dirty"]:
-        diff = _git("diff", "HEAD") or ""
+        diff = _git("diff", "HEAD", "--", ".", *OUTPUTS) or ""
         out["diff_sha1"] = hashlib.sha1(diff.encode()).hexdigest()[:12]
     return out
 

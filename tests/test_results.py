@@ -122,14 +122,15 @@ def test_tables_are_rows_and_find_record_finds_exactly_this_config(results_root)
 def test_dirty_tree_provenance_holds_a_diff_hash(monkeypatch):
     from helpers import provenance
 
-    outputs = {("rev-parse", "HEAD"): "abc\n", ("status", "--porcelain", "--untracked-files=no"): " M x.py\n",
-               ("diff", "HEAD"): "--- a\n+++ b\n"}
+    skip = ("--", ".", *provenance.OUTPUTS)
+    outputs = {("rev-parse", "HEAD"): "abc\n", ("status", "--porcelain", "--untracked-files=no", *skip): " M x.py\n",
+               ("diff", "HEAD", *skip): "--- a\n+++ b\n"}
     monkeypatch.setattr(provenance, "_git", lambda *a: outputs[a])
     state = provenance.git_state()
     assert state["dirty"] is True and state["commit"] == "abc" and len(state["diff_sha1"]) == 12
-    outputs[("diff", "HEAD")] = "--- a\n+++ c\n"
+    outputs[("diff", "HEAD", *skip)] = "--- a\n+++ c\n"
     assert provenance.git_state()["diff_sha1"] != state["diff_sha1"]
-    outputs[("status", "--porcelain", "--untracked-files=no")] = ""
+    outputs[("status", "--porcelain", "--untracked-files=no", *skip)] = ""
     assert "diff_sha1" not in provenance.git_state()
 
 
@@ -150,3 +151,26 @@ def test_two_processes_writing_into_one_folder_leave_every_record_valid(tmp_path
         assert p.exitcode == 0
     recs = load_records(tmp_path)
     assert len(recs) == 30 and not list((tmp_path / "00_x").glob(".*.tmp"))
+
+
+def test_rewritten_records_do_not_make_the_tree_dirty(tmp_path, monkeypatch):
+    """A real repository: a changed record or Analysis.ipynb is an output; a changed helper is code."""
+    import subprocess
+
+    from helpers import provenance
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results" / "00_x").mkdir(parents=True)
+    for name in ("results/00_x/r.json", "Analysis.ipynb", "code.py"):
+        (tmp_path / name).write_text("1")
+    git("add", "-A")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x")
+    monkeypatch.setattr(provenance, "REPO_ROOT", tmp_path)
+    (tmp_path / "results/00_x/r.json").write_text("2")
+    (tmp_path / "Analysis.ipynb").write_text("2")
+    assert provenance.git_state()["dirty"] is False
+    (tmp_path / "code.py").write_text("2")
+    assert provenance.git_state()["dirty"] is True
