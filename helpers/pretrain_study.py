@@ -101,14 +101,15 @@ _TINY_LM = PretrainConfig(corpus="ru", tokenizer="ru-bpe-8192", size=NeoXSize(hi
                                        log_every=1, time_budget_s=30))
 # local: measured on 2 cores, one thread per run: see the notebook's header for the sizes and the budget
 _LOCAL_LM = PretrainConfig(corpus="ru", tokenizer="ru-bpe-8192", size=NeoXSize(hidden=64, layers=2, heads=4),
-                           block=64, eval_blocks=48, train=_train(lr=3e-3, warmup_steps=10, time_budget_s=20))
+                           block=64, eval_blocks=48,
+                           train=_train(batch_size=4, grad_accum=2, lr=3e-3, warmup_steps=10, time_budget_s=20))
 PROFILES = {
     "tiny": PretrainStudyConfig(
         lm=_TINY_LM, grid=grid_declaration((2, 4), (1, 2)), noise_seeds=(1,),
         schedules=seed_schedules(30, 4, 3e-3), lr_range=(1e-3, 1e-2), new_tokens=8),
     "local": PretrainStudyConfig(
         lm=_LOCAL_LM, grid=grid_declaration((2, 4, 8), (1, 2, 4)), noise_seeds=(1, 2),
-        schedules=seed_schedules(20, 150, 3e-3), lr_range=(3e-4, 1e-3, 3e-3, 1e-2, 3e-2), workers=2),
+        schedules=seed_schedules(20, 280, 3e-3), lr_range=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1), workers=2),
     "full": PretrainStudyConfig(
         lm=PretrainConfig(corpus="ruwiki", tokenizer="ruwiki-bpe-32000", size=NeoXSize(hidden=768, layers=10, heads=12),
                           block=512, eval_blocks=512,
@@ -190,11 +191,30 @@ def log_wandb(cfg: PretrainStudyConfig, seed: int, result: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ sections
+def run_key(cfg: PretrainStudyConfig) -> dict:
+    """What determines one run's result: the model, data and training, the script check and the generation
+    settings (not the other sweeps declared beside it)."""
+    return {"lm": dataclasses.asdict(cfg.lm), "script": cfg.script, "prompt": cfg.prompt,
+            "new_tokens": cfg.new_tokens, "sample_seed": cfg.sample_seed}
+
+
+def _sweep(run, experiment: str, points: dict, seeds: tuple, force: bool, desc: str) -> dict:
+    """The sweep runner over {name: dotted overrides}, each record keyed by run_key of its config."""
+    from .profiles import apply_overrides
+    from .sweep import Point, run_points
+
+    pts = []
+    for name, over in points.items():
+        cfg = apply_overrides(run.cfg, over, f"sweep point '{name}'")
+        pts.append(Point(experiment, name, (cfg,), run_key(cfg)))
+    return run_points(run, pts, run_job, seeds, run.cfg.workers, force, desc)
+
+
 def batch_grid(run, force: bool = False) -> dict:
     """Section 2: every batch x accumulation cell at the same budget. {(cell, seed): record}."""
-    from .sweep import grid, sweep
+    from .sweep import grid
 
-    return sweep(run, "grid", grid(run.cfg.grid), run_job, (run.seed,), run.cfg.workers, force, "batch x accum")
+    return _sweep(run, "grid", grid(run.cfg.grid), (run.seed,), force, "batch x accum")
 
 
 def cell_stats(records) -> dict:
@@ -214,13 +234,13 @@ def cell_stats(records) -> dict:
 def noise(run, grid_records: dict, force: bool = False) -> dict:
     """Section 2b: the best and the worst cell again with cfg.noise_seeds, so their gap can be set against seed
     noise. Returns every grid record (all seeds)."""
-    from .sweep import grid, sweep
+    from .sweep import grid
 
     first = cell_stats(grid_records)
     best, worst = min(first, key=lambda c: first[c]["mean"]), max(first, key=lambda c: first[c]["mean"])
     points = grid(run.cfg.grid)
-    more = sweep(run, "grid", {best: points[best], worst: points[worst]}, run_job, run.cfg.noise_seeds,
-                 run.cfg.workers, force, "best/worst seeds")
+    more = _sweep(run, "grid", {best: points[best], worst: points[worst]}, run.cfg.noise_seeds, force,
+                  "best/worst seeds")
     return {**grid_records, **more}
 
 
@@ -249,17 +269,13 @@ def grid_verdict(records: dict) -> dict:
 
 def schedules(run, force: bool = False) -> dict:
     """Section 3: the seed's schedules at the same budget and the profile's base batch x accumulation."""
-    from .sweep import sweep
-
-    return sweep(run, "schedules", run.cfg.schedules, run_job, (run.seed,), run.cfg.workers, force, "schedules")
+    return _sweep(run, "schedules", run.cfg.schedules, (run.seed,), force, "schedules")
 
 
 def lr_range(run, force: bool = False) -> dict:
     """Section 4: peak learning rate over ~1.5-2 decades (constant with warmup): where training stops converging."""
-    from .sweep import sweep
-
     points = {f"lr={lr}": {**run.cfg.lr_schedule, "lm.train.lr": lr} for lr in run.cfg.lr_range}
-    return sweep(run, "lr_range", points, run_job, (run.seed,), run.cfg.workers, force, "lr range")
+    return _sweep(run, "lr_range", points, (run.seed,), force, "lr range")
 
 
 def replay(run, record: dict, force: bool = False) -> dict:
@@ -267,10 +283,10 @@ def replay(run, record: dict, force: bool = False) -> dict:
     reproduce); returns the replay's record, whose eval loss should equal the original's on the same machine."""
     from .sweep import Point, run_points
 
-    cfg = PretrainStudyConfig(**{k: v for k, v in record["config"].items() if k != "profile"})
+    cfg = dataclasses.replace(run.cfg, **{k: v for k, v in record["config"].items() if k != "profile"})
     train = dataclasses.replace(cfg.lm.train, time_budget_s=None, max_steps=int(record["metrics"]["steps"]))
     cfg = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, train=train))
-    point = Point("replay", f"replay {record['variant']}", (cfg,), dataclasses.asdict(cfg))
+    point = Point("replay", f"replay {record['variant']}", (cfg,), run_key(cfg))
     out = run_points(run, [point], run_job, (record["seed"],), 1, force, "replay")
     return out[point.variant, record["seed"]]
 
