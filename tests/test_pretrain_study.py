@@ -176,3 +176,17 @@ def test_wandb_logging_is_offline_and_needs_no_account(tmp_path):
     assert p.exitcode == 0
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
+
+
+def test_full_profile_is_the_seeds_scale_on_the_meta_device():
+    from helpers.data import HUB_CORPORA
+    from helpers.models import count_params, from_config, neox_config
+
+    full = S.PROFILES["full"]
+    assert HUB_CORPORA[full.lm.corpus] == ("wikimedia/wikipedia", "20231101.ru")
+    assert full.lm.train.time_budget_s == 30 * 60 and full.lm.tokenizer == "ruwiki-bpe-32000"
+    n = count_params(from_config(neox_config(full.lm.size, 32000), "meta"))
+    assert 90e6 < n < 130e6, n                     # "a GPT-NeoX or Llama of about 100M parameters"
+    cells = S.grid_declaration((6,), (6,))["parameters"]
+    assert [v["values"] for v in cells.values()] == [[6], [6]]      # the seed's best cell is in the full grid
+    assert all(6 in v["values"] for v in full.grid["parameters"].values())
