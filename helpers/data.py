@@ -17,7 +17,6 @@ from pathlib import Path
 
 from . import hub
 from .assets import FETCH_CMD, SMOLLM2_NAME, AssetError, cache_dir, smollm2_dir, split_of, tokenizer_dir
-from .hub import HubUnavailable  # noqa: F401  (re-exported: callers catch it from here)
 
 LOCAL_CORPORA = ("en", "ru", "wordnet")
 # hub corpora: (repo, config); one with a train split only is split by document like the local corpora

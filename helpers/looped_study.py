@@ -150,13 +150,6 @@ def seed_rows(errors: dict, active: int, extra: dict | None = None) -> list[dict
     return rows
 
 
-def seed_table(errors: dict, active: int, extra: dict | None = None):
-    """seed_rows as a DataFrame indexed by model."""
-    import pandas as pd
-
-    return pd.DataFrame(seed_rows(errors, active, extra)).set_index("model")
-
-
 def rows_from_records(records: list[dict], extra_cols: tuple = ("steps", "steps_per_s")) -> list[dict]:
     """Per-seed records of one experiment -> one row per variant: mean and sd over seeds of err.k=d / err.k=2d."""
     import numpy as np

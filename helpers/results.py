@@ -26,7 +26,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .paths import results_dir
-from .provenance import Tracker, track  # noqa: F401  (re-exported for notebooks: `from helpers.results import track`)
 
 SCHEMA_VERSION = 2
 REQUIRED = ("schema_version", "run_id", "notebook", "experiment", "variant", "profile", "seed", "config", "metrics",

@@ -213,7 +213,6 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
 
 
 def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, collator, scratch: str) -> dict:
-    import torch
     from transformers import TrainingArguments
 
     from .provenance import Tracker

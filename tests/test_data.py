@@ -1,8 +1,9 @@
 import pytest
 
 from helpers import assets
-from helpers.assets import AssetError, cyrillic_dominant, parse_wordnet_line
-from helpers.data import HubUnavailable, lm_blocks, load_corpus, load_pretrained, load_tokenizer, split_of
+from helpers.assets import AssetError, cyrillic_dominant, parse_wordnet_line, split_of
+from helpers.data import lm_blocks, load_corpus, load_pretrained, load_tokenizer
+from helpers.hub import HubUnavailable
 
 needs_assets = pytest.mark.skipif(not (assets.cache_dir() / "corpora" / "en" / ".done").exists(),
                                   reason="offline assets not prepared (make setup)")

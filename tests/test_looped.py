@@ -6,7 +6,7 @@ import torch
 from helpers import icl
 from helpers.looped import Block, LoopedConfig, LoopedTransformer, keep_mask
 from helpers.icl_train import ICLTrainConfig, fixed_test_set, train_model
-from helpers.looped_study import LoopedStudyConfig, seed_table
+from helpers.looped_study import LoopedStudyConfig, seed_rows
 
 
 def small(**kw):
@@ -210,15 +210,15 @@ def test_bootstrap_band_over_seeds_holds_the_seed_spread():
     assert ((hi3 - lo3) > 2 * (hi_avg - lo_avg)).all()
 
 
-def test_seed_table_means_and_spreads_over_seeds():
+def test_seed_rows_mean_and_spread_over_seeds():
     e = np.zeros((2, 4, 5))
     e[0, :, 2], e[1, :, 2] = 1.0, 3.0                                        # k = d = 2: seeds at 1 and 3
     e[:, :, 4] = 0.5
-    t = seed_table({"looped": e, "zero": np.ones((4, 5))}, active=2, extra={"looped": {"params": 7}})
-    assert t.loc["looped", "k=d"] == 2.0 and np.isclose(t.loc["looped", "k=d sd"], np.sqrt(2))
-    assert t.loc["looped", "k=2d"] == 0.5 and t.loc["looped", "k=2d sd"] == 0
-    assert t.loc["looped", "seeds"] == 2 and t.loc["looped", "params"] == 7
-    assert t.loc["zero", "k=d"] == 1 and np.isnan(t.loc["zero", "k=d sd"])  # one seed: no spread
+    looped, zero = seed_rows({"looped": e, "zero": np.ones((4, 5))}, active=2, extra={"looped": {"params": 7}})
+    assert looped["k=d"] == 2.0 and np.isclose(looped["k=d sd"], np.sqrt(2))
+    assert looped["k=2d"] == 0.5 and looped["k=2d sd"] == 0
+    assert looped["seeds"] == 2 and looped["params"] == 7 and looped["model"] == "looped"
+    assert zero["k=d"] == 1 and zero["k=d sd"] is None                       # one seed: no spread
 
 
 def test_regime_search_scores_each_variant_at_its_own_dimension_and_skips_recorded_points(results_root):
