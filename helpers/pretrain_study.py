@@ -200,14 +200,9 @@ def run_key(cfg: PretrainStudyConfig) -> dict:
 
 def _sweep(run, experiment: str, points: dict, seeds: tuple, force: bool, desc: str) -> dict:
     """The sweep runner over {name: dotted overrides}, each record keyed by run_key of its config."""
-    from .profiles import apply_overrides
-    from .sweep import Point, run_points
+    from .sweep import sweep
 
-    pts = []
-    for name, over in points.items():
-        cfg = apply_overrides(run.cfg, over, f"sweep point '{name}'")
-        pts.append(Point(experiment, name, (cfg,), run_key(cfg)))
-    return run_points(run, pts, run_job, seeds, run.cfg.workers, force, desc)
+    return sweep(run, experiment, points, run_job, seeds, run.cfg.workers, force, desc, key=run_key)
 
 
 def batch_grid(run, force: bool = False) -> dict:

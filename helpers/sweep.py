@@ -74,13 +74,16 @@ def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers
     from .parallel import map_processes
     from .results import find_record, save_result
 
+    def seeds_of(p: Point) -> tuple:
+        return p.seeds or seeds or (run.seed,)
+
     variants = [p.variant for p in points]
     if len(set(variants)) != len(variants):
         raise SweepError(f"two points share a variant name: {sorted(v for v in variants if variants.count(v) > 1)}")
     t_start = time.time()
     out, jobs, where = {}, {}, {}
     for p in points:
-        for seed in p.seeds or seeds or (run.seed,):
+        for seed in seeds_of(p):
             key = (p.variant, seed)
             home = p.notebook or run.notebook
             rec = None if force else find_record(home, p.variant, {"profile": run.profile, **p.config}, seed)
@@ -114,18 +117,19 @@ def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers
                       "wall_s": time.time() - t_start, "job_s": sum(e - s for s, e in spans),
                       "lookup_s": lookup_s, "startup_s": startup, "transfer_and_write_s": sum(costs),
                       "overhead_per_run_s": overhead / len(jobs)})
-    return {key: out[key] for p in points for key in [(p.variant, s) for s in (p.seeds or seeds or (run.seed,))]}
+    return {(p.variant, s): out[p.variant, s] for p in points for s in seeds_of(p)}
 
 
 def sweep(run, experiment: str, overrides: dict[str, dict], fn, seeds: tuple | None = None, workers: int = 1,
-          force: bool = False, desc: str | None = None) -> dict:
+          force: bool = False, desc: str | None = None, key=dataclasses.asdict) -> dict:
     """run_points over {name: dotted overrides of run.cfg}: each point runs fn(cfg_with_overrides, seed, device) and
-    is recorded as (experiment, variant = name) keyed by the whole overridden config. Returns {(name, seed): record}.
-    An override naming a setting the config does not have raises before anything runs."""
+    is recorded as (experiment, variant = name) keyed by key(overridden config) (default: the whole config).
+    Returns {(name, seed): record}. An override naming a setting the config does not have raises before anything
+    runs."""
     from .profiles import apply_overrides
 
     points = []
     for name, over in overrides.items():
         cfg = apply_overrides(run.cfg, over, f"sweep point '{name}'")
-        points.append(Point(experiment, name, (cfg,), dataclasses.asdict(cfg)))
+        points.append(Point(experiment, name, (cfg,), key(cfg)))
     return run_points(run, points, fn, seeds, workers, force, desc or experiment)
