@@ -271,19 +271,21 @@ class Bases:
             if st is None or st.n == 0:
                 raise ValueError(f"method '{method}' needs calibration statistics for {path}")
             if method == "scaled":
-                d = ((st.abs_total / st.n).clamp_min(1e-8) ** alpha).to(dtype)
+                d = ((st.abs_total / st.n).clamp_min(1e-8) ** alpha).to(W.device, dtype)
                 u, s, vh = torch.linalg.svd((d[:, None] * W).T, full_matrices=False)
                 self.parts[path] = ("svd", u, s[:, None] * vh / d[None, :], b)
                 continue
             key = id(st)                     # q/k/v (and gate/up) share one input: one eigendecomposition
             if key not in cov_cache:
+                # statistics live on the CPU (float64), the weights on the model's device: decompose there
                 C = st.covariance(centered=center)
                 ridge = jitter * torch.trace(C).item() / C.shape[0]
-                evals, Q = torch.linalg.eigh(C + ridge * torch.eye(C.shape[0], dtype=C.dtype))
+                C = C.to(W.device)
+                evals, Q = torch.linalg.eigh(C + ridge * torch.eye(C.shape[0], dtype=C.dtype, device=C.device))
                 cov_cache[key] = (Q * evals.clamp_min(0).sqrt(), ridge)
             S, ridge = cov_cache[key]
             _, _, vh = torch.linalg.svd(S.T.to(dtype) @ W, full_matrices=False)
-            self.parts[path] = ("whiten", W, vh.T, (b, st.mean.to(dtype) if center else None))
+            self.parts[path] = ("whiten", W, vh.T, (b, st.mean.to(W.device, dtype) if center else None))
             self.jitter[path] = ridge
 
     def module(self, path: str, rank: int) -> LowRankLinear:
@@ -295,7 +297,7 @@ class Bases:
         b, mu = extra
         bias = b
         if mu is not None:
-            bias = (bias if bias is not None else torch.zeros(W.shape[1], dtype=W.dtype)) + (W - W @ V @ V.T).T @ mu
+            bias = (bias if bias is not None else W.new_zeros(W.shape[1])) + (W - W @ V @ V.T).T @ mu
         return _factors(lin, (W @ V).T, V, bias, rank, self.method)
 
 

@@ -100,6 +100,18 @@ def mistral_config():
                          intermediate_size=14336, vocab_size=32002, tie_word_embeddings=False)
 
 
+def smollm2_config(size: str = "360M"):
+    """HuggingFaceTB/SmolLM2-360M's shape (LlamaConfig): the full profile's SFT/DPO base model, for budgets and the GPU
+    benchmark without any download."""
+    from transformers import LlamaConfig
+
+    if size != "360M":
+        raise ValueError(f"unknown SmolLM2 size '{size}'; allowed: 360M")
+    return LlamaConfig(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
+                       num_key_value_heads=5, vocab_size=49152, max_position_embeddings=8192, rope_theta=100000.0,
+                       tie_word_embeddings=True, rms_norm_eps=1e-5, bos_token_id=0, eos_token_id=0)
+
+
 TOKEN_FORMATS = ("paper", "extra_dim")
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.compress import (InputStats, Target, calibrate, compress_model, factorize, find_linears, output_mse,
+from helpers.compress import (Bases, InputStats, Target, calibrate, compress_model, factorize, find_linears, output_mse,
                               param_budget, resolve_plan)
 from helpers.models import mistral_config
 
@@ -175,3 +175,39 @@ def test_non_finite_activations_in_calibration_name_the_module_and_the_batch():
     with pytest.raises(ValueError, match=r"calibration batch 0: \d+ non-finite value\(s\) .* model\.layers\.1\.mlp"):
         calibrate(model, batches, mods)
     assert not any(m._forward_pre_hooks for m in mods.values())        # hooks removed even so
+
+
+@pytest.mark.parametrize("method", ["whiten", "scaled"])
+def test_statistics_on_the_cpu_and_weights_on_another_device(method):
+    """On CUDA the calibration statistics stay on the CPU (float64) while the weights live on the GPU; the
+    factorization must compute on the weights' device. The meta device stands in for a second device here: every
+    factor must come out on it (a CPU tensor anywhere in the arithmetic raises or leaks a CPU factor)."""
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        lin = nn.Linear(16, 12)
+    stats = InputStats(16)
+    stats.update(torch.randn(64, 16))
+    made = Bases({"m": lin}, method, {"m": stats})
+    low = made.module("m", 4)
+    assert {p.device.type for p in low.parameters()} == {"meta"}
+    assert low.down.weight.shape == (4, 16) and low.up.weight.shape == (12, 4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)")
+@pytest.mark.parametrize("method", ["svd", "whiten", "scaled"])
+def test_calibrate_and_compress_on_cuda_match_the_cpu(method):
+    """The real second device: calibration on CUDA (statistics gathered to the CPU), factorization on CUDA, and the
+    compressed model's outputs equal to the same pipeline run on the CPU."""
+    batches = [{"input_ids": torch.randint(0, 50, (2, 16), generator=torch.Generator().manual_seed(i))}
+               for i in range(3)]
+    outs = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = tiny_llama().to(device)
+        mods = find_linears(model, r"model\.layers\.\d+\.(mlp|self_attn)\.\w+")
+        stats = calibrate(model, batches, mods, device) if method != "svd" else None
+        compress_model(model, [Target(("mlp", "attention"), "all", rank=4)], method, stats)
+        assert {p.device.type for p in model.parameters()} == {torch.device(device).type}
+        with torch.no_grad():
+            outs.append(model(batches[0]["input_ids"].to(device)).logits.cpu())
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-3, atol=1e-3)

@@ -1,0 +1,191 @@
+"""GPU throughput of the full profile's models, measured in one run on one CUDA device (issue 13):
+
+  pythia-410m / 2.8b   training steps (AdamW, bf16 autocast, the notebooks' precision) at sequence 1024: tokens/s,
+                       MFU = 6 x parameters x tokens/s / the device's peak dense bf16 FLOP/s, sdpa vs
+                       flash_attention_2 (when the flash_attn package is installed)
+  07 pretraining LM    the same for notebook 07's full model (NeoX 768 x 10, block 512)
+  06 SFT step          SmolLM2-360M (bf16 weights) with LoRA r = 16 on every Linear, batch 8 x 1024
+  04 calibration       Mistral-7B forward passes in bf16, batch 1 x 1024 (calibration and evaluation speed)
+  05 looped model      steps/s of the looped transformer at d = 20 (the full profile's final curriculum point)
+
+Weights are random (no download; throughput does not depend on their values). Each case also reports the measured
+peak memory (torch.cuda.max_memory_allocated) beside helpers.memory's plan for it. The record goes to
+results/benchmarks/. On a machine without CUDA it prints one line and exits 0.
+
+    python benchmarks/bench_gpu.py [--steps 10]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import time
+
+import torch
+
+# dense (not sparse) bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s; matched on the device name
+PEAK_BF16_TFLOPS = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("GH200", 989.4),
+                    ("A100", 312.0), ("L40S", 362.1), ("L4", 121.0), ("A10G", 70.0), ("RTX 4090", 165.2))
+
+
+def peak_flops(name: str) -> float | None:
+    for key, tflops in PEAK_BF16_TFLOPS:
+        if key in name:
+            return tflops * 1e12
+    return None
+
+
+def _timed(step, steps: int, warmup: int = 3) -> float:
+    """Seconds per call of step() after `warmup` calls, synchronising the GPU around the timed loop."""
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
+def _build(config, attn: str = "sdpa", dtype=torch.float32):
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("cuda"):                       # initialise on the GPU: a 7B model's CPU init takes minutes
+        return AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
+
+
+def lm_training(name: str, config, batch: int, seq: int, steps: int, attn: str = "sdpa", lora: bool = False) -> dict:
+    """tokens/s, MFU and peak memory of AdamW training steps (bf16 autocast on fp32 weights; LoRA: bf16 frozen base)."""
+    from helpers.memory import training_plan
+    from helpers.models import count_params
+
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    model = _build(config, attn, torch.bfloat16 if lora else torch.float32)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
+                                                 task_type="CAUSAL_LM"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
+    ids = torch.randint(0, config.vocab_size, (batch, seq), device="cuda")
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    s = _timed(step, steps)
+    n, trainable = count_params(model), count_params(model, trainable_only=True)
+    plan = training_plan(name, config, batch, seq, "bf16-frozen" if lora else "bf16-autocast",
+                         trainable=trainable if lora else None)
+    peak = torch.cuda.max_memory_allocated()
+    del model, opt
+    tps = batch * seq / s
+    # MFU counts 6 N per token for full training; with frozen weights the weight-gradient matmuls are skipped (4 N)
+    flops = (4 if lora else 6) * n * tps
+    return {"step_s": s, "tokens_per_s": tps, "flops_per_s": flops, "params": n, "trainable": trainable,
+            "peak_gib": peak / 2**30, "plan_gib": plan.total / 2**30, "batch": batch, "seq": seq, "attn": attn}
+
+
+def forward_only(name: str, config, batch: int, seq: int, steps: int) -> dict:
+    from helpers.memory import inference_plan
+
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    model = _build(config, "sdpa", torch.bfloat16).eval()
+    ids = torch.randint(0, config.vocab_size, (batch, seq), device="cuda")
+
+    def step():
+        with torch.no_grad():
+            model(input_ids=ids)
+
+    s = _timed(step, steps, warmup=2)
+    n = sum(p.numel() for p in model.parameters())
+    peak = torch.cuda.max_memory_allocated()
+    del model
+    tps = batch * seq / s
+    return {"step_s": s, "tokens_per_s": tps, "flops_per_s": 2 * n * tps, "params": n, "peak_gib": peak / 2**30,
+            "plan_gib": inference_plan(name, config, batch, seq).total / 2**30, "batch": batch, "seq": seq}
+
+
+def looped_steps(steps: int) -> dict:
+    from helpers import looped_study as L
+    from helpers.icl_train import fixed, train_model
+
+    cfg = L.PROFILES["full"]
+    m = cfg.model
+    tcfg = dataclasses.replace(cfg.train, dims=fixed(m.n_dims), points=fixed(m.n_positions), loops=fixed(m.loops),
+                               time_budget_s=None, log_every=10**9)
+    train_model(m, dataclasses.replace(tcfg, steps=3), 0, "cuda")                  # warm-up (kernels, allocator)
+    res = train_model(m, dataclasses.replace(tcfg, steps=steps), 0, "cuda")
+    std = train_model(L.standard_config(cfg), dataclasses.replace(tcfg, steps=steps), 0, "cuda")
+    return {"looped_steps_per_s": res["steps_per_s"], "looped_params": res["params"],
+            "standard_steps_per_s": std["steps_per_s"], "standard_params": std["params"], "batch": tcfg.batch_size,
+            "loops": m.loops, "d": m.n_dims, "points": m.n_positions}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per case (after warm-up)")
+    ap.add_argument("--looped-steps", type=int, default=200)
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("bench_gpu: no CUDA device here; nothing measured (run it on a GPU machine)")
+        return 0
+
+    from helpers.models import NeoXSize, mistral_config, neox_config, pythia_config, smollm2_config
+    from helpers.results import save_run
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    gpu = torch.cuda.get_device_name(0)
+    peak = peak_flops(gpu)
+    print(f"device: {gpu}, peak dense bf16 {peak / 1e12 if peak else float('nan'):.0f} TFLOP/s"
+          + ("" if peak else " (unknown to this table: MFU not computed)"))
+    attns = ["sdpa"] + (["flash_attention_2"] if importlib.util.find_spec("flash_attn") else [])
+    if len(attns) == 1:
+        print("flash_attn is not installed: flash_attention_2 not measured")
+    cases = {}
+    for attn in attns:
+        cases[f"pythia-410m train {attn}"] = lambda a=attn: lm_training("pythia-410m", pythia_config("410m"), 8, 1024,
+                                                                        args.steps, a)
+    cases["pythia-410m train sdpa, notebook batch 2"] = lambda: lm_training("pythia-410m", pythia_config("410m"), 2,
+                                                                            1024, args.steps)
+    cases["pythia-2.8b train sdpa, notebook batch 2"] = lambda: lm_training("pythia-2.8b", pythia_config("2.8b"), 2,
+                                                                            1024, args.steps)
+    cases["07 pretraining LM train, batch 8"] = lambda: lm_training(
+        "07 LM", neox_config(NeoXSize(hidden=768, layers=10, heads=12), vocab_size=32000), 8, 512, args.steps)
+    cases["06 SmolLM2-360M LoRA SFT step, batch 8"] = lambda: lm_training("SmolLM2-360M", smollm2_config(), 8, 1024,
+                                                                          args.steps, lora=True)
+    cases["04 Mistral-7B forward, batch 1"] = lambda: forward_only("Mistral-7B", mistral_config(), 1, 1024, args.steps)
+    rows = {}
+    for name, fn in cases.items():
+        try:
+            r = fn()
+        except torch.OutOfMemoryError as e:
+            r = {"error": f"out of memory: {str(e).splitlines()[0]}"}
+        if "flops_per_s" in r and peak:
+            r["mfu"] = r["flops_per_s"] / peak
+        rows[name] = r
+        if "error" in r:
+            print(f"{name:<42} {r['error']}")
+        else:
+            print(f"{name:<42} {r['tokens_per_s']:>10,.0f} tokens/s  MFU {r.get('mfu', float('nan')):6.1%}  "
+                  f"peak {r['peak_gib']:5.1f} GiB (plan {r['plan_gib']:5.1f})  {r['step_s'] * 1e3:8.1f} ms/step")
+    lp = looped_steps(args.looped_steps)
+    rows["05 looped d=20"] = lp
+    print(f"{'05 looped model d=20, 30 loops':<42} {lp['looped_steps_per_s']:8.1f} steps/s (batch {lp['batch']}); "
+          f"standard {lp['standard_steps_per_s']:.1f} steps/s")
+    config = {"steps": args.steps, "looped_steps": args.looped_steps, "gpu": gpu, "attn": attns}
+    metrics = {f"{case}.{k}": v for case, r in rows.items() for k, v in r.items() if not isinstance(v, str)}
+    path = save_run("benchmarks", "bench_gpu", "throughput", config, metrics, profile="full", seed=0, device="cuda",
+                    tables={"cases": [{"case": c, **r} for c, r in rows.items()]})
+    print(f"record: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
