@@ -112,6 +112,41 @@ def forward_only(name: str, config, batch: int, seq: int, steps: int) -> dict:
             "plan_gib": inference_plan(name, config, batch, seq).total / 2**30, "batch": batch, "seq": seq}
 
 
+def mistral_layer_bases(block_tokens: int = 1024) -> dict:
+    """Notebook 04's per-layer costs at Mistral-7B's width: the calibration statistics of one decoder layer's four
+    distinct Linear inputs for one block of tokens (float64, accumulated on the CPU), and the whiten and svd bases of
+    that layer's seven Linears on the GPU (offloaded to the CPU, as the notebook does)."""
+    from torch import nn
+
+    from helpers.compress import Bases, InputStats
+    from helpers.models import mistral_config
+
+    c = mistral_config()
+    h, i, kv = c.hidden_size, c.intermediate_size, c.hidden_size * c.num_key_value_heads // c.num_attention_heads
+    shapes = {"q": (h, h), "k": (h, kv), "v": (h, kv), "o": (h, h), "gate": (h, i), "up": (h, i), "down": (i, h)}
+    inputs = {"q": "attn", "k": "attn", "v": "attn", "o": "o", "gate": "mlp", "up": "mlp", "down": "down"}
+    with torch.device("cuda"):
+        mods = {n: nn.Linear(a, b, bias=False, dtype=torch.bfloat16) for n, (a, b) in shapes.items()}
+    dims = {"attn": h, "o": h, "mlp": h, "down": i}
+    stats = {k: InputStats(d) for k, d in dims.items()}
+    xs = {k: torch.randn(block_tokens, d, device="cuda", dtype=torch.bfloat16) for k, d in dims.items()}
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for k, st in stats.items():
+        st.update(xs[k])
+    stats_s = time.perf_counter() - t0
+    out = {"stats_s_per_layer_block": stats_s, "block_tokens": block_tokens}
+    for method in ("whiten", "svd"):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        made = Bases(mods, method, {n: stats[inputs[n]] for n in mods})
+        made.module("down", 1024)
+        torch.cuda.synchronize()
+        out[f"{method}_bases_s_per_layer"] = time.perf_counter() - t0
+        del made
+    return out
+
+
 def looped_steps(steps: int) -> dict:
     from helpers import looped_study as L
     from helpers.icl_train import fixed, train_model
@@ -175,6 +210,11 @@ def main():
         else:
             print(f"{name:<42} {r['tokens_per_s']:>10,.0f} tokens/s  MFU {r.get('mfu', float('nan')):6.1%}  "
                   f"peak {r['peak_gib']:5.1f} GiB (plan {r['plan_gib']:5.1f})  {r['step_s'] * 1e3:8.1f} ms/step")
+    mb = mistral_layer_bases()
+    rows["04 Mistral-7B layer: statistics and bases"] = mb
+    print(f"{'04 Mistral-7B layer: statistics and bases':<42} statistics {mb['stats_s_per_layer_block']:.2f} s per "
+          f"layer and {mb['block_tokens']}-token block (CPU float64); whiten bases {mb['whiten_bases_s_per_layer']:.1f}"
+          f" s, svd bases {mb['svd_bases_s_per_layer']:.1f} s per layer")
     lp = looped_steps(args.looped_steps)
     rows["05 looped d=20"] = lp
     print(f"{'05 looped model d=20, 30 loops':<42} {lp['looped_steps_per_s']:8.1f} steps/s (batch {lp['batch']}); "

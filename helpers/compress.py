@@ -251,21 +251,27 @@ def param_budget(config, plan: list[Target]) -> dict:
 # ------------------------------------------------------------------------------------------------ rank sweeps
 class Bases:
     """Per-module decompositions computed once, so that any rank is a cheap truncation (sweeps over ranks and
-    methods would otherwise redo an SVD per point). Holds float32 copies: free it when a method is done."""
+    methods would otherwise redo an SVD per point). Decompositions run on the weights' device; with `offload`
+    (default: when the weights are on a GPU) the kept factors move to the CPU, so a 7B model's bases (about 22 GB
+    for whiten, 36 GB for svd/scaled in float32) do not sit beside the model on the GPU. Free it when a method is
+    done."""
 
     def __init__(self, modules: dict[str, nn.Linear], method: str, stats: dict | None = None, jitter: float = 1e-6,
-                 alpha: float = 0.5, center: bool = True, dtype: torch.dtype = torch.float32):
+                 alpha: float = 0.5, center: bool = True, dtype: torch.dtype = torch.float32,
+                 offload: bool | None = None):
         if method not in METHODS:
             raise ValueError(f"unknown factorization method '{method}'; allowed: {', '.join(METHODS)}")
-        self.method, self.modules, self.parts, self.jitter = method, modules, {}, {}
+        self.method, self.modules, self.parts, self.jitter, self.dtype = method, modules, {}, {}, dtype
         cov_cache = {}
         for path, lin in modules.items():
+            keep = (lambda t: t.cpu() if t is not None else None) if (
+                offload if offload is not None else lin.weight.device.type == "cuda") else (lambda t: t)
             # float32 SVDs by default (3x faster than float64 for sweeps); covariances always in float64
             W = lin.weight.detach().to(dtype).T                               # (in, out)
             b = None if lin.bias is None else lin.bias.detach().to(dtype)
             if method == "svd":
                 u, s, vh = torch.linalg.svd(W.T, full_matrices=False)
-                self.parts[path] = ("svd", u * s.sqrt(), s.sqrt()[:, None] * vh, b)
+                self.parts[path] = ("svd", keep(u * s.sqrt()), keep(s.sqrt()[:, None] * vh), keep(b))
                 continue
             st = (stats or {}).get(path)
             if st is None or st.n == 0:
@@ -273,7 +279,7 @@ class Bases:
             if method == "scaled":
                 d = ((st.abs_total / st.n).clamp_min(1e-8) ** alpha).to(W.device, dtype)
                 u, s, vh = torch.linalg.svd((d[:, None] * W).T, full_matrices=False)
-                self.parts[path] = ("svd", u, s[:, None] * vh / d[None, :], b)
+                self.parts[path] = ("svd", keep(u), keep(s[:, None] * vh / d[None, :]), keep(b))
                 continue
             key = id(st)                     # q/k/v (and gate/up) share one input: one eigendecomposition
             if key not in cov_cache:
@@ -285,7 +291,9 @@ class Bases:
                 cov_cache[key] = (Q * evals.clamp_min(0).sqrt(), ridge)
             S, ridge = cov_cache[key]
             _, _, vh = torch.linalg.svd(S.T.to(dtype) @ W, full_matrices=False)
-            self.parts[path] = ("whiten", W, vh.T, (b, st.mean.to(W.device, dtype) if center else None))
+            # the weight itself is not kept (it is the module's): V and the bias parts are all a rank needs
+            self.parts[path] = ("whiten", None, keep(vh.T), (keep(b), keep(st.mean.to(W.device, dtype))
+                                                              if center else None))
             self.jitter[path] = ridge
 
     def module(self, path: str, rank: int) -> LowRankLinear:
@@ -293,7 +301,8 @@ class Bases:
         kind, a, c, extra = self.parts[path]
         if kind == "svd":                      # a: (out, k) left factor, c: (k, in) right factor
             return _factors(lin, c[:rank], a[:, :rank], extra, rank, self.method)
-        W, V = a, c[:, :rank]                  # W (in, out), V (out, r)
+        V = c[:, :rank]                        # V (out, r); W (in, out) read from the module, where V lives
+        W = lin.weight.detach().to(V.device, self.dtype).T
         b, mu = extra
         bias = b
         if mu is not None:

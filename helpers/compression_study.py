@@ -91,8 +91,9 @@ PROFILES = {
     "full": CompressionConfig(model="Open-Orca/Mistral-7B-OpenOrca", calib_corpus="oo-gpt4", eval_corpus="oo-gpt4",
                               calib_blocks=256, block=1024, eval_blocks=256, chats=0, sweep_eval_blocks=64,
                               sens_eval_blocks=16, fit_tokens=16384, heal_block=1024,
-                              heal=TrainConfig(max_steps=200, batch_size=4, lr=1e-4, scheduler="cosine",
-                                               warmup_steps=20, log_every=20)),
+                              # micro-batch 1 x 4 and checkpointing: see helpers/fullplan.py's plan for 04
+                              heal=TrainConfig(max_steps=200, batch_size=1, grad_accum=4, lr=1e-4, scheduler="cosine",
+                                               warmup_steps=20, log_every=20, gradient_checkpointing=True)),
 }
 
 
@@ -103,7 +104,8 @@ def load(cfg: CompressionConfig, device: str = "cpu"):
     from .train import lm_collator
 
     tok = load_tokenizer("smollm2" if cfg.model == "smollm2" else cfg.model)
-    model = load_pretrained(cfg.model).to(device).eval()
+    # bf16 on a GPU (a 7B teacher is 14 GB instead of 29 GB in fp32); fp32 on the CPU, where bf16 matmuls are slow
+    model = load_pretrained(cfg.model, dtype=model_dtype(device)).to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     calib_split, eval_split = _splits(cfg)
@@ -115,6 +117,14 @@ def load(cfg: CompressionConfig, device: str = "cpu"):
             "held": held, "chats": chats}
 
 
+def model_dtype(device: str):
+    import torch
+
+    from .train import bf16_available
+
+    return torch.bfloat16 if str(device).startswith("cuda") and bf16_available(device) else torch.float32
+
+
 def _splits(cfg: CompressionConfig):
     from . import hub
     from .data import load_corpus
@@ -124,7 +134,8 @@ def _splits(cfg: CompressionConfig):
 
         ds = hub.call("oo-gpt4-filtered", load_dataset, "openaccess-ai-collective/oo-gpt4-filtered", split="train")
         parts = ds.train_test_split(test_size=100_000, seed=42)      # the notes' own split (exp 4)
-        to_text = lambda d: d.map(lambda r: {"text": f"{r['question']}\n{r['response']}"})  # noqa: E731
+        to_text = lambda d: d.map(lambda b: {"text": [f"{q}\n{r}" for q, r in zip(b["question"], b["response"])]},  # noqa: E731
+                                  batched=True)
         return to_text(parts["train"]), to_text(parts["test"])
     return load_corpus(cfg.calib_corpus)["train"], load_corpus(cfg.eval_corpus)["test"]
 
@@ -315,7 +326,13 @@ def measure_healing(data, cfg: CompressionConfig, stats: dict, device: str = "cp
     before = evaluate(student, data, cfg.sweep_eval_blocks, device)["english"]["loss"]
     train = lm_blocks(data["calib_split"], data["tok"], cfg.heal_block,
                       max_blocks=cfg.heal.max_steps * cfg.heal.batch_size * cfg.heal.grad_accum)
-    res = train_causal_lm(student, train, None, cfg.heal, device=device, seed=seed)
+    teacher = data["model"]
+    if str(device).startswith("cuda"):      # the teacher is not needed while healing: give its GPU memory to AdamW
+        teacher.to("cpu")
+    try:
+        res = train_causal_lm(student, train, None, cfg.heal, device=device, seed=seed)
+    finally:
+        teacher.to(device)
     after = evaluate(res["model"], data, cfg.sweep_eval_blocks, device)["english"]["loss"]
     trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
     return {"metrics": {"teacher_loss": base, "compressed_loss": before, "healed_loss": after,

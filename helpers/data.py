@@ -133,6 +133,9 @@ def load_pretrained(name: str, dtype=None):
     return hub.call(f"model '{name}'", AutoModelForCausalLM.from_pretrained, name, dtype=dtype)
 
 
+GROUP_DOCS = 1000       # documents concatenated and cut into blocks together (the tail of each group is dropped)
+
+
 def lm_blocks(split, tokenizer, block_size: int, max_blocks: int | None = None, text_column: str = "text"):
     """Tokenize documents (each followed by EOS), concatenate, cut into `block_size`-token blocks.
 
@@ -150,11 +153,26 @@ def lm_blocks(split, tokenizer, block_size: int, max_blocks: int | None = None, 
         return {"input_ids": [flat[i:i + block_size] for i in range(0, n, block_size)]}
 
     cols = split.column_names
-    ids = split.map(tok, batched=True, remove_columns=cols, desc="tokenize")
-    blocks = ids.map(group, batched=True, batch_size=1000, remove_columns=["ids"], desc=f"blocks of {block_size}")
-    if max_blocks is not None and len(blocks) > max_blocks:
-        blocks = blocks.select(range(max_blocks))
-    return blocks
+    if max_blocks is None:
+        ids = split.map(tok, batched=True, remove_columns=cols, desc="tokenize")
+        return ids.map(group, batched=True, batch_size=GROUP_DOCS, remove_columns=["ids"],
+                       desc=f"blocks of {block_size}")
+    # only as many documents as the blocks need (a 100k-row held-out split is not tokenized for 256 blocks), in the
+    # one-pass path's groups of GROUP_DOCS documents, so the blocks are the same as its first max_blocks
+    from datasets import concatenate_datasets
+
+    parts, have = [], 0
+    for start in range(0, len(split), GROUP_DOCS):
+        part = split.select(range(start, min(start + GROUP_DOCS, len(split))))
+        ids = part.map(tok, batched=True, remove_columns=cols, desc="tokenize")
+        parts.append(ids.map(group, batched=True, batch_size=GROUP_DOCS, remove_columns=["ids"],
+                             desc=f"blocks of {block_size}"))
+        have += len(parts[-1])
+        if have >= max_blocks:
+            break
+    blocks = concatenate_datasets(parts) if parts else split.select([]).remove_columns(cols).add_column(
+        "input_ids", [])
+    return blocks.select(range(min(max_blocks, len(blocks))))
 
 
 def corpus_stats(dsd, tokenizers: dict | None = None) -> list[dict]:

@@ -11,6 +11,25 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_
 HUB_HOST = "huggingface.co"
 
 
+# Every hub id the full profile uses, in one place: what the code loads and what it expects of it (splits, columns,
+# vocabulary). The dry runs in tests/test_full_dryrun.py build their offline stand-ins from this table, and a test
+# compares it with the ids the code actually passes to from_pretrained / load_dataset.
+HUB_IDS = {
+    # models and tokenizers: vocab = len(tokenizer); embedding rows may be padded beyond it
+    "EleutherAI/pythia-410m": {"kind": "tokenizer", "notebooks": ("00", "01", "02", "03"), "vocab": 50277},
+    "HuggingFaceTB/SmolLM2-135M-Instruct": {"kind": "model", "notebooks": ("00",), "vocab": 49152},
+    "Open-Orca/Mistral-7B-OpenOrca": {"kind": "model", "notebooks": ("04",), "vocab": 32002},
+    # datasets: load_dataset(repo, config) or (repo, split=...); the splits and columns the code reads
+    "Salesforce/wikitext": {"kind": "dataset", "notebooks": ("00", "01", "02", "03"), "config": "wikitext-2-raw-v1",
+                            "splits": ("train", "validation", "test"), "columns": ("text",)},
+    "wikimedia/wikipedia": {"kind": "dataset", "notebooks": ("07",), "config": "20231101.ru", "splits": ("train",),
+                            "columns": ("id", "url", "title", "text")},
+    "openaccess-ai-collective/oo-gpt4-filtered": {"kind": "dataset", "notebooks": ("04",), "config": None,
+                                                  "splits": ("train",),
+                                                  "columns": ("id", "system_prompt", "question", "response")},
+}
+
+
 class HubUnavailable(RuntimeError):
     """The full profile needs the Hugging Face hub and this machine cannot reach it."""
 

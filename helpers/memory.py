@@ -14,6 +14,7 @@ Gradient checkpointing keeps only each layer's input (h per token) plus one laye
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 GiB = 1024 ** 3
@@ -74,10 +75,21 @@ def activation_bytes(config, batch: int, seq: int, act: str = "bf16", checkpoint
 
 
 def counts(config) -> dict:
-    """{"total", "trainable"} of the model built from `config` on the meta device."""
+    """{"total", "trainable"} of the model built from `config` on the meta device (memoised per config)."""
+    return dict(_counts(config.to_json_string()))
+
+
+@functools.lru_cache(maxsize=64)
+def _counts(config_json: str) -> tuple:
+    import json
+
+    from transformers import AutoConfig
+
     from .models import from_config, param_counts
 
-    return param_counts(from_config(config, device="meta"))
+    d = json.loads(config_json)
+    config = AutoConfig.for_model(d.pop("model_type"), **d)
+    return tuple(param_counts(from_config(config, device="meta")).items())
 
 
 def training_plan(name: str, config, batch: int, seq: int, precision: str = "bf16-autocast",

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from .paths import REPO_ROOT
-from .profiles import CHOICES
+from .fullplan import cell_timeout
+from .profiles import CHOICES, profile_name
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 ANALYSIS = REPO_ROOT / "Analysis.ipynb"
@@ -82,7 +83,8 @@ def run_all(profile: str = "local", select: str = "", analysis: bool = True, qui
     times = {}
     for nb in list_notebooks(select):
         print(f"== {nb.name} [{profile}]", flush=True)
-        times[nb.stem] = execute(nb, REPO_ROOT / "runs" / profile / nb.name, profile, verbose=not quiet)
+        times[nb.stem] = execute(nb, REPO_ROOT / "runs" / profile / nb.name, profile, verbose=not quiet,
+                                 timeout=cell_timeout(nb.stem, profile_name(profile)))
         print(f"   done in {times[nb.stem]:.0f} s -> runs/{profile}/{nb.name}", flush=True)
     if analysis:
         print("== Analysis.ipynb (in place)", flush=True)

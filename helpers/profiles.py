@@ -119,4 +119,9 @@ def resolve(notebook: str, table: dict, profile: str | None = None, seed: int = 
     if not quiet:
         print(f"== {notebook} | profile={run.profile} seed={seed} device={run.device}")
         print(json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
+    if name == "full":
+        # the memory plan and time estimate first: a run that cannot fit this GPU stops here, not in hour two
+        from . import fullplan
+
+        fullplan.show(notebook, run, quiet=quiet)
     return run

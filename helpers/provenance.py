@@ -31,10 +31,11 @@ OUTPUTS = (":(exclude)results", ":(exclude)Analysis.ipynb")
 def git_state() -> dict:
     """{"commit", "dirty"} and, for a dirty tree, "diff_sha1": a hash of `git diff HEAD` (tracked files, outputs
     excluded), so two records made from the same uncommitted change can be told to share their code."""
+    if os.environ.get("LAB_GIT_COMMIT"):
+        # a copy of a clean committed tree sent elsewhere (a GPU machine), whose .git may be missing or stale: the
+        # sender names the commit it sent
+        return {"commit": os.environ["LAB_GIT_COMMIT"], "dirty": False, "sent_copy": True}
     commit = _git("rev-parse", "HEAD")
-    if commit is None and os.environ.get("LAB_GIT_COMMIT"):
-        # a copy of a committed tree without .git (e.g. sent to a GPU machine): the sender names the commit
-        return {"commit": os.environ["LAB_GIT_COMMIT"], "dirty": False, "copy_without_git": True}
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUTS)
     out = {"commit": commit.strip() if commit else None, "dirty": bool(status.strip()) if status is not None else None}
     if out["dirty"]:

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau", "time_drop")
 PRECISIONS = ("auto", "fp32", "bf16-autocast", "pure-bf16")
@@ -46,6 +46,8 @@ class TrainConfig:
     eval_batch_size: int | None = None
     time_budget_s: float | None = None   # stop (and evaluate) once this much wall time has been spent training
     precision: str = "auto"              # auto = bf16 autocast on CUDA with bf16 support, else fp32
+    gradient_checkpointing: bool | None = None   # recompute activations in backward (None = off; the full profile
+                                                 # sets it where the memory plan needs it)
     log_every: int = 10
     wandb: bool = False                  # report to wandb (offline unless WANDB_MODE says otherwise)
     run_name: str = "run"
@@ -181,12 +183,32 @@ def _callback_cls():
     return Meter
 
 
-def _use_bf16_autocast(cfg: TrainConfig, device: str) -> bool:
+def bf16_available(device: str) -> bool:
+    """bf16 works on CPUs (slowly) and on CUDA devices of compute capability 8.0+ (A100, H100, L4, RTX 30xx+);
+    not on a T4 or V100."""
     import torch
 
-    if cfg.precision == "bf16-autocast":
-        return True
-    return cfg.precision == "auto" and device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return not str(device).startswith("mps")
+
+
+def effective_precision(precision: str, device: str) -> str:
+    """The precision a run gets: auto = bf16 autocast on CUDA with bf16, else fp32; an explicit bf16 request on a
+    device without bf16 falls back to fp32 with a warning (instead of failing in the first step)."""
+    import warnings
+
+    if precision == "auto":
+        return "bf16-autocast" if str(device).startswith("cuda") and bf16_available(device) else "fp32"
+    if precision in ("bf16-autocast", "pure-bf16") and not bf16_available(device):
+        warnings.warn(f"precision '{precision}' asked for on {device}, which has no bf16 support: training in fp32 "
+                      "instead (set precision='fp32' to silence this)", stacklevel=2)
+        return "fp32"
+    return precision
+
+
+def _use_bf16_autocast(cfg: TrainConfig, device: str) -> bool:
+    return effective_precision(cfg.precision, device) == "bf16-autocast"
 
 
 def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "cpu", seed: int = 0,
@@ -198,6 +220,8 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     """
     import torch
 
+    if cfg.precision != "auto" and effective_precision(cfg.precision, device) != cfg.precision:
+        cfg = replace(cfg, precision="fp32")             # warned once here; the record says what ran
     if cfg.precision == "pure-bf16":
         model = model.to(torch.bfloat16)
     if cfg.wandb:
@@ -241,6 +265,7 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
         save_strategy="no",
         report_to=["wandb"] if cfg.wandb else "none",
         bf16=_use_bf16_autocast(cfg, device),
+        activation_checkpointing=bool(cfg.gradient_checkpointing),
         use_cpu=device == "cpu",
         seed=seed,  # Trainer re-seeds before building the data order
         dataloader_num_workers=0,
@@ -274,4 +299,5 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
         metrics.update(eval_loss=last, eval_ppl=math.exp(min(last, 50)))
     return {"metrics": metrics, "curves": meter.curves, "config": asdict(cfg), "model": trainer.model,
             "provenance": {**tr.as_dict(), "tokens_per_s": metrics["tokens_per_s"], "world_size": world,
-                           "bf16_autocast": args.bf16, "pure_bf16": cfg.precision == "pure-bf16"}}
+                           "bf16_autocast": args.bf16, "pure_bf16": cfg.precision == "pure-bf16",
+                           "gradient_checkpointing": bool(cfg.gradient_checkpointing)}}

@@ -83,6 +83,25 @@ def test_lm_blocks_concatenate_with_eos():
     assert len(lm_blocks(ds, Tok(), block_size=3, max_blocks=1)) == 1
 
 
+def test_lm_blocks_with_a_cap_are_the_first_blocks_of_the_whole_split():
+    """With max_blocks only the documents needed are tokenized; the blocks must be exactly the uncapped ones' first
+    max_blocks, also across the 1,000-document groups (2,500 documents here)."""
+    from datasets import Dataset
+
+    class Tok:
+        eos_token_id = 0
+
+        def __call__(self, texts, add_special_tokens=False):
+            return {"input_ids": [[int(w) for w in t.split()] for t in texts]}
+
+    rng = __import__("random").Random(0)
+    ds = Dataset.from_list([{"text": " ".join(str(rng.randint(1, 9)) for _ in range(rng.randint(1, 7)))}
+                            for _ in range(2500)])
+    whole = list(lm_blocks(ds, Tok(), block_size=5)["input_ids"])
+    for cap in (1, 700, 1100, len(whole), len(whole) + 50):
+        assert list(lm_blocks(ds, Tok(), block_size=5, max_blocks=cap)["input_ids"]) == whole[:cap]
+
+
 @needs_assets
 @pytest.mark.parametrize("name", ["en", "ru"])
 def test_prepared_corpora_are_disjoint_by_document(name):

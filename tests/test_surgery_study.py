@@ -58,6 +58,15 @@ def test_summarize_and_conclusion_call_differences_only_beyond_two_standard_erro
     assert "no measurable difference" in text.split("exp  8")[1].splitlines()[0]
 
 
+def test_one_seed_is_no_test_and_no_original_is_said():
+    """The full profile trains one seed: a difference of two single runs has no spread to test against, so it must
+    not be called better or worse; without experiment 1 there is nothing to compare with."""
+    df = _runs([(1, 0, 5.00, 100), (6, 0, 5.50, 70), (8, 0, 4.90, 75)])
+    text = P.conclusion(P.summarize(df))
+    assert text.count("n = 1: no test") == 2 and "better" not in text and "worse" not in text
+    assert "no original" in P.conclusion(P.summarize(_runs([(6, 0, 5.5, 70), (6, 1, 5.6, 70)])))
+
+
 def test_reference_from_notebook_01_records(results_root):
     run = resolve(P.NB_MLP, P.PROFILES, "tiny", quiet=True)
     assert P.load_reference(run) is None

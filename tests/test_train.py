@@ -132,3 +132,26 @@ def test_the_same_profile_and_seed_give_identical_metrics():
     keys = ("eval_loss", "test_loss", "train_loss", "steps", "tokens")
     assert {k: a["metrics"][k] for k in keys} == {k: b["metrics"][k] for k in keys}
     assert a["curves"]["eval_loss"] == b["curves"]["eval_loss"]
+
+
+def test_bf16_on_a_device_without_bf16_falls_back_to_fp32_with_a_warning(tiny_model, tiny_blocks, monkeypatch):
+    """A T4 or V100 has no bf16: an explicit bf16 request trains in fp32 and says so (instead of failing in step 1).
+    Simulated by telling the training core that this CPU lacks bf16."""
+    import helpers.train as T
+
+    monkeypatch.setattr(T, "bf16_available", lambda device: False)
+    train, _ = tiny_blocks
+    with pytest.warns(UserWarning, match="no bf16 support: training in fp32"):
+        res = train_causal_lm(tiny_model(), train, None, cfg(max_steps=2, precision="pure-bf16"), seed=0)
+    assert all(p.dtype == torch.float32 for p in res["model"].parameters())
+    assert not res["provenance"]["pure_bf16"] and not res["provenance"]["bf16_autocast"]
+    assert T.effective_precision("auto", "cuda") == "fp32"          # auto never picks bf16 where there is none
+
+
+def test_gradient_checkpointing_gives_the_same_training(tiny_model, tiny_blocks):
+    """Recomputing activations in backward changes memory, not the result."""
+    train, _ = tiny_blocks
+    a = train_causal_lm(tiny_model(), train, None, cfg(max_steps=3), seed=0)
+    b = train_causal_lm(tiny_model(), train, None, cfg(max_steps=3, gradient_checkpointing=True), seed=0)
+    assert b["model"].is_activation_checkpointing
+    assert a["metrics"]["train_loss"] == pytest.approx(b["metrics"]["train_loss"], rel=1e-5)

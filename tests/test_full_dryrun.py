@@ -1,0 +1,287 @@
+"""Full-profile dry runs: every notebook's `full` configuration, built exactly as PROFILE=full builds it (real model
+configs: Pythia-410m, Mistral-7B's layer shapes, the looped model at d = 20, the pretraining LM), run through its
+notebook's sections for a minimal unit (one or two optimizer steps, one calibration batch, one compression, one
+evaluation) on this CPU, with every hub download replaced by an offline stand-in of the same shape built from
+helpers.hub.HUB_IDS (split names, columns, vocabulary at most the real one, random weights).
+
+What is cut, and why (2 cores, 24 GB, a 15-minute test budget):
+- sequence length (block) 64 instead of 1024/512, and a few blocks of data;
+- Pythia-2.8b: its 32 layers at width 2560 need ~45 GB with AdamW, so on a CPU only its experiments' parameter counts
+  run (meta device, tests/test_surgery_study.py); the one-step run is in `test_pythia_2p8b_step_on_cuda` (GPU only);
+- Mistral-7B: full vocabulary (32,002), head size 128 and GQA 4:1, two decoder layers, width 1,024 and MLP 3,584
+  instead of 4,096 / 14,336 (a float64 eigendecomposition at 14,336 takes minutes here; the GPU benchmark times the
+  real width: results/benchmarks/throughput-*);
+- time budgets of a few seconds, one seed, one grid cell per sweep.
+Every number a notebook would print comes from the records checked here: all must be finite.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+
+import pytest
+import torch
+
+from helpers import hub
+from helpers.profiles import resolve
+
+pytestmark = pytest.mark.dryrun
+
+EN = ("the of and to in a is was for on as with by he at from his an were are which this be or has had not but "
+      "first one their its new after who they have her she two been other when there all during into school time "
+      "may years more most only over city some world would where later up such used many can state about national "
+      "out known university united then made").split()
+RU = ("и в не на что с по как из это он его для от но так был к же была по за то все она при до они мы года "
+      "время город первый после также только может более один два России история человек жизнь работа мир").split()
+
+
+def _docs(words, n_docs: int, seed: int, sentences: int = 12) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(" ".join(rng.choice(words) for _ in range(rng.randint(6, 14))).capitalize() + "."
+                     for _ in range(sentences)) for _ in range(n_docs)]
+
+
+class FakeHub:
+    """Stands in for helpers.hub.call: serves a same-shaped offline object for every id in hub.HUB_IDS and records
+    what the code asked for (function, id, config / split)."""
+
+    MISTRAL_CUT = dict(hidden_size=1024, intermediate_size=3584, num_hidden_layers=2, num_attention_heads=8,
+                       num_key_value_heads=2)
+
+    def __init__(self, tmp_path):
+        self.tmp, self.calls, self._tok = tmp_path, [], {}
+
+    def __call__(self, what, fn, *args, **kw):
+        owner = getattr(getattr(fn, "__self__", None), "__name__", "")
+        name = f"{owner}.{fn.__name__}" if owner else fn.__name__
+        ident = args[0]
+        self.calls.append((name, ident, args[1] if len(args) > 1 else kw.get("split")))
+        assert ident in hub.HUB_IDS, f"{ident} is loaded by the code but missing from helpers.hub.HUB_IDS"
+        spec = hub.HUB_IDS[ident]
+        if name == "load_dataset":
+            return self.dataset(ident, spec, args, kw)
+        if name == "AutoTokenizer.from_pretrained":
+            return self.tokenizer(ident, spec)
+        if name == "AutoModelForCausalLM.from_pretrained":
+            return self.model(ident, spec, kw.get("dtype"))
+        raise AssertionError(f"unexpected hub call {name}({ident})")
+
+    def dataset(self, ident, spec, args, kw):
+        from datasets import Dataset, DatasetDict
+
+        assert spec["kind"] == "dataset"
+        assert (args[1] if len(args) > 1 else None) == spec["config"], f"{ident}: config {args[1:]} vs the table"
+        words = RU if spec["config"] and spec["config"].endswith(".ru") else EN
+
+        def split(n, seed):
+            pool = _docs(words, min(n, 200), seed)
+            texts = [pool[i % len(pool)] for i in range(n)]
+            cols = {c: [f"{c} {i}" for i in range(n)] for c in spec["columns"] if c != "text"}
+            if "text" in spec["columns"]:
+                cols["text"] = texts
+            if "question" in cols:                       # oo-gpt4: question / response pairs
+                cols["question"], cols["response"] = texts, [t[::-1] for t in texts]
+            return Dataset.from_dict(cols)
+
+        if kw.get("split"):
+            assert kw["split"] in spec["splits"]
+            # oo-gpt4: the notes split off 100,000 rows for their test set, so the stand-in needs more rows than that
+            n = 100_050 if ident.startswith("openaccess-ai-collective") else 80
+            return split(n, 0)
+        return DatasetDict({s: split(80 if s == "train" else 12, i) for i, s in enumerate(spec["splits"])})
+
+    def tokenizer(self, ident, spec):
+        from transformers import AutoTokenizer
+
+        from helpers.assets import train_bpe
+
+        if ident not in self._tok:
+            folder = self.tmp / "tok" / ident.replace("/", "--")
+            words = RU if ident.endswith(".ru") else EN
+            train_bpe(_docs(words, 200, 7), folder, min(spec["vocab"], 2048), {"stand_in_for": ident})
+            self._tok[ident] = AutoTokenizer.from_pretrained(folder)
+            assert len(self._tok[ident]) <= spec["vocab"]
+        return self._tok[ident]
+
+    def model(self, ident, spec, dtype):
+        from transformers import LlamaConfig, MistralConfig
+
+        from helpers.models import from_config, mistral_config
+
+        if ident == "Open-Orca/Mistral-7B-OpenOrca":
+            conf = mistral_config()
+            for k, v in self.MISTRAL_CUT.items():
+                setattr(conf, k, v)
+            conf.head_dim = conf.hidden_size // conf.num_attention_heads
+            assert isinstance(conf, MistralConfig) and conf.vocab_size == spec["vocab"]
+        else:                                                # SmolLM2-135M's shape, random weights
+            conf = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                               num_key_value_heads=3, vocab_size=spec["vocab"], tie_word_embeddings=True)
+        torch.manual_seed(0)
+        return from_config(conf, dtype=dtype)
+
+
+@pytest.fixture
+def full_offline(tmp_path, monkeypatch):
+    """PROFILE=full with the hub replaced by FakeHub; caches and records go to a temporary folder."""
+    fake = FakeHub(tmp_path)
+    monkeypatch.setattr(hub, "call", fake)
+    monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LAB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    return fake
+
+
+def full_run(study, notebook: str, overrides: dict):
+    return resolve(notebook, study.PROFILES, "full", overrides=overrides, check_hub=False, quiet=True)
+
+
+def assert_finite(records, where: str):
+    """Every number of every record's metrics (what the notebooks print and plot) is finite."""
+    if isinstance(records, dict):
+        recs = [records] if "metrics" in records else list(records.values())
+    else:
+        recs = list(records)
+    assert recs, f"{where}: no record written"
+    for r in recs:
+        for k, v in r["metrics"].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                assert math.isfinite(v), f"{where}: {r['experiment']} {k} = {v}"
+        assert r["profile"] == "full"
+
+
+SURGERY_CUT = {"block": 64, "epochs": None, "train.max_steps": 1, "train.batch_size": 2, "train.grad_accum": 1,
+               "eval_blocks": 2}
+
+
+@pytest.mark.parametrize("notebook, exp_id", [("01_attention_lowrank", 2), ("02_mlp_lowrank", 9),
+                                              ("03_partial_layers", 13)])
+def test_surgery_notebooks_full_profile(full_offline, notebook, exp_id):
+    """Real Pythia-410m (405M parameters, 24 layers x 1024) with the experiment's surgery, one optimizer step on
+    WikiText-2-shaped data through the Pythia tokenizer's stand-in; the notebook's summary, figures and conclusion."""
+    from helpers import surgery_study as S
+
+    run = full_run(S, notebook, SURGERY_CUT)
+    assert run.cfg.sizes == {"410m": None, "2.8b": None}           # the real configs, not stand-ins
+    recs = S.run_experiments(run, [exp_id])
+    assert_finite(recs, notebook)
+    rec = next(iter(recs.values()))
+    assert rec["params"]["total"] > 300_000_000
+    summary = S.summarize(S.rows(recs), reference=S.load_reference(run))
+    S.curves_figure(S.rows(recs), "dry run")
+    S.params_figure(summary, "dry run")
+    assert S.conclusion(summary)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="Pythia-2.8b with AdamW needs ~45 GB: runs on a GPU")
+def test_pythia_2p8b_step_on_cuda(full_offline):
+    from helpers import surgery_study as S
+
+    run = full_run(S, "03_partial_layers", SURGERY_CUT)
+    recs = S.run_experiments(run, [20])
+    assert_finite(recs, "03 (2.8b)")
+
+
+def test_data_notebook_full_profile(full_offline):
+    from helpers import data_study as S
+
+    run = full_run(S, S.NOTEBOOK, {"ref_blocks": 2, "ref_block": 64, "lm.block": 64, "lm.eval_blocks": 2,
+                                   "lm.train.max_steps": 1, "lm.train.batch_size": 2, "lm.train.grad_accum": 1,
+                                   "lm.train.eval_every": 1, "lm.train.warmup_steps": 0})
+    corpora, reference, pretrain = S.corpora(run), S.reference(run), S.pretrain(run)
+    S.corpus_table(corpora), S.fertility_table(corpora), S.reference_table(reference), S.pretrain_table(pretrain)
+    S.pretrain_figure(pretrain)
+    assert S.conclusion(reference, pretrain)
+    for recs in (corpora, reference, pretrain):
+        assert_finite(recs, "00")
+
+
+def test_compression_notebook_full_profile(full_offline):
+    """Mistral-7B-shaped teacher (cut as the module docstring says) through every section of notebook 04: bf16
+    never on the CPU, calibration, the three methods, the fit, sensitivity and healing with checkpointing."""
+    from helpers import compression_study as S
+
+    run = full_run(S, S.NOTEBOOK, {"calib_blocks": 2, "block": 64, "eval_blocks": 2, "sweep_eval_blocks": 1,
+                                   "sens_eval_blocks": 1, "fit_tokens": 128, "fit_steps": (2,), "fit_rank": 16,
+                                   "trap_tokens": 16, "trap_rank": 24, "heal_block": 64, "heal.max_steps": 1,
+                                   "heal.warmup_steps": 0, "reductions": (0.2,)})
+    assert run.cfg.model == "Open-Orca/Mistral-7B-OpenOrca" and run.cfg.heal.gradient_checkpointing
+    data = S.prepare(run)
+    assert next(data["model"].parameters()).dtype == torch.float32       # CPU: fp32 (bf16 only on a GPU)
+    a, b = S.exp3(run, data), S.sweep(run, data)
+    c, d, e = S.fitting(run, data), S.sensitivity(run, data), S.healing(run, data)
+    S.exp3_table(a), S.sweep_table(b), S.fit_table(c), S.healing_table(e)
+    S.sweep_figure(b), S.sensitivity_figure(d)
+    assert S.trap_text(c) and S.conclusion(a, b, c, d, e)
+    assert_finite([a, b, c, d, e], "04")
+
+
+def test_looped_notebook_full_profile(full_offline):
+    """The looped model at d = 20 (width 256, 30 loops, window 15) and the 12-layer standard model: two steps each,
+    then every section of notebook 05 on a small test set."""
+    from helpers import looped_study as S
+
+    run = full_run(S, S.NOTEBOOK, {"train.steps": 2, "train.test_prompts": 16, "train.log_every": 1,
+                                   "option_steps": 1, "task_steps": 1, "seeds": (0,), "baseline_prompts": 16,
+                                   "eval_loops": (1, 30)})
+    assert run.cfg.model.n_dims == 20 and run.cfg.model.loops == 30
+    pair = S.looped_vs_standard(run)
+    base, loops = S.error_vs_k(run, pair), S.error_vs_loops(run, pair)
+    options, tasks = S.options(run), S.tasks(run)
+    S.training_table(pair["records"]), S.at_k_table(base), S.options_table(options), S.tasks_table(tasks)
+    S.training_figure(pair["records"]), S.bands_figure(base), S.loops_figure(loops)
+    assert S.conclusion(base, loops, options)
+    assert_finite(pair["records"], "05 pair")
+    assert_finite(options, "05 options")
+    assert_finite(tasks, "05 tasks")
+
+
+def test_pretraining_notebook_full_profile(full_offline):
+    """Notebook 07's LM (NeoX 768 x 10, a 32,000-token BPE trained on the Russian Wikipedia stand-in), one grid
+    cell, one schedule, one learning rate, each for a budget of a couple of seconds; wandb logging on (disabled)."""
+    from helpers import pretrain_study as S
+
+    full = S.PROFILES["full"]
+    run = full_run(S, S.NOTEBOOK, {"lm.block": 64, "lm.eval_blocks": 2, "lm.train.time_budget_s": 2.0,
+                                   "lm.train.warmup_steps": 0, "lm.train.log_every": 1,
+                                   "grid": S.grid_declaration((1,), (1,)), "noise_seeds": (),
+                                   "schedules": dict(list(full.schedules.items())[:1]),
+                                   "lr_range": full.lr_range[:1], "new_tokens": 4})
+    assert run.cfg.lm.size.hidden == 768 and run.cfg.wandb
+    grid = S.noise(run, S.batch_grid(run))
+    schedules, lrs = S.schedules(run), S.lr_range(run)
+    S.grid_figure(grid), S.schedules_figure(schedules), S.lr_figure(lrs)
+    S.run_table(grid), S.generations_table(grid, schedules, lrs)
+    assert S.grid_verdict(grid) is not None and S.conclusion(grid, schedules, lrs)
+    for recs in (grid, schedules, lrs):
+        assert_finite(recs, "07")
+
+
+def test_hub_ids_table_matches_what_the_code_loads(full_offline):
+    """helpers.hub.HUB_IDS against the calls the full profile's loaders make (function, id, config or split), and
+    every hub id named in a study's full profile is in the table."""
+    import dataclasses
+
+    from helpers import compression_study, data_study, pretrain_study, surgery_study
+    from helpers.data import load_corpus, load_pretrained, load_tokenizer
+
+    load_corpus("wikitext2"), load_corpus("ruwiki")
+    load_tokenizer("EleutherAI/pythia-410m")
+    load_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct"), load_pretrained("Open-Orca/Mistral-7B-OpenOrca")
+    compression_study._splits(compression_study.PROFILES["full"])
+    seen = {(fn, ident, arg) for fn, ident, arg in full_offline.calls}
+    expected = set()
+    for ident, spec in hub.HUB_IDS.items():
+        if spec["kind"] == "dataset":
+            expected.add(("load_dataset", ident, spec["config"] if spec["config"] else spec["splits"][0]))
+        else:
+            fn = "AutoTokenizer" if spec["kind"] == "tokenizer" else "AutoModelForCausalLM"
+            expected.add((f"{fn}.from_pretrained", ident, None))
+    assert seen == expected
+    # every "owner/name" string in the full profiles is a table entry
+    named = set()
+    for study in (data_study, surgery_study, compression_study, pretrain_study):
+        text = repr(dataclasses.asdict(study.PROFILES["full"]))
+        named |= set(re.findall(r"'([A-Za-z0-9-]+/[A-Za-z0-9._-]+)'", text))
+    assert named and named <= set(hub.HUB_IDS), named - set(hub.HUB_IDS)

@@ -1,0 +1,103 @@
+"""Memory plans, full-run estimates, the cell timeout derived from them, and the GPU benchmark's no-CUDA path."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import fullplan as F
+from helpers.memory import GiB, MemoryPlan, check_fits, counts, training_plan
+from helpers.models import mistral_config, pythia_config, smollm2_config
+from helpers.paths import REPO_ROOT
+from helpers.results import save_run
+
+
+def test_weights_gradients_and_adam_follow_the_meta_device_counts():
+    conf = pythia_config("410m")
+    n = counts(conf)["total"]
+    assert n == 405_334_016                                   # the real Pythia-410m
+    p = training_plan("410m", conf, 8, 1024, "bf16-autocast")
+    assert (p.weights, p.grads, p.optimizer) == (4 * n, 4 * n, 8 * n)    # fp32 master, fp32 grads, two Adam moments
+    pure = training_plan("410m", conf, 8, 1024, "pure-bf16")
+    assert (pure.weights, pure.grads, pure.optimizer) == (2 * n, 2 * n, 4 * n)
+    lora = training_plan("smol", smollm2_config(), 8, 1024, "bf16-frozen", trainable=1_000_000)
+    assert lora.grads == 4 * 1_000_000 and lora.optimizer == 8 * 1_000_000
+    # activations: grow linearly in the batch, and checkpointing keeps far less
+    a1, a2 = (training_plan("x", conf, b, 1024).activations for b in (1, 2))
+    assert a2 == pytest.approx(2 * a1)
+    assert training_plan("x", conf, 8, 1024, checkpointing=True).activations < 0.5 * p.activations
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        training_plan("x", conf, 1, 8, "fp8")
+
+
+def test_the_plans_say_what_fits_one_80gb_gpu():
+    assert training_plan("2.8b", pythia_config("2.8b"), 2, 1024).fits(80)
+    # Mistral-7B trained in full with fp32 AdamW is ~116 GB of states alone: it must be called out
+    big = training_plan("7b", mistral_config(), 1, 1024, "bf16-autocast")
+    assert big.total > 100 * GiB and not big.fits(80) and "does NOT fit" in big.line()
+
+
+def test_too_little_gpu_memory_stops_with_what_is_needed_and_the_override(monkeypatch):
+    plan = MemoryPlan("demo", 1, 1, weights=30 * GiB, setting="bf16-autocast, batch 8 x 1024")
+    check_fits(plan, "cpu", "x")                          # only CUDA is checked
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: type("P", (), {"total_memory": 16 * GiB}))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "Tesla T4")
+    with pytest.raises(MemoryError, match=r"needs about 30.0 GiB .* Tesla T4 has 16.0 GiB. Lower it with OVR"):
+        check_fits(plan, "cuda", "OVR")
+
+
+def _bench_record(tokens_per_s=10_000.0, flops=1e14):
+    row = {"tokens_per_s": tokens_per_s, "flops_per_s": flops, "step_s": 0.1}
+    cases = ["pythia-410m train sdpa", "pythia-410m train sdpa, notebook batch 2",
+             "pythia-2.8b train sdpa, notebook batch 2", "07 pretraining LM train, batch 8",
+             "04 Mistral-7B forward, batch 1"]
+    rows = [{"case": c, **row} for c in cases]
+    rows.append({"case": "04 Mistral-7B layer: statistics and bases", "stats_s_per_layer_block": 0.5,
+                 "block_tokens": 1024, "whiten_bases_s_per_layer": 2.0, "svd_bases_s_per_layer": 1.0})
+    rows.append({"case": "05 looped d=20", "looped_steps_per_s": 20.0, "standard_steps_per_s": 40.0})
+    return {"notebook": "benchmarks", "experiment": "bench_gpu", "status": "ok", "created": "2026-11-23",
+            "config": {"gpu": "Test GPU"}, "tables": {"cases": rows}}
+
+
+def test_estimates_follow_the_benchmark_and_the_timeout_follows_the_estimate():
+    fast, slow = [_bench_record(flops=2e14)], [_bench_record(flops=1e14)]
+    a, b = F.plan("01_attention_lowrank", fast), F.plan("01_attention_lowrank", slow)
+    assert b.estimate_s == pytest.approx(2 * a.estimate_s)             # half the FLOP/s, twice the time
+    # 6 N T / rate for 10 runs x 10 epochs of WikiText-2
+    n = counts(pythia_config("410m"))["total"]
+    assert b.estimate_s == pytest.approx(6 * n * 10 * 10 * F.WIKITEXT2_TRAIN_TOKENS / 1e14)
+    assert b.timeout_s() == max(F.MIN_TIMEOUT_S, int(F.TIMEOUT_FACTOR * b.estimate_s))
+    for nb, p in zip(F.PLANNERS, F.all_plans(slow)):
+        assert p.notebook == nb and p.estimate_s is not None and p.estimate_s > 0, nb
+        assert p.timeout_s() >= p.estimate_s
+    assert F.plan("04_lowrank_compression", []).estimate_s is None             # no benchmark: unknown, not a guess
+    assert F.plan("04_lowrank_compression", []).timeout_s() == F.MIN_TIMEOUT_S
+
+
+def test_cell_timeout_is_an_hour_outside_full(results_root):
+    assert F.cell_timeout("03_partial_layers", "local") == F.MIN_TIMEOUT_S
+    rec = _bench_record(flops=1e13)
+    save_run("benchmarks", "bench_gpu", "throughput", rec["config"], {}, profile="full", seed=0,
+             tables=rec["tables"])
+    assert F.cell_timeout("03_partial_layers", "full") > 10 * 3600           # ~ days at 10 TFLOP/s: not 1 hour
+    with pytest.raises(ValueError, match="no full-profile plan for '99_x'"):
+        F.plan("99_x")
+
+
+def test_every_notebook_has_a_plan_that_fits_one_80gb_gpu():
+    """The profiles apply what makes each plan fit (micro-batches, bf16 teacher, checkpointed healing)."""
+    rows = F.table(F.all_plans([]))
+    assert {r["notebook"] for r in rows} >= {"00_data_and_baselines", "01_attention_lowrank", "02_mlp_lowrank",
+                                             "03_partial_layers", "04_lowrank_compression", "05_looped_transformer",
+                                             "07_pretraining"}
+    assert all(r["fits_80gb"] for r in rows), rows
+
+
+def test_bench_gpu_says_so_and_exits_0_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the benchmark would run")
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "bench_gpu.py")], capture_output=True,
+                         text=True, cwd=REPO_ROOT, timeout=120)
+    assert out.returncode == 0
+    assert out.stdout.strip().splitlines() == ["bench_gpu: no CUDA device here; nothing measured (run it on a GPU "
+                                               "machine)"]
