@@ -114,8 +114,8 @@ def forward_only(name: str, config, batch: int, seq: int, steps: int) -> dict:
 
 def mistral_layer_bases(block_tokens: int = 1024) -> dict:
     """Notebook 04's per-layer costs at Mistral-7B's width: the calibration statistics of one decoder layer's four
-    distinct Linear inputs for one block of tokens (float64, accumulated on the CPU), and the whiten and svd bases of
-    that layer's seven Linears on the GPU (offloaded to the CPU, as the notebook does)."""
+    distinct Linear inputs for one block of tokens (float64, accumulated on the CPU and on the GPU), and the whiten
+    and svd bases of that layer's seven Linears on the GPU (offloaded to the CPU, as the notebook does)."""
     from torch import nn
 
     from helpers.compress import Bases, InputStats
@@ -128,14 +128,19 @@ def mistral_layer_bases(block_tokens: int = 1024) -> dict:
     with torch.device("cuda"):
         mods = {n: nn.Linear(a, b, bias=False, dtype=torch.bfloat16) for n, (a, b) in shapes.items()}
     dims = {"attn": h, "o": h, "mlp": h, "down": i}
-    stats = {k: InputStats(d) for k, d in dims.items()}
     xs = {k: torch.randn(block_tokens, d, device="cuda", dtype=torch.bfloat16) for k, d in dims.items()}
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for k, st in stats.items():
-        st.update(xs[k])
-    stats_s = time.perf_counter() - t0
-    out = {"stats_s_per_layer_block": stats_s, "block_tokens": block_tokens}
+    out = {"block_tokens": block_tokens}
+    for where in ("cpu", "cuda"):                 # where calibrate accumulates: the CPU, or the GPU in passes
+        stats = {k: InputStats(d, device=where) for k, d in dims.items()}
+        for k, st in stats.items():               # warm-up (allocations, kernels)
+            st.update(xs[k][:8])
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for k, st in stats.items():
+            st.update(xs[k])
+        torch.cuda.synchronize()
+        out[f"stats_s_per_layer_block_{where}"] = time.perf_counter() - t0
+    stats = {k: st.to("cpu") for k, st in stats.items()}
     for method in ("whiten", "svd"):
         torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -212,9 +217,10 @@ def main():
                   f"peak {r['peak_gib']:5.1f} GiB (plan {r['plan_gib']:5.1f})  {r['step_s'] * 1e3:8.1f} ms/step")
     mb = mistral_layer_bases()
     rows["04 Mistral-7B layer: statistics and bases"] = mb
-    print(f"{'04 Mistral-7B layer: statistics and bases':<42} statistics {mb['stats_s_per_layer_block']:.2f} s per "
-          f"layer and {mb['block_tokens']}-token block (CPU float64); whiten bases {mb['whiten_bases_s_per_layer']:.1f}"
-          f" s, svd bases {mb['svd_bases_s_per_layer']:.1f} s per layer")
+    print(f"{'04 Mistral-7B layer: statistics and bases':<42} statistics per layer and {mb['block_tokens']}-token "
+          f"block {mb['stats_s_per_layer_block_cpu']:.2f} s on the CPU, {mb['stats_s_per_layer_block_cuda']:.3f} s on "
+          f"the GPU (float64); whiten bases {mb['whiten_bases_s_per_layer']:.1f} s, svd bases "
+          f"{mb['svd_bases_s_per_layer']:.1f} s per layer")
     lp = looped_steps(args.looped_steps)
     rows["05 looped d=20"] = lp
     print(f"{'05 looped model d=20, 30 loops':<42} {lp['looped_steps_per_s']:8.1f} steps/s (batch {lp['batch']}); "

@@ -4,6 +4,8 @@
   notebooks [--profile local] [--nb 01] [--quiet]                   execute notebooks with papermill, then Analysis
                                                                     (cell progress and outputs stream; QUIET=1: not)
   params [--json]                                                   seed 000's 26 parameter counts vs the notes
+  plan [--markdown]                                                 the full profile's memory plan and estimated time
+                                                                    per notebook on the benchmarked GPU
   pretrain [--profile tiny|local|full]                              the 00 notebook's from-scratch LM as a script
                                                                     (runs under `accelerate launch` on several GPUs)
 """
@@ -28,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--quiet", action="store_true", help="one line per notebook (no cell progress, no cell output)")
     pp = sub.add_parser("params", help="parameter counts of the 26 Pythia experiments at full scale vs the notes")
     pp.add_argument("--json", action="store_true")
+    pl = sub.add_parser("plan", help="memory plan and estimated full-run time of every notebook (full profile)")
+    pl.add_argument("--markdown", action="store_true", help="the README's table")
     t = sub.add_parser("pretrain", help="train the small from-scratch LM of notebook 00 (accelerate-launchable)")
     t.add_argument("--profile", default="auto")
     t.add_argument("--seed", type=int, default=0)
@@ -56,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         from .surgery_study import print_param_table
 
         return print_param_table(as_json=args.json)
+    elif args.cmd == "plan":
+        from .fullplan import all_plans, markdown
+
+        plans = all_plans()
+        print(markdown(plans) if args.markdown else "\n\n".join(p.text() for p in plans))
     elif args.cmd == "pretrain":
         from .data_study import pretrain_command
 

@@ -31,28 +31,40 @@ METHODS = FACTORIZATIONS
 # ------------------------------------------------------------------------------------------------ calibration
 @dataclass
 class InputStats:
-    """Streaming first and second moments of a Linear's input, in float64."""
+    """Streaming first and second moments of a Linear's input, in float64, accumulated on `device` (the CPU, or a
+    GPU during calibration: a 14336-wide x^T x per block is milliseconds there and seconds on a CPU)."""
 
     dim: int
     n: int = 0
     total: torch.Tensor = None      # (in,)   sum of x
     outer: torch.Tensor = None      # (in, in) sum of x x^T
     abs_total: torch.Tensor = None  # (in,)   sum of |x|
+    device: str = "cpu"
 
     def __post_init__(self):
-        self.total = torch.zeros(self.dim, dtype=torch.float64)
-        self.outer = torch.zeros(self.dim, self.dim, dtype=torch.float64)
-        self.abs_total = torch.zeros(self.dim, dtype=torch.float64)
+        self.total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        self.outer = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
+        self.abs_total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
 
     def update(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         x = x.detach().reshape(-1, self.dim)
         if mask is not None:
-            x = x[mask.reshape(-1).bool()]
-        x = x.to(torch.float64).cpu()
+            x = x[mask.reshape(-1).bool().to(x.device)]
+        x = x.to(self.total.device, torch.float64)
         self.n += x.shape[0]
         self.total += x.sum(0)
         self.outer += x.T @ x
         self.abs_total += x.abs().sum(0)
+
+    def to(self, device) -> "InputStats":
+        """Move the accumulators (e.g. to the CPU once a calibration pass on the GPU is done)."""
+        self.total, self.outer, self.abs_total = (t.to(device) for t in (self.total, self.outer, self.abs_total))
+        self.device = str(device)
+        return self
+
+    @staticmethod
+    def nbytes(dim: int) -> int:
+        return 8 * (dim * dim + 2 * dim)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -68,10 +80,52 @@ def find_linears(model, pattern: str = r".*") -> dict[str, nn.Linear]:
 
 
 @torch.no_grad()
-def calibrate(model, batches, modules: dict[str, nn.Linear], device: str = "cpu") -> dict[str, InputStats]:
+def calibrate(model, batches, modules: dict[str, nn.Linear], device: str = "cpu",
+              stats_budget: int | None = None) -> dict[str, InputStats]:
     """Run `batches` (dicts with input_ids[, attention_mask]) through the model, collecting input statistics of
-    every module in `modules` with forward hooks; padding positions (attention_mask 0) are skipped."""
-    stats = {name: InputStats(m.in_features) for name, m in modules.items()}
+    every module in `modules` with forward hooks; padding positions (attention_mask 0) are skipped.
+
+    On a GPU the statistics accumulate on it, in passes over the batches that each take as many layers as fit
+    `stats_budget` bytes (default: half the free GPU memory; Mistral-7B's are 66 GB in float64, so two or three
+    passes), and move to the CPU after their pass. On the CPU: one pass (or passes, given a budget), statistics on
+    the CPU."""
+    batches = list(batches)
+    on_gpu = torch.device(device).type == "cuda"
+    if on_gpu and stats_budget is None:
+        stats_budget = torch.cuda.mem_get_info(torch.device(device))[0] // 2
+    groups = _passes(modules, stats_budget) if stats_budget is not None else [list(modules)]
+    stats: dict[str, InputStats] = {}
+    for names in groups:
+        part = _calibration_pass(model, batches, {n: modules[n] for n in names}, device,
+                                 device if on_gpu else "cpu")
+        stats.update({n: st.to("cpu") for n, st in part.items()} if on_gpu else part)
+    # one object per shared input across passes too (q/k/v, gate/up): `Bases` decomposes each input once
+    return {n: stats[n] for n in modules}
+
+
+def _layer_of(name: str) -> str:
+    m = re.search(r"(.*\.layers\.\d+)\.", name)
+    return m.group(1) if m else name
+
+
+def _passes(modules: dict[str, nn.Linear], budget: int) -> list[list[str]]:
+    """Modules grouped by decoder layer, layers packed into passes of at most `budget` bytes of statistics (a layer
+    is never split: its q/k/v and gate/up share one input and one statistics object)."""
+    layers: dict[str, list[str]] = {}
+    for name in modules:
+        layers.setdefault(_layer_of(name), []).append(name)
+    passes, current, used = [], [], 0
+    for names in layers.values():
+        need = sum(InputStats.nbytes(modules[n].in_features) for n in names)
+        if current and used + need > budget:
+            passes.append(current)
+            current, used = [], 0
+        current, used = current + names, used + need
+    return passes + ([current] if current else [])
+
+
+def _calibration_pass(model, batches, modules: dict[str, nn.Linear], device: str, stats_device: str):
+    stats = {name: InputStats(m.in_features, device=stats_device) for name, m in modules.items()}
     current, seen = {}, {}
 
     def hook(name):

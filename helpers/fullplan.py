@@ -13,6 +13,7 @@ timeout in the full profile is `TIMEOUT_FACTOR` x the estimate, at least one hou
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from .memory import GiB, MemoryPlan, training_plan
 
@@ -149,17 +150,25 @@ def _compression(b: dict, cfg=None) -> NotebookPlan:
     heal_plan.weights = (n - block_params + student_trainable) * 2
     heal_plan.setting += ", teacher on the host meanwhile"
     calib = inference_plan("04 calibration / evaluation (teacher)", conf, 4, cfg.block, host=stats_host + v_elems * 4)
+    calib_weights = calib.weights
     tokens_fwd = (cfg.calib_blocks + cfg.eval_blocks + 3 * len(cfg.reductions) * len(cfg.groups) *
                   cfg.sweep_eval_blocks + L * 2 * cfg.sens_eval_blocks) * cfg.block
     fwd = _train_s(b, "04 Mistral-7B forward, batch 1", n, tokens_fwd, flops_per_param=2)
     layer = (b.get("cases") or {}).get("04 Mistral-7B layer: statistics and bases")
-    stats_s = layer and layer["stats_s_per_layer_block"] * L * cfg.calib_blocks * cfg.block / layer["block_tokens"]
+    # statistics accumulate on the GPU in passes of layers that fit half the memory the teacher leaves (calibrate);
+    # each pass after the first repeats the calibration forward passes. Older records timed the CPU path only.
+    passes = math.ceil(stats_host / (0.5 * (80 * GiB - calib_weights)))
+    per_block = layer and layer.get("stats_s_per_layer_block_cuda", layer.get("stats_s_per_layer_block"))
+    stats_s = layer and (per_block * L * cfg.calib_blocks * cfg.block / layer["block_tokens"]
+                         + (passes - 1) * (_train_s(b, "04 Mistral-7B forward, batch 1", n, cfg.calib_blocks *
+                                                    cfg.block, flops_per_param=2) or 0))
     bases_s = layer and L * (layer["whiten_bases_s_per_layer"] * 2 + layer["svd_bases_s_per_layer"] * 2)
     heal_s = _train_s(b, "04 Mistral-7B forward, batch 1", n, heal.max_steps * heal.batch_size * heal.grad_accum *
                       cfg.heal_block, flops_per_param=6)
     return NotebookPlan("04_lowrank_compression", [calib, heal_plan], [
         (f"forward passes (calibration, teacher, sweeps, sensitivity): {tokens_fwd / 1e6:.1f}M tokens", fwd),
-        (f"calibration statistics on the CPU: {cfg.calib_blocks} blocks x {L} layers", stats_s),
+        (f"calibration statistics (float64, on the GPU in {passes} passes): {cfg.calib_blocks} blocks x {L} layers",
+         stats_s),
         ("bases (whiten and svd/scaled, each twice: sweep and healing)", bases_s),
         (f"healing: {heal.max_steps} steps of {heal.batch_size * heal.grad_accum} x {cfg.heal_block} tokens", heal_s),
     ], b.get("gpu"), "host memory: float64 statistics and offloaded bases live on the CPU (see 'host')")
@@ -246,6 +255,20 @@ def table(plans: list[NotebookPlan], gpu_gib: float = 80.0) -> list[dict]:
              "fits_80gb": all(m.fits(gpu_gib) for m in p.memory),
              "hours": None if p.estimate_s is None else round(p.estimate_s / 3600, 1),
              "timeout_h": round(p.timeout_s() / 3600, 1)} for p in plans]
+
+
+def markdown(plans: list[NotebookPlan]) -> str:
+    """The README's full-profile table, generated from the plans (and so from the benchmark record)."""
+    gpu = next((p.gpu for p in plans if p.gpu), None)
+    head = (f"| notebook | largest step | GPU memory (plan) | host memory | fits 80 GB | est. time on {gpu or '-'} |\n"
+            "|---|---|---|---|---|---|")
+    rows = []
+    for r in table(plans):
+        host = f"{r['host_gib']} GiB" if r["host_gib"] else "-"
+        hours = "unknown" if r["hours"] is None else f"{r['hours']} h"
+        rows.append(f"| {r['notebook']} | {r['peak_step']} | {r['peak_gib']} GiB | {host} | "
+                    f"{'yes' if r['fits_80gb'] else 'NO'} | {hours} |")
+    return "\n".join([head, *rows])
 
 
 def cell_timeout(notebook: str, profile: str) -> int:

@@ -95,9 +95,10 @@ def errors_vs_k(model, xs, ys, active: int, loops: int | None = None):
     import torch
 
     model.eval()
+    device = next(model.parameters()).device          # test prompts are made on the CPU; the model may be on a GPU
     with torch.no_grad():
-        pred = model(xs, ys, loops=loops, window=1)[-1]
-    return icl.normalized_sq_error(pred, ys, active).numpy()
+        pred = model(xs.to(device), ys.to(device), loops=loops, window=1)[-1].cpu()
+    return icl.normalized_sq_error(pred, ys.cpu(), active).numpy()
 
 
 def baseline_errors(task: str, xs, ys, active: int, n_prompts: int) -> dict:

@@ -174,8 +174,14 @@ def run_job(cfg: PretrainStudyConfig, seed: int, device: str = "cpu") -> dict:
 def log_wandb(cfg: PretrainStudyConfig, seed: int, result: dict) -> None:
     """One offline W&B run per sweep point (curves, summary metrics): `wandb sync wandb/` uploads them later."""
     import os
+    import warnings
 
-    import wandb
+    try:
+        import wandb
+    except ImportError:                 # optional: a machine without it (e.g. a bare GPU image) still runs the study
+        warnings.warn("wandb is not installed: this run is not logged to W&B (pip install wandb to log it)",
+                      stacklevel=2)
+        return
 
     from .paths import REPO_ROOT
 

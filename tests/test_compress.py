@@ -205,9 +205,33 @@ def test_calibrate_and_compress_on_cuda_match_the_cpu(method):
         torch.manual_seed(0)
         model = tiny_llama().to(device)
         mods = find_linears(model, r"model\.layers\.\d+\.(mlp|self_attn)\.\w+")
-        stats = calibrate(model, batches, mods, device) if method != "svd" else None
+        # on CUDA: statistics on the GPU, one pass per layer (a 1-byte budget), moved to the CPU after each pass
+        stats = calibrate(model, batches, mods, device, stats_budget=1 if device == "cuda" else None) \
+            if method != "svd" else None
+        assert stats is None or {st.outer.device.type for st in stats.values()} == {"cpu"}
         compress_model(model, [Target(("mlp", "attention"), "all", rank=4)], method, stats)
         assert {p.device.type for p in model.parameters()} == {torch.device(device).type}
         with torch.no_grad():
             outs.append(model(batches[0]["input_ids"].to(device)).logits.cpu())
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-3, atol=1e-3)
+
+
+def test_calibration_in_passes_of_layers_equals_one_pass():
+    """On a GPU the statistics of a 7B model do not fit at once: calibration then runs in passes of whole layers.
+    The passes must give the same statistics, shared between modules reading one input as in one pass."""
+    from helpers.compress import InputStats, _passes
+
+    model = tiny_llama()
+    mods = find_linears(model, r"model\.layers\.\d+\.(mlp|self_attn)\.\w+")
+    batches = [{"input_ids": torch.randint(0, 50, (2, 16), generator=torch.Generator().manual_seed(i))}
+               for i in range(3)]
+    one = calibrate(model, batches, mods)
+    per_layer = sum(InputStats.nbytes(mods[n].in_features) for n in mods if ".layers.0." in n)
+    groups = _passes(mods, per_layer)
+    assert len(groups) == 3 and all(len({n.split(".")[2] for n in g}) == 1 for g in groups)   # one layer each
+    several = calibrate(model, batches, mods, stats_budget=per_layer)
+    for name in mods:
+        torch.testing.assert_close(several[name].outer, one[name].outer)
+        assert several[name].n == one[name].n
+    q, k = (f"model.layers.1.self_attn.{p}_proj" for p in "qk")
+    assert several[q] is several[k] and one[q] is one[k]

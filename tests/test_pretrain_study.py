@@ -190,3 +190,13 @@ def test_full_profile_is_the_seeds_scale_on_the_meta_device():
     cells = S.grid_declaration((6,), (6,))["parameters"]
     assert [v["values"] for v in cells.values()] == [[6], [6]]      # the seed's best cell is in the full grid
     assert all(6 in v["values"] for v in full.grid["parameters"].values())
+
+
+def test_without_wandb_installed_a_run_warns_and_goes_on(monkeypatch):
+    """W&B is optional: the full profile logs to it, but a machine without the package (a bare GPU image) must
+    still train and record, with a warning instead of an ImportError after the first run."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "wandb", None)             # import wandb -> ImportError
+    with pytest.warns(UserWarning, match="wandb is not installed"):
+        S.log_wandb(S.PROFILES["tiny"], 0, {"curves": {}, "metrics": {"eval_loss": 1.0}})
