@@ -372,7 +372,7 @@ PROFILES = {
                                              warmup_steps=10, log_every=25, eval_every=50, progress=False)),
     "full": SurgeryConfig(corpus="wikitext2", tokenizer="EleutherAI/pythia-410m", block=1024, seeds=(0,),
                           epochs=10, eval_blocks=None, workers=1,
-                          # 16 sequences per step, as micro-batch 8 x 2: 3.9x the tokens/s of 2 x 8 for 410m on an
+                          # 16 sequences per step, as micro-batch 8 x 2: 3.5x the tokens/s of 2 x 8 for 410m on an
                           # H100 (results/benchmarks/throughput-*); 2.8b as 2 x 8 (measured peak 44 GB at batch 2)
                           micro_batch={"2.8b": (2, 8)},
                           train=TrainConfig(batch_size=8, grad_accum=2, lr=5e-5, weight_decay=0.0,

@@ -101,3 +101,10 @@ def test_bench_gpu_says_so_and_exits_0_without_cuda():
     assert out.returncode == 0
     assert out.stdout.strip().splitlines() == ["bench_gpu: no CUDA device here; nothing measured (run it on a GPU "
                                                "machine)"]
+
+
+def test_the_readme_table_is_the_generated_plan():
+    """The README's full-profile table is `python -m helpers plan --markdown` of the committed benchmark record:
+    regenerate it when a profile or the record changes."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert F.markdown(F.all_plans()) in readme
