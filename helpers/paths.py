@@ -3,6 +3,8 @@
 - LAB_CACHE:   downloaded packages, prepared corpora, converted models, trained tokenizers (git-ignored).
                Default: <repo>/data/cache.
 - LAB_RESULTS: the JSON run records. Default: <repo>/results. Tests point it at a temporary folder.
+- LAB_CHECKPOINTS: training checkpoints of long (full-profile) runs, one folder per run, removed when the run has
+               finished (git-ignored). Default: <repo>/checkpoints.
 """
 from __future__ import annotations
 
@@ -18,3 +20,7 @@ def cache_dir() -> Path:
 
 def results_dir() -> Path:
     return Path(os.environ.get("LAB_RESULTS", REPO_ROOT / "results")).expanduser()
+
+
+def checkpoints_dir() -> Path:
+    return Path(os.environ.get("LAB_CHECKPOINTS", REPO_ROOT / "checkpoints")).expanduser()

@@ -32,7 +32,7 @@ REQUIRED = ("schema_version", "run_id", "notebook", "experiment", "variant", "pr
             "curves", "params", "provenance", "status")
 STATUSES = ("ok", "failed", "partial")
 # settings that change how a run is executed, never what it computes: kept in the record, left out of the hash
-EXECUTION_KEYS = frozenset({"workers", "progress", "log_every", "run_name", "wandb"})
+EXECUTION_KEYS = frozenset({"workers", "progress", "log_every", "run_name", "wandb", "checkpoint_every_s"})
 
 
 class ResultsError(RuntimeError):

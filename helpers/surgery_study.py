@@ -237,6 +237,8 @@ def train_experiment(exp_id: int, seed: int, cfg: SurgeryConfig, device: str = "
     import torch
 
     from .models import from_config, param_counts
+    from .paths import checkpoints_dir
+    from .results import run_id
     from .surgery import apply_surgery
     from .train import train_causal_lm
 
@@ -254,7 +256,11 @@ def train_experiment(exp_id: int, seed: int, cfg: SurgeryConfig, device: str = "
         per_epoch = math.ceil(len(train) / (tcfg.batch_size * tcfg.grad_accum))
         tcfg = dataclasses.replace(tcfg, max_steps=max(1, round(cfg.epochs * per_epoch)), eval_every=per_epoch)
     tcfg = dataclasses.replace(tcfg, run_name=f"exp{exp_id:02d}-s{seed}")
-    res = train_causal_lm(model, train, val, tcfg, device=device, seed=seed)
+    # a long run (full profile: checkpoint_every_s) keeps its newest checkpoint in a folder named after what
+    # determines it, so the same run started again after a crash resumes there
+    folder = checkpoints_dir() / exp.notebook / run_id(exp.name, dataclasses.asdict(cfg), seed) \
+        if tcfg.checkpoint_every_s else None
+    res = train_causal_lm(model, train, val, tcfg, device=device, seed=seed, checkpoint_dir=folder)
     res.pop("model")
     res["params"] = {**param_counts(model), "full_scale": full_count(exp)[exp.counted], "notes": exp.notes_params,
                      "rank_factor": factor}
@@ -376,6 +382,7 @@ PROFILES = {
                           # H100 (results/benchmarks/throughput-*); 2.8b as 2 x 8 (measured peak 44 GB at batch 2)
                           micro_batch={"2.8b": (2, 8)},
                           train=TrainConfig(batch_size=8, grad_accum=2, lr=5e-5, weight_decay=0.0,
+                                            checkpoint_every_s=1800,           # resumable after a crash
                                             scheduler="linear", warmup_steps=0, log_every=50)),
 }
 

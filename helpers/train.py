@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, replace
 
 SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau", "time_drop")
@@ -48,6 +49,8 @@ class TrainConfig:
     precision: str = "auto"              # auto = bf16 autocast on CUDA with bf16 support, else fp32
     gradient_checkpointing: bool | None = None   # recompute activations in backward (None = off; the full profile
                                                  # sets it where the memory plan needs it)
+    checkpoint_every_s: float | None = None      # save a checkpoint this often (seconds of wall time) when the caller
+                                                 # gives a checkpoint folder; a restart resumes from the newest one
     log_every: int = 10
     wandb: bool = False                  # report to wandb (offline unless WANDB_MODE says otherwise)
     run_name: str = "run"
@@ -73,6 +76,8 @@ class TrainConfig:
             raise ValueError("scheduler 'plateau' steps on the eval loss: set eval_every >= 1")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError(f"time_budget_s must be > 0 or None, got {self.time_budget_s}")
+        if self.checkpoint_every_s is not None and self.checkpoint_every_s <= 0:
+            raise ValueError(f"checkpoint_every_s must be > 0 or None, got {self.checkpoint_every_s}")
 
 
 def lr_lambda(cfg: TrainConfig, state: dict | None = None):
@@ -119,6 +124,9 @@ def lm_collator(rows: list[dict]) -> dict:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+RAW_CHECKPOINT = "lab_model.safetensors"
+
+
 def _make_trainer_cls():
     import torch
     from transformers import Trainer
@@ -126,9 +134,30 @@ def _make_trainer_cls():
     class LabTrainer(Trainer):
         """Trainer whose scheduler can also be step-drop or triangular (as LambdaLR on the Trainer's AdamW)."""
 
-        def __init__(self, *a, lab_cfg: TrainConfig, lab_state: dict | None = None, **kw):
-            self.lab_cfg, self.lab_state = lab_cfg, lab_state
+        def __init__(self, *a, lab_cfg: TrainConfig, lab_state: dict | None = None, raw_checkpoints: bool = False,
+                     **kw):
+            self.lab_cfg, self.lab_state, self.raw_checkpoints = lab_cfg, lab_state, raw_checkpoints
             super().__init__(*a, **kw)
+
+        # Checkpoints keep the modules' own parameter names. transformers 5 renames some on save (GPT-NeoX's
+        # lm_head is written as embed_out) and does not rename them back when a run resumes, which silently
+        # restarts that layer from its random init (found by the resume test: the loss jumped at the first step
+        # after resuming). A surgically changed model could not be rebuilt by from_pretrained either.
+        def _save(self, output_dir=None, state_dict=None):
+            if not self.raw_checkpoints:
+                return super()._save(output_dir, state_dict)
+            import safetensors.torch
+
+            os.makedirs(output_dir, exist_ok=True)
+            safetensors.torch.save_model(self.model, os.path.join(output_dir, RAW_CHECKPOINT))
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            raw = os.path.join(resume_from_checkpoint, RAW_CHECKPOINT)
+            if not os.path.isfile(raw):
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            import safetensors.torch
+
+            safetensors.torch.load_model(model or self.model, raw, strict=True, device="cpu")
 
         def create_scheduler(self, num_training_steps, optimizer=None):
             if self.lab_cfg.scheduler in ("step", "triangular", "time_drop") and self.lr_scheduler is None:
@@ -147,20 +176,23 @@ def _callback_cls():
     class Meter(TrainerCallback):
         """Curves, train-only wall time (eval excluded), lr, and the wall-clock budget."""
 
-        def __init__(self, cfg: TrainConfig, has_eval: bool = True):
-            self.cfg, self.has_eval = cfg, has_eval
+        def __init__(self, cfg: TrainConfig, has_eval: bool = True, checkpointing: bool = False):
+            self.cfg, self.has_eval, self.checkpointing = cfg, has_eval, checkpointing
             self.curves = {"train_loss": {}, "eval_loss": {}, "eval_ppl": {}, "lr": {}}
             self.eval_s = 0.0
             self.stopped_by_budget = False
             self.state = {"dropped": False, "dropped_at_step": None}   # shared with the time_drop scheduler
 
         def on_train_begin(self, args, state, control, **kw):
-            self.t0 = time.perf_counter()
+            self.t0 = self.last_save = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
             spent = time.perf_counter() - self.t0 - self.eval_s
             if self.cfg.drop_after_s is not None and not self.state["dropped"] and spent >= self.cfg.drop_after_s:
                 self.state.update(dropped=True, dropped_at_step=state.global_step)
+            now = time.perf_counter()
+            if self.checkpointing and now - self.last_save >= self.cfg.checkpoint_every_s:
+                control.should_save, self.last_save = True, now        # the Trainer keeps the newest one only
             if self.cfg.time_budget_s is not None and spent >= self.cfg.time_budget_s:
                 self.stopped_by_budget = True
                 control.should_training_stop = True
@@ -212,11 +244,15 @@ def _use_bf16_autocast(cfg: TrainConfig, device: str) -> bool:
 
 
 def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "cpu", seed: int = 0,
-                    collator=None, output_dir: str | None = None) -> dict:
+                    collator=None, output_dir: str | None = None, checkpoint_dir=None, callbacks=()) -> dict:
     """Train `model` on `train_ds` (rows of input_ids[, labels]) and evaluate on `eval_ds`.
 
     Returns {"metrics", "curves", "provenance", "config"} ready for `results.save_run`.
     pure-bf16 casts the weights (and so AdamW's states) to bfloat16 with no fp32 master copy, as seed 000 ran.
+    Checkpoints: with cfg.checkpoint_every_s and a `checkpoint_dir` (one folder per run, e.g.
+    `paths.checkpoint_dir(...)`), the newest checkpoint (weights, optimizer, scheduler, RNG, data position, curves)
+    is kept there; started again after a crash, the same run resumes from it (provenance.resumed_from_step) and the
+    folder is removed once the run has finished.
     """
     import torch
 
@@ -227,16 +263,24 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     if cfg.wandb:
         os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_PROJECT", "llm-lowrank-lab")
+    if cfg.checkpoint_every_s and checkpoint_dir is not None:
+        folder = Path(checkpoint_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        result = _train(model, train_ds, eval_ds, cfg, device, seed, collator, str(folder), callbacks,
+                        checkpointing=True)
+        shutil.rmtree(folder, ignore_errors=True)      # finished: the record holds the result
+        return result
     # the Trainer needs an output folder even with saving off: a temporary one is removed when the run ends
     scratch = output_dir or tempfile.mkdtemp(prefix="lab-train-")
     try:
-        return _train(model, train_ds, eval_ds, cfg, device, seed, collator, scratch)
+        return _train(model, train_ds, eval_ds, cfg, device, seed, collator, scratch, callbacks)
     finally:
         if output_dir is None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, collator, scratch: str) -> dict:
+def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, collator, scratch: str,
+           callbacks=(), checkpointing: bool = False) -> dict:
     from transformers import TrainingArguments
 
     from .provenance import Tracker
@@ -262,7 +306,8 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
         logging_steps=cfg.log_every,
         eval_strategy="steps" if eval_every else "no",
         eval_steps=eval_every or None,
-        save_strategy="no",
+        save_strategy="no",                  # checkpoints, when asked for, are saved by time (Meter), not by steps
+        save_total_limit=1 if checkpointing else None,
         report_to=["wandb"] if cfg.wandb else "none",
         bf16=_use_bf16_autocast(cfg, device),
         activation_checkpointing=bool(cfg.gradient_checkpointing),
@@ -272,16 +317,19 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
         remove_unused_columns=False,
         disable_tqdm=not cfg.progress,
     )
-    meter = _callback_cls()(cfg, eval_ds is not None)
+    meter = _callback_cls()(cfg, eval_ds is not None, checkpointing)
     trainer = _make_trainer_cls()(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                                  data_collator=collator or lm_collator, callbacks=[meter], lab_cfg=cfg,
-                                  lab_state=meter.state)
+                                  data_collator=collator or lm_collator, callbacks=[meter, *callbacks], lab_cfg=cfg,
+                                  lab_state=meter.state, raw_checkpoints=checkpointing)
+    resume = _newest_checkpoint(scratch) if checkpointing else None
     if not cfg.progress:  # quiet means quiet: no progress bar and no printed log dicts (the curves keep them)
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
     with Tracker(device) as tr:
-        out = trainer.train()
+        out = trainer.train(resume_from_checkpoint=resume)
+        if resume:       # the curves before the crash come back from the checkpoint's log history
+            _merge_history(meter.curves, trainer.state.log_history)
         if eval_ds is not None and trainer.state.global_step not in meter.curves["eval_loss"]:
             trainer.evaluate()
     steps = trainer.state.global_step
@@ -300,4 +348,28 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
     return {"metrics": metrics, "curves": meter.curves, "config": asdict(cfg), "model": trainer.model,
             "provenance": {**tr.as_dict(), "tokens_per_s": metrics["tokens_per_s"], "world_size": world,
                            "bf16_autocast": args.bf16, "pure_bf16": cfg.precision == "pure-bf16",
-                           "gradient_checkpointing": bool(cfg.gradient_checkpointing)}}
+                           "gradient_checkpointing": bool(cfg.gradient_checkpointing),
+                           "resumed_from_step": _step_of(resume) if resume else None}}
+
+
+def _newest_checkpoint(folder: str) -> str | None:
+    found = sorted(Path(folder).glob("checkpoint-*"), key=_step_of)
+    return str(found[-1]) if found else None
+
+
+def _step_of(path) -> int:
+    return int(str(path).rsplit("-", 1)[-1])
+
+
+def _merge_history(curves: dict, history: list[dict]) -> None:
+    for h in history:
+        step = h.get("step")
+        if "loss" in h:
+            curves["train_loss"].setdefault(step, float(h["loss"]))
+        if "learning_rate" in h:
+            curves["lr"].setdefault(step, float(h["learning_rate"]))
+        if "eval_loss" in h:
+            curves["eval_loss"].setdefault(step, float(h["eval_loss"]))
+            curves["eval_ppl"].setdefault(step, math.exp(min(float(h["eval_loss"]), 50)))
+    for name, curve in curves.items():
+        curves[name] = dict(sorted(curve.items()))

@@ -155,3 +155,65 @@ def test_gradient_checkpointing_gives_the_same_training(tiny_model, tiny_blocks)
     b = train_causal_lm(tiny_model(), train, None, cfg(max_steps=3, gradient_checkpointing=True), seed=0)
     assert b["model"].is_activation_checkpointing
     assert a["metrics"]["train_loss"] == pytest.approx(b["metrics"]["train_loss"], rel=1e-5)
+
+
+_CHILD = r"""
+import os, sys, torch
+from datasets import Dataset
+from transformers import TrainerCallback
+from helpers.models import NeoXSize, from_config, neox_config
+from helpers.train import TrainConfig, train_causal_lm
+
+g = torch.Generator().manual_seed(0)
+starts = torch.randint(0, 64, (96,), generator=g)
+rows = [{"input_ids": [(int(s) + i) % 64 for i in range(32)]} for s in starts]
+train, val = Dataset.from_list(rows[:80]), Dataset.from_list(rows[80:])
+torch.manual_seed(0)
+model = from_config(neox_config(NeoXSize(hidden=32, layers=2, heads=2), vocab_size=64))
+
+
+class Crash(TrainerCallback):            # the machine dies during step 7: no clean shutdown, no finally blocks
+    def on_step_begin(self, args, state, control, **kw):
+        if state.global_step == int(os.environ["DIE_AT"]):
+            os._exit(9)
+
+
+cfg = TrainConfig(max_steps=10, batch_size=8, lr=3e-3, log_every=1, eval_every=5, progress=False,
+                  checkpoint_every_s=1e-6)
+die = [Crash()] if os.environ.get("DIE_AT") else []
+res = train_causal_lm(model, train, val, cfg, seed=0, checkpoint_dir=sys.argv[1], callbacks=die)
+print(repr({"eval_loss": res["metrics"]["eval_loss"], "train_loss": res["curves"]["train_loss"],
+            "eval": res["curves"]["eval_loss"], "resumed": res["provenance"]["resumed_from_step"]}))
+"""
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path):
+    """Kill a training process during step 7 (checkpoints saved every step), start the same run again: it resumes
+    from step 6 and ends with the uninterrupted run's curves and final evaluation (same weights, optimizer state,
+    scheduler, RNG and data position); the folder is gone once the run has finished."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    from helpers.paths import REPO_ROOT
+
+    def child(folder, die_at=None):
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **({"DIE_AT": str(die_at)} if die_at else {})}
+        env.pop("DIE_AT", None) if die_at is None else None
+        return subprocess.run([sys.executable, "-c", _CHILD, str(folder)], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    whole = child(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    crashed = child(tmp_path / "run", die_at=6)
+    assert crashed.returncode == 9 and sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint-6"]
+    resumed = child(tmp_path / "run")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = (ast.literal_eval(r.stdout.strip().splitlines()[-1]) for r in (whole, resumed))
+    assert a["resumed"] is None and b["resumed"] == 6
+    assert sorted(b["train_loss"]) == list(range(1, 11)) and sorted(b["eval"]) == [5, 10]
+    for step in a["train_loss"]:
+        assert b["train_loss"][step] == pytest.approx(a["train_loss"][step], rel=1e-5), step
+    assert b["eval_loss"] == pytest.approx(a["eval_loss"], rel=1e-5)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "whole").exists()
