@@ -248,7 +248,7 @@ def noise(run, grid_records: dict, force: bool = False) -> dict:
 def grid_verdict(records: dict) -> dict:
     """Best vs worst cell (by mean eval loss over its seeds): the gap, each cell's sd, Welch's t-test (n and degrees
     of freedom); "n = 1: no test" when a cell has one seed."""
-    from scipy import stats as st
+    from .stats import welch_samples
 
     cs = cell_stats(records)
     multi = {c: s for c, s in cs.items() if s["n"] > 1} or cs
@@ -257,14 +257,11 @@ def grid_verdict(records: dict) -> dict:
     out = {"best": best, "worst": worst, "best_mean": b["mean"], "worst_mean": w["mean"],
            "gap": w["mean"] - b["mean"], "best_sd": b["sd"], "worst_sd": w["sd"], "n_best": b["n"],
            "n_worst": w["n"]}
-    if b["n"] < 2 or w["n"] < 2:
-        out.update(test="n = 1: no test", p=None, df=None)
+    c = welch_samples(w["losses"], b["losses"])                   # the shared comparison helper (helpers/stats.py)
+    if c.p is None:
+        out.update(test=c.test, p=None, df=None)
         return out
-    t = st.ttest_ind(w["losses"], b["losses"], equal_var=False)
-    vb, vw = b["sd"] ** 2 / b["n"], w["sd"] ** 2 / w["n"]
-    df = (vb + vw) ** 2 / (vb ** 2 / (b["n"] - 1) + vw ** 2 / (w["n"] - 1)) if vb + vw > 0 else float("inf")
-    out.update(test="Welch t-test", t=float(t.statistic), p=float(t.pvalue), df=float(df),
-               beyond_noise=bool(t.pvalue < 0.05))
+    out.update(test=c.test, t=c.t, p=c.p, df=c.df, beyond_noise=bool(c.p < 0.05))
     return out
 
 

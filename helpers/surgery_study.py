@@ -10,10 +10,12 @@ weights downloaded) and compares: 24 rows match exactly, 2 differ for reasons gi
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .models import PYTHIA
+from .stats import describe, verdicts, welch
 from .surgery import Op
 from .train import TrainConfig
 
@@ -316,15 +318,19 @@ def summarize(df, reference=None) -> "pd.DataFrame":
     if reference is not None:
         extra = reference[~reference["id"].isin(ref.index)].set_index("id")
         ref = pd.concat([ref, extra])
+    comps = {}
     for i, row in out.iterrows():
         b = base[EXPERIMENTS[row["id"]].model]
         if b in ref.index:
             out.loc[i, "params_ratio"] = row["params"] / ref.loc[b, "params"]
-            out.loc[i, "delta_loss"] = row["loss_mean"] - ref.loc[b, "loss_mean"]
-            out.loc[i, "n_min"] = min(row["seeds"], ref.loc[b, "seeds"])       # seeds of the smaller arm
-            # standard error of the difference of the two means over seeds
-            out.loc[i, "delta_se"] = math.sqrt(row["loss_std"] ** 2 / row["seeds"]
-                                               + ref.loc[b, "loss_std"] ** 2 / ref.loc[b, "seeds"])
+            if row["id"] != b:
+                comps[i] = welch(row["loss_mean"], row["loss_std"], int(row["seeds"]), ref.loc[b, "loss_mean"],
+                                 ref.loc[b, "loss_std"], int(ref.loc[b, "seeds"]))
+    # one family of comparisons per table: Holm over every variant compared with its original here
+    for i, v in zip(comps, verdicts(list(comps.values()))):
+        for col, key in (("delta_loss", "diff"), ("delta_se", "se"), ("df", "df"), ("p", "p"), ("p_holm", "p_holm"),
+                         ("n_ref", "n_b"), ("verdict", "verdict"), ("m", "m"), ("t", "t"), ("test", "test")):
+            out.loc[i, col] = v[key]
     return out
 
 
@@ -340,28 +346,23 @@ def mean_curves(df) -> dict:
 
 
 def conclusion(summary) -> str:
-    """Plain sentences from the measured numbers: each variant against the original of its model, called a
-    difference only beyond two standard errors of the difference of the seed means."""
-    lines = []
+    """Plain sentences from the measured numbers: each variant against the original of its model by Welch's t-test
+    over seeds, Holm-corrected over the table's comparisons; one seed in an arm is "n = 1: no test"."""
     if "delta_loss" not in summary.columns:
         return "no original to compare with in this profile (run notebook 01 first for experiment 1)"
-    s = summary.dropna(subset=["delta_loss"]).sort_values("delta_loss")
-    for _, r in s.iterrows():
+    lines = []
+    for _, r in summary.dropna(subset=["delta_loss"]).sort_values("delta_loss").iterrows():
         exp = EXPERIMENTS[int(r["id"])]
-        if int(r["id"]) in (1, 19):
-            continue
-        two_se = 2 * r["delta_se"]
-        if r["n_min"] < 2:        # one seed in an arm: no spread, so no test (not "better" for any difference)
-            verdict = "n = 1: no test"
-        else:
-            verdict = ("no measurable difference" if abs(r["delta_loss"]) <= two_se
-                       else "better" if r["delta_loss"] < 0 else "worse")
-        lines.append(f"exp {int(r['id']):>2} ({exp.describe()}): {r['params_ratio']:.2f}x the parameters, "
-                     f"loss {r['loss_mean']:.3f} +- {r['loss_std']:.3f}, delta {r['delta_loss']:+.3f} "
-                     f"(2 s.e. {two_se:.3f}): {verdict}")
-    if not lines:
-        return "no original to compare with in this profile (run notebook 01 first for experiment 1)"
-    return "\n".join(lines)
+        row = {"diff": r["delta_loss"], "n_a": int(r["seeds"]), "n_b": int(r["n_ref"]), "test": r["test"],
+               "verdict": r["verdict"], "t": _num(r["t"]), "df": _num(r["df"]), "p": _num(r["p"]),
+               "p_holm": _num(r["p_holm"]), "m": int(r["m"])}
+        lines.append(f"exp {int(r['id']):>2} ({exp.describe()}): {r['params_ratio']:.2f}x the parameters, loss "
+                     f"{r['loss_mean']:.3f} +- {r['loss_std']:.3f}, delta {describe(row)}")
+    return "\n".join(lines) or "no original to compare with in this profile (run notebook 01 first for experiment 1)"
+
+
+def _num(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
 _TINY_SIZES = {"410m": {"hidden": 16, "layers": 24, "heads": 2}, "2.8b": {"hidden": 16, "layers": 32, "heads": 2}}

@@ -46,7 +46,7 @@ def _runs(rows):
                           "params.total": p, "params.full_scale": p} for i, s, loss, p in rows])
 
 
-def test_summarize_and_conclusion_call_differences_only_beyond_two_standard_errors():
+def test_summarize_and_conclusion_call_differences_by_welch_with_holm():
     df = _runs([(1, 0, 5.00, 100), (1, 1, 5.02, 100), (1, 2, 4.98, 100),
                 (6, 0, 5.50, 70), (6, 1, 5.52, 70), (6, 2, 5.48, 70),      # clearly worse
                 (8, 0, 5.01, 75), (8, 1, 4.97, 75), (8, 2, 5.05, 75)])     # within noise
