@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from . import icl
 from .icl_train import ICLTrainConfig, fixed
 from .models import LoopedConfig
+from .stats import describe, verdicts, welch
 
 NOTEBOOK = "05_looped_transformer"
 TITLE = "Looped transformer, in-context learning (seed 002)"
@@ -425,17 +426,25 @@ def conclusion(base: dict, loops: dict, option_records: dict) -> str:
         lines.append(f"at k = 2d = {2 * d} (mean +- sd over {rows['looped']['seeds']} training seeds): looped "
                      f"{cell(rows['looped'])}, standard {cell(rows['standard'])}, averaging {av:.3f}, least squares "
                      f"{rows['least_squares']['k=2d']:.3g}; looped / averaging = {lo / av:.2f} (target <= 1/3)")
+        lines.append("looped - standard at k = 2d: " + describe(verdicts([_welch_row(rows["looped"],
+                                                                                   rows["standard"])])[0]))
     by_loops = {r["loops"]: r["mean"] for r in loops["tables"]["loops"]}
     last = by_loops[max(by_loops)]
     lines.append("error at k = 2d against inference loops: " + ", ".join(f"{b}: {v:.3f}" for b, v in by_loops.items())
                  + (" (stable past the trained loops)" if last <= 1.5 * min(by_loops.values()) + 1e-3
                     else " (drifts away: no stable fixed point)"))
     opts = {r["model"]: r for r in rows_from_records(list(option_records.values()))}
-    for name, row in opts.items():
-        if name != "plain" and "plain" in opts:
-            lines.append(f"option {name}: k = 2d error {cell(row)} vs plain {cell(opts['plain'])} "
-                         f"({row['seeds']} seed(s))")
+    names = [n for n in opts if n != "plain"] if "plain" in opts else []
+    # each option against plain, Holm-corrected over the options; one training seed per option is no test
+    for name, v in zip(names, verdicts([_welch_row(opts[n], opts["plain"]) for n in names])):
+        lines.append(f"option {name}: k = 2d error {cell(opts[name])} vs plain {cell(opts['plain'])}: "
+                     f"{describe(v)}")
     return "\n".join(lines)
+
+
+def _welch_row(a: dict, b: dict, col: str = "k=2d"):
+    """Welch comparison of two seed_rows rows at a column (sd None = one seed)."""
+    return welch(a[col], a.get(f"{col} sd") or 0.0, a["seeds"], b[col], b.get(f"{col} sd") or 0.0, b["seeds"])
 
 
 def report(records: list[dict]):
