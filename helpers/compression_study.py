@@ -47,7 +47,7 @@ class CompressionConfig:
     methods: tuple = ("svd", "whiten", "scaled")
     reductions: tuple = (0.1, 0.2, 0.3, 0.4)
     groups: tuple = ("mlp", "attention", "both")
-    sweep_eval_blocks: int = 6
+    sweep_eval_blocks: int = 12              # 12 x 256 tokens: enough sequences for a paired bootstrap
     fit_module: str = "gate"
     fit_rank: int = 64
     fit_steps: tuple = (100, 1000, 10_000)
@@ -57,7 +57,7 @@ class CompressionConfig:
     trap_rank: int = 128
     layers: str = "all"                    # layers the sweep, the sensitivity map and the healing touch
     sens_rank: int = 16                    # one layer's attention (q, k, v, o) or MLP at this rank, plain SVD
-    sens_eval_blocks: int = 4
+    sens_eval_blocks: int = 8
     heal_reduction: float = 0.2
     heal_method: str = "whiten"
     heal: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=30, batch_size=4, lr=2e-4,
@@ -175,13 +175,28 @@ def evaluate(model, data, n_blocks: int | None = None, device: str = "cpu") -> d
     return out
 
 
-def teacher_loss(data, n_blocks: int, device: str = "cpu") -> float:
-    """The teacher's English loss on the first n_blocks held-out blocks, computed once per size and kept in `data`
-    (the sweep, the sensitivity map and the healing all compare against it)."""
-    memo = data.setdefault("teacher_loss", {})
+def teacher_eval(data, n_blocks: int, device: str = "cpu") -> dict:
+    """The teacher's English evaluation (loss and per-sequence sums) on the first n_blocks held-out blocks, computed
+    once per size and kept in `data` (the sweep, the sensitivity map and the healing all compare against it)."""
+    memo = data.setdefault("teacher_eval", {})
     if n_blocks not in memo:
-        memo[n_blocks] = evaluate(data["model"], data, n_blocks, device)["english"]["loss"]
+        memo[n_blocks] = evaluate(data["model"], data, n_blocks, device)["english"]
     return memo[n_blocks]
+
+
+def teacher_loss(data, n_blocks: int, device: str = "cpu") -> float:
+    return teacher_eval(data, n_blocks, device)["loss"]
+
+
+def versus_teacher(data, model, n_blocks: int, device: str = "cpu") -> dict:
+    """A student's held-out English loss against the teacher's on the same blocks: the difference with a paired
+    bootstrap interval over sequences (delta, lo, hi) and "tie" when the interval contains 0."""
+    from .evaluate import paired_bootstrap
+
+    student = evaluate(model, data, n_blocks, device)["english"]
+    b = paired_bootstrap(teacher_eval(data, n_blocks, device), student)
+    return {"loss": student["loss"], "delta": b["delta"], "lo": b["lo"], "hi": b["hi"],
+            "tie": bool(b["lo"] <= 0 <= b["hi"])}
 
 
 def compare(teacher: dict, student: dict) -> dict:
@@ -233,9 +248,9 @@ def measure_sweep(data, cfg: CompressionConfig, stats: dict, device: str = "cpu"
                 new = {p: made.module(p, r) for p, r in ranks.items()}
                 removed = sum(mods[p].weight.numel() - sum(x.numel() for x in new[p].parameters()) for p in new)
                 with C.swapped(model, new):
-                    loss = evaluate(model, data, cfg.sweep_eval_blocks, device)["english"]["loss"]
+                    v = versus_teacher(data, model, cfg.sweep_eval_blocks, device)
                 rows.append({"method": method, "group": group, "reduction": red, "params": total - removed,
-                             "params_removed": removed, "loss": loss, "delta": loss - base})
+                             "params_removed": removed, **v})
     return {"rows": rows, "teacher_loss": base, "teacher_params": total}
 
 
@@ -301,7 +316,7 @@ def measure_sensitivity(data, cfg: CompressionConfig, device: str = "cpu") -> di
         for layer in layers:
             mods = block_modules(model, (group,), str(layer))
             with C.swapped(model, {p: made.module(p, cfg.sens_rank) for p in mods}):
-                grid[group].append(evaluate(model, data, cfg.sens_eval_blocks, device)["english"]["loss"] - base)
+                grid[group].append(versus_teacher(data, model, cfg.sens_eval_blocks, device))
     return {"delta": grid, "layers": layers, "teacher_loss": base, "rank": cfg.sens_rank}
 
 
@@ -411,7 +426,8 @@ def sensitivity(run, data) -> dict:
 
     with track(run.device) as t:
         d = measure_sensitivity(data, run.cfg, run.device)
-    rows = [{"layer": layer, "attention": a, "mlp": m}
+    rows = [{"layer": layer, **{f"{g}{suffix}": v[key] for g, v in (("attention", a), ("mlp", m))
+                                for suffix, key in (("", "delta"), ("_lo", "lo"), ("_hi", "hi"))}}
             for layer, a, m in zip(d["layers"], d["delta"]["attention"], d["delta"]["mlp"])]
     return save_result(run, "d_sensitivity", f"svd-rank{run.cfg.sens_rank}-per-layer",
                        {"metrics": {"teacher_loss": d["teacher_loss"], "rank": d["rank"]},
@@ -471,7 +487,12 @@ def sweep_table(b: dict, reductions=None):
     df = pd.DataFrame(b["tables"]["rows"])
     if reductions:
         df = df[df.reduction.isin(reductions)]
-    return df.pivot_table(index=["group", "reduction"], columns="method", values="delta")
+    if "lo" not in df:                      # records made before the intervals
+        return df.pivot_table(index=["group", "reduction"], columns="method", values="delta")
+    # delta [95% paired-bootstrap interval over sequences]; "tie" where the interval contains 0
+    df["delta [95% CI]"] = [f"{r.delta:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]" + (" tie" if r.lo <= 0 <= r.hi else "")
+                            for r in df.itertuples()]
+    return df.pivot(index=["group", "reduction"], columns="method", values="delta [95% CI]")
 
 
 def sweep_figure(b: dict):
@@ -551,6 +572,10 @@ def conclusion(a: dict, b: dict, c: dict, d: dict, e: dict) -> str:
                  f"of the same rank calibrated on {m['calib_tokens']:,} tokens.")
     rows = d["tables"]["layers"]
     att, mlp = np.array([r["attention"] for r in rows]), np.array([r["mlp"] for r in rows])
+    if "attention_lo" in rows[0]:
+        clear = {g: [r["layer"] for r in rows if r[f"{g}_lo"] > 0] for g in ("attention", "mlp")}
+        lines.append(f"d. layers whose loss increase is beyond its 95% paired-bootstrap interval (the rest are ties "
+                     f"with the teacher): attention {clear['attention'] or 'none'}; MLP {clear['mlp'] or 'none'}.")
     k = max(1, round(6 / 32 * len(att)))
     lines.append(f"d. one layer's attention at rank {d['metrics']['rank']}: mean loss increase {att[:k].mean():+.3f} "
                  f"in the first {k} layers vs {att[k:].mean():+.3f} after (worst layer "
