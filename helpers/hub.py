@@ -20,7 +20,7 @@ HUB_IDS = {
     "HuggingFaceTB/SmolLM2-135M-Instruct": {"kind": "model", "notebooks": ("00",), "vocab": 49152},
     "Open-Orca/Mistral-7B-OpenOrca": {"kind": "model", "notebooks": ("04",), "vocab": 32002},
     # datasets: load_dataset(repo, config) or (repo, split=...); the splits and columns the code reads
-    "Salesforce/wikitext": {"kind": "dataset", "notebooks": ("00", "01", "02", "03"), "config": "wikitext-2-raw-v1",
+    "Salesforce/wikitext": {"kind": "dataset", "notebooks": ("00", "01", "02", "03", "04"), "config": "wikitext-2-raw-v1",
                             "splits": ("train", "validation", "test"), "columns": ("text",)},
     "wikimedia/wikipedia": {"kind": "dataset", "notebooks": ("07",), "config": "20231101.ru", "splits": ("train",),
                             "columns": ("id", "url", "title", "text")},
