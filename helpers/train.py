@@ -16,8 +16,8 @@ import os
 import shutil
 import tempfile
 import time
-from pathlib import Path
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau", "time_drop")
 PRECISIONS = ("auto", "fp32", "bf16-autocast", "pure-bf16")
@@ -250,7 +250,7 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     Returns {"metrics", "curves", "provenance", "config"} ready for `results.save_run`.
     pure-bf16 casts the weights (and so AdamW's states) to bfloat16 with no fp32 master copy, as seed 000 ran.
     Checkpoints: with cfg.checkpoint_every_s and a `checkpoint_dir` (one folder per run, e.g.
-    `paths.checkpoint_dir(...)`), the newest checkpoint (weights, optimizer, scheduler, RNG, data position, curves)
+    `paths.checkpoints_dir() / notebook / run id`), the newest checkpoint (weights, optimizer, scheduler, RNG, data position, curves)
     is kept there; started again after a crash, the same run resumes from it (provenance.resumed_from_step) and the
     folder is removed once the run has finished.
     """
