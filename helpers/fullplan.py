@@ -146,8 +146,8 @@ def _compression(b: dict, cfg=None) -> NotebookPlan:
     # healing: the student (bf16, factors trainable) alone on the GPU (the teacher waits on the CPU); AdamW states
     # follow the parameters' dtype (bf16)
     heal_plan = training_plan("04 healing (student)", conf, heal.batch_size, cfg.heal_block, "pure-bf16",
-                              trainable=student_trainable, checkpointing=bool(heal.gradient_checkpointing))
-    heal_plan.weights = (n - block_params + student_trainable) * 2
+                              trainable=student_trainable, checkpointing=bool(heal.gradient_checkpointing),
+                              params=n - block_params + student_trainable)
     heal_plan.setting += ", teacher on the host meanwhile"
     calib = inference_plan("04 calibration / evaluation (teacher)", conf, 4, cfg.block, host=stats_host + v_elems * 4)
     calib_weights = calib.weights

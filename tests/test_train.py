@@ -199,8 +199,10 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_o
     from helpers.paths import REPO_ROOT
 
     def child(folder, die_at=None):
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **({"DIE_AT": str(die_at)} if die_at else {})}
-        env.pop("DIE_AT", None) if die_at is None else None
+        env = {k: v for k, v in os.environ.items() if k != "DIE_AT"}
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        if die_at is not None:
+            env["DIE_AT"] = str(die_at)
         return subprocess.run([sys.executable, "-c", _CHILD, str(folder)], capture_output=True, text=True, env=env,
                               timeout=300)
 
