@@ -22,5 +22,7 @@ records, table / figure / conclusion functions of records, and a torch-free repo
   lowrank, surgery          -> surgery_study      seed 000 (01-03)
   compress                  -> compression_study  seed 001 (04)
   looped, icl, icl_train    -> looped_study       seed 002 (05)
+  sft (TRL + PEFT)          -> sft_study          seed 004 (06)
+  pretrain                  -> pretrain_study     seed 003 (07)
 """
 __version__ = "0.1.0"

@@ -100,11 +100,12 @@ def provenance_table(records: list[dict]):
 
 def family_reports(records: list[dict]) -> list[Report]:
     """Every family's report, in notebook order."""
-    from . import compression_study, data_study, looped_study, pretrain_study, surgery_study
+    from . import compression_study, data_study, looped_study, pretrain_study, sft_study, surgery_study
 
     out = [data_study.report([r for r in records if r["notebook"] == data_study.NOTEBOOK]),
            surgery_study.report([r for r in records if r["notebook"] in surgery_study.NOTEBOOKS]),
            compression_study.report([r for r in records if r["notebook"] == compression_study.NOTEBOOK]),
            looped_study.report([r for r in records if r["notebook"] == looped_study.NOTEBOOK]),
-           pretrain_study.report([r for r in records if r["notebook"] == pretrain_study.NOTEBOOK])]
+           pretrain_study.report([r for r in records if r["notebook"] == pretrain_study.NOTEBOOK]),
+           sft_study.report([r for r in records if r["notebook"] == sft_study.NOTEBOOK])]
     return out

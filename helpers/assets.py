@@ -249,6 +249,7 @@ def russian_documents(extract: Path) -> list[dict]:
 
 
 _POS = {"noun": "noun", "verb": "verb", "adj": "adjective", "adv": "adverb"}
+_POS_OF = {"n": "noun", "v": "verb", "a": "adj", "s": "adj", "r": "adv"}     # pointer pos letter -> data.<pos>
 
 
 def parse_wordnet_line(line: str, pos: str) -> dict | None:
@@ -259,6 +260,10 @@ def parse_wordnet_line(line: str, pos: str) -> dict | None:
     fields = head.split()
     n_words = int(fields[3], 16)
     words = [re.sub(r"\(\w+\)$", "", fields[4 + 2 * i]).replace("_", " ") for i in range(n_words)]
+    # pointers: count, then (symbol, offset, pos, source/target) each; '@' / '@i' = (instance) hypernym
+    at = 4 + 2 * n_words
+    pointers = [fields[at + 1 + 4 * i: at + 5 + 4 * i] for i in range(int(fields[at]))]
+    hypernyms = [f"wn/{_POS_OF[p[2]]}/{p[1]}" for p in pointers if p[0] in ("@", "@i")]
     parts = [p.strip() for p in gloss.strip().split(";")]
     definition = "; ".join(p for p in parts if not p.startswith('"')).strip()
     examples = [p.strip('"') for p in parts if p.startswith('"')]
@@ -270,6 +275,7 @@ def parse_wordnet_line(line: str, pos: str) -> dict | None:
         "pos": _POS[pos],
         "definition": definition,
         "examples": examples,
+        "hypernyms": hypernyms,
         "text": f"{words[0]} ({_POS[pos]}): {definition}",
     }
 
@@ -304,8 +310,19 @@ def write_corpus(name: str, docs: list[dict], split_key=None) -> Path:
     for s, h in handles.items():
         h.close()
         os.replace(out / f"{s}.jsonl.tmp", out / f"{s}.jsonl")
-    _mark_done(out, {"splits": counts})
+    _mark_done(out, {"splits": counts, "format": CORPUS_FORMAT.get(name, 1)})
     return out
+
+
+# bumped when a corpus's rows gain fields: a cache written by older code is rebuilt by `prepare_corpora`
+CORPUS_FORMAT = {"wordnet": 2}          # 2: hypernym pointers (notebook 06's sibling negatives)
+
+
+def corpus_format(folder: Path) -> int:
+    try:
+        return int(json.loads(_stamp(folder).read_text()).get("format", 1))
+    except (OSError, ValueError):
+        return 0
 
 
 def prepare_corpora(force: bool = False) -> None:
@@ -318,7 +335,7 @@ def prepare_corpora(force: bool = False) -> None:
     }
     for name, (build, key) in tqdm(builders.items(), desc="corpora", unit="corpus"):
         out = cache_dir() / "corpora" / name
-        if _done(out) and not force:
+        if _done(out) and corpus_format(out) >= CORPUS_FORMAT.get(name, 1) and not force:
             continue
         missing = [p for p in DEBIAN_PACKAGES[name] if not _done(extract / p)]
         if missing:

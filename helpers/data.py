@@ -190,6 +190,23 @@ def corpus_stats(dsd, tokenizers: dict | None = None) -> list[dict]:
     return rows
 
 
+def encode_chat(tokenizer, prompt: list[dict], completion: list[dict]) -> dict:
+    """One chat as token ids with labels -100 on the prompt (the loss falls on the answer tokens only).
+
+    prompt: messages up to the answer (rendered with the generation prompt); completion: the answer message(s).
+    Returns {"input_ids", "labels", "prompt_len"}."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"tokenizer '{getattr(tokenizer, 'name_or_path', '?')}' has no chat template; give one "
+                         "(notebook 06: chat_template='chatml')")
+    text_prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    text_full = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
+    if not text_full.startswith(text_prompt):
+        raise ValueError("the chat template does not extend the prompt with the answer; cannot mask the prompt")
+    p_ids = tokenizer(text_prompt, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(text_full, add_special_tokens=False)["input_ids"]
+    return {"input_ids": ids, "labels": [-100] * len(p_ids) + ids[len(p_ids):], "prompt_len": len(p_ids)}
+
+
 def definition_chats(split, tokenizer, max_rows: int | None = None, max_tokens: int = 128) -> list[dict]:
     """WordNet glosses as chat turns: the user asks what a word means, the assistant answers with the definition.
 
@@ -200,14 +217,8 @@ def definition_chats(split, tokenizer, max_rows: int | None = None, max_tokens: 
         if max_rows is not None and len(rows) >= max_rows:
             break
         question = [{"role": "user", "content": f"What does the {ex['pos']} \"{ex['word']}\" mean?"}]
-        prompt = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(question + [{"role": "assistant", "content": ex["definition"]}],
-                                             tokenize=False)
-        if not full.startswith(prompt):
-            raise ValueError("the chat template does not extend the prompt with the answer; cannot mask the prompt")
-        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-        if len(ids) > max_tokens:
+        row = encode_chat(tokenizer, question, [{"role": "assistant", "content": ex["definition"]}])
+        if len(row["input_ids"]) > max_tokens:
             continue
-        rows.append({"input_ids": ids, "labels": [-100] * len(p_ids) + ids[len(p_ids):]})
+        rows.append({"input_ids": row["input_ids"], "labels": row["labels"]})
     return rows

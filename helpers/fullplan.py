@@ -218,6 +218,44 @@ def _pretrain(b: dict, cfg=None) -> NotebookPlan:
         "time-budgeted runs: the time does not depend on the GPU, the steps they reach do")
 
 
+def lora_params(config, lora) -> int:
+    """Trainable parameters of LoRA (rank r: r x (in + out) per adapted Linear) on a Llama-shaped model."""
+    h, i, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    kv = h * config.num_key_value_heads // config.num_attention_heads
+    shapes = {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h), "gate_proj": (h, i),
+              "up_proj": (h, i), "down_proj": (i, h)}
+    return L * sum(lora.r * sum(shapes[t]) for t in lora.targets)
+
+
+def _sft(b: dict, cfg=None) -> NotebookPlan:
+    from .memory import counts
+    from .models import smollm2_config
+    from .sft_study import PROFILES, SFT_VARIANTS, variant_settings
+
+    cfg = cfg or PROFILES["full"]
+    conf = smollm2_config()
+    n, lora = counts(conf)["total"], lora_params(conf, cfg.lora)
+    s, d, T = cfg.sft, cfg.dpo, cfg.max_length
+    plans = [training_plan("06 SFT (LoRA)", conf, s.batch_size, T, "bf16-frozen", trainable=lora),
+             # DPO: chosen and rejected of each pair go through the model together
+             training_plan("06 DPO (LoRA)", conf, 2 * d.batch_size, T, "bf16-frozen", trainable=lora)]
+    sft_tokens = sum(v.steps * v.batch_size * v.grad_accum * T for v in (variant_settings(cfg, x)[0]
+                                                                          for x in SFT_VARIANTS))
+    dpo_tokens = len(cfg.dpo_losses) * d.steps * 2 * d.batch_size * T
+    models_scored = len(SFT_VARIANTS) + 2 * len(cfg.dpo_losses) + 3          # each run, then the comparison
+    eval_tokens = models_scored * (cfg.test_rows + 2 * cfg.test_pairs) * T
+    case = "06 SmolLM2-360M LoRA SFT step, batch 8"
+    return NotebookPlan("06_sft_dpo", plans, [
+        (f"{len(SFT_VARIANTS)} SFT runs (LoRA r={cfg.lora.r}): {sft_tokens / 1e6:.0f}M tokens at <= {T}",
+         _train_s(b, case, n, sft_tokens, flops_per_param=4)),
+        # a DPO step: policy forward + backward through the adapters (4 N) and the reference's forward (2 N)
+        (f"{len(cfg.dpo_losses)} DPO runs: {dpo_tokens / 1e6:.0f}M tokens", _train_s(b, case, n, dpo_tokens, 6)),
+        (f"held-out scoring of {models_scored} models: {eval_tokens / 1e6:.1f}M tokens",
+         _train_s(b, case, n, eval_tokens, 2)),
+    ], b.get("gpu"), "tokens counted at max_length (sequences are padded to the longest of their batch); greedy "
+       "generation and the DPO accuracy probes are not counted")
+
+
 def _grid_cells(grid: dict):
     from .sweep import grid as expand
 
@@ -232,6 +270,7 @@ PLANNERS = {
     "03_partial_layers": lambda b, cfg=None: _surgery("03_partial_layers", b, cfg),
     "04_lowrank_compression": _compression,
     "05_looped_transformer": _looped,
+    "06_sft_dpo": _sft,
     "07_pretraining": _pretrain,
 }
 

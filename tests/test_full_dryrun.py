@@ -82,12 +82,18 @@ class FakeHub:
                 cols["text"] = texts
             if "question" in cols:                       # oo-gpt4: question / response pairs
                 cols["question"], cols["response"] = texts, [t[::-1] for t in texts]
+            turns = [[{"role": "user", "content": t[:80]}, {"role": "assistant", "content": t[80:]}] for t in texts]
+            if "messages" in cols:                       # UltraChat / UltraFeedback: conversations
+                cols["messages"], cols["prompt"] = turns, [t[:80] for t in texts]
+            if "chosen" in cols:
+                cols["chosen"] = turns
+                cols["rejected"] = [[m, {"role": "assistant", "content": m["content"][::-1]}] for m, _ in turns]
             return Dataset.from_dict(cols)
 
         if kw.get("split"):
             assert kw["split"] in spec["splits"]
             # oo-gpt4: the notes split off 100,000 rows for their test set, so the stand-in needs more rows than that
-            n = 100_050 if ident.startswith("openaccess-ai-collective") else 80
+            n = 100_050 if ident.startswith("openaccess-ai-collective") else 80 if "train" in kw["split"] else 12
             return split(n, 0)
         return DatasetDict({s: split(80 if s == "train" else 12, i) for i, s in enumerate(spec["splits"])})
 
@@ -107,7 +113,7 @@ class FakeHub:
     def model(self, ident, spec, dtype):
         from transformers import LlamaConfig, MistralConfig
 
-        from helpers.models import from_config, mistral_config
+        from helpers.models import from_config, mistral_config, smollm2_config
 
         if ident == "Open-Orca/Mistral-7B-OpenOrca":
             conf = mistral_config()
@@ -115,6 +121,10 @@ class FakeHub:
                 setattr(conf, k, v)
             conf.head_dim = conf.hidden_size // conf.num_attention_heads
             assert isinstance(conf, MistralConfig) and conf.vocab_size == spec["vocab"]
+        elif ident == "HuggingFaceTB/SmolLM2-360M":         # its real shape, 4 of its 32 layers
+            conf = smollm2_config()
+            conf.num_hidden_layers = 4
+            assert conf.vocab_size == spec["vocab"]
         else:                                                # SmolLM2-135M's shape, random weights
             conf = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
                                num_key_value_heads=3, vocab_size=spec["vocab"], tie_word_embeddings=True)
@@ -263,30 +273,56 @@ def test_pretraining_notebook_full_profile(full_offline):
         assert_finite(recs, "07")
 
 
+def test_sft_notebook_full_profile(full_offline):
+    """SmolLM2-360M's shape (4 of its 32 layers) with a ChatML template on UltraChat / UltraFeedback stand-ins:
+    every section of notebook 06, one optimizer step per SFT variant and DPO loss."""
+    from helpers import sft_study as S
+
+    run = full_run(S, S.NOTEBOOK, {"train_rows": 8, "pair_rows": 4, "val_rows": 4, "test_rows": 4, "test_pairs": 4,
+                                   "gen_rows": 2, "gen_tokens": 4, "show_words": 2, "worst_k": 2, "accum_examples": 4,
+                                   "accum_micro": 1, "speed_batch": 1, "speed_length": 32, "sft.steps": 1,
+                                   "sft.batch_size": 2, "sft.eval_every": 1, "sft.eval_rows": 2, "sft.warmup_steps": 0,
+                                   "dpo.steps": 1, "dpo.batch_size": 2, "dpo.eval_every": 1, "dpo.eval_rows": 2})
+    assert run.cfg.model == "HuggingFaceTB/SmolLM2-360M" and run.cfg.chat_template == "chatml"
+    data = S.prepare(run)
+    a = S.data_section(run, data)
+    b = S.masking(run, data)
+    c = S.lessons(run, data)
+    d = S.dpo(run, data, b)
+    e = S.compare(run, data, a, b, d)
+    S.comparison_table(c), S.compare_table(e), S.answers_table(e), S.lessons_tables(c["lessons"])
+    S.curves_figure(c, d)
+    assert S.conclusion(a, c, c["lessons"], d, e)
+    for recs in (a, b, c, d, e):
+        assert_finite(recs, "06")
+
+
 def test_hub_ids_table_matches_what_the_code_loads(full_offline):
     """helpers.hub.HUB_IDS against the calls the full profile's loaders make (function, id, config or split), and
     every hub id named in a study's full profile is in the table."""
     import dataclasses
 
-    from helpers import compression_study, data_study, pretrain_study, surgery_study
+    from helpers import compression_study, data_study, pretrain_study, sft_study, surgery_study
     from helpers.data import load_corpus, load_pretrained, load_tokenizer
 
     load_corpus("wikitext2"), load_corpus("ruwiki")
     load_tokenizer("EleutherAI/pythia-410m")
     load_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct"), load_pretrained("Open-Orca/Mistral-7B-OpenOrca")
+    load_pretrained("HuggingFaceTB/SmolLM2-360M")
     compression_study._splits(compression_study.PROFILES["full"])
+    sft_study.load_rows(sft_study.PROFILES["full"])
     seen = {(fn, ident, arg) for fn, ident, arg in full_offline.calls}
     expected = set()
     for ident, spec in hub.HUB_IDS.items():
-        if spec["kind"] == "dataset":
-            expected.add(("load_dataset", ident, spec["config"] if spec["config"] else spec["splits"][0]))
+        if spec["kind"] == "dataset":     # with a config: load_dataset(repo, config); without: one call per split
+            expected |= {("load_dataset", ident, a) for a in ((spec["config"],) if spec["config"] else spec["splits"])}
         else:
             fn = "AutoTokenizer" if spec["kind"] == "tokenizer" else "AutoModelForCausalLM"
             expected.add((f"{fn}.from_pretrained", ident, None))
     assert seen == expected
     # every "owner/name" string in the full profiles is a table entry
     named = set()
-    for study in (data_study, surgery_study, compression_study, pretrain_study):
+    for study in (data_study, surgery_study, compression_study, pretrain_study, sft_study):
         text = repr(dataclasses.asdict(study.PROFILES["full"]))
         named |= set(re.findall(r"'([A-Za-z0-9-]+/[A-Za-z0-9._-]+)'", text))
     assert named and named <= set(hub.HUB_IDS), named - set(hub.HUB_IDS)

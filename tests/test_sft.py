@@ -1,0 +1,258 @@
+"""Notebook 06's pieces: sense-pinned prompts, hard negatives, the length filter, prompt masking (ours and TRL's),
+the measurements, and the errors on bad input."""
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+
+from helpers import sft
+from helpers import sft_study as S
+
+
+def _doc(i, word, definition, pos="noun", synonyms=(), examples=(), hypernyms=()):
+    return {"doc": f"wn/{pos}/{i:08d}", "word": word, "synonyms": list(synonyms), "pos": pos,
+            "definition": definition, "examples": list(examples), "hypernyms": list(hypernyms)}
+
+
+DOCS = [
+    _doc(1, "bank", "sloping land beside a body of water", examples=["they pulled the canoe up on the bank"],
+         hypernyms=["wn/noun/00000100"]),
+    _doc(2, "bank", "a financial institution that accepts deposits", examples=["he cashed a check at the bank"]),
+    _doc(3, "depository", "a facility where things can be deposited for storage", synonyms=["bank"]),
+    _doc(4, "cell", "the basic structural unit of all organisms", hypernyms=["wn/noun/00000200"]),
+    _doc(5, "tissue", "part of an organism of similar cells", hypernyms=["wn/noun/00000200"]),
+    _doc(6, "run", "a score in baseball"),
+    _doc(7, "run", "a race run on foot"),
+    _doc(8, "zymurgy", "the branch of chemistry that deals with fermentation"),
+]
+
+
+def test_pinned_question_pins_the_sense_or_skips_the_word():
+    senses = sft.sense_index(DOCS)
+    assert len(senses["bank"]) == 3                       # two headword senses and one synonym
+    q, how = sft.pinned_question(DOCS[0], len(senses["bank"]))
+    assert how == "usage example" and q == 'What does "bank" mean in "they pulled the canoe up on the bank"?'
+    q, how = sft.pinned_question(DOCS[7], len(senses["zymurgy"]))
+    assert how == "single sense" and q == 'What does the noun "zymurgy" mean?'
+    assert sft.pinned_question(DOCS[5], len(senses["run"])) is None      # two senses, no example: ambiguous
+    # the word must appear as a word in the example, not inside another word
+    d = _doc(9, "ban", "an official prohibition", examples=["the bank was closed"])
+    assert sft.pinned_question(d, 2) is None
+
+
+def test_hard_negatives_are_another_sense_else_a_sibling_never_the_gloss_itself():
+    senses = sft.sense_index(DOCS)
+    children = {}
+    for j, d in enumerate(DOCS):
+        for h in d["hypernyms"]:
+            children.setdefault(h, []).append(j)
+    for seed in range(5):
+        j, kind = sft.hard_negative(0, DOCS, senses, children, random.Random(seed))
+        assert kind == "other sense" and j in (1, 2) and DOCS[j]["definition"] != DOCS[0]["definition"]
+    verb = DOCS + [_doc(10, "bank", "tip laterally", pos="verb")]
+    assert all(sft.hard_negative(0, verb, sft.sense_index(verb), children, random.Random(s))[0] != 8
+               for s in range(10))                         # another noun sense first, not the verb
+    j, kind = sft.hard_negative(3, DOCS, senses, children, random.Random(0))
+    assert (j, kind) == (4, "sibling")                     # 'cell' has one sense: a sibling under its hypernym
+    assert sft.hard_negative(7, DOCS, senses, children, random.Random(0)) is None
+
+
+def test_wordnet_chats_on_the_real_corpus():
+    """Every pair's rejected gloss is another sense of the word or a sibling, never the chosen one; no headword is
+    in two splits; the shorter answer is the chosen one about half the time (no length shortcut)."""
+    from helpers.data import load_corpus, load_tokenizer
+
+    corpus = load_corpus("wordnet")
+    rows, counts = sft.wordnet_chats(corpus)
+    words = {s: {r["word"].lower() for r in rows[s]} for s in rows}
+    assert not (words["train"] & words["test"]) and not (words["train"] & words["validation"])
+    docs = [d for s in ("train", "validation", "test") for d in corpus[s].to_list()]
+    by_gloss = {}
+    for d in docs:
+        by_gloss.setdefault(d["definition"], []).append(d)
+    pairs = [r for r in rows["test"] if r["rejected"]]
+    assert len(pairs) > 1000 and counts["test"]["negative: other sense"] > 100
+    for r in pairs[:400]:
+        c, rej = r["chosen"][0]["content"], r["rejected"][0]["content"]
+        assert c != rej
+        me = [d for d in by_gloss[c] if d["word"] == r["word"]]
+        others = by_gloss[rej]
+        if r["kind"] == "other sense":
+            assert any(r["word"].lower() in {o["word"].lower(), *map(str.lower, o["synonyms"])} for o in others)
+        else:
+            assert any(set(o["hypernyms"]) & set(m["hypernyms"]) for o in others for m in me)
+    acc = sft.length_only_accuracy(load_tokenizer("smollm2"), pairs[:300])
+    assert 0.35 < acc < 0.65
+
+
+def test_fit_length_drops_or_truncates_and_refuses_an_empty_result():
+    rows, lengths = ["a", "b", "c", "d"], [10, 70, 64, 65]
+    kept, info = sft.fit_length(rows, lengths, 64, "drop")
+    assert kept == ["a", "c"] and info["dropped"] == 2 and info["truncated"] == 0
+    kept, info = sft.fit_length(rows, lengths, 64, "truncate")
+    assert kept == rows and info["truncated"] == 2 and info["dropped"] == 0
+    with pytest.raises(sft.DataError, match="max_length=8"):
+        sft.fit_length(rows, lengths, 8, "drop")
+    with pytest.raises(ValueError, match="allowed: drop, truncate"):
+        sft.fit_length(rows, lengths, 64, "cut")
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from helpers.data import load_tokenizer
+
+    return load_tokenizer("smollm2")
+
+
+@pytest.fixture(scope="module")
+def small_lm(tok):
+    from transformers import LlamaConfig
+
+    from helpers.models import from_config
+
+    def make(seed=0):
+        import torch
+
+        torch.manual_seed(seed)
+        return from_config(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                       num_attention_heads=2, num_key_value_heads=1, vocab_size=len(tok),
+                                       tie_word_embeddings=True))
+    return make
+
+
+CHAT = {"prompt": [{"role": "user", "content": 'What does "bank" mean in "the canoe is on the bank"?'}],
+        "completion": [{"role": "assistant", "content": "sloping land beside a body of water"}]}
+
+
+def test_prompt_tokens_carry_minus_100_and_trl_masks_the_same_tokens(tok, small_lm):
+    """Our encoding and TRL's prompt-completion tokenization agree: same ids, and the loss falls on the same
+    (answer) tokens."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    enc = sft.encode_rows(tok, [CHAT])[0]
+    p = enc["prompt_len"]
+    assert enc["labels"][:p] == [-100] * p and enc["labels"][p:] == enc["input_ids"][p:]
+    answer = tok.decode(enc["input_ids"][p:])
+    assert answer.startswith("sloping land beside a body of water")
+    args = SFTConfig(output_dir="/tmp/lab-test-sft", max_steps=1, report_to="none", use_cpu=True, bf16=False,
+                     gradient_checkpointing=False, max_length=128)
+    trainer = SFTTrainer(model=small_lm(), args=args, train_dataset=Dataset.from_list([CHAT]), processing_class=tok)
+    row = trainer.train_dataset[0]
+    assert row["input_ids"] == enc["input_ids"]
+    batch = trainer.data_collator([row])
+    labels = batch["labels"][0].tolist()
+    assert labels == enc["labels"]
+    args_whole = dataclasses.replace(args, completion_only_loss=False)
+    whole = SFTTrainer(model=small_lm(), args=args_whole, train_dataset=Dataset.from_list([CHAT]), processing_class=tok)
+    assert -100 not in whole.data_collator([whole.train_dataset[0]])["labels"][0].tolist()
+
+
+def test_answer_loss_is_the_token_weighted_nll_of_the_answers(tok, small_lm):
+    import torch
+
+    model = small_lm()
+    rows = [CHAT, {**CHAT, "completion": [{"role": "assistant", "content": "a financial institution"}]}]
+    enc = sft.encode_rows(tok, rows)
+    got = sft.answer_loss(model, enc)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for e in enc:
+            ids = torch.tensor([e["input_ids"]])
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1], -1)
+            for t in range(e["prompt_len"], len(e["input_ids"])):
+                total -= float(logp[t - 1, e["input_ids"][t]])
+                count += 1
+    assert got["loss"] == pytest.approx(total / count, rel=1e-4)
+    assert got["lo"] <= got["loss"] <= got["hi"]
+
+
+def test_preference_accuracy_and_implicit_reward():
+    logps = {"chosen": np.array([-1.0, -5.0, -2.0, -3.0]), "rejected": np.array([-2.0, -1.0, -3.0, -3.5])}
+    ref = {"chosen": np.array([-1.0, -6.0, -1.0, -3.0]), "rejected": np.array([-1.0, -1.0, -3.0, -3.0])}
+    p = sft.preference(logps, ref, beta=0.5)
+    assert p["likelihood_acc"] == 0.75 and p["n"] == 4
+    # margins: 0.5*[(0)-(-1), (1)-(0), (-1)-(0), (0)-(-0.5)] = [0.5, 0.5, -0.5, 0.25]
+    assert p["reward_acc"] == 0.75 and p["reward_margin"] == pytest.approx(0.1875)
+
+
+def test_length_only_accuracy_counts_the_shorter_chosen(tok):
+    a = [{"role": "assistant", "content": "short"}]
+    b = [{"role": "assistant", "content": "a much longer answer than the other one"}]
+    pairs = [{"chosen": a, "rejected": b}, {"chosen": b, "rejected": a}, {"chosen": a, "rejected": a}]
+    assert sft.length_only_accuracy(tok, pairs) == pytest.approx(0.5)   # 1 + 0 + 0.5 over 3
+    assert sft.length_only_accuracy(tok, pairs[:1]) == 1.0
+
+
+def test_token_f1():
+    assert sft.token_f1("sloping land beside water", "sloping land beside a body of water") == pytest.approx(
+        2 * 1.0 * (4 / 7) / (1 + 4 / 7))
+    assert sft.token_f1("a bank", "") == 0.0 and sft.token_f1("", "") == 1.0
+    assert sft.token_f1("Land, sloping!", "sloping land") == 1.0
+
+
+def test_bad_input_errors_name_the_value(tok, small_lm):
+    from datasets import Dataset
+
+    class NoTemplate:
+        chat_template = None
+        name_or_path = "some/base-model"
+
+    with pytest.raises(sft.DataError, match="some/base-model.*chat_template='chatml'"):
+        sft.ensure_chat_template(NoTemplate())
+    t = sft.ensure_chat_template(NoTemplate(), "chatml")
+    assert t.chat_template == sft.CHATML
+    with pytest.raises(sft.DataError, match=r"lacks column\(s\) \['rejected'\]"):
+        sft.pairs_from_preferences(Dataset.from_dict({"prompt": ["q"], "chosen": ["a"]}))
+    with pytest.raises(sft.DataError, match=r"lacks column\(s\) \['messages'\]"):
+        sft.chats_from_messages(Dataset.from_dict({"text": ["q"]}))
+    with pytest.raises(ValueError, match="qkv_proj.*match nothing.*q_proj"):
+        sft.check_targets(small_lm(), ("q_proj", "qkv_proj"))
+    with pytest.raises(ValueError, match="unknown data 'alpaca'; allowed: wordnet, ultra"):
+        S.SFTDPOConfig(data="alpaca")
+    with pytest.raises(ValueError, match="unknown SFT scheduler 'step'"):
+        sft.SFTSettings(scheduler="step")
+
+
+def test_dpo_without_an_sft_checkpoint_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="SFT baseline's adapter"):
+        S.dpo_job(S.PROFILES["tiny"], "sigmoid", {}, str(tmp_path / "missing"), str(tmp_path / "out"), {}, 0,
+                  "cpu")
+
+
+def test_accumulation_arms_see_the_same_examples_and_other_variants_change_one_thing():
+    cfg = S.PROFILES["local"]
+    arms = {v: S.variant_settings(cfg, v)[0] for v in S.SFT_VARIANTS}
+    seen = {v: s.steps * s.batch_size * s.grad_accum for v, s in arms.items()}
+    assert seen["accum-1"] == seen["accum-4"] == cfg.accum_examples
+    assert arms["accum-1"].batch_size == arms["accum-4"].batch_size == cfg.accum_micro
+    base = dataclasses.asdict(arms["baseline"])
+    for v, field in (("whole-sequence", "completion_only"), ("truncate", "long")):
+        diff = {k for k, x in dataclasses.asdict(arms[v]).items() if base[k] != x}
+        assert diff == {field}
+    # run ids differ by variant settings; the data key does not depend on the training settings
+    assert S.sft_key(cfg, "baseline") != S.sft_key(cfg, "truncate")
+    assert S.data_key(dataclasses.replace(cfg, sft=arms["plateau"])) == S.data_key(cfg)
+
+
+def test_eval_frequency_reproduces_the_measured_share():
+    m = {"steps": 100, "eval_s": 20.0, "wall_s": 120.0}      # 4 evaluations of 5 s, 1 s per training step
+    rows = {r["eval every"]: r for r in S.eval_frequency(m, 25)}
+    assert rows[25]["source"] == "measured" and rows[25]["eval share"] == pytest.approx(20 / 120)
+    assert rows[1]["eval share"] == pytest.approx(500 / 600)
+    assert rows[100]["eval share"] == pytest.approx(5 / 105)
+
+
+def test_lora_parameter_count_matches_peft(small_lm):
+    from peft import get_peft_model
+
+    from helpers.fullplan import lora_params
+
+    model = small_lm()
+    lora = sft.LoraSettings(r=4, alpha=8)
+    peft_model = get_peft_model(model, lora.config())
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    assert lora_params(model.config, lora) == trainable
