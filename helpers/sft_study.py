@@ -405,7 +405,7 @@ def eval_frequency(m: dict, measured_every: int) -> list[dict]:
     evals = max(1, round(m["steps"] / measured_every))
     per_eval, per_step = m["eval_s"] / evals, (m["wall_s"] - m["eval_s"]) / m["steps"]
     rows = []
-    for every in sorted({1, 5, measured_every, 100, m["steps"]}):
+    for every in sorted(e for e in {1, 5, measured_every, 100, m["steps"]} if e <= m["steps"]):
         e = per_eval * max(1, m["steps"] // every)
         rows.append({"eval every": every, "eval share": e / (e + per_step * m["steps"]),
                      "source": "measured" if every == measured_every else "projected"})
@@ -575,7 +575,9 @@ def conclusion(a: dict, sft_recs: dict, c: dict, dpo_recs: dict, e: dict) -> str
     ma = a["metrics"]
     lines.append(f"a. {ma['sft_rows']:,} SFT chats ({ma['over_max_length']:,} over {a['config']['max_length']} "
                  f"tokens), {ma['pairs_train']:,} training pairs; on {ma['pref.n']} held-out pairs 'the shorter answer "
-                 f"is chosen' scores {ma['length_only_acc']:.3f}, so preference accuracy here is not a length detector.")
+                 f"is chosen' scores {ma['length_only_acc']:.3f}, so the better rule of length alone scores "
+                 f"{max(ma['length_only_acc'], 1 - ma['length_only_acc']):.3f}: the bar a preference accuracy must clear "
+                 "before it says more than length.")
     base = sft_recs["baseline"]
     for v, label in (("whole-sequence", "loss on the whole sequence (the author's)"),
                      ("truncate", "truncating long examples instead of dropping them"),
