@@ -50,7 +50,7 @@ def _bench_record(tokens_per_s=10_000.0, flops=1e14):
     row = {"tokens_per_s": tokens_per_s, "flops_per_s": flops, "step_s": 0.1}
     cases = ["pythia-410m train sdpa", "pythia-410m train sdpa, notebook batch 2",
              "pythia-2.8b train sdpa, notebook batch 2", "07 pretraining LM train, batch 8",
-             "04 Mistral-7B forward, batch 1"]
+             "04 Mistral-7B forward, batch 1", "06 SmolLM2-360M LoRA SFT step, batch 8"]
     rows = [{"case": c, **row} for c in cases]
     rows.append({"case": "04 Mistral-7B layer: statistics and bases", "stats_s_per_layer_block": 0.5,
                  "block_tokens": 1024, "whiten_bases_s_per_layer": 2.0, "svd_bases_s_per_layer": 1.0})
