@@ -248,7 +248,11 @@ def pair_logps(model, tok_pairs: dict, batch_size: int = 16) -> dict:
     """{"chosen": summed log p of each chosen answer, "rejected": ...} for encoded pairs {"chosen": [...], ...}."""
     import numpy as np
 
-    return {k: -np.asarray(answer_loss(model, tok_pairs[k], batch_size)["seq_loss_sum"]) for k in ("chosen", "rejected")}
+    from .evaluate import lm_loss
+
+    device = next(model.parameters()).device      # no bootstrap interval here: only the per-row sums are used
+    return {k: -np.asarray(lm_loss(model, tok_pairs[k], batch_size, device, per_sequence=True)["seq_loss_sum"])
+            for k in ("chosen", "rejected")}
 
 
 def preference(logps: dict, ref: dict | None = None, beta: float = 0.1) -> dict:
