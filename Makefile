@@ -10,7 +10,7 @@ NB ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup venv assets run test unit bench looped-regime clean-runs
+.PHONY: setup venv assets run test unit bench looped-regime surgery-regime clean-runs
 
 setup: $(STAMP) assets
 
@@ -48,3 +48,7 @@ looped-regime: setup
 
 clean-runs:
 	rm -rf runs
+
+# seed 000's regime search (9 points, original vs no attention, two side by side); not part of `make bench`
+surgery-regime: setup
+	$(BIN)/python benchmarks/surgery_regime.py

@@ -92,10 +92,29 @@ def load_corpus(name: str):
                      "or a path to a UTF-8 text file")
 
 
+TOKENIZERS = ("bytes", "<corpus>-bpe-<vocab> (e.g. en-bpe-2048)", "smollm2", "an owner/name hub id (full profile)")
+
+
+def check_tokenizer_name(name: str) -> None:
+    """Refuse a tokenizer name that none of the loaders below serves, listing the ones that exist."""
+    corpus, sep, rest = str(name).partition("-bpe-")
+    ok = (name in ("bytes", "smollm2") or "/" in str(name)
+          or (sep and corpus in LOCAL_CORPORA + tuple(HUB_CORPORA) and rest.isdigit()))
+    if not ok:
+        raise ValueError(f"unknown tokenizer '{name}'; allowed: {'; '.join(TOKENIZERS)} with corpus one of "
+                         f"{', '.join(LOCAL_CORPORA + tuple(HUB_CORPORA))}")
+
+
 def load_tokenizer(name: str):
-    """'en-bpe-8192' / 'ru-bpe-4096' (local BPE), 'smollm2' (from the converted checkpoint) or a hub id."""
+    """'bytes' (UTF-8 bytes, vocabulary 256 + pad/eos/unk: transformers' ByT5 tokenizer, nothing to download),
+    'en-bpe-8192' / 'ru-bpe-4096' (local BPE), 'smollm2' (from the converted checkpoint) or a hub id."""
     from transformers import AutoTokenizer
 
+    check_tokenizer_name(name)
+    if name == "bytes":
+        from transformers import ByT5Tokenizer
+
+        return ByT5Tokenizer(extra_ids=0)
     if name == "smollm2":
         return AutoTokenizer.from_pretrained(_local_model_dir())
     corpus, sep, rest = name.partition("-bpe-")

@@ -68,6 +68,45 @@ def parse_layers(sel: str, n_layers: int) -> list[int]:
     return sorted(out)
 
 
+def _ranges(idx: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    out, start = [], None
+    for i, j in enumerate(idx):
+        if start is None:
+            start = j
+        if i + 1 == len(idx) or idx[i + 1] != j + 1:
+            out.append(f"{start}" if start == j else f"{start}-{j}")
+            start = None
+    return ",".join(out)
+
+
+def map_layers(sel: str, full_layers: int, layers: int) -> str:
+    """A layer selection written for a `full_layers`-deep model, mapped by depth fraction onto a `layers`-deep
+    stand-in (the identity when the depths agree).
+
+      after:k   the first k layers keep the original -> the first max(1, round(k * layers / full_layers)) do (a
+                kept prefix never vanishes; it keeps at least one layer free of the op, at most layers - 1)
+      a-b, i,j  stand-in layer j is selected when the full-depth layer at its centre, floor((j + 0.5) * full /
+                layers), is; a selection that catches no centre takes the stand-in layer holding its middle
+    e.g. 24 -> 6 layers: after:1, after:2, after:3 -> after:1; after:6 -> after:2; 12-18 -> 3-4; 20-23 -> 5."""
+    if layers == full_layers or str(sel).strip() == "all":
+        return sel
+    if not 1 <= layers <= full_layers:
+        raise ValueError(f"a stand-in of {layers} layers cannot map selections of a {full_layers}-layer model; "
+                         f"allowed: 1-{full_layers} layers")
+    m = re.fullmatch(r"after:(\d+)", str(sel).strip())
+    if m:
+        k = int(m.group(1))
+        parse_layers(sel, full_layers)        # validates k against the full depth
+        return f"after:{0 if k == 0 else min(layers - 1, max(1, round(k * layers / full_layers)))}"
+    chosen = set(parse_layers(sel, full_layers))
+    idx = [j for j in range(layers) if int((j + 0.5) * full_layers / layers) in chosen]
+    if not idx:
+        middle = sum(chosen) / len(chosen)
+        idx = [min(layers - 1, int((middle + 0.5) * layers / full_layers))]
+    return _ranges(idx)
+
+
 @dataclass(frozen=True)
 class Op:
     target: str
@@ -110,6 +149,19 @@ def validate_ops(ops: tuple[Op, ...], n_layers: int) -> dict[int, list[Op]]:
                 claimed[(i, slot)] = op
             per_layer.setdefault(i, []).append(op)
     return per_layer
+
+
+def map_ops(ops: tuple["Op", ...], full_layers: int, layers: int) -> tuple["Op", ...]:
+    """The ops with their layer selections mapped from a full_layers-deep model onto a layers-deep stand-in."""
+    return tuple(Op(o.target, o.action, o.rank, map_layers(o.layers, full_layers, layers)) for o in ops)
+
+
+def resolved(ops: tuple["Op", ...], n_layers: int, rank_factor: float = 1.0) -> tuple:
+    """What the ops do to an n_layers model, layer by layer, ranks scaled as apply_surgery scales them: two
+    experiments with the same resolved ops build the same model (same shapes, same initialisation)."""
+    ops = tuple(Op(o.target, o.action, scale_rank(o.rank, rank_factor), o.layers) for o in ops)
+    plan = validate_ops(ops, n_layers)
+    return tuple(sorted((i, o.target, o.action, o.rank or 0) for i, layer_ops in plan.items() for o in layer_ops))
 
 
 def scale_rank(rank: int | None, factor: float) -> int | None:

@@ -154,8 +154,10 @@ def print_param_table(as_json: bool = False) -> int:
 @dataclass
 class SurgeryConfig:
     """How the experiments are trained in one profile. Model sizes are {"410m": ..., "2.8b": ...}: None means the
-    real Pythia config; a dict gives a narrower model with the same depth, so layer indices of the partial
-    experiments (first k layers, layers 12-18, 20-23) keep their meaning."""
+    real Pythia config; a dict {"hidden", "layers", "heads"} gives a stand-in. A shallower stand-in gets the
+    partial-layer selections (first k layers, layers 12-18, 20-23) mapped by depth fraction
+    (helpers.surgery.map_layers), and ranks scaled by the width ratio (scale_ranks); experiments that become the same
+    model after both are trained once and reported as "same model as N"."""
 
     corpus: str = "en"
     tokenizer: str = "en-bpe-2048"
@@ -180,13 +182,89 @@ class SurgeryConfig:
         if set(self.sizes) != {"410m", "2.8b"}:
             raise ValueError(f"sizes needs keys '410m' and '2.8b', got {sorted(self.sizes)}")
         for name, size in self.sizes.items():
-            if size is not None and size.get("layers") != PYTHIA[name]["num_hidden_layers"]:
-                raise ValueError(f"the {name} stand-in must keep Pythia's {PYTHIA[name]['num_hidden_layers']} "
-                                 f"layers (layer indices of the specs refer to them), got {size.get('layers')}")
+            if size is None:
+                continue
+            if set(size) != {"hidden", "layers", "heads"}:
+                raise ValueError(f"the {name} stand-in size needs exactly hidden, layers, heads; got {sorted(size)}")
+            depth = PYTHIA[name]["num_hidden_layers"]
+            if not 1 <= size["layers"] <= depth:
+                raise ValueError(f"the {name} stand-in has {size['layers']} layers; allowed: 1-{depth} (Pythia-{name}"
+                                 f"'s depth; layer selections are mapped onto fewer layers by depth fraction)")
+            if size["hidden"] < 1 or size["heads"] < 1 or size["hidden"] % size["heads"]:
+                raise ValueError(f"the {name} stand-in's hidden {size['hidden']} must be a positive multiple of its "
+                                 f"heads {size['heads']}")
+        from .data import check_tokenizer_name
+
+        check_tokenizer_name(self.tokenizer)
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+
+def stand_in_ops(cfg: SurgeryConfig, exp: Experiment) -> tuple[Op, ...]:
+    """The experiment's ops with layer selections mapped onto the stand-in's depth (unchanged at full depth)."""
+    from .surgery import map_ops
+
+    size = cfg.sizes[exp.model]
+    depth = PYTHIA[exp.model]["num_hidden_layers"]
+    return exp.ops if size is None else map_ops(exp.ops, depth, size["layers"])
+
+
+def rank_factor(cfg: SurgeryConfig, which: str) -> float:
+    """Ranks of a narrower stand-in are multiplied by its width / Pythia's width (at least 1 after rounding), so
+    each factor compresses its matrix about as much as at full scale."""
+    size = cfg.sizes[which]
+    return size["hidden"] / PYTHIA[which]["hidden_size"] if size is not None and cfg.scale_ranks else 1.0
+
+
+def layers_of(cfg: SurgeryConfig, which: str) -> int:
+    size = cfg.sizes[which]
+    return PYTHIA[which]["num_hidden_layers"] if size is None else size["layers"]
+
+
+def stand_in(cfg: SurgeryConfig, exp: Experiment) -> str:
+    """What the experiment does to the stand-in, ranks scaled: e.g. 'qkv lowrank r=1 [after:2]; dense remove'."""
+    from .surgery import Op, scale_rank
+
+    f = rank_factor(cfg, exp.model)
+    ops = [Op(o.target, o.action, scale_rank(o.rank, f), o.layers) for o in stand_in_ops(cfg, exp)]
+    return "; ".join(o.describe() for o in ops) or "original"
+
+
+def same_model(cfg: SurgeryConfig) -> dict[int, int]:
+    """{experiment: the lowest-numbered experiment it builds the same model as} at this profile's sizes, for every
+    experiment that coincides with an earlier one (same model size, same ops on every layer after depth mapping and
+    rank scaling); e.g. at width 32 ranks 8 and 32 both scale to 1, so experiment 4 is the same model as 2."""
+    from .surgery import resolved
+
+    first, out = {}, {}
+    for exp in EXPERIMENTS.values():
+        key = (exp.model, resolved(stand_in_ops(cfg, exp), layers_of(cfg, exp.model), rank_factor(cfg, exp.model)))
+        if key in first:
+            out[exp.id] = first[key]
+        else:
+            first[key] = exp.id
+    return out
+
+
+def check_specs(cfg: SurgeryConfig, ids) -> None:
+    """Build every experiment's stand-in on the meta device with its surgery: a size that breaks a spec (a rank
+    above the width, a selection past the depth) raises here, naming the experiment and the setting, before any
+    training starts."""
+    from .models import from_config
+    from .surgery import apply_surgery
+
+    for exp in get(ids):
+        if cfg.sizes[exp.model] is None:       # the real config: its ranks and layers are the notes' own
+            continue
+        conf, factor = model_config(cfg, exp.model, 256)
+        try:
+            apply_surgery(from_config(conf, device="meta"), stand_in_ops(cfg, exp), rank_factor=factor)
+        except ValueError as e:
+            setting = cfg.sizes[exp.model] or "the real config"
+            raise ValueError(f"experiment {exp.id} ({exp.name}: {exp.describe()}) cannot be built with the "
+                             f"{exp.model} size {setting} (scale_ranks={cfg.scale_ranks}): {e}") from None
 
 
 def model_config(cfg: SurgeryConfig, which: str, vocab_size: int):
@@ -200,7 +278,7 @@ def model_config(cfg: SurgeryConfig, which: str, vocab_size: int):
     conf = pythia_config(which, hidden_size=size["hidden"], num_hidden_layers=size["layers"],
                          num_attention_heads=size["heads"], intermediate_size=4 * size["hidden"],
                          vocab_size=vocab_size, max_position_embeddings=max(cfg.block, 64))
-    return conf, (size["hidden"] / full.hidden_size if cfg.scale_ranks else 1.0)
+    return conf, rank_factor(cfg, which)
 
 
 _DATA = {}
@@ -220,12 +298,29 @@ def _data(cfg: SurgeryConfig):
     return _DATA[key]
 
 
+_REFS = {}
+
+
+def references(cfg: SurgeryConfig) -> dict:
+    """The trivial references of this tokenization on the validation blocks the runs are scored on, from tables of
+    the train blocks the runs train on: unigram (no context) and interpolated bigram (previous token only), nats per
+    token. A trained original that does not beat the bigram line has not learned to use context."""
+    from .pretrain import bigram_cross_entropy, unigram_cross_entropy
+
+    key = (cfg.corpus, cfg.tokenizer, cfg.block, cfg.train_docs, cfg.eval_blocks)
+    if key not in _REFS:
+        vocab, train, val = _data(cfg)
+        _REFS[key] = {"unigram_ce": unigram_cross_entropy(train, val, vocab),
+                      "bigram_ce": bigram_cross_entropy(train, val, vocab)}
+    return _REFS[key]
+
+
 def run_config(cfg: SurgeryConfig, exp: Experiment, profile: str) -> dict:
     """What determines a run (and so its record id): the experiment's ops, model size, data, training (the
     profile is added by the results store)."""
     from dataclasses import asdict
 
-    return {"experiment": exp.id, "surgery": exp.describe(), "model": exp.model,
+    return {"experiment": exp.id, "surgery": exp.describe(), "stand_in": stand_in(cfg, exp), "model": exp.model,
             "size": cfg.sizes[exp.model], "scale_ranks": cfg.scale_ranks, "corpus": cfg.corpus,
             "tokenizer": cfg.tokenizer, "block": cfg.block, "epochs": cfg.epochs, "train_docs": cfg.train_docs,
             "eval_blocks": cfg.eval_blocks, "train": asdict(cfg.train)}
@@ -249,7 +344,7 @@ def train_experiment(exp_id: int, seed: int, cfg: SurgeryConfig, device: str = "
     conf, factor = model_config(cfg, exp.model, vocab)
     torch.manual_seed(seed)
     model = from_config(conf, device=device)
-    apply_surgery(model, exp.ops, rank_factor=factor)
+    apply_surgery(model, stand_in_ops(cfg, exp), rank_factor=factor)
     tcfg = cfg.train
     if exp.model in (cfg.micro_batch or {}):
         bs, accum = cfg.micro_batch[exp.model]
@@ -264,6 +359,7 @@ def train_experiment(exp_id: int, seed: int, cfg: SurgeryConfig, device: str = "
         if tcfg.checkpoint_every_s else None
     res = train_causal_lm(model, train, val, tcfg, device=device, seed=seed, checkpoint_dir=folder)
     res.pop("model")
+    res["metrics"].update(references(cfg))
     res["params"] = {**param_counts(model), "full_scale": full_count(exp)[exp.counted], "notes": exp.notes_params,
                      "rank_factor": factor}
     return res
@@ -277,9 +373,17 @@ def run_experiments(run, ids, force: bool = False) -> dict:
     from .sweep import Point, run_points
 
     cfg = run.cfg
+    check_specs(cfg, ids)
+    # an experiment that is the same model as an earlier one at this scale is not trained again: its canonical
+    # experiment is (in that one's home notebook), and tables show the duplicate as "same model as N"
+    same = same_model(cfg)
+    todo = sorted({same.get(e.id, e.id) for e in get(ids)})
+    for e in get(ids):
+        if e.id in same:
+            print(f"exp {e.id}: same model as exp {same[e.id]} at this scale ({stand_in(cfg, e)}); not trained again")
     # an experiment shared by several notebooks (the originals 1 and 8) is recorded once, in its home notebook
     points = [Point(f"exp{e.id:02d}", e.name, (e.id, cfg), run_config(cfg, e, run.profile), notebook=e.notebook)
-              for e in get(ids)]
+              for e in get(todo)]
     return run_points(run, points, _train_job, cfg.seeds, cfg.workers, force, "runs")
 
 
@@ -300,9 +404,15 @@ def rows(records) -> "pd.DataFrame":
     return pd.DataFrame(out).sort_values(["id", "seed"]).reset_index(drop=True)
 
 
-def summarize(df, reference=None) -> "pd.DataFrame":
+def summarize(df, reference=None, same: dict | None = None) -> "pd.DataFrame":
     """Mean +- std over seeds per experiment, with parameters, ratio and delta to the original of the same model
-    (experiment 1 or 19). `reference`: a summary holding originals this df lacks (from notebook 01's records)."""
+    (experiment 1 or 19; Welch + Holm over the table), and the share of attention's benefit each 410m variant keeps.
+    `reference`: a summary holding experiments this df lacks (the original and no-attention runs of notebook 01).
+    `same`: {experiment: N} of experiments that are the same model as N at this scale (rows marked, not measured).
+
+    retained = (loss(no attention) - loss(variant)) / (loss(no attention) - loss(original)): 1 keeps all of what
+    attention buys over none, 0 nothing; its s.e. by the delta method from the three arms' standard errors (the
+    no-attention arm enters numerator and denominator)."""
     import math
 
     import pandas as pd
@@ -311,6 +421,9 @@ def summarize(df, reference=None) -> "pd.DataFrame":
     out = g.agg(params=("params.total", "first"), full_scale=("params.full_scale", "first"),
                 loss_mean=("eval_loss", "mean"), loss_std=("eval_loss", "std"), seeds=("seed", "count"),
                 tokens_per_s=("tokens_per_s", "mean")).reset_index()
+    for col in ("bigram_ce", "unigram_ce"):
+        if col in df.columns:
+            out[col] = out["id"].map(df.groupby("id")[col].first())
     out["loss_std"] = out["loss_std"].fillna(0.0)
     out["ppl"] = out["loss_mean"].map(lambda x: math.exp(min(x, 50)))
     base = {"410m": 1, "2.8b": 19}
@@ -331,7 +444,37 @@ def summarize(df, reference=None) -> "pd.DataFrame":
         for col, key in (("delta_loss", "diff"), ("delta_se", "se"), ("df", "df"), ("p", "p"), ("p_holm", "p_holm"),
                          ("n_ref", "n_b"), ("verdict", "verdict"), ("m", "m"), ("t", "t"), ("test", "test")):
             out.loc[i, col] = v[key]
+    if {1, 6} <= set(ref.index):
+        for i, row in out.iterrows():
+            if EXPERIMENTS[row["id"]].model == "410m":       # the original and no attention: 1 and 0 by definition
+                out.loc[i, "retained"], out.loc[i, "retained_se"] = ((1.0, 0.0) if row["id"] == 1 else (0.0, 0.0)
+                                                                     if row["id"] == 6 else
+                                                                     retained(ref.loc[6], row, ref.loc[1]))
+    out["same_as"] = pd.NA
+    if same:
+        rows = [{"id": i, "name": EXPERIMENTS[i].name, "same_as": n, "seeds": 0} for i, n in sorted(same.items())]
+        out = pd.concat([out, pd.DataFrame(rows)], ignore_index=True).sort_values("id").reset_index(drop=True)
     return out
+
+
+def _se(row) -> float:
+    n = int(row["seeds"])
+    return float(row["loss_std"]) / math.sqrt(n) if n > 1 else float("nan")
+
+
+def retained(none, variant, original) -> tuple[float, float]:
+    """(share of attention's benefit kept, its delta-method s.e.) from summary rows of no attention, the variant
+    and the original: r = (L_none - L_v) / (L_none - L_orig). The variant and original arms are independent runs;
+    the no-attention arm is shared by numerator and denominator, which the covariance term accounts for. With one
+    seed in any arm the s.e. is NaN."""
+    d = float(none["loss_mean"] - original["loss_mean"])
+    num = float(none["loss_mean"] - variant["loss_mean"])
+    s_n, s_v, s_o = _se(none), _se(variant), _se(original)
+    if d == 0 or any(math.isnan(x) for x in (s_n, s_v, s_o)):
+        return num / d if d else float("nan"), float("nan")
+    # r = N / D with N = Ln - Lv, D = Ln - Lo: Var N = sn^2 + sv^2, Var D = sn^2 + so^2, Cov(N, D) = sn^2
+    var = (s_n ** 2 + s_v ** 2) / d ** 2 + num ** 2 * (s_n ** 2 + s_o ** 2) / d ** 4 - 2 * num * s_n ** 2 / d ** 3
+    return num / d, math.sqrt(max(var, 0.0))
 
 
 def mean_curves(df) -> dict:
@@ -347,18 +490,41 @@ def mean_curves(df) -> dict:
 
 def conclusion(summary) -> str:
     """Plain sentences from the measured numbers: each variant against the original of its model by Welch's t-test
-    over seeds, Holm-corrected over the table's comparisons; one seed in an arm is "n = 1: no test"."""
-    if "delta_loss" not in summary.columns:
-        return "no original to compare with in this profile (run notebook 01 first for experiment 1)"
+    over seeds, Holm-corrected over the table's comparisons (one seed in an arm is "n = 1: no test"), the share of
+    attention's benefit it keeps, and the experiments that are the same model as another at this scale."""
     lines = []
-    for _, r in summary.dropna(subset=["delta_loss"]).sort_values("delta_loss").iterrows():
-        exp = EXPERIMENTS[int(r["id"])]
-        row = {"diff": r["delta_loss"], "n_a": int(r["seeds"]), "n_b": int(r["n_ref"]), "test": r["test"],
-               "verdict": r["verdict"], "t": _num(r["t"]), "df": _num(r["df"]), "p": _num(r["p"]),
-               "p_holm": _num(r["p_holm"]), "m": int(r["m"])}
-        lines.append(f"exp {int(r['id']):>2} ({exp.describe()}): {r['params_ratio']:.2f}x the parameters, loss "
-                     f"{r['loss_mean']:.3f} +- {r['loss_std']:.3f}, delta {describe(row)}")
-    return "\n".join(lines) or "no original to compare with in this profile (run notebook 01 first for experiment 1)"
+    if "bigram_ce" in summary.columns and summary["bigram_ce"].notna().any():
+        ref = summary.dropna(subset=["bigram_ce"]).iloc[0]
+        lines.append(f"references on the validation split: bigram table {ref['bigram_ce']:.3f}, unigram "
+                     f"{ref['unigram_ce']:.3f} nats/token")
+        orig = summary[summary["id"] == 1]
+        if len(orig) and orig["loss_mean"].notna().all():
+            o = orig.iloc[0]
+            lines.append(f"the original (exp 1) ends {o['bigram_ce'] - o['loss_mean']:+.3f} nats below the bigram "
+                         f"line (loss {o['loss_mean']:.3f} +- {o['loss_std']:.3f}, n = {int(o['seeds'])})")
+    measured = summary.dropna(subset=["delta_loss"]) if "delta_loss" in summary.columns else None
+    if measured is None or not len(measured):
+        lines.append("no original to compare with in this profile (run notebook 01 first for experiment 1)")
+    else:
+        lines += [_line(r) for _, r in measured.sort_values("delta_loss").iterrows()]
+    if "same_as" in summary.columns:
+        for _, r in summary[summary["same_as"].notna()].iterrows():
+            lines.append(f"exp {int(r['id']):>2}: same model as exp {int(r['same_as'])} at this scale (after depth "
+                         "mapping and rank scaling); not trained again")
+    return "\n".join(lines)
+
+
+def _line(r) -> str:
+    exp = EXPERIMENTS[int(r["id"])]
+    row = {"diff": r["delta_loss"], "n_a": int(r["seeds"]), "n_b": int(r["n_ref"]), "test": r["test"],
+           "verdict": r["verdict"], "t": _num(r["t"]), "df": _num(r["df"]), "p": _num(r["p"]),
+           "p_holm": _num(r["p_holm"]), "m": int(r["m"])}
+    kept = ""
+    if _num(r.get("retained")) is not None:
+        se = _num(r.get("retained_se"))
+        kept = f"; keeps {r['retained']:.2f}" + (f" +- {se:.2f}" if se is not None else "") + " of attention's benefit"
+    return (f"exp {int(r['id']):>2} ({exp.describe()}): {r['params_ratio']:.2f}x the parameters, loss "
+            f"{r['loss_mean']:.3f} +- {r['loss_std']:.3f}, delta {describe(row)}{kept}")
 
 
 def _num(x):
@@ -366,17 +532,19 @@ def _num(x):
 
 
 _TINY_SIZES = {"410m": {"hidden": 16, "layers": 24, "heads": 2}, "2.8b": {"hidden": 16, "layers": 32, "heads": 2}}
-# local: Pythia's depths at width 32 (head size 16, rotary dims 4); measured on 2 cores: the 410m stand-in trains at
-# ~12k tokens/s on one thread and ends ~0.7 nats below the unigram line in 200 steps. The 2.8b stand-in is larger by
-# depth (32 layers, 1.3x the parameters): at width 40 notebooks 01-03 took 16 min, over the 15-minute target
-_LOCAL_SIZES = {"410m": {"hidden": 32, "layers": 24, "heads": 2}, "2.8b": {"hidden": 32, "layers": 32, "heads": 2}}
+# local: chosen by the regime search (benchmarks/surgery_regime.py; records results/01_attention_lowrank/regime-*,
+# table in Analysis): UTF-8 bytes and a shallow, wide stand-in, where a trained original uses attention within a
+# minute of one core. Pythia's deep-narrow shape at width 32 with a 2048-token BPE ends above the bigram line of its
+# own tokens (attention looks free there because nothing was learned). Layer selections are mapped by depth fraction
+# (24 -> 6 and 32 -> 8 layers); the 2.8b stand-in is larger by depth only (same width), to fit the time target.
+_LOCAL_SIZES = {"410m": {"hidden": 96, "layers": 6, "heads": 4}, "2.8b": {"hidden": 96, "layers": 8, "heads": 4}}
 PROFILES = {
     "tiny": SurgeryConfig(sizes=_TINY_SIZES, block=16, seeds=(0,), train_docs=10, eval_blocks=4, workers=1,
                           train=TrainConfig(max_steps=3, batch_size=4, lr=3e-3, log_every=1, eval_every=3,
                                             progress=False)),
-    "local": SurgeryConfig(sizes=_LOCAL_SIZES, block=64, seeds=(0, 1, 2), eval_blocks=128, workers=2,
-                           train=TrainConfig(max_steps=200, batch_size=16, lr=4e-3, scheduler="linear",
-                                             warmup_steps=10, log_every=25, eval_every=50, progress=False)),
+    "local": SurgeryConfig(tokenizer="bytes", sizes=_LOCAL_SIZES, block=64, seeds=(0, 1), eval_blocks=256, workers=2,
+                           train=TrainConfig(max_steps=300, batch_size=16, lr=5e-3, scheduler="linear",
+                                             warmup_steps=10, log_every=50, eval_every=50, progress=False)),
     "full": SurgeryConfig(corpus="wikitext2", tokenizer="EleutherAI/pythia-410m", block=1024, seeds=(0,),
                           epochs=10, eval_blocks=None, workers=1,
                           # 16 sequences per step, as micro-batch 8 x 2: 3.5x the tokens/s of 2 x 8 for 410m on an
@@ -389,39 +557,106 @@ PROFILES = {
 
 
 def load_reference(run):
-    """Summary of the original (experiment 1) as notebook 01 recorded it with the same profile, model size, data and
-    training config, so notebooks 02/03 report deltas without training it again; None if 01 has not run."""
+    """Summary of the original (experiment 1) and of no attention (experiment 6) as notebook 01 recorded them with
+    the same profile, model size, data and training config, so notebooks 02/03 report deltas and retained benefit
+    without training them again; None if 01 has not run."""
     from .results import find_record
 
-    exp = EXPERIMENTS[1]
-    recs = [find_record(exp.notebook, exp.name, {"profile": run.profile, **run_config(run.cfg, exp, run.profile)}, s)
-            for s in run.cfg.seeds]
+    recs = [find_record(e.notebook, e.name, {"profile": run.profile, **run_config(run.cfg, e, run.profile)}, s)
+            for e in get((1, 6)) for s in run.cfg.seeds]
     recs = [r for r in recs if r is not None]
     return summarize(rows(recs)) if recs else None
 
 
-def table_from_records(records: list[dict]):
-    """The all-26 table from run records: each experiment from its home notebook."""
-    recs = [r for r in records if str(r["experiment"]).startswith("exp")
+def same_in(cfg: SurgeryConfig, ids) -> dict[int, int]:
+    """same_model() restricted to the experiments `ids` (a notebook's own list)."""
+    same = same_model(cfg)
+    return {i: same[i] for i in ids if i in same}
+
+
+def config_of(records: list[dict]) -> SurgeryConfig:
+    """The sizes and rank scaling the records were trained with (enough to find which experiments coincide)."""
+    sizes, scale = {"410m": None, "2.8b": None}, True
+    for r in records:
+        sizes[r["config"]["model"]] = r["config"]["size"]
+        scale = r["config"]["scale_ranks"]
+    return SurgeryConfig(sizes=sizes, scale_ranks=scale, tokenizer=records[0]["config"]["tokenizer"])
+
+
+def run_records(records: list[dict]) -> list[dict]:
+    """The experiment runs (not the regime search), each from its home notebook."""
+    return [r for r in records if str(r["experiment"]).startswith("exp")
             and r["notebook"] == NOTEBOOK_OF.get(int(r["experiment"][3:]))]
+
+
+def table_from_records(records: list[dict]):
+    """The all-26 table from run records: each experiment from its home notebook, duplicates marked."""
+    recs = run_records(records)
     if not recs:
         return None
-    out = summarize(rows(recs))
+    out = summarize(rows(recs), same=same_model(config_of(recs)))
     out["notes_params"] = out["id"].map(lambda i: EXPERIMENTS[i].notes_params)
+    out["stand_in"] = out["id"].map(lambda i: stand_in(config_of(recs), EXPERIMENTS[i]))
     return out
 
 
+CLAIM_TESTS = {
+    # claim -> (what the data must show for the claim to hold, in words)
+    "matched the original": "no measurable difference from the original",
+    "loss much higher": "worse than the original",
+    "loss higher, only ~10M fewer params": "worse than the original",
+}
+
+
 def claims(summary) -> str:
-    """The notes' verbal results beside what we measured (difference to the original, 2 standard errors)."""
-    verdicts = {}
-    for line in conclusion(summary).splitlines():
-        verdicts[int(line.split()[1])] = line
+    """Every verbal result of the notes beside its verdict from the data (Welch + Holm over the table): a claim of a
+    match holds when no difference is measurable (not an equivalence test: the interval is printed), a claim of a
+    higher loss holds when the variant is measurably worse. Runs the author marked wrong are reported as run."""
+    by_id = {int(r["id"]): r for _, r in summary.iterrows()}
     out = []
     for exp in EXPERIMENTS.values():
-        if exp.claim and "WRONG" not in exp.claim:
-            ours = verdicts.get(exp.id, f"exp {exp.id}: not measured in this profile")
-            out.append(f"notes: exp {exp.id} '{exp.claim}'\n   ours: {ours}")
+        if not exp.claim:
+            continue
+        r = by_id.get(exp.id)
+        if r is None:
+            out.append(f"exp {exp.id}: notes '{exp.claim}' -> not measured in this profile")
+            continue
+        if not _isna(r.get("same_as")):
+            out.append(f"exp {exp.id}: notes '{exp.claim}' -> same model as exp {int(r['same_as'])} here; see it")
+            continue
+        if _isna(r.get("verdict")):
+            out.append(f"exp {exp.id}: notes '{exp.claim}' -> no original to compare with")
+            continue
+        if "WRONG" in exp.claim:
+            out.append(f"exp {exp.id}: notes '{exp.claim}' -> measured as specified: {_line(r)}")
+            continue
+        need = CLAIM_TESTS[exp.claim]
+        if r["verdict"] == "n = 1: no test":
+            verdict = "untested (n = 1)"
+        elif need.startswith("no measurable"):
+            verdict = "consistent" if r["verdict"] == "no measurable difference" else "contradicted"
+        else:
+            verdict = "confirmed" if r["verdict"] == "worse" else "not confirmed"
+        lo = hi = float("nan")
+        if not _isna(r["delta_se"]) and not _isna(r["df"]):       # Welch's 95% interval (t quantile at its df)
+            from scipy import stats as st
+
+            q = float(st.t.ppf(0.975, r["df"]))
+            lo, hi = r["delta_loss"] - q * r["delta_se"], r["delta_loss"] + q * r["delta_se"]
+        out.append(f"exp {exp.id}: notes '{exp.claim}' -> {verdict.upper()} (needs: {need}); measured delta "
+                   f"{r['delta_loss']:+.3f} [{lo:+.3f}, {hi:+.3f}], {r['verdict']} (Holm p = {_fmt(r['p_holm'])}, "
+                   f"n = {int(r['seeds'])} vs {int(r['n_ref'])})")
     return "\n".join(out)
+
+
+def _isna(x) -> bool:
+    import pandas as pd
+
+    return x is None or bool(pd.isna(x))
+
+
+def _fmt(x) -> str:
+    return "-" if _isna(x) else f"{x:.3g}"
 
 
 # ------------------------------------------------------------------------------------------------ figures, report
@@ -433,42 +668,117 @@ def spec_table(ids):
                                                            "note"]]
 
 
+def _hlines(frame) -> dict:
+    """{"bigram": ce, "unigram": ce} from a rows or summary frame that carries the references."""
+    out = {}
+    for col, label in (("bigram_ce", "bigram table"), ("unigram_ce", "unigram")):
+        if col in frame.columns and frame[col].notna().any():
+            out[label] = float(frame[col].dropna().iloc[0])
+    return out
+
+
 def curves_figure(df, title: str):
-    """Validation loss over steps, mean over seeds, one line per experiment."""
+    """Validation loss over steps, mean over seeds, one line per experiment; the bigram/unigram references dashed."""
     import matplotlib.pyplot as plt
 
     from . import plots
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    plots.curves(ax, mean_curves(df), title=title)
+    plots.curves(ax, mean_curves(df), title=title, hlines=_hlines(df))
     return fig
 
 
 def params_figure(summary, title: str):
-    """Final validation loss (mean +- std over seeds) against parameters, with the Pareto frontier."""
+    """Final validation loss (mean +- std over seeds) against parameters, with the Pareto frontier and the bigram
+    reference."""
     import matplotlib.pyplot as plt
 
     from . import plots
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    plots.loss_vs_params(ax, summary, title=title)
+    measured = summary.dropna(subset=["loss_mean"])
+    plots.loss_vs_params(ax, measured, title=title)
+    for label, y in _hlines(measured).items():
+        ax.axhline(y, ls="--", lw=1, color="grey")
+        ax.annotate(label, (ax.get_xlim()[0], y), textcoords="offset points", xytext=(4, 3), fontsize=8,
+                    color="grey")
     return fig
 
 
-TABLE_COLUMNS = ["id", "name", "params", "params_ratio", "loss_mean", "loss_std", "seeds", "delta_loss", "delta_se",
-                 "tokens_per_s", "full_scale", "notes_params"]
+TABLE_COLUMNS = ["id", "name", "stand_in", "same_as", "params", "params_ratio", "loss_mean", "loss_std", "seeds",
+                 "delta_loss", "delta_se", "p_holm", "verdict", "retained", "retained_se", "tokens_per_s",
+                 "full_scale", "notes_params"]
 
 
 def report(records: list[dict]):
-    """Analysis.ipynb's section for notebooks 01-03: the all-26 table, loss vs parameters, the notes' claims."""
+    """Analysis.ipynb's section for notebooks 01-03: the regime search, the all-26 table with the bigram reference
+    and the retained-benefit column, loss vs parameters, the notes' claims with their verdicts."""
     from .analysis import Report
 
     rep = Report(TITLE, records)
+    regime = [r for r in rep.records if r["experiment"] == "regime"]
+    if regime:
+        rep.table("regime search (benchmarks/surgery_regime.py): where does attention matter on a CPU?",
+                  regime_table(regime))
     table = table_from_records(rep.records)
     if table is not None:
-        rep.table("all experiments: parameters, validation loss over seeds, delta to the original of the same model",
-                  table[TABLE_COLUMNS])
+        rep.table("all experiments: parameters, validation loss over seeds, delta to the original of the same model "
+                  "(Welch + Holm), share of attention's benefit kept", table[[c for c in TABLE_COLUMNS
+                                                                           if c in table.columns]])
         rep.figure("validation loss vs parameters", params_figure(table, "seed 000: validation loss vs parameters "
                                                                          "(Pareto frontier dashed)"))
         rep.text = conclusion(table) + "\n\nThe notes' claims:\n" + claims(table)
     return rep
+
+
+# ------------------------------------------------------------------------------------------------ regime search
+REGIME_SEED = 10     # the search selects on a seed the notebooks never report (they use 0, 1, 2)
+
+
+def regime_point(cfg: SurgeryConfig, seed: int = REGIME_SEED, device: str = "cpu") -> dict:
+    """One point of the regime search: the original (1) and no attention (6) trained under `cfg`; their final
+    validation losses, the gap, the bigram/unigram references and the wall time per run; a record's parts."""
+    import time
+
+    out, curves = {}, {}
+    for exp_id, label in ((1, "original"), (6, "no_attention")):
+        t0 = time.time()
+        res = train_experiment(exp_id, seed, cfg)
+        out[f"{label}.eval_loss"] = res["metrics"]["eval_loss"]
+        out[f"{label}.wall_s"] = time.time() - t0
+        out[f"{label}.params"] = res["params"]["total"]
+        curves[f"{label}.eval_loss"] = res["curves"].get("eval_loss", {})
+    out["gap"] = out["no_attention.eval_loss"] - out["original.eval_loss"]
+    out.update(references(cfg))
+    out["original_below_bigram"] = out["bigram_ce"] - out["original.eval_loss"]
+    return {"metrics": out, "curves": curves, "params": {"total": out["original.params"]}}
+
+
+def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = False) -> dict:
+    """{name: record} for each point {name: dotted overrides of run.cfg} (recorded points are loaded)."""
+    from .sweep import sweep
+
+    for over in points.values():     # a point that cannot build experiment 1 or 6 fails here, before training
+        from .profiles import apply_overrides
+
+        check_specs(apply_overrides(run.cfg, over, "regime point"), (1, 6))
+    out = sweep(run, "regime", {f"regime {n}": o for n, o in points.items()}, regime_point, (seed,),
+                run.cfg.workers, force, "regimes")
+    return {n: out[f"regime {n}", seed] for n in points}
+
+
+def regime_table(records: list[dict]):
+    """One row per regime point: tokenization, stand-in, training, the two losses, the gap and the references."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        c, m = r["config"], r["metrics"]
+        size = c["sizes"]["410m"] or {}
+        rows.append({"point": r["variant"].removeprefix("regime "), "tokenizer": c["tokenizer"],
+                     "layers x width": f"{size.get('layers')} x {size.get('hidden')}", "block": c["block"],
+                     "steps x batch": f"{c['train']['max_steps']} x {c['train']['batch_size']}", "lr": c["train"]["lr"],
+                     "original": m["original.eval_loss"], "no attention": m["no_attention.eval_loss"],
+                     "gap": m["gap"], "bigram": m["bigram_ce"], "unigram": m["unigram_ce"],
+                     "wall per run s": (m["original.wall_s"] + m["no_attention.wall_s"]) / 2, "seed": r["seed"]})
+    return pd.DataFrame(rows).sort_values("gap", ascending=False).reset_index(drop=True)

@@ -1,0 +1,65 @@
+"""Regime search for seed 000 on 2 CPU cores (issue 10): which tokenization, stand-in shape and training let the
+original model use attention, measurably, within about a minute of one core per run?
+
+Every point trains the original (experiment 1) and no attention (experiment 6) from scratch with one seed
+(helpers.surgery_study.REGIME_SEED, never one the notebooks report), two points side by side, and records the two
+validation losses, their gap, and the bigram/unigram references of the point's tokenization (tables of the train
+split scored on the validation split). Records go to results/01_attention_lowrank/regime-*; Analysis.ipynb shows
+them. The chosen point becomes the local profile of notebooks 01-03 (helpers.surgery_study.PROFILES["local"]).
+
+    python benchmarks/surgery_regime.py                    # the grid below (make surgery-regime)
+    python benchmarks/surgery_regime.py --only "bytes 6x96" "bytes 4x96"
+"""
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from helpers import surgery_study as S
+from helpers.profiles import resolve
+
+
+def size(layers: int, hidden: int, heads: int = 4) -> dict:
+    """The 410m stand-in at this shape; the 2.8b stand-in (not trained here) 4/3 as deep, as in the profile."""
+    return {"410m": {"hidden": hidden, "layers": layers, "heads": heads},
+            "2.8b": {"hidden": hidden, "layers": min(32, round(layers * 4 / 3)), "heads": heads}}
+
+
+def grid() -> dict:
+    """The old local point (Pythia's depth at width 32, BPE-2048), the same shape on bytes, and shallow-wide byte
+    stand-ins around 6 layers x 96 (depth, width, steps, block, learning rate one at a time)."""
+    bytes6 = {"tokenizer": "bytes", "sizes": size(6, 96), "block": 64, "train.max_steps": 300, "train.lr": 5e-3}
+    return {
+        "bpe-2048 24x32 (old local)": {"tokenizer": "en-bpe-2048", "sizes": size(24, 32, 2), "train.max_steps": 200,
+                                       "train.lr": 4e-3, "eval_blocks": 128},
+        "bytes 24x32": {**bytes6, "sizes": size(24, 32, 2)},
+        "bytes 6x96": bytes6,
+        "bytes 6x96 200 steps": {**bytes6, "train.max_steps": 200},
+        "bytes 6x96 lr 3e-3": {**bytes6, "train.lr": 3e-3},
+        "bytes 6x96 block 128": {**bytes6, "block": 128, "train.max_steps": 150},
+        "bytes 4x96": {**bytes6, "sizes": size(4, 96)},
+        "bytes 6x64": {**bytes6, "sizes": size(6, 64)},
+        "bytes 4x128": {**bytes6, "sizes": size(4, 128)},
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", help="names of grid points to run (default: all)")
+    ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
+    args = ap.parse_args()
+    run = resolve(S.NB_ATTENTION, S.PROFILES, "local", quiet=True, overrides={"workers": 2})
+    points = grid()
+    if args.only:
+        unknown = sorted(set(args.only) - set(points))
+        if unknown:
+            raise SystemExit(f"unknown grid point(s) {unknown}; allowed: {sorted(points)}")
+        points = {n: points[n] for n in args.only}
+    records = S.regime_search(run, points, force=args.force)     # points already recorded are loaded
+    with pd.option_context("display.width", 220, "display.max_columns", 20, "display.precision", 3):
+        print(S.regime_table(list(records.values())))
+
+
+if __name__ == "__main__":
+    main()
