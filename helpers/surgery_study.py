@@ -531,7 +531,8 @@ def _num(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-_TINY_SIZES = {"410m": {"hidden": 16, "layers": 24, "heads": 2}, "2.8b": {"hidden": 16, "layers": 32, "heads": 2}}
+# tiny: the local profile's code path (bytes, depth mapping, same-model marking) at a size that trains in seconds
+_TINY_SIZES = {"410m": {"hidden": 16, "layers": 6, "heads": 2}, "2.8b": {"hidden": 16, "layers": 8, "heads": 2}}
 # local: chosen by the regime search (benchmarks/surgery_regime.py; records results/01_attention_lowrank/regime-*,
 # table in Analysis): UTF-8 bytes and a shallow, wide stand-in, where a trained original uses attention within a
 # minute of one core. Pythia's deep-narrow shape at width 32 with a 2048-token BPE ends above the bigram line of its
@@ -539,7 +540,7 @@ _TINY_SIZES = {"410m": {"hidden": 16, "layers": 24, "heads": 2}, "2.8b": {"hidde
 # (24 -> 6 and 32 -> 8 layers); the 2.8b stand-in is larger by depth only (same width), to fit the time target.
 _LOCAL_SIZES = {"410m": {"hidden": 96, "layers": 6, "heads": 4}, "2.8b": {"hidden": 96, "layers": 8, "heads": 4}}
 PROFILES = {
-    "tiny": SurgeryConfig(sizes=_TINY_SIZES, block=16, seeds=(0,), train_docs=10, eval_blocks=4, workers=1,
+    "tiny": SurgeryConfig(tokenizer="bytes", sizes=_TINY_SIZES, block=16, seeds=(0,), train_docs=10, eval_blocks=4, workers=1,
                           train=TrainConfig(max_steps=3, batch_size=4, lr=3e-3, log_every=1, eval_every=3,
                                             progress=False)),
     "local": SurgeryConfig(tokenizer="bytes", sizes=_LOCAL_SIZES, block=64, seeds=(0, 1), eval_blocks=256, workers=2,
@@ -611,15 +612,13 @@ CLAIM_TESTS = {
 def claims(summary) -> str:
     """Every verbal result of the notes beside its verdict from the data (Welch + Holm over the table): a claim of a
     match holds when no difference is measurable (not an equivalence test: the interval is printed), a claim of a
-    higher loss holds when the variant is measurably worse. Runs the author marked wrong are reported as run."""
+    higher loss holds when the variant is measurably worse. Runs the author marked wrong are reported as run.
+    Only the experiments in `summary` are listed."""
     by_id = {int(r["id"]): r for _, r in summary.iterrows()}
     out = []
     for exp in EXPERIMENTS.values():
-        if not exp.claim:
-            continue
         r = by_id.get(exp.id)
-        if r is None:
-            out.append(f"exp {exp.id}: notes '{exp.claim}' -> not measured in this profile")
+        if not exp.claim or r is None:      # claims of experiments outside this table are another table's
             continue
         if not _isna(r.get("same_as")):
             out.append(f"exp {exp.id}: notes '{exp.claim}' -> same model as exp {int(r['same_as'])} here; see it")
@@ -632,7 +631,7 @@ def claims(summary) -> str:
             continue
         need = CLAIM_TESTS[exp.claim]
         if r["verdict"] == "n = 1: no test":
-            verdict = "untested (n = 1)"
+            verdict = "untested"
         elif need.startswith("no measurable"):
             verdict = "consistent" if r["verdict"] == "no measurable difference" else "contradicted"
         else:
@@ -660,12 +659,20 @@ def _fmt(x) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ figures, report
-def spec_table(ids):
-    """The experiments and their parameter counts at full scale (meta device) against the notes."""
+def spec_table(ids, cfg: SurgeryConfig | None = None):
+    """The experiments and their parameter counts at full scale (meta device) against the notes; with a profile's
+    config also what each does to that profile's stand-in (layers mapped by depth fraction, ranks scaled) and which
+    experiments are the same model as another there."""
     import pandas as pd
 
-    return pd.DataFrame(param_table(ids)).set_index("id")[["name", "model", "surgery", "ours", "notes", "status",
-                                                           "note"]]
+    out = pd.DataFrame(param_table(ids)).set_index("id")[["name", "model", "surgery", "ours", "notes", "status",
+                                                          "note"]]
+    if cfg is not None:
+        same = same_model(cfg)
+        out["stand_in"] = [stand_in(cfg, EXPERIMENTS[i]) for i in out.index]
+        out["stand_in_layers"] = [layers_of(cfg, EXPERIMENTS[i].model) for i in out.index]
+        out["same_model_as"] = [same.get(i, "") for i in out.index]
+    return out
 
 
 def _hlines(frame) -> dict:

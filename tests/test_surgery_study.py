@@ -26,19 +26,95 @@ def test_a_tiny_surgery_model_learns(tiny_blocks):
     assert curve[40] < curve[5] - 0.5, curve
 
 
-def test_stand_in_sizes_must_keep_pythia_depth():
-    with pytest.raises(ValueError, match="must keep Pythia's 24 layers"):
-        P.SurgeryConfig(sizes={"410m": {"hidden": 32, "layers": 6, "heads": 2}, "2.8b": None})
+def test_stand_in_sizes_are_validated_with_the_allowed_values():
+    with pytest.raises(ValueError, match=r"has 30 layers; allowed: 1-24"):
+        P.SurgeryConfig(sizes={"410m": {"hidden": 32, "layers": 30, "heads": 2}, "2.8b": None})
     with pytest.raises(ValueError, match="needs keys"):
         P.SurgeryConfig(sizes={"410m": None})
+    with pytest.raises(ValueError, match="multiple of its heads 5"):
+        P.SurgeryConfig(sizes={"410m": {"hidden": 32, "layers": 6, "heads": 5}, "2.8b": None})
+    with pytest.raises(ValueError, match=r"unknown tokenizer 'bites'; allowed: bytes;.*en-bpe-2048"):
+        P.SurgeryConfig(tokenizer="bites")
+    P.SurgeryConfig(sizes={"410m": {"hidden": 32, "layers": 6, "heads": 2}, "2.8b": None})   # shallower is fine
 
 
 def test_local_ranks_keep_the_compression_ratio():
-    conf, f = P.model_config(P.PROFILES["local"], "410m", 2048)
-    assert conf.num_hidden_layers == 24 and f == 32 / 1024
+    """Width 96 of 1024: every factor keeps the full model's rank / width ratio, rounded, never below 1."""
+    conf, f = P.model_config(P.PROFILES["local"], "410m", 259)
+    assert conf.num_hidden_layers == 6 and conf.hidden_size == 96 and f == 96 / 1024
     from helpers.surgery import scale_rank
 
-    assert [scale_rank(r, f) for r in (8, 32, 256, 768, 16, 512)] == [1, 1, 8, 24, 1, 16]
+    assert [scale_rank(r, f) for r in (8, 32, 256, 768, 16, 512)] == [1, 3, 24, 72, 2, 48]
+    assert P.rank_factor(P.PROFILES["local"], "2.8b") == 96 / 2560 and P.rank_factor(P.PROFILES["full"], "2.8b") == 1
+
+
+def test_depth_mapping_of_the_partial_experiments():
+    cfg = P.PROFILES["local"]                       # 24 -> 6 layers (410m), 32 -> 8 (2.8b)
+    assert P.stand_in(cfg, P.EXPERIMENTS[13]) == "qkv lowrank r=1 [after:2]; dense remove"
+    assert P.stand_in(cfg, P.EXPERIMENTS[23]).endswith("mlp lora r=2 [3-4]")     # 12-18 of 24 -> 3-4 of 6
+    assert P.stand_in(cfg, P.EXPERIMENTS[22]).endswith("mlp lora r=2 [5]")       # 20-23 of 24 -> 5
+    assert P.stand_in(cfg, P.EXPERIMENTS[24]).endswith("mlp lora r=1 [3-4]")     # 12-18 of 32 -> 3-4 of 8
+    assert P.stand_in(P.PROFILES["full"], P.EXPERIMENTS[23]) == P.EXPERIMENTS[23].describe()   # full: unchanged
+
+
+def test_experiments_that_coincide_are_marked_same_model():
+    # local: the first 1, 2 and 3 layers of 24 all map to the first layer of 6 -> 14 and 15 are 12's model
+    assert P.same_model(P.PROFILES["local"]) == {14: 12, 15: 12}
+    # Pythia's depth at width 32 (the old local profile): ranks 8 and 32 both scale to 1 -> 4 is 2's model
+    old = P.SurgeryConfig(sizes={"410m": {"hidden": 32, "layers": 24, "heads": 2},
+                                 "2.8b": {"hidden": 32, "layers": 32, "heads": 2}})
+    assert P.same_model(old) == {4: 2}
+    assert P.same_model(P.PROFILES["full"]) == {}
+    s = P.summarize(_runs([(12, 0, 2.0, 10), (12, 1, 2.1, 10)]), same={14: 12})
+    assert s.set_index("id").loc[14, "same_as"] == 12 and pd.isna(s.set_index("id").loc[14, "loss_mean"])
+    assert "exp 14: same model as exp 12" in P.conclusion(s)
+
+
+def test_a_size_that_breaks_a_spec_names_the_experiment_and_the_setting():
+    unscaled = P.SurgeryConfig(tokenizer="bytes", scale_ranks=False,
+                               sizes={"410m": {"hidden": 96, "layers": 6, "heads": 4}, "2.8b": None})
+    with pytest.raises(ValueError, match=r"experiment 5 \(linear-lora-256-5.*scale_ranks=False.*rank 256"):
+        P.check_specs(unscaled, [1, 5])
+    P.check_specs(P.PROFILES["local"], list(P.EXPERIMENTS))     # the profile's own sizes build all 26
+
+
+def test_retained_benefit_and_its_delta_method_error_match_a_simulation():
+    import numpy as np
+
+    rows = {i: {"loss_mean": m, "loss_std": sd, "seeds": 3} for i, m, sd in ((6, 2.5, 0.03), (1, 2.0, 0.02),
+                                                                              (8, 2.2, 0.05))}
+    r, se = P.retained(rows[6], rows[8], rows[1])
+    assert r == pytest.approx(0.6)                                 # (2.5 - 2.2) / (2.5 - 2.0)
+    rng = np.random.default_rng(0)
+    draw = {i: rng.normal(v["loss_mean"], v["loss_std"] / np.sqrt(3), 200_000) for i, v in rows.items()}
+    sim = (draw[6] - draw[8]) / (draw[6] - draw[1])
+    assert se == pytest.approx(sim.std(), rel=0.05)
+    # without the covariance term (no-attention arm shared) the error would be off by far more than 5%
+    no_cov = np.sqrt((0.03 ** 2 + 0.05 ** 2) / 3 / 0.25 + 0.36 * (0.03 ** 2 + 0.02 ** 2) / 3 / 0.25)
+    assert abs(no_cov - sim.std()) > 0.1 * sim.std()
+    s = P.summarize(_runs([(1, 0, 2.0, 100), (1, 1, 2.02, 100), (6, 0, 2.5, 70), (6, 1, 2.52, 70),
+                           (8, 0, 2.2, 75), (8, 1, 2.22, 75)])).set_index("id")
+    assert s.loc[8, "retained"] == pytest.approx(0.6) and s.loc[1, "retained"] == 1 and s.loc[6, "retained"] == 0
+
+
+def test_claims_get_verdicts_from_the_data():
+    df = _runs([(1, s, 2.0 + 0.01 * s, 100) for s in range(3)]
+               + [(23, s, 2.005 + 0.01 * s, 60) for s in range(3)]      # a match
+               + [(25, s, 2.6 + 0.01 * s, 90) for s in range(3)]        # much higher
+               + [(26, s, 2.0 + 0.01 * s, 95) for s in range(3)])       # not higher
+    text = P.claims(P.summarize(df))
+    assert "exp 23: notes 'matched the original' -> CONSISTENT" in text
+    assert "exp 25: notes 'loss much higher' -> CONFIRMED" in text
+    assert "exp 26: notes 'loss higher, only ~10M fewer params' -> NOT CONFIRMED" in text
+    assert "exp 24" not in text                                           # not in this table
+
+
+def test_byte_tokenizer_is_utf8_bytes():
+    from helpers.data import load_tokenizer
+
+    tok = load_tokenizer("bytes")
+    ids = tok("héllo", add_special_tokens=False)["input_ids"]
+    assert [i - 3 for i in ids] == list("héllo".encode()) and len(tok) == 259 and tok.decode(ids) == "héllo"
 
 
 def _runs(rows):
