@@ -10,12 +10,13 @@ Foundation (one job each)
   provenance   git state (and a hash of an uncommitted diff), versions, device, wall time and peak memory
   results      one JSON record per run (metrics, tables, curves, params, provenance), run ids, loading
   train        the training core for every causal-LM family (transformers Trainer)
-  pretrain     the from-scratch pretraining core (a small GPT-NeoX, its unigram reference)
+  pretrain     the from-scratch pretraining core (a small GPT-NeoX, its unigram and bigram references)
   icl_train    the in-context-learning training loop and its evaluation
   evaluate     token-weighted LM loss / perplexity, paired bootstrap of a loss difference
   parallel     small models trained side by side in single-threaded processes
   sweep        the sweep runner: points -> one record each, recorded points loaded, CPU points over workers
   notebooks    executing notebooks with papermill;  analysis, plots: reports and figures for notebooks and Analysis
+  readme       the README's generated results blocks (`python -m helpers readme [--check]`)
 Families: <family>_study holds the typed config and PROFILES, sections that take the resolved run and return its
 records, table / figure / conclusion functions of records, and a torch-free report(records) for Analysis.ipynb
   data_study                                      notebook 00

@@ -8,6 +8,8 @@
                                                                     per notebook on the benchmarked GPU
   pretrain [--profile tiny|local|full]                              the 00 notebook's from-scratch LM as a script
                                                                     (runs under `accelerate launch` on several GPUs)
+  readme [--check]                                                  regenerate (or check) README.md's results
+                                                                    blocks from results/
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--profile", default="auto")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-steps", type=int, default=None)
+    rd = sub.add_parser("readme", help="regenerate README.md's results blocks from the records")
+    rd.add_argument("--check", action="store_true", help="exit 1 if a block differs from what the records give")
     args = p.parse_args(argv)
 
     if args.cmd == "assets":
@@ -69,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         from .data_study import pretrain_command
 
         pretrain_command(args.profile, args.seed, args.max_steps)
+    elif args.cmd == "readme":
+        from .readme import main as readme_main
+
+        return readme_main(check=args.check)
     return 0
 
 

@@ -538,13 +538,17 @@ _TINY_SIZES = {"410m": {"hidden": 16, "layers": 6, "heads": 2}, "2.8b": {"hidden
 # minute of one core. Pythia's deep-narrow shape at width 32 with a 2048-token BPE ends above the bigram line of its
 # own tokens (attention looks free there because nothing was learned). Layer selections are mapped by depth fraction
 # (24 -> 6 and 32 -> 8 layers); the 2.8b stand-in is larger by depth only (same width), to fit the time target.
+# Steps vs seeds: 300 steps (gap 0.43 in the search) with 2 seeds fit 20 minutes, but Welch's test at n = 2 vs 2 has
+# ~1 degree of freedom and called +0.3-nat differences (t = 30) "no measurable difference" after Holm; 200 steps
+# (gap 0.32 in the search) with 3 seeds fit the same time with usable tests.
 _LOCAL_SIZES = {"410m": {"hidden": 96, "layers": 6, "heads": 4}, "2.8b": {"hidden": 96, "layers": 8, "heads": 4}}
 PROFILES = {
     "tiny": SurgeryConfig(tokenizer="bytes", sizes=_TINY_SIZES, block=16, seeds=(0,), train_docs=10, eval_blocks=4, workers=1,
                           train=TrainConfig(max_steps=3, batch_size=4, lr=3e-3, log_every=1, eval_every=3,
                                             progress=False)),
-    "local": SurgeryConfig(tokenizer="bytes", sizes=_LOCAL_SIZES, block=64, seeds=(0, 1), eval_blocks=256, workers=2,
-                           train=TrainConfig(max_steps=300, batch_size=16, lr=5e-3, scheduler="linear",
+    "local": SurgeryConfig(tokenizer="bytes", sizes=_LOCAL_SIZES, block=64, seeds=(0, 1, 2), eval_blocks=256,
+                           workers=2,
+                           train=TrainConfig(max_steps=200, batch_size=16, lr=5e-3, scheduler="linear",
                                              warmup_steps=10, log_every=50, eval_every=50, progress=False)),
     "full": SurgeryConfig(corpus="wikitext2", tokenizer="EleutherAI/pythia-410m", block=1024, seeds=(0,),
                           epochs=10, eval_blocks=None, workers=1,
@@ -642,8 +646,9 @@ def claims(summary) -> str:
 
             q = float(st.t.ppf(0.975, r["df"]))
             lo, hi = r["delta_loss"] - q * r["delta_se"], r["delta_loss"] + q * r["delta_se"]
+        ci = "" if _isna(lo) else f" [{lo:+.3f}, {hi:+.3f}]"
         out.append(f"exp {exp.id}: notes '{exp.claim}' -> {verdict.upper()} (needs: {need}); measured delta "
-                   f"{r['delta_loss']:+.3f} [{lo:+.3f}, {hi:+.3f}], {r['verdict']} (Holm p = {_fmt(r['p_holm'])}, "
+                   f"{r['delta_loss']:+.3f}{ci}, {r['verdict']} (Holm p = {_fmt(r['p_holm'])}, "
                    f"n = {int(r['seeds'])} vs {int(r['n_ref'])})")
     return "\n".join(out)
 
@@ -789,3 +794,60 @@ def regime_table(records: list[dict]):
                      "gap": m["gap"], "bigram": m["bigram_ce"], "unigram": m["unigram_ce"],
                      "wall per run s": (m["original.wall_s"] + m["no_attention.wall_s"]) / 2, "seed": r["seed"]})
     return pd.DataFrame(rows).sort_values("gap", ascending=False).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------ README block
+def readme_block(records: list[dict]) -> str:
+    """The README's seed-000 results (`python -m helpers readme`), from the records of notebooks 01-03: the regime
+    search, attention's gap over its removal with its standard error, every variant's verdict and retained share, the
+    notes' claims with their verdicts."""
+    from .analysis import select
+
+    recs, profile = select(records)
+    table = table_from_records(recs)
+    if table is None:
+        return "Seed 000: no records yet (run notebooks 01-03)."
+    runs = run_records(recs)
+    cfg = config_of(runs)
+    t = runs[0]["config"]["train"]
+    seeds = sorted({r["seed"] for r in runs})
+    size = {m: cfg.sizes[m] for m in ("410m", "2.8b")}
+    shape = ", ".join(f"{m} -> {s['layers']} x {s['hidden']}" if s else f"{m} real" for m, s in size.items())
+    out = [f"**Seed 000** ({profile} profile, {len(table.dropna(subset=['loss_mean']))} distinct models x seeds "
+           f"{seeds}; tokenizer {cfg.tokenizer}, stand-ins {shape} (layers x width), {t['max_steps']} steps x "
+           f"{t['batch_size']} x {runs[0]['config']['block']} tokens, AdamW {t['lr']:g}):", ""]
+    regime = [r for r in recs if r["experiment"] == "regime"]
+    if regime:
+        rt = regime_table(regime)
+        best, worst = rt.iloc[0], rt.iloc[-1]
+        out.append(f"- Regime search ({len(rt)} points, seed {int(best['seed'])}, `make surgery-regime`): the gap "
+                   f"no attention - original runs from {worst['gap']:+.3f} nats ({worst['point']}: "
+                   f"{worst['tokenizer']}, {worst['layers x width']}) to {best['gap']:+.3f} ({best['point']}).")
+    by = table.set_index("id")
+    if {1, 6} <= set(by.index) and not _isna(by.loc[6, "delta_se"]):
+        o, n = by.loc[1], by.loc[6]
+        out.append(f"- Attention is used: original {o['loss_mean']:.3f} +- {o['loss_std']:.3f}, no attention (6) "
+                   f"{n['loss_mean']:.3f} +- {n['loss_std']:.3f}: gap {n['delta_loss']:.3f} nats, s.e. "
+                   f"{n['delta_se']:.3f} ({n['delta_loss'] / n['delta_se']:.0f} s.e.; Welch df {n['df']:.1f}, n = "
+                   f"{int(n['seeds'])} vs {int(n['n_ref'])}). Bigram table of the same bytes {o['bigram_ce']:.3f}, "
+                   f"unigram {o['unigram_ce']:.3f}: the original ends {o['bigram_ce'] - o['loss_mean']:.3f} nats "
+                   "below the bigram line.")
+    measured = table.dropna(subset=["delta_loss"])
+    counts = measured["verdict"].value_counts().to_dict()
+    m = int(measured["m"].iloc[0]) if len(measured) else 0
+    out.append(f"- Each variant vs the original of its model (Welch's t-test over seeds, Holm over the {m} "
+               f"comparisons): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ". retained = share of "
+               "attention's benefit kept, (L6 - L) / (L6 - L1), +- delta-method s.e.")
+    out += ["", "| exp | on the stand-in | loss | delta | Holm p | verdict | retained |", "|---|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        if not _isna(r["same_as"]):
+            out.append(f"| {int(r['id'])} | {r['stand_in']} | same model as {int(r['same_as'])} | | | | |")
+            continue
+        kept = "" if _isna(r.get("retained")) else f"{r['retained']:.2f}" + (
+            "" if _isna(r.get("retained_se")) or r["id"] in (1, 6) else f" +- {r['retained_se']:.2f}")
+        delta = "" if _isna(r.get("delta_loss")) else f"{r['delta_loss']:+.3f}"
+        out.append(f"| {int(r['id'])} | {r['stand_in']} | {r['loss_mean']:.3f} +- {r['loss_std']:.3f} | {delta} | "
+                   f"{_fmt(r.get('p_holm'))} | {'' if _isna(r.get('verdict')) else r['verdict']} | {kept} |")
+    out += ["", "The notes' claims, re-tested here:", ""]
+    out += [f"- {line}" for line in claims(table).splitlines()]
+    return "\n".join(out)
