@@ -171,3 +171,15 @@ def test_params_command_prints_24_matches_and_2_explained():
     import json
 
     assert {row["id"]: row["status"] for row in json.loads(r.stdout)}[18] == "explained"
+
+
+def test_regime_point_records_both_losses_the_gap_and_the_references():
+    cfg = P.PROFILES["tiny"]
+    res = P.regime_point(cfg, seed=0)
+    m = res["metrics"]
+    assert m["gap"] == pytest.approx(m["no_attention.eval_loss"] - m["original.eval_loss"])
+    assert m["bigram_ce"] < m["unigram_ce"] and m["original.params"] > m["no_attention.params"]
+    rec = {"variant": "regime tiny", "seed": 0, "config": {**__import__("dataclasses").asdict(cfg)}, "metrics": m}
+    other = {**rec, "variant": "regime other", "metrics": {**m, "gap": m["gap"] + 1}}
+    table = P.regime_table([rec, other])
+    assert list(table["point"]) == ["other", "tiny"] and table.loc[1, "layers x width"] == "6 x 16"
