@@ -500,8 +500,11 @@ def conclusion(summary) -> str:
         orig = summary[summary["id"] == 1]
         if len(orig) and orig["loss_mean"].notna().all():
             o = orig.iloc[0]
-            lines.append(f"the original (exp 1) ends {o['bigram_ce'] - o['loss_mean']:+.3f} nats below the bigram "
-                         f"line (loss {o['loss_mean']:.3f} +- {o['loss_std']:.3f}, n = {int(o['seeds'])})")
+            gap = o["bigram_ce"] - o["loss_mean"]
+            lines.append(f"the original (exp 1) ends {abs(gap):.3f} nats {'below' if gap > 0 else 'ABOVE'} the "
+                         f"bigram line (loss {o['loss_mean']:.3f} +- {o['loss_std']:.3f}, n = {int(o['seeds'])})"
+                         + ("" if gap > 0 else ": it has not learned to use context, so no comparison of attention "
+                                               "variants means anything here"))
     measured = summary.dropna(subset=["delta_loss"]) if "delta_loss" in summary.columns else None
     if measured is None or not len(measured):
         lines.append("no original to compare with in this profile (run notebook 01 first for experiment 1)")
@@ -647,7 +650,7 @@ def claims(summary) -> str:
 
             q = float(st.t.ppf(0.975, r["df"]))
             lo, hi = r["delta_loss"] - q * r["delta_se"], r["delta_loss"] + q * r["delta_se"]
-        ci = "" if _isna(lo) else f" [{lo:+.3f}, {hi:+.3f}]"
+        ci = "" if _isna(lo) else f" [{lo:+.3f}, {hi:+.3f}] (95% Welch interval, not Holm-adjusted)"
         out.append(f"exp {exp.id}: notes '{exp.claim}' -> {verdict.upper()} (needs: {need}); measured delta "
                    f"{r['delta_loss']:+.3f}{ci}, {r['verdict']} (Holm p = {_fmt(r['p_holm'])}, "
                    f"n = {int(r['seeds'])} vs {int(r['n_ref'])})")
@@ -831,8 +834,8 @@ def readme_block(records: list[dict]) -> str:
                    f"{n['loss_mean']:.3f} +- {n['loss_std']:.3f}: gap {n['delta_loss']:.3f} nats, s.e. "
                    f"{n['delta_se']:.3f} ({n['delta_loss'] / n['delta_se']:.0f} s.e.; Welch df {n['df']:.1f}, n = "
                    f"{int(n['seeds'])} vs {int(n['n_ref'])}). Bigram table of the same bytes {o['bigram_ce']:.3f}, "
-                   f"unigram {o['unigram_ce']:.3f}: the original ends {o['bigram_ce'] - o['loss_mean']:.3f} nats "
-                   "below the bigram line.")
+                   f"unigram {o['unigram_ce']:.3f}: the original ends {abs(o['bigram_ce'] - o['loss_mean']):.3f} "
+                   f"nats {'below' if o['bigram_ce'] > o['loss_mean'] else 'above'} the bigram line.")
     measured = table.dropna(subset=["delta_loss"])
     counts = measured["verdict"].value_counts().to_dict()
     m = int(measured["m"].iloc[0]) if len(measured) else 0
