@@ -10,6 +10,7 @@ weights downloaded) and compares: 24 rows match exactly, 2 differ for reasons gi
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -328,7 +329,6 @@ def run_config(cfg: SurgeryConfig, exp: Experiment, profile: str) -> dict:
 
 def train_experiment(exp_id: int, seed: int, cfg: SurgeryConfig, device: str = "cpu") -> dict:
     """Build the (stand-in) model with the experiment's surgery, train it from scratch, return the run result."""
-    import dataclasses
     import math
 
     import torch
@@ -778,8 +778,10 @@ def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = Fals
         from .profiles import apply_overrides
 
         check_specs(apply_overrides(run.cfg, over, "regime point"), (1, 6))
+    # keyed by what the point trains (one seed), not by the profile's seed list: a point stays recorded (and is
+    # loaded on a rerun) when the notebooks' seeds change
     out = sweep(run, "regime", {f"regime {n}": o for n, o in points.items()}, regime_point, (seed,),
-                run.cfg.workers, force, "regimes")
+                run.cfg.workers, force, "regimes", key=lambda c: dataclasses.asdict(dataclasses.replace(c, seeds=(seed,))))
     return {n: out[f"regime {n}", seed] for n in points}
 
 
