@@ -53,6 +53,17 @@ def test_loss_uses_the_last_window_loops_only_with_gradients():
     out = m(xs, ys)
     assert len(out) == 2 and all(o.requires_grad for o in out)
     assert len(m(xs, ys, loops=9, window=1)) == 1     # inference with any number of loops
+    # the window's predictions are the last 2 of the 5 loops' (same forward values as predicting at every loop)
+    every = m(xs, ys, window=5)
+    assert torch.allclose(out[0], every[3]) and torch.allclose(out[1], every[4])
+    # and the gradient is truncated: loops before the window get none, so the last loop's gradient differs from
+    # the one that flows back through all five loops
+    g_window = torch.autograd.grad(out[-1].sum(), m.read_in.weight)[0]
+    g_all = torch.autograd.grad(every[-1].sum(), m.read_in.weight)[0]
+    assert not torch.allclose(g_window, g_all)
+    last = m(xs, ys, window=1)[0]                     # window 1: only the last loop's own path
+    g_last = torch.autograd.grad(last.sum(), m.read_in.weight)[0]
+    assert not torch.allclose(g_last, g_window) and torch.allclose(last, out[1])
 
 
 def test_save_n_tokens_zeroes_the_masked_states_before_the_block():

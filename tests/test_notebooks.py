@@ -41,7 +41,21 @@ def test_notebook_runs_in_tiny_profile_and_saves_records(tiny_run, nb):
     for path, rec, e in records:
         assert e is None, f"{path}: {e}"
         assert rec["profile"] == "tiny" and rec["status"] == "ok"
+        bad = _non_finite(rec["metrics"])
+        assert not bad, f"{path.name}: non-finite metrics {bad}"
     print(f"{nb.stem}: {wall:.1f} s in the tiny profile, {len(records)} records")
+
+
+def _non_finite(metrics, prefix: str = "") -> list[str]:
+    """Dotted names of the NaN / infinite numbers in a record's metrics (nested dicts and lists included): a tiny run
+    that trains to NaN must fail its test, not pass because a record was written."""
+    import math
+
+    if isinstance(metrics, dict):
+        return [k for key, v in metrics.items() for k in _non_finite(v, f"{prefix}{key}.")]
+    if isinstance(metrics, list):
+        return [k for i, v in enumerate(metrics) for k in _non_finite(v, f"{prefix}{i}.")]
+    return [prefix.rstrip(".")] if isinstance(metrics, float) and not math.isfinite(metrics) else []
 
 
 def test_analysis_runs_on_tiny_results_and_reports_corrupt_files(tiny_run):
@@ -99,3 +113,8 @@ def test_analysis_is_committed_with_outputs():
 def test_unknown_notebook_selection():
     with pytest.raises(NotebookError, match="no notebook matches '99'"):
         list_notebooks("99")
+
+
+def test_non_finite_metrics_are_found_at_any_depth():
+    nan, inf = float("nan"), float("inf")
+    assert _non_finite({"a": 1.0, "b": {"c": nan, "d": 2}, "e": [0.5, inf], "f": None, "g": "x"}) == ["b.c", "e.1"]

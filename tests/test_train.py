@@ -41,12 +41,25 @@ def test_step_and_triangular_schedules():
     assert vals[10] == pytest.approx(1.0) and vals[20] == pytest.approx(0.2) and vals[30] == pytest.approx(1.0)
 
 
-def test_triangular_does_not_cycle_adam_beta1(tiny_model, tiny_blocks):
+def test_triangular_does_not_cycle_adam_beta1(tiny_model, tiny_blocks, monkeypatch):
+    """The lr cycles while AdamW's beta1 stays at its setting at every optimizer step (torch's CyclicLR would cycle
+    it unless cycle_momentum=False)."""
+    import torch
+
+    seen, step = [], torch.optim.AdamW.step
+
+    def spy(self, *a, **kw):
+        seen.append((self.param_groups[0]["lr"], self.param_groups[0]["betas"][0]))
+        return step(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
     train, _ = tiny_blocks
     res = train_causal_lm(tiny_model(), train, None, cfg(scheduler="triangular", cycle_steps=3, max_steps=9,
-                                                         log_every=1), seed=0)
+                                                         log_every=1, adam_beta1=0.85), seed=0)
     lrs = list(res["curves"]["lr"].values())
     assert max(lrs) > 2 * min(lrs)  # the lr really cycles
+    assert len(seen) == 9 and max(lr for lr, _ in seen) > 2 * min(lr for lr, _ in seen)
+    assert {b for _, b in seen} == {0.85}
 
 
 def test_plateau_cuts_the_lr(tiny_model, tiny_blocks):
