@@ -835,7 +835,7 @@ def readme_block(records: list[dict]) -> str:
         out.append(f"- Attention is used: original {o['loss_mean']:.3f} +- {o['loss_std']:.3f}, no attention (6) "
                    f"{n['loss_mean']:.3f} +- {n['loss_std']:.3f}: gap {n['delta_loss']:.3f} nats, s.e. "
                    f"{n['delta_se']:.3f} ({n['delta_loss'] / n['delta_se']:.0f} s.e.; Welch df {n['df']:.1f}, n = "
-                   f"{int(n['seeds'])} vs {int(n['n_ref'])}). Bigram table of the same bytes {o['bigram_ce']:.3f}, "
+                   f"{int(n['seeds'])} vs {int(n['n_ref'])}). Bigram table of the same tokens {o['bigram_ce']:.3f}, "
                    f"unigram {o['unigram_ce']:.3f}: the original ends {abs(o['bigram_ce'] - o['loss_mean']):.3f} "
                    f"nats {'below' if o['bigram_ce'] > o['loss_mean'] else 'above'} the bigram line.")
     measured = table.dropna(subset=["delta_loss"])
