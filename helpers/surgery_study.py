@@ -603,9 +603,10 @@ def table_from_records(records: list[dict]):
     recs = run_records(records)
     if not recs:
         return None
-    out = summarize(rows(recs), same=same_model(config_of(recs)))
+    cfg = config_of(recs)
+    out = summarize(rows(recs), same=same_model(cfg))
     out["notes_params"] = out["id"].map(lambda i: EXPERIMENTS[i].notes_params)
-    out["stand_in"] = out["id"].map(lambda i: stand_in(config_of(recs), EXPERIMENTS[i]))
+    out["stand_in"] = out["id"].map(lambda i: stand_in(cfg, EXPERIMENTS[i]))
     return out
 
 
