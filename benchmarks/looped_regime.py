@@ -3,7 +3,8 @@ token format let a 1-block looped model learn linear regression in context withi
 
 Every point trains one looped model (seed 0) for the same wall-clock budget on its own core (two points side by
 side) and is scored on the fixed test set at its final setting against averaging and least squares at k = d and
-k = 2d. Each point is saved as a record (experiment "regime") in results/05_looped_transformer/, which
+k = 2d (the test prompts' seed: this search chose the regime; the notebook's learning rates are then chosen on
+validation prompts, see its section 1). Each point is saved as a record (experiment "regime") in results/05_looped_transformer/, which
 Analysis.ipynb tabulates.
 
     python benchmarks/looped_regime.py                 # the grid below, 240 s per point: 28 min on 2 cores (measured)
@@ -47,7 +48,8 @@ def main():
     ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
     args = ap.parse_args()
     run = resolve(L.NOTEBOOK, L.PROFILES, "local", quiet=True,
-                  overrides={"train.time_budget_s": args.budget, "workers": 2})
+                  # a wall-clock search on purpose (what learns in this many seconds here): the budget defines it
+                  overrides={"train.steps": 100_000, "train.time_budget_s": args.budget, "workers": 2})
     points = grid(run.cfg)
     if args.only:
         unknown = sorted(set(args.only) - set(points))

@@ -89,6 +89,14 @@ def normalized_sq_error(pred: torch.Tensor, ys: torch.Tensor, active: int) -> to
 
 
 # ------------------------------------------------------------------------------------------------ baselines
+def expected_averaging_error(d: int, k: int) -> float:
+    """E[(x.(w_hat - w))^2] / d of averaging (w_hat = mean of y_i x_i over k pairs) for noise-free linear regression
+    with x, w ~ N(0, I_d): E||w_hat - w||^2 = (E[y^2 |x|^2] - E|w|^2) / k = ((d + 2) d - d) / k, so (d + 1) / k."""
+    if k < 1 or d < 1:
+        raise ValueError(f"need k >= 1 and d >= 1, got k = {k}, d = {d}")
+    return (d + 1) / k
+
+
 def least_squares(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """Prediction at each position k from the first k pairs by the minimum-norm least-squares fit (0 at k = 0)."""
     import torch

@@ -45,8 +45,12 @@ class ICLTrainConfig:
                           "original run scripts override (b = 30 for linear regression)", stacklevel=2)
 
 
-def fixed_test_set(cfg: ICLTrainConfig, n_dims: int, at: str = "final", seed: int = 1234):
-    """A fixed test set (xs, ys, active dims) at the curriculum's final (or, labelled, start) setting."""
+TEST_SEED = 1234        # the reported test prompts; a validation set for choosing settings is drawn with another
+
+
+def fixed_test_set(cfg: ICLTrainConfig, n_dims: int, at: str = "final", seed: int = TEST_SEED):
+    """A fixed test set (xs, ys, active dims) at the curriculum's final (or, labelled, start) setting; another
+    `seed` draws a validation set of the same task and size."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -57,7 +61,9 @@ def fixed_test_set(cfg: ICLTrainConfig, n_dims: int, at: str = "final", seed: in
 
 
 def train_model(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int = 0, device: str = "cpu") -> dict:
-    """Adam on fresh prompts every step with the curricula; returns the model, curves, steps/s and wall time."""
+    """Adam on fresh prompts every step with the curricula; returns the model, curves, steps/s and wall time.
+    A run is defined by tcfg.steps; tcfg.time_budget_s is a safety stop, and a run it cut short says so
+    (stopped_by_budget: True; a study records it as partial)."""
     import torch
 
     from .looped import LoopedTransformer
@@ -68,7 +74,7 @@ def train_model(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int = 0, device:
     model = LoopedTransformer(mcfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(tcfg.warmup, 1)))
-    curve, t0, step = {}, time.perf_counter(), 0
+    curve, t0, step, cut = {}, time.perf_counter(), 0, False
     for step in range(1, tcfg.steps + 1):
         active, n = tcfg.dims(step), tcfg.points(step)
         xs = icl.sample_xs(tcfg.batch_size, n, mcfg.n_dims, active, g)
@@ -84,10 +90,11 @@ def train_model(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int = 0, device:
         if step % tcfg.log_every == 0 or step == 1:
             curve[step] = loss.item()
         if tcfg.time_budget_s is not None and time.perf_counter() - t0 >= tcfg.time_budget_s:
+            cut = step < tcfg.steps
             break
     wall = time.perf_counter() - t0
     return {"model": model, "curve": curve, "steps": step, "wall_s": wall, "steps_per_s": step / wall,
-            "params": count_params(model)}
+            "params": count_params(model), "stopped_by_budget": cut}
 
 
 def errors_vs_k(model, xs, ys, active: int, loops: int | None = None):

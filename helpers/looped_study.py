@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from . import icl
-from .icl_train import ICLTrainConfig, fixed
+from .icl_train import TEST_SEED, ICLTrainConfig, fixed
 from .models import LoopedConfig
 from .stats import describe, verdicts, welch
 
@@ -31,7 +31,12 @@ class LoopedStudyConfig:
     option_seeds: tuple = (0,)
     eval_loops: tuple = (1, 2, 5, 10, 20, 50, 100)
     seeds: tuple = (0,)
-    baseline_prompts: int = 256
+    # the same learning-rate search for both arms, each candidate trained once (seed tune_seed, never a reported
+    # seed) and scored on validation prompts drawn with val_seed (not the test set's seed); () keeps train.lr
+    tune_lrs: tuple = ()
+    tune_seed: int = 100
+    val_seed: int = 4321
+    baseline_prompts: int = 256     # the other tasks' test prompts (their baselines fit per prompt: slow)
     tasks: tuple = ("noisy_linear_regression", "sparse_linear_regression", "relu_2nn", "decision_tree")
     task_steps: int = 1000
     workers: int = 1                # CPU: models trained side by side, one process and one thread each
@@ -47,6 +52,12 @@ class LoopedStudyConfig:
         if not self.seeds or not self.option_seeds:
             raise ValueError(f"seeds and option_seeds must each name at least one seed, got {self.seeds}, "
                              f"{self.option_seeds}")
+        if self.val_seed == TEST_SEED:
+            raise ValueError(f"val_seed {self.val_seed} is the test set's seed: choose any other")
+        if self.tune_lrs and self.tune_seed in self.seeds:
+            raise ValueError(f"tune_seed {self.tune_seed} is one of the reported seeds {self.seeds}: choose another")
+        if any(lr <= 0 for lr in self.tune_lrs):
+            raise ValueError(f"tune_lrs must be positive, got {self.tune_lrs}")
         if any(L < 1 for L in self.eval_loops):
             raise ValueError(f"inference loops must be >= 1, got {self.eval_loops}")
         for opts in self.options.values():
@@ -63,14 +74,16 @@ PROFILES = {
         standard_layers=2,
         train=ICLTrainConfig(steps=4, batch_size=16, lr=1e-3, dims=fixed(2), points=fixed(6), loops=fixed(3),
                              test_prompts=32, log_every=1),
-        option_steps=3, eval_loops=(1, 2, 6), seeds=(0, 1), baseline_prompts=16, task_steps=3),
+        option_steps=3, eval_loops=(1, 2, 6), seeds=(0, 1), tune_lrs=(1e-3, 3e-3), baseline_prompts=16,
+        task_steps=3),
     "local": LoopedStudyConfig(
         model=LoopedConfig(n_dims=4, n_positions=11, width=64, n_head=4, loops=8, window=4, token_format="extra_dim"),
         standard_layers=3,
-        train=ICLTrainConfig(steps=100_000, batch_size=128, lr=1e-3, warmup=50, time_budget_s=150, dims=fixed(4),
+        # a run is its steps (1,200: ~150 s for the looped model on one core); the budget is only a safety stop
+        train=ICLTrainConfig(steps=1200, batch_size=128, lr=1e-3, warmup=50, time_budget_s=1800, dims=fixed(4),
                              points=fixed(11), loops=icl.Schedule(4, 8, 2, 100), test_prompts=1024, log_every=50),
-        option_steps=1200, eval_loops=(1, 2, 4, 8, 16, 32, 64), seeds=(0, 1, 2), baseline_prompts=256,
-        task_steps=500, workers=2),
+        option_steps=1200, eval_loops=(1, 2, 4, 8, 16, 32, 64), seeds=(0, 1, 2), tune_lrs=(5e-4, 1e-3, 2e-3),
+        baseline_prompts=256, task_steps=500, workers=2),
     "full": LoopedStudyConfig(
         model=LoopedConfig(n_dims=20, n_positions=41, width=256, n_head=8, loops=30, window=15), standard_layers=12,
         train=ICLTrainConfig(steps=100_000, batch_size=64, lr=1e-4, dims=icl.Schedule(5, 20, 1, 5000),
@@ -116,13 +129,65 @@ def result_of(res: dict, errors=None, active: int | None = None) -> dict:
             "provenance": {"wall_s": res["wall_s"], "steps_per_s": res["steps_per_s"]}}
 
 
-def train_and_score(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int, device: str = "cpu") -> dict:
-    """One sweep job: train a model, score it on the fixed test set at the final setting; a record's parts."""
+def arms(cfg: LoopedStudyConfig) -> dict[str, LoopedConfig]:
+    """The two models compared: the looped model and a standard transformer of the same width."""
+    return {"looped": cfg.model, "standard": standard_config(cfg)}
+
+
+def _status(res: dict) -> str:
+    # a run is defined by its steps: one cut short by the safety time budget is partial, never the run itself
+    return "partial" if res.get("stopped_by_budget") else "ok"
+
+
+def _train_and_score(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int, device: str, prompts_seed: int = TEST_SEED):
+    """Train, score on the fixed prompts drawn with prompts_seed at the final setting: (a record's parts, model)."""
     from .icl_train import errors_vs_k, fixed_test_set, train_model
 
     res = train_model(mcfg, tcfg, seed, device)
-    xs, ys, active = fixed_test_set(tcfg, mcfg.n_dims)
-    return result_of(res, errors_vs_k(res["model"], xs, ys, active), active)
+    xs, ys, active = fixed_test_set(tcfg, mcfg.n_dims, seed=prompts_seed)
+    return {**result_of(res, errors_vs_k(res["model"], xs, ys, active), active), "status": _status(res)}, res["model"]
+
+
+def train_and_score(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int, device: str = "cpu") -> dict:
+    """One sweep job: train a model, score it on the fixed test set at the final setting; a record's parts."""
+    return _train_and_score(mcfg, tcfg, seed, device)[0]
+
+
+def validation_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, val_seed: int, seed: int, device: str = "cpu") -> dict:
+    """One tuning candidate: train, score on validation prompts (drawn with val_seed, never the test set's)."""
+    out = _train_and_score(mcfg, tcfg, seed, device, prompts_seed=val_seed)[0]
+    out["metrics"].update(lr=tcfg.lr, val_seed=val_seed)
+    return out
+
+
+def saved_model_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, path: str, seed: int, device: str = "cpu") -> dict:
+    """Train, save the weights to `path` (sections 2 and 3 and a rerun read them), score on the test set."""
+    from pathlib import Path
+
+    import torch
+
+    out, model = _train_and_score(mcfg, tcfg, seed, device)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, path)
+    return out
+
+
+def load_model(mcfg: LoopedConfig, path, device: str = "cpu"):
+    import torch
+
+    from .looped import LoopedTransformer
+
+    model = LoopedTransformer(mcfg)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.to(device).eval()
+
+
+def model_path(run, variant: str, key: dict, seed: int):
+    """Where a section-1 model's weights live: checkpoints/<notebook>/<its record's run id>.pt (git-ignored)."""
+    from .paths import checkpoints_dir
+    from .results import run_config, run_id
+
+    return checkpoints_dir() / run.notebook / f"{run_id(variant, run_config(run, key), seed)}.pt"
 
 
 def bands(errors: dict) -> dict:
@@ -174,47 +239,108 @@ def rows_from_records(records: list[dict], extra_cols: tuple = ("steps", "steps_
 
 
 # ------------------------------------------------------------------------------------------------ sections
-def looped_vs_standard(run) -> dict:
-    """Section 1: the looped model and a standard transformer of equal width, every seed of cfg.seeds, trained for
-    the same wall time (with workers > 1 each pair runs side by side, one core each, so both see the same machine
-    load); with no time budget, for the same number of steps. Returns {"records": {(name, seed): record},
-    "models": {(name, seed): model}, "errors": {name: (S, P, n)}} (the models feed sections 2 and 3)."""
-    import numpy as np
-
-    from .icl_train import errors_vs_k, fixed_test_set, train_model
-    from .parallel import map_processes
-    from .results import save_result
+def tune(run, force: bool = False) -> dict:
+    """Section 1: the same learning-rate search for both arms: every lr of cfg.tune_lrs, one run each (seed
+    cfg.tune_seed, the run's steps), scored on validation prompts drawn with cfg.val_seed, so the test prompts
+    never choose a setting. Returns {(variant, seed): record} (empty when cfg.tune_lrs is ())."""
+    from .sweep import Point, run_points
 
     cfg = run.cfg
-    jobs = {}
-    for seed in cfg.seeds:
-        jobs[("looped", seed)] = (cfg.model, cfg.train, seed, run.device)
-        jobs[("standard", seed)] = (standard_config(cfg), cfg.train, seed, run.device)
-    trained = map_processes(train_model, jobs, cfg.workers, "looped vs standard", run.device)
+    points = []
+    for arm, mcfg in arms(cfg).items():
+        for lr in cfg.tune_lrs:
+            tcfg = dataclasses.replace(cfg.train, lr=lr)
+            points.append(Point("tune", f"tune {arm} lr={lr:g}", (mcfg, tcfg, cfg.val_seed),
+                                {"model": dataclasses.asdict(mcfg), "train": dataclasses.asdict(tcfg),
+                                 "val_seed": cfg.val_seed}, seeds=(cfg.tune_seed,)))
+    return run_points(run, points, validation_job, None, cfg.workers, force, "tuning (validation prompts)")
+
+
+def chosen_lrs(cfg: LoopedStudyConfig, tune_records: dict) -> dict:
+    """{arm: lr}: each arm's lr with the lowest validation error at k = 2d (runs cut by the safety budget are not
+    candidates); cfg.train.lr for an arm with no tuning record."""
+    best = {}
+    for rec in tune_records.values():
+        arm = rec["variant"].split()[1]
+        err = rec["metrics"].get("err.k=2d")
+        if rec["status"] == "ok" and err is not None and (arm not in best or err < best[arm][1]):
+            best[arm] = (rec["metrics"]["lr"], err)
+    return {arm: best[arm][0] if arm in best else cfg.train.lr for arm in arms(cfg)}
+
+
+def looped_vs_standard(run, lrs: dict | None = None, force: bool = False) -> dict:
+    """Section 2: the looped model and a standard transformer of equal width, every seed of cfg.seeds, the same
+    number of steps, each at its own chosen lr (`lrs`, from chosen_lrs; default cfg.train.lr). The weights are
+    kept (checkpoints/, git-ignored), so a rerun loads recorded runs; one whose weights are gone is trained again.
+    Returns {"records": {(arm, seed): record}, "models": {(arm, seed): model}, "errors": {arm: (S, P, n)}} on
+    the test prompts (the models feed sections 3 and 4)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from .icl_train import errors_vs_k, fixed_test_set
+    from .sweep import run_points, Point
+
+    cfg = run.cfg
+    points = []
+    for arm, mcfg in arms(cfg).items():
+        tcfg = dataclasses.replace(cfg.train, lr=(lrs or {}).get(arm, cfg.train.lr))
+        key = {"model": dataclasses.asdict(mcfg), "train": dataclasses.asdict(tcfg)}
+        variant = f"{arm}-{cfg.train.task}"
+        for seed in cfg.seeds:
+            points.append(Point(arm, variant, (mcfg, tcfg, str(model_path(run, variant, key, seed))), key,
+                                seeds=(seed,)))
+    recs = run_points(run, points, saved_model_job, None, cfg.workers,
+                      lambda p, seed: force or not Path(p.args[2]).exists(), "looped vs standard")
+    models = {(p.experiment, p.seeds[0]): load_model(p.args[0], p.args[2], run.device) for p in points}
     xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
-    errors = {n: np.stack([errors_vs_k(trained[n, s]["model"], xs, ys, active) for s in cfg.seeds])
-              for n in ("looped", "standard")}
-    records = {(n, s): save_result(run.with_seed(s), n, f"{n}-{cfg.train.task}",
-                                   result_of(trained[n, s], errors[n][i], active))
-               for n in ("looped", "standard") for i, s in enumerate(cfg.seeds)}
-    return {"records": records, "models": {k: r["model"] for k, r in trained.items()}, "errors": errors}
+    errors = {arm: np.stack([errors_vs_k(models[arm, s], xs, ys, active) for s in cfg.seeds]) for arm in arms(cfg)}
+    return {"records": {(p.experiment, p.seeds[0]): recs[p.variant, p.seeds[0]] for p in points},
+            "models": models, "errors": errors}
+
+
+def ratio_interval(num, den, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """mean(num) / mean(den) with a bootstrap interval: num (S, P) of S training seeds and den (P,) on the same P
+    prompts; each replicate resamples the seeds and, paired across the two, the prompts."""
+    import numpy as np
+
+    num = np.atleast_2d(num)
+    rng = np.random.default_rng(seed)
+    S, P = num.shape
+    reps = np.empty(n_boot)
+    for b in range(n_boot):
+        idx, sdx = rng.integers(0, P, size=P), rng.integers(0, S, size=S)
+        reps[b] = num[sdx][:, idx].mean() / den[idx].mean()
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    return {"ratio": float(num.mean() / den.mean()), "lo": float(lo), "hi": float(hi), "level": level,
+            "seeds": S, "prompts": P}
 
 
 def error_vs_k(run, pair: dict) -> dict:
-    """Section 2: error against k for the trained models and the task's baselines, all on the same fixed test
-    prompts; the record holds the 90% bootstrap bands (over seeds and prompts) and the table at k = d and 2d."""
+    """Section 3: error against k for the trained models and the task's baselines, all on the same test prompts;
+    averaging also at its expected value (d + 1) / k. The record holds the 90% bootstrap bands (over seeds and
+    prompts), the table at k = d and 2d and the looped / baseline ratios at k = 2d with 95% intervals."""
     from .icl_train import baseline_errors, fixed_test_set
     from .results import save_result
 
     cfg = run.cfg
     xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
-    errors = {**pair["errors"], **baseline_errors(cfg.train.task, xs, ys, active, cfg.baseline_prompts)}
+    base = baseline_errors(cfg.train.task, xs, ys, active, len(xs))
+    errors = {**pair["errors"], **base}
     rows = seed_rows(errors, active)
+    if cfg.train.task == "linear_regression":
+        rows.append({"model": "averaging, expected (d+1)/k", "seeds": None,
+                     **{label: icl.expected_averaging_error(active, k)
+                        for label, k in zip(K_LABELS, (active, 2 * active)) if k < xs.shape[1]}})
+    k = 2 * active
+    ratios = {f"{arm} / {b}": ratio_interval(pair["errors"][arm][:, :, k], base[b][:, k])
+              for arm in pair["errors"] for b in ("averaging", "zero") if b in base} if k < xs.shape[1] else {}
     curves = {f"{n}{part}": dict(enumerate(c[stat])) for n, c in bands(errors).items()
               for part, stat in (("", "mean"), (".lo", "lo"), (".hi", "hi"))}
     return save_result(run, "baselines", f"baselines-{cfg.train.task}",
-                       {"metrics": {"d": active, "test_prompts": len(xs), "baseline_prompts": cfg.baseline_prompts},
-                        "tables": {"at_k": rows}, "curves": curves})
+                       {"metrics": {"d": active, "test_prompts": len(xs), "baseline_prompts": len(xs)},
+                        "tables": {"at_k": rows, "ratios_k2d": [{"comparison": n, **r} for n, r in ratios.items()]},
+                        "curves": curves})
 
 
 def error_vs_loops(run, pair: dict) -> dict:
@@ -243,7 +369,7 @@ def options(run, force: bool = False) -> dict:
     from .sweep import Point, run_points
 
     cfg = run.cfg
-    tcfg = dataclasses.replace(cfg.train, steps=cfg.option_steps, time_budget_s=None)
+    tcfg = dataclasses.replace(cfg.train, steps=cfg.option_steps)      # the train's budget: a safety stop only
     variants = {"plain": cfg.model, **{name: dataclasses.replace(cfg.model, **opts)
                                        for name, opts in cfg.options.items()}}
     # the SSM's sequential scan makes it ~3x slower per step: submitted first, it overlaps the short runs
@@ -264,7 +390,7 @@ def task_config(cfg: LoopedStudyConfig, task: str) -> tuple[LoopedConfig, ICLTra
     loops = cfg.train.loops
     sched = (icl.Schedule(min(loops.start, b), b, loops.inc, loops.interval) if loops.inc > 0
              else icl.Schedule(b, b, 0, 1))
-    tcfg = dataclasses.replace(cfg.train, task=task, steps=cfg.task_steps, time_budget_s=None, loops=sched,
+    tcfg = dataclasses.replace(cfg.train, task=task, steps=cfg.task_steps, loops=sched,
                                test_prompts=min(cfg.train.test_prompts, cfg.baseline_prompts))
     return dataclasses.replace(cfg.model, loops=b, window=T), tcfg
 
@@ -277,7 +403,7 @@ def task_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int, device: str = 
     xs, ys, active = fixed_test_set(tcfg, mcfg.n_dims)
     errors = {"looped": errors_vs_k(res["model"], xs, ys, active),
               **baseline_errors(tcfg.task, xs, ys, active, len(xs))}
-    out = result_of(res, errors["looped"], active)
+    out = {**result_of(res, errors["looped"], active), "status": _status(res)}
     out["tables"] = {"at_k": [{"model": n, **at_k(e.mean(0), active)} for n, e in errors.items()]}
     out["metrics"]["loops"], out["metrics"]["window"] = mcfg.loops, mcfg.window
     return out
@@ -317,13 +443,19 @@ def regime_point(cfg: LoopedStudyConfig, seed: int = 0, device: str = "cpu") -> 
     return {"metrics": out, "params": {"total": res["params"]}, "curves": {"train_loss": res["curve"]}}
 
 
+def regime_key(cfg: LoopedStudyConfig) -> dict:
+    """What a regime point's result depends on: the looped model and its training (not the notebook's sections)."""
+    return {"model": dataclasses.asdict(cfg.model), "train": dataclasses.asdict(cfg.train)}
+
+
 def regime_search(run, points: dict, seed: int = 0, force: bool = False) -> dict:
     """{name: record} for each point {name: dotted overrides of run.cfg}, all under the same train budget,
-    cfg.workers at a time, through the sweep runner (recorded points are loaded)."""
+    cfg.workers at a time, through the sweep runner (recorded points, keyed by their model and training
+    settings, are loaded)."""
     from .sweep import sweep
 
     out = sweep(run, "regime", {f"regime {n}": o for n, o in points.items()}, regime_point, (seed,),
-                run.cfg.workers, force, "regimes")
+                run.cfg.workers, force, "regimes", key=regime_key)
     return {n: out[f"regime {n}", seed] for n in points}
 
 
@@ -337,6 +469,10 @@ def _frame(rows, index="model"):
 def at_k_table(base: dict):
     """The baselines record's table: error at k = d and 2d per model (mean and sd over seeds)."""
     return _frame(base["tables"]["at_k"])
+
+
+def ratios_table(base: dict):
+    return _frame(base["tables"].get("ratios_k2d", []), "comparison")
 
 
 def training_table(records: dict):
@@ -411,9 +547,29 @@ def regime_table(records: list[dict]):
     return _frame(rows, "point").sort_values(["d", "ratio_to_averaging.k=2d"]) if rows else _frame(rows)
 
 
-def conclusion(base: dict, loops: dict, option_records: dict) -> str:
-    """Sentences from the records: the targets at k = 2d, the fixed-point behaviour and the options."""
+def tuning_table(tune_records: dict):
+    """Section 1's search: validation error per (arm, lr), the chosen lr marked."""
+    rows = [{"arm": r["variant"].split()[1], "lr": r["metrics"]["lr"], "val k=d": r["metrics"].get("err.k=d"),
+             "val k=2d": r["metrics"].get("err.k=2d"), "steps": r["metrics"]["steps"], "status": r["status"],
+             "seed": r["seed"]} for r in tune_records.values()]
+    best = {}
+    for row in rows:
+        if row["status"] == "ok" and row["val k=2d"] is not None and row["val k=2d"] < best.get(row["arm"], 1e300):
+            best[row["arm"]] = row["val k=2d"]
+    for row in rows:
+        row["chosen"] = row["status"] == "ok" and row["val k=2d"] == best.get(row["arm"])
+    return _frame(rows, "arm")
+
+
+def ratio_line(r: dict) -> str:
+    return (f"{r['ratio']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({r['level']:.0%} bootstrap over {r['seeds']} seeds "
+            f"and {r['prompts']} prompts)")
+
+
+def conclusion(base: dict, loops: dict, option_records: dict, tune_records: dict | None = None) -> str:
+    """Sentences from the records: the lr search, the targets at k = 2d, the fixed-point behaviour, the options."""
     rows = {r["model"]: r for r in base["tables"]["at_k"]}
+    ratios = {r["comparison"]: r for r in base["tables"].get("ratios_k2d", [])}
     d = base["metrics"]["d"]
 
     def cell(row, col="k=2d"):
@@ -421,11 +577,27 @@ def conclusion(base: dict, loops: dict, option_records: dict) -> str:
         return f"{row[col]:.3f}" + (f" +- {sd:.3f}" if sd is not None else "")
 
     lines = []
+    if tune_records:
+        t = tuning_table(tune_records).reset_index().to_dict("records")
+        chosen = {r["arm"]: r for r in t if r["chosen"]}
+        seeds = sorted({r["metrics"]["val_seed"] for r in tune_records.values()})
+        grid = ", ".join(f"{v:g}" for v in sorted({r["lr"] for r in t}))
+        lines.append(f"learning rate, the same search for both arms ({grid}; one run each, scored on validation prompts drawn with seed {', '.join(map(str, seeds))}, "
+                     "not the test set's): " + ", ".join(f"{a} {c['lr']:g} (validation k = 2d error "
+                                                          f"{c['val k=2d']:.3f})" for a, c in chosen.items()))
     if {"looped", "standard", "averaging"} <= set(rows):
-        lo, av = rows["looped"]["k=2d"], rows["averaging"]["k=2d"]
-        lines.append(f"at k = 2d = {2 * d} (mean +- sd over {rows['looped']['seeds']} training seeds): looped "
-                     f"{cell(rows['looped'])}, standard {cell(rows['standard'])}, averaging {av:.3f}, least squares "
-                     f"{rows['least_squares']['k=2d']:.3g}; looped / averaging = {lo / av:.2f} (target <= 1/3)")
+        av = rows["averaging"]["k=2d"]
+        expected = rows.get("averaging, expected (d+1)/k", {}).get("k=2d")
+        lines.append(f"at k = 2d = {2 * d} on the same {base['metrics']['test_prompts']} test prompts (mean +- sd "
+                     f"over {rows['looped']['seeds']} training seeds): looped {cell(rows['looped'])}, standard "
+                     f"{cell(rows['standard'])}, averaging {av:.3f}"
+                     + (f" (expected (d+1)/k = {expected:.3f})" if expected is not None else "")
+                     + f", least squares {rows['least_squares']['k=2d']:.3g}")
+        if "looped / averaging" in ratios:
+            vs_expected = (f"; against averaging's expected value {rows['looped']['k=2d'] / expected:.3f}"
+                           if expected else "")
+            lines.append("looped / averaging at k = 2d: " + ratio_line(ratios["looped / averaging"])
+                         + "; target <= 1/3" + vs_expected)
         lines.append("looped - standard at k = 2d: " + describe(verdicts([_welch_row(rows["looped"],
                                                                                    rows["standard"])])[0]))
     by_loops = {r["loops"]: r["mean"] for r in loops["tables"]["loops"]}
@@ -454,11 +626,16 @@ def report(records: list[dict]):
     rep = Report(TITLE, records)
     recs = by_experiment(rep.records)
     base, loops = recs.get("baselines", [None])[0], recs.get("loops", [None])[0]
+    tuned = {(r["variant"], r["seed"]): r for r in recs.get("tune", [])}
     pair = {(r["experiment"], r["seed"]): r for e in ("looped", "standard") for r in recs.get(e, [])}
     opts = {(r["variant"], r["seed"]): r for r in recs.get("options", [])}
+    if tuned:
+        rep.table("learning-rate search, both arms, validation prompts", tuning_table(tuned))
     if base is not None:
         rep.figure("error vs k", bands_figure(base))
         rep.table("error at k = d and 2d (mean and sd over seeds)", at_k_table(base))
+        if base["tables"].get("ratios_k2d"):
+            rep.table("ratios at k = 2d (95% bootstrap over seeds and prompts)", ratios_table(base))
     if pair:
         rep.table("looped vs standard: training", training_table(pair))
     if loops is not None:
@@ -470,5 +647,5 @@ def report(records: list[dict]):
     if recs.get("regime"):
         rep.table("regime search (benchmarks/looped_regime.py)", regime_table(recs["regime"]))
     if base is not None and loops is not None:
-        rep.text = conclusion(base, loops, opts)
+        rep.text = conclusion(base, loops, opts, tuned)
     return rep

@@ -305,12 +305,10 @@ def _runs_with_adapters(run, points: list, fn, at: int, force: bool, desc: str) 
     record alone cannot serve DPO or the comparison. Returns {variant: record}."""
     from .sweep import run_points
 
-    missing = [p for p in points if not (Path(p.args[at]) / "adapter_config.json").exists()]
-    present = [p for p in points if p not in missing]
-    recs = {}
-    for group, again in ((missing, True), (present, force)):
-        if group:
-            recs.update(run_points(run, group, fn, force=again, desc=desc))
+    def again(p, seed):
+        return force or not (Path(p.args[at]) / "adapter_config.json").exists()
+
+    recs = run_points(run, points, fn, force=again, desc=desc)
     return {p.variant: recs[p.variant, run.seed] for p in points}
 
 

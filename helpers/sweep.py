@@ -67,26 +67,29 @@ def grid(declaration: dict) -> dict[str, dict]:
             for combo in itertools.product(*values)}
 
 
-def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers: int = 1, force: bool = False,
+def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers: int = 1, force=False,
                desc: str | None = "runs") -> dict:
     """{(variant, seed): record} for every point and seed (run.seed when no seeds are given): loaded when a record
-    of the same config exists (unless force), else fn(*point.args, seed, device) is run and its record written."""
+    of the same config exists (unless force), else fn(*point.args, seed, device) is run and its record written.
+    `force` is a bool or a function (point, seed) -> bool (e.g. retrain a recorded run whose saved model is gone).
+    A job's result may carry "status" ("partial": cut by a safety time budget); the default is "ok"."""
     from .parallel import map_processes
     from .results import find_record, save_result
 
     def seeds_of(p: Point) -> tuple:
         return p.seeds or seeds or (run.seed,)
 
-    variants = [p.variant for p in points]
-    if len(set(variants)) != len(variants):
-        raise SweepError(f"two points share a variant name: {sorted(v for v in variants if variants.count(v) > 1)}")
+    keys = [(p.variant, s) for p in points for s in seeds_of(p)]
+    if len(set(keys)) != len(keys):
+        raise SweepError(f"two points share a variant name and seed: {sorted({k for k in keys if keys.count(k) > 1})}")
+    forced = force if callable(force) else (lambda p, seed: force)
     t_start = time.time()
     out, jobs, where = {}, {}, {}
     for p in points:
         for seed in seeds_of(p):
             key = (p.variant, seed)
             home = p.notebook or run.notebook
-            rec = None if force else find_record(home, p.variant, {"profile": run.profile, **p.config}, seed)
+            rec = None if forced(p, seed) else find_record(home, p.variant, {"profile": run.profile, **p.config}, seed)
             if rec is not None:
                 out[key] = rec
             else:
@@ -102,7 +105,7 @@ def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers
         start, end, res = timed
         p = where[key]
         home = dataclasses.replace(run, notebook=p.notebook or run.notebook, seed=key[1])
-        rec = save_result(home, p.experiment, p.variant, res, config=p.config)
+        rec = save_result(home, p.experiment, p.variant, res, config=p.config, status=res.pop("status", "ok"))
         spans.append((start, end))
         costs.append((received - end) + (time.time() - received))     # result transfer + record write
         return rec

@@ -7,6 +7,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def checkpoints_root(tmp_path, monkeypatch):
+    """Saved models and checkpoints go to the test's own folder, never the repository's checkpoints/."""
+    root = tmp_path / "checkpoints"
+    monkeypatch.setenv("LAB_CHECKPOINTS", str(root))
+    return root
+
+
 @pytest.fixture
 def results_root(tmp_path, monkeypatch):
     root = tmp_path / "results"

@@ -263,3 +263,155 @@ def test_rows_from_records_mean_and_sd_over_seeds_and_bands_from_curves():
               "looped.hi": {"0": 1.1, "1": 0.6, "10": 0.2}}
     assert bands_from_curves(curves) == {"looped": {"mean": [1.0, 0.5, 0.1], "lo": [0.9, 0.4, 0.05],
                                                     "hi": [1.1, 0.6, 0.2]}}
+
+
+# ------------------------------------------------------------------------------------------------ analytic baselines
+def _big_prompts(P=40_000, n=7, d=3, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    xs = icl.sample_xs(P, n, d, d, g)
+    return xs, icl.sample_task("linear_regression", xs, d, g)
+
+
+def _mean_and_se(err):
+    return err.mean(0).numpy(), (err.std(0) / err.shape[0] ** 0.5).numpy()
+
+
+def test_averaging_error_is_d_plus_1_over_k():
+    """w_hat = mean y_i x_i: E error / d = (d + 1) / k for x, w ~ N(0, I) (a wrong 1/k, a sum instead of a
+    mean, or an off-by-one in the pairs used would each miss it by far more than 4 s.e.)."""
+    xs, ys = _big_prompts()
+    mean, se = _mean_and_se(icl.normalized_sq_error(icl.averaging(xs, ys), ys, 3))
+    for k in range(1, 7):
+        expected = icl.expected_averaging_error(3, k)
+        assert abs(mean[k] - expected) < 4 * se[k] + 1e-3, (k, mean[k], expected, se[k])
+    with pytest.raises(ValueError, match="k >= 1"):
+        icl.expected_averaging_error(3, 0)
+
+
+def test_least_squares_below_d_is_the_unseen_share_of_w():
+    """Minimum-norm least squares from k < d pairs recovers w's projection on their span: error / d = (d - k) / d."""
+    xs, ys = _big_prompts()
+    mean, se = _mean_and_se(icl.normalized_sq_error(icl.least_squares(xs, ys), ys, 3))
+    for k in (1, 2):
+        assert abs(mean[k] - (3 - k) / 3) < 4 * se[k] + 1e-3, (k, mean[k])
+    assert abs(mean[0] - 1.0) < 4 * se[0]                 # nothing seen: predicts 0
+
+
+def test_three_nn_with_at_most_three_pairs_averages_all_of_them():
+    """With k <= 3 pairs every pair is a neighbour: the prediction is the mean of k independent y's, so
+    E (y - mean)^2 / d = 1 + 1/k (k = 1: 2)."""
+    xs, ys = _big_prompts()
+    mean, se = _mean_and_se(icl.normalized_sq_error(icl.nearest_neighbours(xs, ys), ys, 3))
+    for k in (1, 2, 3):
+        assert abs(mean[k] - (1 + 1 / k)) < 4 * se[k] + 1e-3, (k, mean[k])
+    # past 3 pairs it keeps the 3 nearest: better than averaging all the y's (which stays at 1 + 1/k)
+    assert mean[6] < 1 + 1 / 6
+
+
+def test_bootstrap_band_width_matches_the_known_standard_error():
+    """Normal errors with sd 2 over P prompts: the 90% band is mean +- 1.645 * 2 / sqrt(P) (within 10%)."""
+    rng = np.random.default_rng(1)
+    P = 2000
+    e = rng.normal(5.0, 2.0, size=(P, 4))
+    mean, lo, hi = icl.bootstrap_band(e, n_boot=2000)
+    half = 1.645 * e.std(0, ddof=1) / np.sqrt(P)
+    assert np.allclose((hi - lo) / 2, half, rtol=0.1), ((hi - lo) / 2, half)
+    assert np.allclose(mean, e.mean(0))
+
+
+def test_ratio_interval_covers_the_true_ratio_and_is_exact_for_a_constant_ratio():
+    from helpers.looped_study import ratio_interval
+
+    rng = np.random.default_rng(2)
+    den = rng.exponential(size=500)
+    exact = ratio_interval(np.stack([0.25 * den, 0.25 * den]), den)
+    assert exact["ratio"] == pytest.approx(0.25) and exact["lo"] == pytest.approx(0.25)
+    assert exact["hi"] == pytest.approx(0.25)
+    # independent noisy seeds around 0.25 x the denominator: the interval holds 0.25 and widens with seed spread
+    num = np.stack([0.25 * den * rng.lognormal(0, 0.3, 500) for _ in range(3)])
+    r = ratio_interval(num, den)
+    assert r["lo"] < 0.25 * np.exp(0.045) < r["hi"] and r["seeds"] == 3 and r["prompts"] == 500
+    spread = ratio_interval(num * np.array([[0.5], [1.0], [1.5]]), den)
+    assert spread["hi"] - spread["lo"] > r["hi"] - r["lo"]
+
+
+# ------------------------------------------------------------------------------------------------ study sections
+def _tiny_run(**over):
+    from helpers.looped_study import PROFILES
+    from helpers.profiles import resolve
+
+    return resolve("05_looped_transformer", PROFILES, "tiny", overrides=over, quiet=True)
+
+
+def test_tuning_picks_each_arms_lr_on_validation_prompts_and_ignores_cut_runs():
+    from helpers.looped_study import chosen_lrs
+
+    cfg = _tiny_run().cfg
+
+    def rec(arm, lr, err, status="ok"):
+        return {"variant": f"tune {arm} lr={lr:g}", "status": status, "metrics": {"lr": lr, "err.k=2d": err}}
+
+    recs = {i: r for i, r in enumerate([rec("looped", 1e-3, 0.5), rec("looped", 3e-3, 0.2),
+                                          rec("standard", 1e-3, 0.4), rec("standard", 3e-3, 0.1, "partial")])}
+    assert chosen_lrs(cfg, recs) == {"looped": 3e-3, "standard": 1e-3}
+    assert chosen_lrs(cfg, {}) == {"looped": cfg.train.lr, "standard": cfg.train.lr}
+    with pytest.raises(ValueError, match="test set's seed"):
+        _tiny_run(val_seed=1234)
+    with pytest.raises(ValueError, match="reported seeds"):
+        _tiny_run(tune_seed=0)
+
+
+def test_validation_prompts_differ_from_the_test_prompts():
+    tcfg = _tiny_run().cfg.train
+    xs_t, _, _ = fixed_test_set(tcfg, 2)
+    xs_v, _, _ = fixed_test_set(tcfg, 2, seed=4321)
+    assert xs_t.shape == xs_v.shape and not torch.allclose(xs_t, xs_v)
+
+
+def test_section_runs_are_loaded_on_rerun_and_retrained_when_their_weights_are_gone(results_root, monkeypatch):
+    import helpers.icl_train as T
+    from helpers import looped_study as S
+
+    run = _tiny_run()
+    calls = []
+    real = T.train_model
+    monkeypatch.setattr(T, "train_model", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    tuned = S.tune(run)
+    lrs = S.chosen_lrs(run.cfg, tuned)
+    first = S.looped_vs_standard(run, lrs)
+    n_first = len(calls)
+    assert n_first == 2 * len(run.cfg.tune_lrs) + 2 * len(run.cfg.seeds)
+    assert {rec["config"]["train"]["lr"] for (arm, _), rec in first["records"].items() if arm == "looped"} == \
+        {lrs["looped"]}
+    again = S.looped_vs_standard(run, lrs)
+    assert len(calls) == n_first                                             # loaded, weights read back
+    assert {k: r["created"] for k, r in again["records"].items()} == {k: r["created"] for k, r in first["records"].items()}
+    for arm in ("looped", "standard"):                                       # the same models: the same errors
+        assert np.allclose(again["errors"][arm], first["errors"][arm])
+    S.tune(run)
+    assert len(calls) == n_first
+    gone = S.model_path(run, "standard-linear_regression",
+                        {"model": first["records"]["standard", 0]["config"]["model"],
+                         "train": first["records"]["standard", 0]["config"]["train"]}, 0)
+    assert gone.exists()
+    gone.unlink()
+    S.looped_vs_standard(run, lrs)
+    assert len(calls) == n_first + 1                                         # only the run without weights
+
+
+def test_a_run_cut_by_the_safety_budget_is_recorded_as_partial_and_trained_again(results_root, monkeypatch):
+    import helpers.icl_train as T
+    from helpers.looped_study import options
+
+    calls = []
+    real = T.train_model
+    monkeypatch.setattr(T, "train_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run = _tiny_run(**{"option_steps": 100_000, "train.time_budget_s": 0.0, "options": {}})
+    rec = options(run)["plain", 0]
+    assert rec["status"] == "partial" and rec["metrics"]["steps"] == 1
+    options(run)                                                             # never loaded as the full run
+    assert len(calls) == 2
+    done = _tiny_run(**{"options": {}})                                      # no budget: a full run, then loaded
+    assert options(done)["plain", 0]["status"] == "ok"
+    options(done)
+    assert len(calls) == 3

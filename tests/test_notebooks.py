@@ -20,7 +20,7 @@ def tiny_run(tmp_path_factory):
     """Execute all notebooks once (tiny profile, results into a temp folder); per-notebook outcome and wall time."""
     root = tmp_path_factory.mktemp("tiny")
     results, outcome = root / "results", {}
-    env = {"NB_PROFILE": "tiny", "LAB_RESULTS": str(results)}
+    env = {"NB_PROFILE": "tiny", "LAB_RESULTS": str(results), "LAB_CHECKPOINTS": str(root / "checkpoints")}
     for nb in NOTEBOOKS:
         t0 = time.time()
         try:
