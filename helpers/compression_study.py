@@ -44,6 +44,10 @@ class CompressionConfig:
     eval_corpus: str = "en"
     eval_blocks: int = 24                  # held-out English blocks for the headline comparisons
     chats: int = 64                        # held-out WordNet-definition chats (0: skip)
+    # with OpenOrca calibration: this many held-out OpenOrca rows as a second, labelled set in the model's chat
+    # format (system prompt included; loss on the response). Rows the OpenOrca model was likely tuned on, so they
+    # are never the headline set (0: skip)
+    openorca_rows: int | None = None
     exp3_layer: int | None = None          # None: the layer at 17/32 of the depth (the notes' layer 17 of 32)
     exp3_rank: int = 16
     methods: tuple = ("svd", "whiten", "scaled")
@@ -93,7 +97,8 @@ PROFILES = {
     # full: calibrated on the notes' OpenOrca split, evaluated on WikiText-2 test (text the OpenOrca model was not
     # tuned on, and the set SVD-LLM reports), not on OpenOrca rows
     "full": CompressionConfig(model="Open-Orca/Mistral-7B-OpenOrca", calib_corpus="oo-gpt4", eval_corpus="wikitext2",
-                              calib_blocks=256, block=1024, eval_blocks=256, chats=0, sweep_eval_blocks=64,
+                              calib_blocks=256, block=1024, eval_blocks=256, chats=0, openorca_rows=256,
+                              sweep_eval_blocks=64,
                               sens_eval_blocks=16, fit_tokens=16384, heal_block=1024,
                               # micro-batch 1 x 4 and checkpointing: see helpers/fullplan.py's plan for 04
                               heal=TrainConfig(max_steps=200, batch_size=1, grad_accum=4, lr=1e-4, scheduler="cosine",
@@ -104,7 +109,8 @@ PROFILES = {
 # ------------------------------------------------------------------------------------------------ data
 def load(cfg: CompressionConfig, device: str = "cpu"):
     """Teacher model, tokenizer, calibration batches, held-out English blocks and WordNet chats."""
-    from .data import definition_chats, lm_blocks, load_corpus, load_pretrained, load_tokenizer
+    from .data import (CHATML, definition_chats, instruction_chats, lm_blocks, load_corpus, load_pretrained,
+                       load_tokenizer)
     from .train import lm_collator
 
     tok = load_tokenizer("smollm2" if cfg.model == "smollm2" else cfg.model)
@@ -112,13 +118,17 @@ def load(cfg: CompressionConfig, device: str = "cpu"):
     model = load_pretrained(cfg.model, dtype=model_dtype(device)).to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    calib_split, eval_split = _splits(cfg)
+    calib_split, eval_split, orca_split = _splits(cfg)
     calib = lm_blocks(calib_split, tok, cfg.block, max_blocks=cfg.calib_blocks)
     held = lm_blocks(eval_split, tok, cfg.block, max_blocks=cfg.eval_blocks)
     chats = definition_chats(load_corpus("wordnet")["test"], tok, cfg.chats) if cfg.chats else []
+    # OpenOrca's models speak ChatML (their model card); used only where the tokenizer ships no template
+    own = getattr(tok, "chat_template", None)
+    orca = (instruction_chats(orca_split, tok, cfg.openorca_rows, cfg.block, chat_template=None if own else CHATML)
+            if orca_split is not None else [])
     batches = [lm_collator([calib[j] for j in range(i, min(i + 4, len(calib)))]) for i in range(0, len(calib), 4)]
     return {"model": model, "tok": tok, "calib_split": calib_split, "calib": calib, "calib_batches": batches,
-            "held": held, "chats": chats}
+            "held": held, "chats": chats, "openorca": orca}
 
 
 def model_dtype(device: str):
@@ -129,7 +139,11 @@ def model_dtype(device: str):
     return torch.bfloat16 if str(device).startswith("cuda") and bf16_available(device) else torch.float32
 
 
+OPENORCA_SET = "openorca held-out (likely in its tuning data)"
+
+
 def _splits(cfg: CompressionConfig):
+    """(calibration split, evaluation split, OpenOrca held-out rows for the second set or None)."""
     from . import hub
     from .data import load_corpus
 
@@ -140,10 +154,11 @@ def _splits(cfg: CompressionConfig):
         parts = ds.train_test_split(test_size=100_000, seed=42)      # the notes' own split (exp 4)
         to_text = lambda d: d.map(lambda b: {"text": [f"{q}\n{r}" for q, r in zip(b["question"], b["response"])]},  # noqa: E731
                                   batched=True)
+        second = parts["test"] if cfg.openorca_rows else None
         if cfg.eval_corpus == "oo-gpt4":     # the notes' evaluation: rows the OpenOrca model was likely tuned on
-            return to_text(parts["train"]), to_text(parts["test"])
-        return to_text(parts["train"]), load_corpus(cfg.eval_corpus)["test"]
-    return load_corpus(cfg.calib_corpus)["train"], load_corpus(cfg.eval_corpus)["test"]
+            return to_text(parts["train"]), to_text(parts["test"]), second
+        return to_text(parts["train"]), load_corpus(cfg.eval_corpus)["test"], second
+    return load_corpus(cfg.calib_corpus)["train"], load_corpus(cfg.eval_corpus)["test"], None
 
 
 def block_modules(model, groups=("attention", "mlp"), layers: str = "all") -> dict:
@@ -178,6 +193,8 @@ def evaluate(model, data, n_blocks: int | None = None, device: str = "cpu") -> d
     out = {"english": lm_loss(model, held, batch_size=4, device=device, per_sequence=True)}
     if data["chats"] and n_blocks is None:
         out["chats"] = lm_loss(model, data["chats"], batch_size=8, device=device, per_sequence=True)
+    if data.get("openorca") and n_blocks is None:
+        out[OPENORCA_SET] = lm_loss(model, data["openorca"], batch_size=4, device=device, per_sequence=True)
     return out
 
 
@@ -365,7 +382,29 @@ def measure_healing(data, cfg: CompressionConfig, stats: dict, device: str = "cp
 
 
 # ------------------------------------------------------------------------------------------------ sections
-def prepare(run) -> dict:
+class Prepared(dict):
+    """The data every section reads, loaded on first use: a rerun whose sections are all recorded never loads
+    the teacher or calibrates (keys read with [] trigger it; .get() does not)."""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run, self.loaded = run, False
+
+    def __missing__(self, key):
+        if self.loaded:
+            raise KeyError(key)
+        self.loaded = True
+        self.update(_prepare(self.run))
+        return self[key]
+
+
+def prepare(run) -> Prepared:
+    """Teacher and data, every block Linear's calibration statistics, the teacher's losses: loaded when a section
+    first needs them (not at all when every section is recorded)."""
+    return Prepared(run)
+
+
+def _prepare(run) -> dict:
     """Load the teacher and data, calibrate every block Linear's input statistics, evaluate the teacher."""
     from . import compress as C
     from .provenance import track
@@ -380,36 +419,46 @@ def prepare(run) -> dict:
     return data
 
 
-def exp3(run, data) -> dict:
+def exp3(run, data, force: bool = False) -> dict:
     """a. The notes' experiment 3: one middle layer's MLP at rank exp3_rank by plain SVD, teacher vs student with a
     paired bootstrap interval per evaluation set."""
     from .provenance import track
-    from .results import save_result
+    from .results import load_or_run
 
-    with track(run.device) as t:
-        a = measure_exp3(data, run.cfg, data["teacher"], run.device)
-    rows = [{"set": name, **r} for name, r in a["table"].items()]
-    return save_result(run, "a_exp3", "svd-mlp-one-layer",
-                       {"metrics": {k: a["metrics"][k] for k in ("layer", "rank", "params_after")},
-                        "tables": {"heldout": rows}, "params": a["params"], "provenance": t.as_dict()})
+    def compute():
+        with track(run.device) as t:
+            a = measure_exp3(data, run.cfg, data["teacher"], run.device)
+        rows = [{"set": name, **r} for name, r in a["table"].items()]
+        return {"metrics": {k: a["metrics"][k] for k in ("layer", "rank", "params_after")},
+                "tables": {"heldout": rows}, "params": a["params"], "provenance": t.as_dict()}
+
+    return load_or_run(run, "a_exp3", "svd-mlp-one-layer", compute, force=force)
 
 
-def sweep(run, data) -> dict:
+def sweep(run, data, force: bool = False) -> dict:
     """b. Every (method, group, reduction) on held-out English (rows: params, loss, delta to the teacher)."""
     from .provenance import track
-    from .results import save_result
+    from .results import load_or_run
 
-    with track(run.device) as t:
-        b = measure_sweep(data, run.cfg, data["stats"], run.device)
-    return save_result(run, "b_sweep", "methods-x-reductions",
-                       {"metrics": {"teacher_loss": b["teacher_loss"], "teacher_params": b["teacher_params"]},
-                        "tables": {"rows": b["rows"]}, "provenance": t.as_dict()})
+    def compute():
+        with track(run.device) as t:
+            b = measure_sweep(data, run.cfg, data["stats"], run.device)
+        return {"metrics": {"teacher_loss": b["teacher_loss"], "teacher_params": b["teacher_params"]},
+                "tables": {"rows": b["rows"]}, "provenance": t.as_dict()}
+
+    return load_or_run(run, "b_sweep", "methods-x-reductions", compute, force=force)
 
 
-def fitting(run, data) -> dict:
+def fitting(run, data, force: bool = False) -> dict:
     """c. Closed form vs the seed's Adam fit (rows per fit), and the one-prompt trap (metrics trap.*)."""
+    from .results import load_or_run
+
+    return load_or_run(run, "c_fitting", f"{run.cfg.fit_module}-rank{run.cfg.fit_rank}",
+                       lambda: _fitting(run, data), force=force)
+
+
+def _fitting(run, data) -> dict:
     from .provenance import track
-    from .results import save_result
 
     with track(run.device) as t:
         c = measure_fitting(data, run.cfg, run.device)
@@ -419,33 +468,34 @@ def fitting(run, data) -> dict:
     metrics = {"path": c["path"], "rank": c["rank"], "calib_tokens": c["calib_tokens"],
                "heldout_tokens": c["heldout_tokens"], "adam_wall_s": c["adam_wall_s"],
                **{f"trap.{k}": v for k, v in c["trap"].items() if k != "warnings"}}
-    return save_result(run, "c_fitting", f"{run.cfg.fit_module}-rank{run.cfg.fit_rank}",
-                       {"metrics": metrics, "tables": {"fit": rows, "trap_warnings": [{"warning": w} for w in
-                                                                                      c["trap"]["warnings"]]},
-                        "provenance": t.as_dict()})
+    return {"metrics": metrics, "tables": {"fit": rows, "trap_warnings": [{"warning": w} for w in
+                                                                          c["trap"]["warnings"]]},
+            "provenance": t.as_dict()}
 
 
-def sensitivity(run, data) -> dict:
+def sensitivity(run, data, force: bool = False) -> dict:
     """d. Loss increase when one layer's attention or MLP alone is compressed (rows: layer, attention, mlp)."""
     from .provenance import track
-    from .results import save_result
+    from .results import load_or_run
 
-    with track(run.device) as t:
-        d = measure_sensitivity(data, run.cfg, run.device)
-    rows = [{"layer": layer, **{f"{g}{suffix}": v[key] for g, v in (("attention", a), ("mlp", m))
-                                for suffix, key in (("", "delta"), ("_lo", "lo"), ("_hi", "hi"))}}
-            for layer, a, m in zip(d["layers"], d["delta"]["attention"], d["delta"]["mlp"])]
-    return save_result(run, "d_sensitivity", f"svd-rank{run.cfg.sens_rank}-per-layer",
-                       {"metrics": {"teacher_loss": d["teacher_loss"], "rank": d["rank"]},
-                        "tables": {"layers": rows}, "provenance": t.as_dict()})
+    def compute():
+        with track(run.device) as t:
+            d = measure_sensitivity(data, run.cfg, run.device)
+        rows = [{"layer": layer, **{f"{g}{suffix}": v[key] for g, v in (("attention", a), ("mlp", m))
+                                    for suffix, key in (("", "delta"), ("_lo", "lo"), ("_hi", "hi"))}}
+                for layer, a, m in zip(d["layers"], d["delta"]["attention"], d["delta"]["mlp"])]
+        return {"metrics": {"teacher_loss": d["teacher_loss"], "rank": d["rank"]}, "tables": {"layers": rows},
+                "provenance": t.as_dict()}
+
+    return load_or_run(run, "d_sensitivity", f"svd-rank{run.cfg.sens_rank}-per-layer", compute, force=force)
 
 
-def healing(run, data) -> dict:
+def healing(run, data, force: bool = False) -> dict:
     """e. A short fine-tune of the compressed model's factors and the share of the loss increase it recovers."""
-    from .results import save_result
+    from .results import load_or_run
 
-    e = measure_healing(data, run.cfg, data["stats"], run.device, run.seed)
-    return save_result(run, "e_healing", f"{run.cfg.heal_method}-{int(run.cfg.heal_reduction * 100)}pct", e)
+    return load_or_run(run, "e_healing", f"{run.cfg.heal_method}-{int(run.cfg.heal_reduction * 100)}pct",
+                       lambda: measure_healing(data, run.cfg, data["stats"], run.device, run.seed), force=force)
 
 
 # ------------------------------------------------------------------------------------------------ from records

@@ -64,63 +64,75 @@ PROFILES = {
 
 
 # ------------------------------------------------------------------------------------------------ sections
-def corpora(run) -> dict:
+def corpora(run, force: bool = False) -> dict:
     """Section 1: one row per (corpus, split) with documents, chars, words, tokens and fertility per tokenizer."""
-    from .data import corpus_stats, load_corpus, load_tokenizer
-    from .provenance import track
-    from .results import save_result
+    from .results import load_or_run
 
     cfg = run.cfg
-    with track(run.device) as t:
-        toks = {name: load_tokenizer(name) for name in cfg.tokenizers}
-        rows = []
-        for corpus in cfg.stats_corpora:
-            dsd = load_corpus(corpus)
-            dsd = {s: head(dsd[s], cfg.stats_max_docs) for s in ("train", "validation", "test")}
-            rows += [{"corpus": corpus, **r} for r in corpus_stats(dsd, toks)]
+
+    def compute():
+        from .data import corpus_stats, load_corpus, load_tokenizer
+        from .provenance import track
+
+        with track(run.device) as t:
+            toks = {name: load_tokenizer(name) for name in cfg.tokenizers}
+            rows = []
+            for corpus in cfg.stats_corpora:
+                dsd = load_corpus(corpus)
+                dsd = {s: head(dsd[s], cfg.stats_max_docs) for s in ("train", "validation", "test")}
+                rows += [{"corpus": corpus, **r} for r in corpus_stats(dsd, toks)]
+        return {"tables": {"splits": rows}, "provenance": t.as_dict()}
+
     config = {k: v for k, v in asdict(cfg).items() if k.startswith("stats_") or k == "tokenizers"}
-    return save_result(run, "corpora", "corpus-stats", {"tables": {"splits": rows}, "provenance": t.as_dict()},
-                       config=config)
+    return load_or_run(run, "corpora", "corpus-stats", compute, config, force)
 
 
-def reference(run) -> dict:
+def reference(run, force: bool = False) -> dict:
     """Section 2: the pretrained reference model's token-weighted loss and bits per character on the held-out
     split of each corpus."""
-    import torch
-
-    from .data import lm_blocks, load_corpus, load_pretrained, load_tokenizer
-    from .evaluate import lm_loss
-    from .models import count_params
-    from .provenance import track
-    from .results import save_result
+    from .results import load_or_run
 
     cfg = run.cfg
-    with track(run.device) as t:
-        tok = load_tokenizer(cfg.ref_model)
-        model = load_pretrained(cfg.ref_model, dtype=torch.float32).to(run.device)
-        rows = []
-        for corpus in cfg.ref_corpora:
-            blocks = lm_blocks(load_corpus(corpus)[cfg.ref_split], tok, cfg.ref_block, max_blocks=cfg.ref_blocks)
-            res = lm_loss(model, blocks, batch_size=4, device=run.device)
-            # per-token loss is not comparable across languages (a tokenizer that splits Russian into bytes gets
-            # more, easier tokens); bits per character is
-            chars = sum(len(tok.decode(row[1:])) for row in blocks["input_ids"])
-            rows.append({"corpus": corpus, **res, "bits_per_char": res["loss"] * res["tokens"] / chars / math.log(2)})
+
+    def compute():
+        import torch
+
+        from .data import lm_blocks, load_corpus, load_pretrained, load_tokenizer
+        from .evaluate import lm_loss
+        from .models import count_params
+        from .provenance import track
+
+        with track(run.device) as t:
+            tok = load_tokenizer(cfg.ref_model)
+            model = load_pretrained(cfg.ref_model, dtype=torch.float32).to(run.device)
+            rows = []
+            for corpus in cfg.ref_corpora:
+                blocks = lm_blocks(load_corpus(corpus)[cfg.ref_split], tok, cfg.ref_block, max_blocks=cfg.ref_blocks)
+                res = lm_loss(model, blocks, batch_size=4, device=run.device)
+                # per-token loss is not comparable across languages (a tokenizer that splits Russian into bytes
+                # gets more, easier tokens); bits per character is
+                chars = sum(len(tok.decode(row[1:])) for row in blocks["input_ids"])
+                rows.append({"corpus": corpus, **res,
+                             "bits_per_char": res["loss"] * res["tokens"] / chars / math.log(2)})
+        return {"tables": {"heldout": rows}, "params": {"total": count_params(model)}, "provenance": t.as_dict()}
+
     config = {k: v for k, v in asdict(cfg).items() if k.startswith("ref_")}
-    return save_result(run, "reference", f"{cfg.ref_model.split('/')[-1]}-heldout",
-                       {"tables": {"heldout": rows}, "params": {"total": count_params(model)},
-                        "provenance": t.as_dict()}, config=config)
+    return load_or_run(run, "reference", f"{cfg.ref_model.split('/')[-1]}-heldout", compute, config, force)
 
 
-def pretrain(run) -> dict:
+def pretrain(run, force: bool = False) -> dict:
     """Section 3: a small GPT-NeoX from scratch (helpers.pretrain) with its validation curve and unigram line."""
-    from .pretrain import pretrain as train
-    from .results import save_result
+    from .results import load_or_run
 
-    res = train(run.cfg.lm, run.device, run.seed)
-    # the run is defined by its steps; one cut short by the safety time budget is recorded as partial, never as it
-    status = "partial" if res["metrics"].get("stopped_by_budget") else "ok"
-    return save_result(run, "pretrain", "neox-from-scratch", res, config={"lm": asdict(run.cfg.lm)}, status=status)
+    def compute():
+        from .pretrain import pretrain as train
+
+        res = train(run.cfg.lm, run.device, run.seed)
+        # the run is defined by its steps; one cut short by the safety time budget is recorded as partial, never as
+        # the run itself (and is not loaded by a rerun)
+        return {**res, "status": "partial" if res["metrics"].get("stopped_by_budget") else "ok"}
+
+    return load_or_run(run, "pretrain", "neox-from-scratch", compute, {"lm": asdict(run.cfg.lm)}, force)
 
 
 # ------------------------------------------------------------------------------------------------ from records

@@ -582,9 +582,9 @@ def conclusion(base: dict, loops: dict, option_records: dict, tune_records: dict
         chosen = {r["arm"]: r for r in t if r["chosen"]}
         seeds = sorted({r["metrics"]["val_seed"] for r in tune_records.values()})
         grid = ", ".join(f"{v:g}" for v in sorted({r["lr"] for r in t}))
-        lines.append(f"learning rate, the same search for both arms ({grid}; one run each, scored on validation prompts drawn with seed {', '.join(map(str, seeds))}, "
-                     "not the test set's): " + ", ".join(f"{a} {c['lr']:g} (validation k = 2d error "
-                                                          f"{c['val k=2d']:.3f})" for a, c in chosen.items()))
+        picks = ", ".join(f"{a} {c['lr']:g} (validation k = 2d error {c['val k=2d']:.3f})" for a, c in chosen.items())
+        lines.append(f"learning rate, the same search for both arms ({grid}; one run each, scored on validation "
+                     f"prompts drawn with seed {', '.join(map(str, seeds))}, not the test set's): {picks}")
     if {"looped", "standard", "averaging"} <= set(rows):
         av = rows["averaging"]["k=2d"]
         expected = rows.get("averaging, expected (d+1)/k", {}).get("k=2d")

@@ -10,12 +10,40 @@ import re
 from pathlib import Path
 
 
+# the other families: (block name, study module, what the notebook runs on in its local profile)
+FAMILIES = (("seed001", "compression_study"), ("seed002", "looped_study"), ("seed003", "pretrain_study"),
+            ("seed004", "sft_study"))
+
+
+def family_block(module, records: list[dict]) -> str:
+    """A family's README paragraph: its conclusion lines (the same `report(records).text` the notebook and
+    Analysis print), with the records' profile, count and commits. Nothing in it is typed."""
+    import matplotlib.pyplot as plt
+
+    from .analysis import select
+
+    recs, profile = select([r for r in records if r["notebook"] == module.NOTEBOOK])
+    if not recs:
+        return f"**{module.TITLE}**: no records yet (`make run NB={module.NOTEBOOK[:2]}`)."
+    text = module.report(recs).text
+    plt.close("all")                          # report() draws the figures Analysis shows; not needed here
+    commits = sorted({r["provenance"].get("commit", "?")[:7] for r in recs})
+    head = (f"**{module.TITLE}** ([{module.NOTEBOOK}](notebooks/{module.NOTEBOOK}.ipynb), {profile} profile, "
+            f"{len(recs)} records from commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}):")
+    return "\n".join([head, ""] + [f"- {line}" for line in (text or "no conclusion yet").splitlines() if line.strip()])
+
+
 def blocks() -> dict:
     """{block name: function(records of its family) -> markdown}."""
+    import importlib
+
     from . import surgery_study
 
-    return {"seed000": lambda recs: surgery_study.readme_block(
+    out = {"seed000": lambda recs: surgery_study.readme_block(
         [r for r in recs if r["notebook"] in surgery_study.NOTEBOOKS])}
+    for name, module in FAMILIES:
+        out[name] = lambda recs, m=importlib.import_module(f"helpers.{module}"): family_block(m, recs)
+    return out
 
 
 def _pattern(name: str):

@@ -179,6 +179,18 @@ def save_result(run, experiment: str, variant: str, result: dict, config: dict |
     return record
 
 
+def load_or_run(run, experiment: str, variant: str, compute, config: dict | None = None, force: bool = False) -> dict:
+    """A notebook section that writes one record: the stored record of (variant, config, run.seed) when it exists
+    with status ok (unless force), else compute() -> a result dict (as save_result takes; "status" optional) is run
+    and saved. A rerun of a finished notebook therefore loads instead of recomputing."""
+    rec = None if force else find_record(run.notebook, variant, run_config(run, config), run.seed)
+    if rec is not None:
+        print(f"{experiment}: recorded as {rec['run_id']} ({rec['created'][:19]}), loaded", flush=True)
+        return rec
+    result = compute()
+    return save_result(run, experiment, variant, result, config=config, status=result.pop("status", "ok"))
+
+
 def find_record(notebook: str, variant: str, config: dict, seed: int, root: Path | None = None) -> dict | None:
     """The stored record of exactly this (variant, config, seed) if it exists, is readable and has status ok."""
     path = (Path(root) if root else results_dir()) / Path(notebook).stem / f"{run_id(variant, config, seed)}.json"

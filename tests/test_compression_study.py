@@ -55,3 +55,68 @@ def test_students_are_compared_with_the_teacher_on_the_same_sequences_with_an_in
                              {"method": "whiten", "group": "mlp", "reduction": 0.2, **same}]}}
     table = S.sweep_table(b)
     assert table.loc[("mlp", 0.2), "whiten"].endswith("tie") and not table.loc[("mlp", 0.2), "svd"].endswith("tie")
+    # the full profile's second set (held-out OpenOrca chats) is scored and labelled beside the headline set
+    rows = [{"input_ids": r["input_ids"], "labels": [-100] * 8 + r["input_ids"][8:]} for r in held.select(range(4))]
+    sets = S.evaluate(teacher, {**data, "openorca": rows})
+    assert set(sets) == {"english", S.OPENORCA_SET} and "likely in its tuning data" in S.OPENORCA_SET
+    assert sets[S.OPENORCA_SET]["tokens"] == 4 * 8                        # answer tokens only (labels shifted)
+    assert S.PROFILES["full"].openorca_rows > 0 and S.PROFILES["full"].eval_corpus == "wikitext2"
+
+
+def test_sensitivity_map_is_each_layers_loss_minus_the_uncompressed_models():
+    """Full rank reproduces the teacher (every delta ~0, a tie); at rank 1 each cell equals that student's own loss
+    minus the uncompressed model's, computed here by hand on the same blocks."""
+    import copy
+
+    import torch
+    from datasets import Dataset
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from helpers.evaluate import lm_loss
+
+    torch.manual_seed(0)
+    teacher = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                           num_attention_heads=4, num_key_value_heads=4, vocab_size=50)).eval()   # square q/k/v/o
+    g = torch.Generator().manual_seed(1)
+    held = Dataset.from_list([{"input_ids": torch.randint(0, 50, (16,), generator=g).tolist()} for _ in range(12)])
+    full = S.measure_sensitivity({"model": teacher, "held": held, "chats": []},
+                                 S.CompressionConfig(layers="all", sens_rank=32, sens_eval_blocks=12))
+    for group in ("attention", "mlp"):
+        assert all(abs(c["delta"]) < 1e-4 and c["tie"] for c in full["delta"][group]), full["delta"][group]
+    data = {"model": teacher, "held": held, "chats": []}
+    low = S.measure_sensitivity(data, S.CompressionConfig(layers="all", sens_rank=1, sens_eval_blocks=12))
+    base = lm_loss(teacher, held, batch_size=4)["loss"]
+    assert low["teacher_loss"] == pytest.approx(base, abs=1e-6)
+    for layer in (0, 1):
+        student = copy.deepcopy(teacher)
+        mlp = student.model.layers[layer].mlp
+        with torch.no_grad():                                  # rank-1 truncated SVD of each MLP weight, by hand
+            for lin in (mlp.gate_proj, mlp.up_proj, mlp.down_proj):
+                U, sv, Vh = torch.linalg.svd(lin.weight, full_matrices=False)
+                lin.weight.copy_(sv[0] * U[:, :1] @ Vh[:1])
+        by_hand = lm_loss(student, held, batch_size=4)["loss"] - base
+        assert low["delta"]["mlp"][layer]["delta"] == pytest.approx(by_hand, abs=1e-5)
+
+
+def test_paired_bootstrap_interval_has_the_known_width_and_uses_the_pairing():
+    """Per-sequence differences with sd 3 over 2,000 sequences of 10 tokens: delta = their mean / 10 and the 95%
+    interval is delta +- 1.96 * 0.3 / sqrt(2000) (within 10%), however much the teacher's losses vary between
+    sequences (an unpaired bootstrap would be about 15x wider here)."""
+    import numpy as np
+
+    from helpers.evaluate import paired_bootstrap
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    teacher = rng.normal(40, 50, n)                                    # sequences differ a lot in difficulty
+    diff = rng.normal(5.0, 3.0, n)
+    tokens = np.full(n, 10)
+    b = paired_bootstrap({"seq_loss_sum": teacher, "seq_tokens": tokens},
+                         {"seq_loss_sum": teacher + diff, "seq_tokens": tokens})
+    assert b["delta"] == pytest.approx(diff.mean() / 10)
+    half = 1.96 * diff.std(ddof=1) / 10 / n ** 0.5
+    assert (b["hi"] - b["lo"]) / 2 == pytest.approx(half, rel=0.1)
+    assert b["lo"] < b["delta"] < b["hi"] and b["sequences"] == n and b["tokens"] == 10 * n
+    with pytest.raises(ValueError, match="different sequences"):
+        paired_bootstrap({"seq_loss_sum": teacher, "seq_tokens": tokens},
+                         {"seq_loss_sum": teacher, "seq_tokens": tokens + 1})

@@ -144,3 +144,24 @@ def test_smollm2_checkpoint_is_a_plain_transformers_model():
     with torch.no_grad():
         loss = model(ids, labels=ids).loss.item()
     assert loss < 6.0  # a real pretrained model, not random weights (random: ~ln(49152) = 10.8)
+
+
+def test_instruction_chats_keep_the_system_prompt_and_put_the_loss_on_the_response_only():
+    """OpenOrca rows as the model's chats (seed 001's second set): the system prompt is in the masked prompt, the
+    labels cover the response (and the end-of-turn marker) only, an over-long row is dropped, not cut."""
+    from helpers.data import instruction_chats
+
+    tok = load_tokenizer("smollm2")
+    rows = [{"system_prompt": "You answer in one word.", "question": "What is 2 + 2?", "response": "Four"},
+            {"system_prompt": "", "question": "Say hi", "response": "Hello there"},
+            {"system_prompt": "x", "question": "Long?", "response": "word " * 400}]
+    out = instruction_chats(rows, tok, max_tokens=128)
+    assert len(out) == 2
+    first, second = out
+    prompt_len = first["labels"].count(-100)
+    assert "You answer in one word." in tok.decode(first["input_ids"][:prompt_len])
+    assert "What is 2 + 2?" in tok.decode(first["input_ids"][:prompt_len])
+    answer = tok.decode([i for i, lab in zip(first["input_ids"], first["labels"]) if lab != -100])
+    assert answer.startswith("Four") and "2 + 2" not in answer
+    assert "You answer in one word." not in tok.decode(second["input_ids"])
+    assert instruction_chats(rows, tok, max_rows=1, max_tokens=128) == [first]

@@ -174,3 +174,38 @@ def test_rewritten_records_do_not_make_the_tree_dirty(tmp_path, monkeypatch):
     assert provenance.git_state()["dirty"] is False
     (tmp_path / "code.py").write_text("2")
     assert provenance.git_state()["dirty"] is True
+
+
+def test_a_recorded_section_is_loaded_a_partial_one_recomputed_and_force_recomputes(results_root):
+    from helpers.profiles import Run
+    from helpers.results import load_or_run
+
+    run = Run(notebook="00_data_and_baselines", profile="tiny", seed=0, device="cpu", cfg={"a": 1})
+    calls = []
+
+    def compute(status="ok"):
+        calls.append(status)
+        return {"metrics": {"n": len(calls)}, "status": status}
+
+    first = load_or_run(run, "sec", "v", compute, {"a": 1})
+    again = load_or_run(run, "sec", "v", compute, {"a": 1})
+    assert calls == ["ok"] and again["metrics"] == first["metrics"] == {"n": 1}
+    assert load_or_run(run, "sec", "v", compute, {"a": 1}, force=True)["metrics"] == {"n": 2}
+    assert load_or_run(run, "sec", "v", compute, {"a": 2})["metrics"] == {"n": 3}      # another config: computed
+    cut = load_or_run(run, "sec", "w", lambda: compute("partial"), {"a": 1})
+    assert cut["status"] == "partial"
+    load_or_run(run, "sec", "w", lambda: compute("partial"), {"a": 1})                # a partial run is never loaded
+    assert calls == ["ok", "ok", "ok", "partial", "partial"]
+
+
+def test_compression_data_is_loaded_only_when_a_section_needs_it(monkeypatch):
+    from helpers import compression_study as S
+
+    loads = []
+    monkeypatch.setattr(S, "_prepare", lambda run: loads.append(run) or {"model": "teacher", "stats": {}})
+    data = S.prepare("run")
+    assert loads == [] and data.get("model") is None                   # nothing loaded yet (.get does not load)
+    assert data["model"] == "teacher" and data["stats"] == {} and loads == ["run"]
+    with pytest.raises(KeyError):
+        data["absent"]
+    assert loads == ["run"]                                            # loaded once

@@ -183,3 +183,14 @@ def test_regime_point_records_both_losses_the_gap_and_the_references():
     other = {**rec, "variant": "regime other", "metrics": {**m, "gap": m["gap"] + 1}}
     table = P.regime_table([rec, other])
     assert list(table["point"]) == ["other", "tiny"] and table.loc[1, "layers x width"] == "6 x 16"
+
+
+def test_the_standard_error_of_a_difference_holds_both_arms():
+    """delta_se = sqrt(sd_a^2 / n_a + sd_b^2 / n_b): an arm with no spread still counts the other's (a wrong se
+    from one arm only, or sd / n without the root, fails here)."""
+    df = _runs([(1, 0, 5.0, 100), (1, 1, 5.2, 100), (1, 2, 5.4, 100),          # original: sd 0.2, n = 3
+                (6, 0, 5.9, 70), (6, 1, 5.9, 70),                               # no attention: sd 0, n = 2
+                (8, 0, 5.3, 75), (8, 1, 5.5, 75)])                              # sd 0.1414, n = 2
+    s = P.summarize(df).set_index("id")
+    assert s.loc[6, "delta_se"] == pytest.approx(0.2 / 3 ** 0.5)
+    assert s.loc[8, "delta_se"] == pytest.approx((0.04 / 3 + 0.02 / 2) ** 0.5)
