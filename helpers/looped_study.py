@@ -31,10 +31,11 @@ class LoopedStudyConfig:
     option_seeds: tuple = (0,)
     eval_loops: tuple = (1, 2, 5, 10, 20, 50, 100)
     seeds: tuple = (0,)
-    # the same learning-rate search for both arms, each candidate trained once (seed tune_seed, never a reported
-    # seed) and scored on validation prompts drawn with val_seed (not the test set's seed); () keeps train.lr
+    # the same learning-rate search for both arms: each candidate trained with every tune seed (never a reported
+    # seed: whether a run leaves the predict-zero plateau depends on its seed), scored on validation prompts drawn
+    # with val_seed (not the test set's seed), chosen by its mean; () keeps train.lr
     tune_lrs: tuple = ()
-    tune_seed: int = 100
+    tune_seeds: tuple = (100,)
     val_seed: int = 4321
     baseline_prompts: int = 256     # the other tasks' test prompts (their baselines fit per prompt: slow)
     tasks: tuple = ("noisy_linear_regression", "sparse_linear_regression", "relu_2nn", "decision_tree")
@@ -54,8 +55,9 @@ class LoopedStudyConfig:
                              f"{self.option_seeds}")
         if self.val_seed == TEST_SEED:
             raise ValueError(f"val_seed {self.val_seed} is the test set's seed: choose any other")
-        if self.tune_lrs and self.tune_seed in self.seeds:
-            raise ValueError(f"tune_seed {self.tune_seed} is one of the reported seeds {self.seeds}: choose another")
+        if self.tune_lrs and (not self.tune_seeds or set(self.tune_seeds) & set(self.seeds)):
+            raise ValueError(f"tune_seeds {self.tune_seeds} must be given and must not hold a reported seed "
+                             f"{self.seeds}: choose others")
         if any(lr <= 0 for lr in self.tune_lrs):
             raise ValueError(f"tune_lrs must be positive, got {self.tune_lrs}")
         if any(L < 1 for L in self.eval_loops):
@@ -83,6 +85,7 @@ PROFILES = {
         train=ICLTrainConfig(steps=1200, batch_size=128, lr=1e-3, warmup=50, time_budget_s=1800, dims=fixed(4),
                              points=fixed(11), loops=icl.Schedule(4, 8, 2, 100), test_prompts=1024, log_every=50),
         option_steps=1200, eval_loops=(1, 2, 4, 8, 16, 32, 64), seeds=(0, 1, 2), tune_lrs=(5e-4, 1e-3, 2e-3),
+        tune_seeds=(100, 101, 102),
         baseline_prompts=256, task_steps=500, workers=2),
     "full": LoopedStudyConfig(
         model=LoopedConfig(n_dims=20, n_positions=41, width=256, n_head=8, loops=30, window=15), standard_layers=12,
@@ -241,7 +244,7 @@ def rows_from_records(records: list[dict], extra_cols: tuple = ("steps", "steps_
 # ------------------------------------------------------------------------------------------------ sections
 def tune(run, force: bool = False) -> dict:
     """Section 1: the same learning-rate search for both arms: every lr of cfg.tune_lrs, one run each (seed
-    cfg.tune_seed, the run's steps), scored on validation prompts drawn with cfg.val_seed, so the test prompts
+    cfg.tune_seeds, the run's steps), scored on validation prompts drawn with cfg.val_seed, so the test prompts
     never choose a setting. Returns {(variant, seed): record} (empty when cfg.tune_lrs is ())."""
     from .sweep import Point, run_points
 
@@ -252,20 +255,16 @@ def tune(run, force: bool = False) -> dict:
             tcfg = dataclasses.replace(cfg.train, lr=lr)
             points.append(Point("tune", f"tune {arm} lr={lr:g}", (mcfg, tcfg, cfg.val_seed),
                                 {"model": dataclasses.asdict(mcfg), "train": dataclasses.asdict(tcfg),
-                                 "val_seed": cfg.val_seed}, seeds=(cfg.tune_seed,)))
+                                 "val_seed": cfg.val_seed}, seeds=tuple(cfg.tune_seeds)))
     return run_points(run, points, validation_job, None, cfg.workers, force, "tuning (validation prompts)")
 
 
 def chosen_lrs(cfg: LoopedStudyConfig, tune_records: dict) -> dict:
-    """{arm: lr}: each arm's lr with the lowest validation error at k = 2d (runs cut by the safety budget are not
-    candidates); cfg.train.lr for an arm with no tuning record."""
-    best = {}
-    for rec in tune_records.values():
-        arm = rec["variant"].split()[1]
-        err = rec["metrics"].get("err.k=2d")
-        if rec["status"] == "ok" and err is not None and (arm not in best or err < best[arm][1]):
-            best[arm] = (rec["metrics"]["lr"], err)
-    return {arm: best[arm][0] if arm in best else cfg.train.lr for arm in arms(cfg)}
+    """{arm: lr}: each arm's lr with the lowest mean validation error at k = 2d over its tuning seeds (runs cut by
+    the safety budget are not candidates); cfg.train.lr for an arm with no tuning record."""
+    rows = tuning_table(tune_records).reset_index().to_dict("records") if tune_records else []
+    chosen = {r["arm"]: r["lr"] for r in rows if r["chosen"]}
+    return {arm: chosen.get(arm, cfg.train.lr) for arm in arms(cfg)}
 
 
 def looped_vs_standard(run, lrs: dict | None = None, force: bool = False) -> dict:
@@ -543,21 +542,35 @@ def tasks_table(records: dict):
 def regime_table(records: list[dict]):
     cols = ["d", "steps", "steps_per_s", "looped.k=d", "looped.k=2d", "averaging.k=2d", "ratio_to_averaging.k=2d"]
     rows = [{"point": r["variant"].removeprefix("regime "), **{c: r["metrics"].get(c) for c in cols},
-             "params": r["params"].get("total")} for r in records]
+             "params": r["params"].get("total"), "seed": r["seed"]} for r in records]   # one training seed each
     return _frame(rows, "point").sort_values(["d", "ratio_to_averaging.k=2d"]) if rows else _frame(rows)
 
 
 def tuning_table(tune_records: dict):
-    """Section 1's search: validation error per (arm, lr), the chosen lr marked."""
-    rows = [{"arm": r["variant"].split()[1], "lr": r["metrics"]["lr"], "val k=d": r["metrics"].get("err.k=d"),
-             "val k=2d": r["metrics"].get("err.k=2d"), "steps": r["metrics"]["steps"], "status": r["status"],
-             "seed": r["seed"]} for r in tune_records.values()]
+    """Section 1's search: per (arm, lr), the validation error at k = d and 2d over the tuning seeds (mean, sd, n,
+    each seed's value), the chosen lr (lowest mean at k = 2d) marked. Runs cut by the safety budget are counted
+    apart and never chosen."""
+    import numpy as np
+
+    groups = {}
+    for r in tune_records.values():
+        groups.setdefault((r["variant"].split()[1], r["metrics"]["lr"]), []).append(r)
+    rows = []
+    for (arm, lr), recs in sorted(groups.items()):
+        ok = sorted((r for r in recs if r["status"] == "ok" and r["metrics"].get("err.k=2d") is not None),
+                    key=lambda r: r["seed"])
+        e2 = [r["metrics"]["err.k=2d"] for r in ok]
+        rows.append({"arm": arm, "lr": lr, "seeds": len(ok), "cut": len(recs) - len(ok),
+                     "val k=d": float(np.mean([r["metrics"]["err.k=d"] for r in ok])) if ok else None,
+                     "val k=2d": float(np.mean(e2)) if ok else None,
+                     "val k=2d sd": float(np.std(e2, ddof=1)) if len(e2) > 1 else None,
+                     "per seed k=2d": ", ".join(f"s{r['seed']} {e:.3f}" for r, e in zip(ok, e2))})
     best = {}
     for row in rows:
-        if row["status"] == "ok" and row["val k=2d"] is not None and row["val k=2d"] < best.get(row["arm"], 1e300):
+        if row["val k=2d"] is not None and row["val k=2d"] < best.get(row["arm"], 1e300):
             best[row["arm"]] = row["val k=2d"]
     for row in rows:
-        row["chosen"] = row["status"] == "ok" and row["val k=2d"] == best.get(row["arm"])
+        row["chosen"] = row["val k=2d"] is not None and row["val k=2d"] == best.get(row["arm"])
     return _frame(rows, "arm")
 
 
@@ -582,9 +595,11 @@ def conclusion(base: dict, loops: dict, option_records: dict, tune_records: dict
         chosen = {r["arm"]: r for r in t if r["chosen"]}
         seeds = sorted({r["metrics"]["val_seed"] for r in tune_records.values()})
         grid = ", ".join(f"{v:g}" for v in sorted({r["lr"] for r in t}))
-        picks = ", ".join(f"{a} {c['lr']:g} (validation k = 2d error {c['val k=2d']:.3f})" for a, c in chosen.items())
-        lines.append(f"learning rate, the same search for both arms ({grid}; one run each, scored on validation "
-                     f"prompts drawn with seed {', '.join(map(str, seeds))}, not the test set's): {picks}")
+        picks = ", ".join(f"{a} {c['lr']:g} (mean validation k = 2d error {c['val k=2d']:.3f} over {c['seeds']} "
+                          f"seeds: {c['per seed k=2d']})" for a, c in chosen.items())
+        lines.append(f"learning rate, the same search for both arms ({grid}; each run with every tuning seed, scored "
+                     f"on validation prompts drawn with seed {', '.join(map(str, seeds))}, not the test set's): "
+                     f"{picks}")
     if {"looped", "standard", "averaging"} <= set(rows):
         av = rows["averaging"]["k=2d"]
         expected = rows.get("averaging, expected (d+1)/k", {}).get("k=2d")
@@ -645,7 +660,10 @@ def report(records: list[dict]):
     if recs.get("tasks"):
         rep.table("other tasks against their baselines", tasks_table({r["variant"]: r for r in recs["tasks"]}))
     if recs.get("regime"):
-        rep.table("regime search (benchmarks/looped_regime.py)", regime_table(recs["regime"]))
+        budgets = ", ".join(f"{b:g} s" for b in sorted({r["config"]["train"].get("time_budget_s") or 0
+                                                         for r in recs["regime"]}))
+        rep.table(f"regime search (benchmarks/looped_regime.py; n = 1 training seed per point, trained {budgets} "
+                  "each, scored on the test prompts' seed)", regime_table(recs["regime"]))
     if base is not None and loops is not None:
         rep.text = conclusion(base, loops, opts, tuned)
     return rep

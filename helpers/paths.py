@@ -4,7 +4,8 @@
                Default: <repo>/data/cache.
 - LAB_RESULTS: the JSON run records. Default: <repo>/results. Tests point it at a temporary folder.
 - LAB_CHECKPOINTS: training checkpoints of long (full-profile) runs, one folder per run, removed when the run has
-               finished (git-ignored). Default: <repo>/checkpoints.
+               finished; and the trained models a later section reads (05's models, 06's adapters), kept
+               (git-ignored). Default: <repo>/checkpoints.
 """
 from __future__ import annotations
 

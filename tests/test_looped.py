@@ -373,17 +373,21 @@ def test_tuning_picks_each_arms_lr_on_validation_prompts_and_ignores_cut_runs():
 
     cfg = _tiny_run().cfg
 
-    def rec(arm, lr, err, status="ok"):
-        return {"variant": f"tune {arm} lr={lr:g}", "status": status, "metrics": {"lr": lr, "err.k=2d": err}}
+    def rec(arm, lr, err, status="ok", seed=100):
+        return {"variant": f"tune {arm} lr={lr:g}", "status": status, "seed": seed,
+                "metrics": {"lr": lr, "err.k=2d": err, "err.k=d": err}}
 
     recs = {i: r for i, r in enumerate([rec("looped", 1e-3, 0.5), rec("looped", 3e-3, 0.2),
                                           rec("standard", 1e-3, 0.4), rec("standard", 3e-3, 0.1, "partial")])}
     assert chosen_lrs(cfg, recs) == {"looped": 3e-3, "standard": 1e-3}
+    # by the mean over tuning seeds: one lucky seed does not win against an lr that works on every seed
+    more = {**recs, 10: rec("looped", 3e-3, 1.0, seed=101), 11: rec("looped", 1e-3, 0.3, seed=101)}
+    assert chosen_lrs(cfg, more)["looped"] == 1e-3
     assert chosen_lrs(cfg, {}) == {"looped": cfg.train.lr, "standard": cfg.train.lr}
     with pytest.raises(ValueError, match="test set's seed"):
         _tiny_run(val_seed=1234)
-    with pytest.raises(ValueError, match="reported seeds"):
-        _tiny_run(tune_seed=0)
+    with pytest.raises(ValueError, match="must not hold a reported seed"):
+        _tiny_run(tune_seeds=(0, 100))
 
 
 def test_validation_prompts_differ_from_the_test_prompts():
@@ -405,7 +409,7 @@ def test_section_runs_are_loaded_on_rerun_and_retrained_when_their_weights_are_g
     lrs = S.chosen_lrs(run.cfg, tuned)
     first = S.looped_vs_standard(run, lrs)
     n_first = len(calls)
-    assert n_first == 2 * len(run.cfg.tune_lrs) + 2 * len(run.cfg.seeds)
+    assert n_first == 2 * len(run.cfg.tune_lrs) * len(run.cfg.tune_seeds) + 2 * len(run.cfg.seeds)
     assert {rec["config"]["train"]["lr"] for (arm, _), rec in first["records"].items() if arm == "looped"} == \
         {lrs["looped"]}
     again = S.looped_vs_standard(run, lrs)
