@@ -243,8 +243,8 @@ def rows_from_records(records: list[dict], extra_cols: tuple = ("steps", "steps_
 
 # ------------------------------------------------------------------------------------------------ sections
 def tune(run, force: bool = False) -> dict:
-    """Section 1: the same learning-rate search for both arms: every lr of cfg.tune_lrs, one run each (seed
-    cfg.tune_seeds, the run's steps), scored on validation prompts drawn with cfg.val_seed, so the test prompts
+    """Section 1: the same learning-rate search for both arms: every lr of cfg.tune_lrs trained with each of
+    cfg.tune_seeds (the run's steps), scored on validation prompts drawn with cfg.val_seed, so the test prompts
     never choose a setting. Returns {(variant, seed): record} (empty when cfg.tune_lrs is ())."""
     from .sweep import Point, run_points
 
@@ -315,14 +315,20 @@ def ratio_interval(num, den, n_boot: int = 2000, level: float = 0.95, seed: int 
             "seeds": S, "prompts": P}
 
 
-def error_vs_k(run, pair: dict) -> dict:
+def error_vs_k(run, pair: dict, force: bool = False) -> dict:
     """Section 3: error against k for the trained models and the task's baselines, all on the same test prompts;
     averaging also at its expected value (d + 1) / k. The record holds the 90% bootstrap bands (over seeds and
-    prompts), the table at k = d and 2d and the looped / baseline ratios at k = 2d with 95% intervals."""
-    from .icl_train import baseline_errors, fixed_test_set
-    from .results import save_result
+    prompts), the table at k = d and 2d and the looped / baseline ratios at k = 2d with 95% intervals. Loaded when
+    recorded (unless force): the recorded models give the same errors."""
+    from .results import load_or_run
 
     cfg = run.cfg
+    return load_or_run(run, "baselines", f"baselines-{cfg.train.task}", lambda: _error_vs_k(cfg, pair), force=force)
+
+
+def _error_vs_k(cfg: LoopedStudyConfig, pair: dict) -> dict:
+    from .icl_train import baseline_errors, fixed_test_set
+
     xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
     base = baseline_errors(cfg.train.task, xs, ys, active, len(xs))
     errors = {**pair["errors"], **base}
@@ -336,34 +342,35 @@ def error_vs_k(run, pair: dict) -> dict:
               for arm in pair["errors"] for b in ("averaging", "zero") if b in base} if k < xs.shape[1] else {}
     curves = {f"{n}{part}": dict(enumerate(c[stat])) for n, c in bands(errors).items()
               for part, stat in (("", "mean"), (".lo", "lo"), (".hi", "hi"))}
-    return save_result(run, "baselines", f"baselines-{cfg.train.task}",
-                       {"metrics": {"d": active, "test_prompts": len(xs), "baseline_prompts": len(xs)},
-                        "tables": {"at_k": rows, "ratios_k2d": [{"comparison": n, **r} for n, r in ratios.items()]},
-                        "curves": curves})
+    return {"metrics": {"d": active, "test_prompts": len(xs), "baseline_prompts": len(xs)},
+            "tables": {"at_k": rows, "ratios_k2d": [{"comparison": n, **r} for n, r in ratios.items()]},
+            "curves": curves}
 
 
-def error_vs_loops(run, pair: dict) -> dict:
-    """Section 3: error at k = 2d against the number of inference loops, per seed and the mean: does the loop
-    settle at a fixed point past the loops it was trained with?"""
+def error_vs_loops(run, pair: dict, force: bool = False) -> dict:
+    """Section 4: error at k = 2d against the number of inference loops, per seed and the mean: does the loop
+    settle at a fixed point past the loops it was trained with? Loaded when recorded (unless force)."""
+    from .results import load_or_run
+
+    return load_or_run(run, "loops", "error-vs-inference-loops", lambda: _error_vs_loops(run.cfg, pair), force=force)
+
+
+def _error_vs_loops(cfg: LoopedStudyConfig, pair: dict) -> dict:
     import numpy as np
 
     from .icl_train import errors_vs_loops, fixed_test_set
-    from .results import save_result
 
-    cfg = run.cfg
     xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
     per_seed = {s: errors_vs_loops(pair["models"]["looped", s], xs, ys, active, cfg.eval_loops, 2 * active)
                 for s in cfg.seeds}
     mean = {L: float(np.mean([v[L] for v in per_seed.values()])) for L in cfg.eval_loops}
-    return save_result(run, "loops", "error-vs-inference-loops",
-                       {"metrics": {"trained_loops": cfg.model.loops, "k": 2 * active},
-                        "tables": {"loops": [{"loops": L, "mean": mean[L], **{f"seed {s}": per_seed[s][L]
-                                                                              for s in cfg.seeds}}
-                                             for L in cfg.eval_loops]}})
+    return {"metrics": {"trained_loops": cfg.model.loops, "k": 2 * active},
+            "tables": {"loops": [{"loops": L, "mean": mean[L], **{f"seed {s}": per_seed[s][L] for s in cfg.seeds}}
+                                 for L in cfg.eval_loops]}}
 
 
 def options(run, force: bool = False) -> dict:
-    """Section 4: the plain looped model and each seed option, the same number of steps, every option seed, as
+    """Section 5: the plain looped model and each seed option, the same number of steps, every option seed, as
     one sweep (recorded points are loaded). Returns {(name, seed): record}."""
     from .sweep import Point, run_points
 
@@ -409,7 +416,7 @@ def task_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int, device: str = 
 
 
 def tasks(run, force: bool = False) -> dict:
-    """Section 5: each other task against its own baselines, as one sweep. Returns {task: record}."""
+    """Section 6: each other task against its own baselines, as one sweep. Returns {task: record}."""
     from .sweep import Point, run_points
 
     cfg = run.cfg
@@ -475,7 +482,7 @@ def ratios_table(base: dict):
 
 
 def training_table(records: dict):
-    """Section 1's runs: parameters, steps, wall time, steps/s per (model, seed)."""
+    """Section 2's runs: parameters, steps, wall time, steps/s per (model, seed)."""
     return _frame([{"run": f"{r['experiment']} s{r['seed']}", "params": r["params"]["total"],
                     **{k: r["metrics"][k] for k in ("steps", "wall_s", "steps_per_s")}} for r in records.values()],
                   "run")
