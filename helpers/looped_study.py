@@ -667,10 +667,11 @@ def report(records: list[dict]):
     if recs.get("tasks"):
         rep.table("other tasks against their baselines", tasks_table({r["variant"]: r for r in recs["tasks"]}))
     if recs.get("regime"):
-        budgets = ", ".join(f"{b:g} s" for b in sorted({r["config"]["train"].get("time_budget_s") or 0
-                                                         for r in recs["regime"]}))
-        rep.table(f"regime search (benchmarks/looped_regime.py; n = 1 training seed per point, trained {budgets} "
-                  "each, scored on the test prompts' seed)", regime_table(recs["regime"]))
+        budgets = sorted({b for r in recs["regime"]
+                          if (b := r.get("config", {}).get("train", {}).get("time_budget_s")) is not None})
+        trained = f"trained {', '.join(f'{b:g} s' for b in budgets)} each, " if budgets else ""
+        rep.table(f"regime search (benchmarks/looped_regime.py; n = 1 training seed per point, {trained}scored on "
+                  "the test prompts' seed)", regime_table(recs["regime"]))
     if base is not None and loops is not None:
         rep.text = conclusion(base, loops, opts, tuned)
     return rep
