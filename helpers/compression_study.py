@@ -109,8 +109,8 @@ PROFILES = {
 # ------------------------------------------------------------------------------------------------ data
 def load(cfg: CompressionConfig, device: str = "cpu"):
     """Teacher model, tokenizer, calibration batches, held-out English blocks and WordNet chats."""
-    from .data import (CHATML, definition_chats, instruction_chats, lm_blocks, load_corpus, load_pretrained,
-                       load_tokenizer)
+    from .data import definition_chats, instruction_chats, lm_blocks, load_corpus, load_pretrained, load_tokenizer
+    from .sft import ensure_chat_template
     from .train import lm_collator
 
     tok = load_tokenizer("smollm2" if cfg.model == "smollm2" else cfg.model)
@@ -122,10 +122,11 @@ def load(cfg: CompressionConfig, device: str = "cpu"):
     calib = lm_blocks(calib_split, tok, cfg.block, max_blocks=cfg.calib_blocks)
     held = lm_blocks(eval_split, tok, cfg.block, max_blocks=cfg.eval_blocks)
     chats = definition_chats(load_corpus("wordnet")["test"], tok, cfg.chats) if cfg.chats else []
-    # OpenOrca's models speak ChatML (their model card); used only where the tokenizer ships no template
-    own = getattr(tok, "chat_template", None)
-    orca = (instruction_chats(orca_split, tok, cfg.openorca_rows, cfg.block, chat_template=None if own else CHATML)
-            if orca_split is not None else [])
+    orca = []
+    if orca_split is not None:
+        # OpenOrca's models speak ChatML (their model card): installed only where the tokenizer ships no template
+        ensure_chat_template(tok, None if getattr(tok, "chat_template", None) else "chatml")
+        orca = instruction_chats(orca_split, tok, cfg.openorca_rows, cfg.block)
     batches = [lm_collator([calib[j] for j in range(i, min(i + 4, len(calib)))]) for i in range(0, len(calib), 4)]
     return {"model": model, "tok": tok, "calib_split": calib_split, "calib": calib, "calib_batches": batches,
             "held": held, "chats": chats, "openorca": orca}

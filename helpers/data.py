@@ -209,23 +209,16 @@ def corpus_stats(dsd, tokenizers: dict | None = None) -> list[dict]:
     return rows
 
 
-# ChatML turns: the format of OpenOrca's models and of notebook 06's base model
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-
-def encode_chat(tokenizer, prompt: list[dict], completion: list[dict], chat_template: str | None = None) -> dict:
+def encode_chat(tokenizer, prompt: list[dict], completion: list[dict]) -> dict:
     """One chat as token ids with labels -100 on the prompt (the loss falls on the answer tokens only).
 
     prompt: messages up to the answer (rendered with the generation prompt); completion: the answer message(s).
-    chat_template: used instead of the tokenizer's own (which may be missing). Returns {"input_ids", "labels",
-    "prompt_len"}."""
-    if not (chat_template or getattr(tokenizer, "chat_template", None)):
+    Returns {"input_ids", "labels", "prompt_len"}."""
+    if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"tokenizer '{getattr(tokenizer, 'name_or_path', '?')}' has no chat template; give one "
                          "(notebook 06: chat_template='chatml')")
-    text_prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True,
-                                                chat_template=chat_template)
-    text_full = tokenizer.apply_chat_template(prompt + completion, tokenize=False, chat_template=chat_template)
+    text_prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    text_full = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
     if not text_full.startswith(text_prompt):
         raise ValueError("the chat template does not extend the prompt with the answer; cannot mask the prompt")
     p_ids = tokenizer(text_prompt, add_special_tokens=False)["input_ids"]
@@ -234,11 +227,9 @@ def encode_chat(tokenizer, prompt: list[dict], completion: list[dict], chat_temp
 
 
 def instruction_chats(split, tokenizer, max_rows: int | None = None, max_tokens: int = 1024,
-                      fields: tuple = ("system_prompt", "question", "response"),
-                      chat_template: str | None = None) -> list[dict]:
-    """Instruction rows (OpenOrca's system prompt, question, response) in the model's own chat format (or
-    `chat_template` where the tokenizer has none), the loss on the response tokens only; a row without a system
-    prompt gets none. Over-long rows are dropped, not truncated."""
+                      fields: tuple = ("system_prompt", "question", "response")) -> list[dict]:
+    """Instruction rows (OpenOrca's system prompt, question, response) in the tokenizer's chat format, the loss on
+    the response tokens only; a row without a system prompt gets none. Over-long rows are dropped, not truncated."""
     system, user, answer = fields
     rows = []
     for ex in split:
@@ -246,7 +237,7 @@ def instruction_chats(split, tokenizer, max_rows: int | None = None, max_tokens:
             break
         prompt = ([{"role": "system", "content": ex[system]}] if ex.get(system) else []) + \
             [{"role": "user", "content": ex[user]}]
-        row = encode_chat(tokenizer, prompt, [{"role": "assistant", "content": ex[answer]}], chat_template)
+        row = encode_chat(tokenizer, prompt, [{"role": "assistant", "content": ex[answer]}])
         if len(row["input_ids"]) <= max_tokens:
             rows.append({"input_ids": row["input_ids"], "labels": row["labels"]})
     return rows

@@ -29,7 +29,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from .data import CHATML  # noqa: F401  (re-exported: sft.CHATML)
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LONG_MODES = ("drop", "truncate")
 SFT_SCHEDULERS = ("cosine", "plateau")
