@@ -1,5 +1,5 @@
 # The README's two commands:  `make run`  (set up + all notebooks in the local profile + Analysis.ipynb)
-#                             `make test` (set up + unit tests + every notebook in the tiny profile + Analysis)
+#                             `make test` (set up + lint + unit tests + every notebook in the tiny profile + Analysis)
 # Variables: PROFILE=tiny|local|full|auto (default local), NB=01 (one notebook), PY=python3.11 (base interpreter),
 #            QUIET=1 (one line per notebook instead of streamed cell progress and outputs)
 SHELL := /bin/bash
@@ -10,7 +10,7 @@ NB ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup venv assets run test unit bench looped-regime surgery-regime clean-runs
+.PHONY: setup venv assets run test lint unit bench looped-regime surgery-regime clean-runs
 
 setup: $(STAMP) assets
 
@@ -30,8 +30,12 @@ assets: $(STAMP)
 run: setup
 	$(BIN)/python -m helpers notebooks --profile $(PROFILE) --nb "$(NB)"
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q tests
+
+# pyflakes + pycodestyle at 120 columns (pyproject.toml [tool.ruff])
+lint: $(STAMP)
+	$(BIN)/ruff check helpers tests benchmarks
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests -m "not notebooks"

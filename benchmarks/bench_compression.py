@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 
 from helpers import compress as C
+from helpers import compression_report as CR
 from helpers import compression_study as S
 from helpers.profiles import resolve
 from helpers.results import save_run
@@ -40,11 +41,12 @@ def main():
     for k, m in c["adam"].items():
         print(f"{'Adam ' + str(k):>16} {m['wall_s']:9.1f} {m['calib_mse']:11.5f} {m['heldout_mse']:13.5f}")
     b = S.measure_sweep(data, dataclasses.replace(cfg), stats, run.device)
-    t = S.target_ratios({"tables": {"rows": b["rows"]}},
+    t = CR.target_ratios({"tables": {"rows": b["rows"]}},
                         {"tables": {"fit": [{"fit": "closed form (whiten)", "steps": None, **cf},
                                             *[{"fit": "Adam", "steps": k, **m} for k, m in c["adam"].items()]]}})
     for r in b["rows"]:
-        print(f"20% fewer block-Linear params, {r['method']:>6}: loss {r['loss']:.4f} (teacher {b['teacher_loss']:.4f}, "
+        print(f"20% fewer block-Linear params, {r['method']:>6}: loss {r['loss']:.4f} "
+              f"(teacher {b['teacher_loss']:.4f}, "
               f"+{r['delta']:.4f})")
     print(f"\nclosed form vs {t['adam_steps']:,} Adam steps: {t['speedup_vs_adam']:,.0f}x faster (target >= 100); "
           f"held-out MSE no worse at every step count: {t['closed_no_worse_at_every_step']}")

@@ -22,6 +22,16 @@ import importlib.util
 import time
 
 import torch
+from peft import LoraConfig, get_peft_model
+from torch import nn
+from transformers import AutoModelForCausalLM
+
+from helpers import looped_study as L
+from helpers.compress import Bases, InputStats
+from helpers.icl_train import fixed, train_model
+from helpers.memory import inference_plan, training_plan
+from helpers.models import NeoXSize, count_params, mistral_config, neox_config, pythia_config, smollm2_config
+from helpers.results import save_run
 
 # dense (not sparse) bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s; matched on the device name
 PEAK_BF16_TFLOPS = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("GH200", 989.4),
@@ -48,23 +58,17 @@ def _timed(step, steps: int, warmup: int = 3) -> float:
 
 
 def _build(config, attn: str = "sdpa", dtype=torch.float32):
-    from transformers import AutoModelForCausalLM
-
     with torch.device("cuda"):                       # initialise on the GPU: a 7B model's CPU init takes minutes
         return AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
 
 
 def lm_training(name: str, config, batch: int, seq: int, steps: int, attn: str = "sdpa", lora: bool = False) -> dict:
     """tokens/s, MFU and peak memory of AdamW training steps (bf16 autocast on fp32 weights; LoRA: bf16 frozen base)."""
-    from helpers.memory import training_plan
-    from helpers.models import count_params
 
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     model = _build(config, attn, torch.bfloat16 if lora else torch.float32)
     if lora:
-        from peft import LoraConfig, get_peft_model
-
         model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
                                                  task_type="CAUSAL_LM"))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -83,7 +87,7 @@ def lm_training(name: str, config, batch: int, seq: int, steps: int, attn: str =
     plan = training_plan(name, config, batch, seq, "bf16-frozen" if lora else "bf16-autocast",
                          trainable=trainable if lora else None)
     peak = torch.cuda.max_memory_allocated()
-    del model, opt
+    model = opt = None          # free the GPU memory before the next case (the closure is done with them)
     tps = batch * seq / s
     # MFU counts 6 N per token for full training; with frozen weights the weight-gradient matmuls are skipped (4 N)
     flops = (4 if lora else 6) * n * tps
@@ -92,8 +96,6 @@ def lm_training(name: str, config, batch: int, seq: int, steps: int, attn: str =
 
 
 def forward_only(name: str, config, batch: int, seq: int, steps: int) -> dict:
-    from helpers.memory import inference_plan
-
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     model = _build(config, "sdpa", torch.bfloat16).eval()
@@ -104,9 +106,9 @@ def forward_only(name: str, config, batch: int, seq: int, steps: int) -> dict:
             model(input_ids=ids)
 
     s = _timed(step, steps, warmup=2)
-    n = sum(p.numel() for p in model.parameters())
+    n = count_params(model)
     peak = torch.cuda.max_memory_allocated()
-    del model
+    model = None
     tps = batch * seq / s
     return {"step_s": s, "tokens_per_s": tps, "flops_per_s": 2 * n * tps, "params": n, "peak_gib": peak / 2**30,
             "plan_gib": inference_plan(name, config, batch, seq).total / 2**30, "batch": batch, "seq": seq}
@@ -116,10 +118,6 @@ def mistral_layer_bases(block_tokens: int = 1024) -> dict:
     """Notebook 04's per-layer costs at Mistral-7B's width: the calibration statistics of one decoder layer's four
     distinct Linear inputs for one block of tokens (float64, accumulated on the CPU and on the GPU), and the whiten
     and svd bases of that layer's seven Linears on the GPU (offloaded to the CPU, as the notebook does)."""
-    from torch import nn
-
-    from helpers.compress import Bases, InputStats
-    from helpers.models import mistral_config
 
     c = mistral_config()
     h, i, kv = c.hidden_size, c.intermediate_size, c.hidden_size * c.num_key_value_heads // c.num_attention_heads
@@ -153,9 +151,6 @@ def mistral_layer_bases(block_tokens: int = 1024) -> dict:
 
 
 def looped_steps(steps: int) -> dict:
-    from helpers import looped_study as L
-    from helpers.icl_train import fixed, train_model
-
     cfg = L.PROFILES["full"]
     m = cfg.model
     tcfg = dataclasses.replace(cfg.train, dims=fixed(m.n_dims), points=fixed(m.n_positions), loops=fixed(m.loops),
@@ -176,9 +171,6 @@ def main():
     if not torch.cuda.is_available():
         print("bench_gpu: no CUDA device here; nothing measured (run it on a GPU machine)")
         return 0
-
-    from helpers.models import NeoXSize, mistral_config, neox_config, pythia_config, smollm2_config
-    from helpers.results import save_run
 
     torch.backends.cuda.matmul.allow_tf32 = True
     gpu = torch.cuda.get_device_name(0)

@@ -43,7 +43,8 @@ def main():
     path = save_run("benchmarks", "bench_surgery", "local-stand-ins",
                     {"profile": "local", "steps": args.steps, "threads": args.threads, "ids": list(IDS),
                      "sizes": run.cfg.sizes},
-                    {f"exp{r['id']:02d}.{k}": r[k] for r in rows for k in ("tokens_per_s", "speedup", "peak_mb", "params")},
+                    {f"exp{r['id']:02d}.{k}": r[k] for r in rows
+                     for k in ("tokens_per_s", "speedup", "peak_mb", "params")},
                     profile="local", seed=0, device=run.device)
     print(f"record: {path}")
 

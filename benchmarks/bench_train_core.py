@@ -16,8 +16,8 @@ import time
 import torch
 
 from helpers import data_study as B
-from helpers.pretrain import lm_data
 from helpers.models import from_config, neox_config
+from helpers.pretrain import lm_data
 from helpers.profiles import resolve
 from helpers.provenance import Tracker
 from helpers.results import save_run

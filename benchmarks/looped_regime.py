@@ -4,8 +4,8 @@ token format let a 1-block looped model learn linear regression in context withi
 Every point trains one looped model (seed 0) for the same wall-clock budget on its own core (two points side by
 side) and is scored on the fixed test set at its final setting against averaging and least squares at k = d and
 k = 2d (the test prompts' seed: this search chose the regime; the notebook's learning rates are then chosen on
-validation prompts, see its section 1). Each point is saved as a record (experiment "regime") in results/05_looped_transformer/, which
-Analysis.ipynb tabulates.
+validation prompts, see its section 1). Each point is saved as a record (experiment "regime") in
+results/05_looped_transformer/, which Analysis.ipynb tabulates.
 
     python benchmarks/looped_regime.py                 # the grid below, 240 s per point: 28 min on 2 cores (measured)
     python benchmarks/looped_regime.py --budget 20 --only d=5 d=8    # a quick look at two points
@@ -16,6 +16,7 @@ import argparse
 
 import pandas as pd
 
+from helpers import looped_report as LR
 from helpers import looped_study as L
 from helpers.profiles import resolve
 
@@ -47,7 +48,7 @@ def main():
     ap.add_argument("--only", nargs="*", help="names of grid points to run (default: all)")
     ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
     args = ap.parse_args()
-    run = resolve(L.NOTEBOOK, L.PROFILES, "local", quiet=True,
+    run = resolve(LR.NOTEBOOK, L.PROFILES, "local", quiet=True,
                   # a wall-clock search on purpose (what learns in this many seconds here): the budget defines it
                   overrides={"train.steps": 100_000, "train.time_budget_s": args.budget, "workers": 2})
     points = grid(run.cfg)
@@ -58,7 +59,7 @@ def main():
         points = {n: points[n] for n in args.only}
     records = L.regime_search(run, points, seed=0, force=args.force)   # points already recorded are loaded
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
-        print(L.regime_table(list(records.values())))
+        print(LR.regime_table(list(records.values())))
 
 
 if __name__ == "__main__":

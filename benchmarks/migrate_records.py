@@ -1,5 +1,8 @@
 """Migrate run records of schema 1 to schema 2 in place, and re-key records whose run id was made by an older
-hashing rule (kept for anyone holding records made before a change).
+hashing rule or names a renamed op (kept for anyone holding records made before a change).
+
+Renamed: seed 000's MLP op "lora" (a low-rank replacement of both MLP Linears, not a LoRA adapter) is "factorize"
+since the family split; its records' descriptions are rewritten and re-keyed, results untouched.
 
 Schema 2 adds `tables` and `config_hash`, and run ids hash only what determines a result (helpers.results:
 EXECUTION_KEYS are left out), so a migrated record gets the id a rerun of its config would get today. Nothing about
@@ -32,10 +35,23 @@ def narrow(rec: dict) -> dict:
     return rec
 
 
+RENAMED_OPS = {"mlp lora ": "mlp factorize "}      # in seed 000's "surgery" and "stand_in" descriptions
+
+
+def rename_ops(rec: dict) -> dict:
+    for key in ("surgery", "stand_in"):
+        text = rec["config"].get(key)
+        if isinstance(text, str):
+            for old, new in RENAMED_OPS.items():
+                text = text.replace(old, new)
+            rec["config"][key] = text
+    return rec
+
+
 def migrate(root: Path, drop_notebook_records: bool = False) -> dict:
     counts = {"migrated": 0, "dropped": 0, "current": 0}
     for path in sorted(root.glob("*/*.json")):
-        rec = narrow(json.loads(path.read_text()))
+        rec = rename_ops(narrow(json.loads(path.read_text())))
         if (rec.get("schema_version") == SCHEMA_VERSION
                 and rec["run_id"] == run_id(rec["variant"], rec["config"], rec["seed"])):
             counts["current"] += 1

@@ -16,6 +16,8 @@ import argparse
 
 import pandas as pd
 
+from helpers import surgery_experiments as SE
+from helpers import surgery_report as SR
 from helpers import surgery_study as S
 from helpers.profiles import resolve
 
@@ -49,7 +51,7 @@ def main():
     ap.add_argument("--only", nargs="*", help="names of grid points to run (default: all)")
     ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
     args = ap.parse_args()
-    run = resolve(S.NB_ATTENTION, S.PROFILES, "local", quiet=True, overrides={"workers": 2})
+    run = resolve(SE.NB_ATTENTION, S.PROFILES, "local", quiet=True, overrides={"workers": 2})
     points = grid()
     if args.only:
         unknown = sorted(set(args.only) - set(points))
@@ -58,7 +60,7 @@ def main():
         points = {n: points[n] for n in args.only}
     records = S.regime_search(run, points, force=args.force)     # points already recorded are loaded
     with pd.option_context("display.width", 220, "display.max_columns", 20, "display.precision", 3):
-        print(S.regime_table(list(records.values())))
+        print(SR.regime_table(list(records.values())))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,14 @@
                                                                     (runs under `accelerate launch` on several GPUs)
   readme [--check]                                                  regenerate (or check) README.md's results
                                                                     blocks from results/
+
+Each command imports what it runs inside its branch, so that `assets` (run right after `pip install`) or `readme`
+never load torch, TRL and the model libraries.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -65,19 +69,43 @@ def main(argv: list[str] | None = None) -> int:
 
         return print_param_table(as_json=args.json)
     elif args.cmd == "plan":
-        from .fullplan import all_plans, markdown
+        from .families import all_plans
+        from .planning import markdown
 
         plans = all_plans()
         print(markdown(plans) if args.markdown else "\n\n".join(p.text() for p in plans))
     elif args.cmd == "pretrain":
-        from .data_study import pretrain_command
-
         pretrain_command(args.profile, args.seed, args.max_steps)
     elif args.cmd == "readme":
         from .readme import main as readme_main
 
         return readme_main(check=args.check)
     return 0
+
+
+def pretrain_command(profile: str, seed: int, max_steps: int | None) -> None:
+    """`python -m helpers pretrain` / `accelerate launch -m helpers pretrain`: notebook 00's section 3 as a script.
+
+    Under accelerate/torchrun every process trains on its shard (the Trainer handles DDP); rank 0 writes the record.
+    """
+    from .families import resolve
+    from .pretrain import pretrain
+    from .results import save_run
+
+    notebook = "00_data_and_baselines"
+    rank = int(os.environ.get("RANK", 0))
+    run = resolve(notebook, profile, seed=seed, quiet=rank != 0)
+    lm = run.cfg.lm
+    if max_steps:
+        lm = dataclasses.replace(lm, train=dataclasses.replace(lm.train, max_steps=max_steps))
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if run.device == "cuda" else run.device
+    res = pretrain(lm, device=device, seed=seed)
+    if rank == 0:
+        path = save_run(notebook, "pretrain", "neox-from-scratch-cli", {"lm": dataclasses.asdict(lm)}, res["metrics"],
+                        profile=run.profile, seed=seed, curves=res["curves"], params=res["params"],
+                        provenance=res["provenance"], device=run.device)
+        print(f"eval_loss {res['metrics'].get('eval_loss'):.4f}  world_size {res['provenance']['world_size']}  "
+              f"-> {path}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""Analysis.ipynb's machinery (torch-free): pick each family's records, and a `Report` that a family's `report()`
-fills with tables, figures and a conclusion, all computed from records by the same functions the notebook uses.
+"""Reading records (torch-free, for Analysis.ipynb and every family's `<family>_report`): pick a family's records,
+turn rows of them into DataFrames (`frame`), and a `Report` that a family's `report()` fills with tables, figures
+and a conclusion, all computed from records by the same functions the notebook uses. The family registry that maps
+notebooks to their reports is helpers.families.
 
 Which records: a family's records of the most meaningful profile that has any (full, else local, else tiny). Run
 ids depend only on what determines a result, so one (experiment, variant, seed) has one record per config; if a
@@ -9,6 +11,10 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
 
 PROFILE_ORDER = ("full", "local", "tiny")
 
@@ -61,14 +67,10 @@ class Report:
             self.tables[caption] = frame
 
     def figure(self, caption: str, fig) -> None:
-        import matplotlib.pyplot as plt
-
         self.figures[caption] = fig
         plt.close(fig)   # shown by show(), not by the notebook's inline backend at creation
 
     def show(self) -> None:
-        from IPython.display import display
-
         if not self.records:
             print(f"{self.title}: not run yet (no records).")
             return
@@ -83,10 +85,39 @@ class Report:
             print("What the records say:\n" + self.text)
 
 
-def provenance_table(records: list[dict]):
-    """One row per run: where, when, with what code, how long and how much memory."""
-    import pandas as pd
+def frame(rows, index=None) -> pd.DataFrame:
+    """The one way records become a table: a list of row dicts (or a {name: value} mapping, as one 'value'
+    column) -> DataFrame, indexed by `index` (a column or a list of columns) when given; empty rows -> an empty
+    frame."""
+    if isinstance(rows, dict):
+        return pd.Series(rows).to_frame("value")
+    rows = list(rows)
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    return df.set_index(index) if index is not None else df
 
+
+RECORD_KEYS = {"run_id", "metrics", "tables", "curves"}      # a dict with any of these is one record
+
+
+def records_of(records) -> list[dict]:
+    """A section's records as a list, whether it came as {(variant, seed): record}, a list, or one record."""
+    if isinstance(records, dict) and RECORD_KEYS & set(records):
+        return [records]
+    return list(records.values()) if isinstance(records, dict) else list(records)
+
+
+def one(records) -> dict:
+    """The record of a one-record section, given as {(variant, seed): record} (what sections return) or itself."""
+    recs = records_of(records)
+    if len(recs) != 1:
+        raise ValueError(f"expected the one record of a section, got {len(recs)}")
+    return recs[0]
+
+
+def provenance_table(records: list[dict]) -> pd.DataFrame:
+    """One row per run: where, when, with what code, how long and how much memory."""
     rows = [{"notebook": r["notebook"], "experiment": r["experiment"], "variant": r["variant"],
              "profile": r["profile"], "seed": r["seed"], "status": r["status"],
              "commit": str(r["provenance"].get("commit"))[:8], "dirty": r["provenance"].get("dirty"),
@@ -95,17 +126,4 @@ def provenance_table(records: list[dict]):
     if not rows:
         print("no records yet: run `make run`")
         return pd.DataFrame()
-    return pd.DataFrame(rows).sort_values(["notebook", "experiment", "variant", "seed"]).reset_index(drop=True)
-
-
-def family_reports(records: list[dict]) -> list[Report]:
-    """Every family's report, in notebook order."""
-    from . import compression_study, data_study, looped_study, pretrain_study, sft_study, surgery_study
-
-    out = [data_study.report([r for r in records if r["notebook"] == data_study.NOTEBOOK]),
-           surgery_study.report([r for r in records if r["notebook"] in surgery_study.NOTEBOOKS]),
-           compression_study.report([r for r in records if r["notebook"] == compression_study.NOTEBOOK]),
-           looped_study.report([r for r in records if r["notebook"] == looped_study.NOTEBOOK]),
-           pretrain_study.report([r for r in records if r["notebook"] == pretrain_study.NOTEBOOK]),
-           sft_study.report([r for r in records if r["notebook"] == sft_study.NOTEBOOK])]
-    return out
+    return frame(rows).sort_values(["notebook", "experiment", "variant", "seed"]).reset_index(drop=True)

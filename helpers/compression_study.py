@@ -15,24 +15,34 @@ Sections (each returns a result dict for the run record):
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+import copy
+import math
 import time
 from dataclasses import dataclass, field
 
-if TYPE_CHECKING:
-    from . import compress as C
+import torch
+from datasets import load_dataset
 
-from .models import FACTORIZATIONS, LLAMA_LINEARS
-from .train import TrainConfig
-
-NOTEBOOK = "04_lowrank_compression"
-TITLE = "Low-rank compression of a pretrained model (seed 001)"
-NOTES = {  # seed 001's own numbers, for the tables (REFERENCE.md section 2)
-    "exp3_teacher_1k": 2.29794, "exp3_student_1k": 2.29538, "exp3_teacher_100k": 2.33504,
-    "exp3_student_100k": 2.33335, "exp2_train_mse": 165.7, "exp2_val_mse": 246.6,
-    "svd_llm_llama7b_ppl_20pct": {"svd": 20061, "asvd": 11.14, "svd-llm": 7.94, "dense": 5.68},
-}
+from . import compress as C
+from . import hub
+from .data import (
+    definition_chats,
+    ensure_chat_template,
+    instruction_chats,
+    lm_blocks,
+    load_corpus,
+    load_pretrained,
+    load_tokenizer,
+)
+from .evaluate import lm_loss
+from .stats import paired_bootstrap
+from .layers import parse_layers
+from .memory import GiB, counts, inference_plan, training_plan
+from .models import FACTORIZATIONS, LLAMA_LINEARS, count_params, mistral_config
+from .planning import NotebookPlan, train_seconds
+from .provenance import track
+from .results import load_or_run
+from .train import TrainConfig, lm_collator, model_dtype, train_causal_lm
 
 
 @dataclass
@@ -100,7 +110,7 @@ PROFILES = {
                               calib_blocks=256, block=1024, eval_blocks=256, chats=0, openorca_rows=256,
                               sweep_eval_blocks=64,
                               sens_eval_blocks=16, fit_tokens=16384, heal_block=1024,
-                              # micro-batch 1 x 4 and checkpointing: see helpers/fullplan.py's plan for 04
+                              # micro-batch 1 x 4 and checkpointing: see full_plan below
                               heal=TrainConfig(max_steps=200, batch_size=1, grad_accum=4, lr=1e-4, scheduler="cosine",
                                                warmup_steps=20, log_every=20, gradient_checkpointing=True)),
 }
@@ -109,9 +119,6 @@ PROFILES = {
 # ------------------------------------------------------------------------------------------------ data
 def load(cfg: CompressionConfig, device: str = "cpu"):
     """Teacher model, tokenizer, calibration batches, held-out English blocks and WordNet chats."""
-    from .data import definition_chats, instruction_chats, lm_blocks, load_corpus, load_pretrained, load_tokenizer
-    from .sft import ensure_chat_template
-    from .train import lm_collator
 
     tok = load_tokenizer("smollm2" if cfg.model == "smollm2" else cfg.model)
     # bf16 on a GPU (a 7B teacher is 14 GB instead of 29 GB in fp32); fp32 on the CPU, where bf16 matmuls are slow
@@ -132,25 +139,13 @@ def load(cfg: CompressionConfig, device: str = "cpu"):
             "held": held, "chats": chats, "openorca": orca}
 
 
-def model_dtype(device: str):
-    import torch
-
-    from .train import bf16_available
-
-    return torch.bfloat16 if str(device).startswith("cuda") and bf16_available(device) else torch.float32
-
-
 OPENORCA_SET = "openorca held-out (likely in its tuning data)"
 
 
 def _splits(cfg: CompressionConfig):
     """(calibration split, evaluation split, OpenOrca held-out rows for the second set or None)."""
-    from . import hub
-    from .data import load_corpus
 
     if cfg.calib_corpus == "oo-gpt4":
-        from datasets import load_dataset
-
         ds = hub.call("oo-gpt4-filtered", load_dataset, "openaccess-ai-collective/oo-gpt4-filtered", split="train")
         parts = ds.train_test_split(test_size=100_000, seed=42)      # the notes' own split (exp 4)
         to_text = lambda d: d.map(lambda b: {"text": [f"{q}\n{r}" for q, r in zip(b["question"], b["response"])]},  # noqa: E731
@@ -163,15 +158,12 @@ def _splits(cfg: CompressionConfig):
 
 
 def block_modules(model, groups=("attention", "mlp"), layers: str = "all") -> dict:
-    from . import compress as C
-
     return {p: model.get_submodule(p) for p in C.resolve_plan(model, [C.Target(tuple(groups), layers, rank=1)])}
 
 
 def bases(data, cfg: CompressionConfig, method: str, stats: dict | None = None) -> "C.Bases":
     """Decompositions of the block Linears in cfg.layers, computed once per method and kept in `data` (svd and
     whiten are reused by several sections; others are built on demand and not kept)."""
-    from . import compress as C
 
     memo = data.setdefault("bases", {})
     if method in memo:
@@ -187,9 +179,7 @@ def middle_layer(model, cfg: CompressionConfig) -> int:
     return cfg.exp3_layer if cfg.exp3_layer is not None else round(17 / 32 * n)
 
 
-def evaluate(model, data, n_blocks: int | None = None, device: str = "cpu") -> dict:
-    from .evaluate import lm_loss
-
+def heldout_losses(model, data, n_blocks: int | None = None, device: str = "cpu") -> dict:
     held = data["held"] if n_blocks is None else data["held"].select(range(min(n_blocks, len(data["held"]))))
     out = {"english": lm_loss(model, held, batch_size=4, device=device, per_sequence=True)}
     if data["chats"] and n_blocks is None:
@@ -204,7 +194,7 @@ def teacher_eval(data, n_blocks: int, device: str = "cpu") -> dict:
     once per size and kept in `data` (the sweep, the sensitivity map and the healing all compare against it)."""
     memo = data.setdefault("teacher_eval", {})
     if n_blocks not in memo:
-        memo[n_blocks] = evaluate(data["model"], data, n_blocks, device)["english"]
+        memo[n_blocks] = heldout_losses(data["model"], data, n_blocks, device)["english"]
     return memo[n_blocks]
 
 
@@ -215,9 +205,8 @@ def teacher_loss(data, n_blocks: int, device: str = "cpu") -> float:
 def versus_teacher(data, model, n_blocks: int, device: str = "cpu") -> dict:
     """A student's held-out English loss against the teacher's on the same blocks: the difference with a paired
     bootstrap interval over sequences (delta, lo, hi) and "tie" when the interval contains 0."""
-    from .evaluate import paired_bootstrap
 
-    student = evaluate(model, data, n_blocks, device)["english"]
+    student = heldout_losses(model, data, n_blocks, device)["english"]
     b = paired_bootstrap(teacher_eval(data, n_blocks, device), student)
     return {"loss": student["loss"], "delta": b["delta"], "lo": b["lo"], "hi": b["hi"],
             "tie": bool(b["lo"] <= 0 <= b["hi"])}
@@ -225,7 +214,6 @@ def versus_teacher(data, model, n_blocks: int, device: str = "cpu") -> dict:
 
 def compare(teacher: dict, student: dict) -> dict:
     """Teacher vs student per evaluation set: losses, perplexities and the bootstrap CI of the difference."""
-    from .evaluate import paired_bootstrap
 
     out = {}
     for name in teacher:
@@ -237,15 +225,13 @@ def compare(teacher: dict, student: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------------ a. exp 3
 def measure_exp3(data, cfg: CompressionConfig, teacher: dict, device: str = "cpu") -> dict:
-    from . import compress as C
-
     model = data["model"]
     layer = middle_layer(model, cfg)
     mods = block_modules(model, ("mlp",), str(layer))
     bases = C.Bases(mods, "svd")
     with C.swapped(model, {p: bases.module(p, cfg.exp3_rank) for p in mods}):
-        n_params = sum(p.numel() for p in model.parameters())
-        student = evaluate(model, data, device=device)
+        n_params = count_params(model)
+        student = heldout_losses(model, data, device=device)
     res = compare(teacher, student)
     metrics = {f"{k}.{m}": v for k, d in res.items() for m, v in d.items()}
     metrics.update(layer=layer, rank=cfg.exp3_rank, params_after=n_params)
@@ -256,11 +242,10 @@ def measure_exp3(data, cfg: CompressionConfig, teacher: dict, device: str = "cpu
 def measure_sweep(data, cfg: CompressionConfig, stats: dict, device: str = "cpu") -> dict:
     """Loss on held-out English for every (method, group, reduction); the reduction is of the targeted block
     Linears' parameters (each matrix keeps 1 - reduction of its parameters)."""
-    from . import compress as C
 
     model = data["model"]
     base = teacher_loss(data, cfg.sweep_eval_blocks, device)
-    total = sum(p.numel() for p in model.parameters())
+    total = count_params(model)
     rows = []
     mods = block_modules(model, layers=cfg.layers)
     for method in cfg.methods:
@@ -270,7 +255,7 @@ def measure_sweep(data, cfg: CompressionConfig, stats: dict, device: str = "cpu"
             for red in cfg.reductions:
                 ranks = C.resolve_plan(model, [C.Target(names, cfg.layers, ratio=1 - red)])
                 new = {p: made.module(p, r) for p, r in ranks.items()}
-                removed = sum(mods[p].weight.numel() - sum(x.numel() for x in new[p].parameters()) for p in new)
+                removed = sum(mods[p].weight.numel() - count_params(new[p]) for p in new)
                 with C.swapped(model, new):
                     v = versus_teacher(data, model, cfg.sweep_eval_blocks, device)
                 rows.append({"method": method, "group": group, "reduction": red, "params": total - removed,
@@ -282,9 +267,6 @@ def measure_sweep(data, cfg: CompressionConfig, stats: dict, device: str = "cpu"
 def measure_fitting(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
     """Closed form (whiten) vs the seed's Adam fit on the same captured inputs of one middle-layer Linear, at the
     same rank: held-out MSE and wall time; then the one-prompt trap (rank above the number of tokens)."""
-    import torch
-
-    from . import compress as C
 
     model = data["model"]
     layer = middle_layer(model, cfg)
@@ -327,11 +309,9 @@ def measure_fitting(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
 def measure_sensitivity(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
     """Loss increase on held-out English when one layer's attention (q, k, v, o) or MLP (gate, up, down) alone is
     replaced by plain-SVD factors of rank sens_rank (the notes' method and rank)."""
-    from . import compress as C
 
     model = data["model"]
     base = teacher_loss(data, cfg.sens_eval_blocks, device)
-    from .surgery import parse_layers
 
     made = bases(data, cfg, "svd")
     grid = {"attention": [], "mlp": []}
@@ -348,21 +328,15 @@ def measure_sensitivity(data, cfg: CompressionConfig, device: str = "cpu") -> di
 def measure_healing(data, cfg: CompressionConfig, stats: dict, device: str = "cpu", seed: int = 0) -> dict:
     """Compress every block Linear by heal_reduction with heal_method, then fine-tune only the low-rank factors on
     the calibration (train) text for a few steps: how much of the loss increase comes back?"""
-    from . import compress as C
-
-    import copy
-
-    from .data import lm_blocks
-    from .train import train_causal_lm
 
     base = teacher_loss(data, cfg.sweep_eval_blocks, device)
     student = copy.deepcopy(data["model"])
     made = bases(data, cfg, cfg.heal_method, stats)
     ranks = C.resolve_plan(student, [C.Target(("attention", "mlp"), cfg.layers, ratio=1 - cfg.heal_reduction)])
-    params_before = sum(p.numel() for p in student.parameters())
+    params_before = count_params(student)
     C.replace(student, {p: made.module(p, r) for p, r in ranks.items()})
-    params_after = sum(p.numel() for p in student.parameters())
-    before = evaluate(student, data, cfg.sweep_eval_blocks, device)["english"]["loss"]
+    params_after = count_params(student)
+    before = heldout_losses(student, data, cfg.sweep_eval_blocks, device)["english"]["loss"]
     train = lm_blocks(data["calib_split"], data["tok"], cfg.heal_block,
                       max_blocks=cfg.heal.max_steps * cfg.heal.batch_size * cfg.heal.grad_accum)
     teacher = data["model"]
@@ -372,8 +346,8 @@ def measure_healing(data, cfg: CompressionConfig, stats: dict, device: str = "cp
         res = train_causal_lm(student, train, None, cfg.heal, device=device, seed=seed)
     finally:
         teacher.to(device)
-    after = evaluate(res["model"], data, cfg.sweep_eval_blocks, device)["english"]["loss"]
-    trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
+    after = heldout_losses(res["model"], data, cfg.sweep_eval_blocks, device)["english"]["loss"]
+    trainable = count_params(student, trainable_only=True)
     return {"metrics": {"teacher_loss": base, "compressed_loss": before, "healed_loss": after,
                         "recovered_fraction": (before - after) / max(before - base, 1e-9),
                         "params_before": params_before, "params_after": params_after,
@@ -407,13 +381,11 @@ def prepare(run) -> Prepared:
 
 def _prepare(run) -> dict:
     """Load the teacher and data, calibrate every block Linear's input statistics, evaluate the teacher."""
-    from . import compress as C
-    from .provenance import track
 
     data = load(run.cfg, run.device)
     with track(run.device) as t:
         data["stats"] = C.calibrate(data["model"], data["calib_batches"], block_modules(data["model"]), run.device)
-        data["teacher"] = evaluate(data["model"], data, device=run.device)
+        data["teacher"] = heldout_losses(data["model"], data, device=run.device)
     data["calibration_s"] = t.wall_s
     print(f"calibration: {next(iter(data['stats'].values())).n:,} tokens, {len(data['stats'])} Linears, "
           f"{t.wall_s:.0f} s")
@@ -423,8 +395,6 @@ def _prepare(run) -> dict:
 def exp3(run, data, force: bool = False) -> dict:
     """a. The notes' experiment 3: one middle layer's MLP at rank exp3_rank by plain SVD, teacher vs student with a
     paired bootstrap interval per evaluation set."""
-    from .provenance import track
-    from .results import load_or_run
 
     def compute():
         with track(run.device) as t:
@@ -436,10 +406,8 @@ def exp3(run, data, force: bool = False) -> dict:
     return load_or_run(run, "a_exp3", "svd-mlp-one-layer", compute, force=force)
 
 
-def sweep(run, data, force: bool = False) -> dict:
+def method_sweep(run, data, force: bool = False) -> dict:
     """b. Every (method, group, reduction) on held-out English (rows: params, loss, delta to the teacher)."""
-    from .provenance import track
-    from .results import load_or_run
 
     def compute():
         with track(run.device) as t:
@@ -452,15 +420,12 @@ def sweep(run, data, force: bool = False) -> dict:
 
 def fitting(run, data, force: bool = False) -> dict:
     """c. Closed form vs the seed's Adam fit (rows per fit), and the one-prompt trap (metrics trap.*)."""
-    from .results import load_or_run
 
     return load_or_run(run, "c_fitting", f"{run.cfg.fit_module}-rank{run.cfg.fit_rank}",
                        lambda: _fitting(run, data), force=force)
 
 
 def _fitting(run, data) -> dict:
-    from .provenance import track
-
     with track(run.device) as t:
         c = measure_fitting(data, run.cfg, run.device)
     rows = [{"fit": "closed form (whiten)", "steps": None, **c["closed_form"]},
@@ -476,8 +441,6 @@ def _fitting(run, data) -> dict:
 
 def sensitivity(run, data, force: bool = False) -> dict:
     """d. Loss increase when one layer's attention or MLP alone is compressed (rows: layer, attention, mlp)."""
-    from .provenance import track
-    from .results import load_or_run
 
     def compute():
         with track(run.device) as t:
@@ -493,179 +456,52 @@ def sensitivity(run, data, force: bool = False) -> dict:
 
 def healing(run, data, force: bool = False) -> dict:
     """e. A short fine-tune of the compressed model's factors and the share of the loss increase it recovers."""
-    from .results import load_or_run
 
     return load_or_run(run, "e_healing", f"{run.cfg.heal_method}-{int(run.cfg.heal_reduction * 100)}pct",
                        lambda: measure_healing(data, run.cfg, data["stats"], run.device, run.seed), force=force)
 
 
-# ------------------------------------------------------------------------------------------------ from records
-def _fit_rows(c: dict) -> dict:
-    return {(r["fit"], r["steps"]): r for r in c["tables"]["fit"]}
-
-
-def target_ratios(b: dict, c: dict, reduction: float = 0.2) -> dict:
-    """The issue's two targets, from the b_sweep and c_fitting records: whiten's loss increase / svd's at
-    `reduction` of all block Linears, and the closed form's speed-up and held-out MSE against Adam at every step
-    count tried."""
-    rows = {(r["method"], r["group"], r["reduction"]): r for r in b["tables"]["rows"]}
-    out = {}
-    w, s = rows.get(("whiten", "both", reduction)), rows.get(("svd", "both", reduction))
-    if w and s:
-        out["whiten_over_svd_delta"] = w["delta"] / s["delta"] if s["delta"] else float("nan")
-    fits = _fit_rows(c)
-    adam = {k[1]: v for k, v in fits.items() if k[0] == "Adam"}
-    closed = fits[("closed form (whiten)", None)]
-    if adam:
-        longest = max(adam)
-        out["adam_steps"] = longest
-        out["speedup_vs_adam"] = adam[longest]["wall_s"] / max(closed["wall_s"], 1e-9)
-        out["closed_no_worse_at_every_step"] = all(closed["heldout_mse"] <= m["heldout_mse"] * (1 + 1e-6)
-                                                   for m in adam.values())
-    return out
-
-
-def exp3_table(a: dict):
-    """The notes' experiment 3 beside ours (teacher vs student, delta with its 95% interval)."""
-    import pandas as pd
-
-    rows = [{"measured on": "notes: Mistral layer 17/32, N=100k (likely-seen train rows)",
-             "teacher_loss": NOTES["exp3_teacher_100k"], "student_loss": NOTES["exp3_student_100k"]}]
-    rows += [{"measured on": f"ours: held-out {r['set']} ({a['profile']}), layer {a['metrics']['layer']}",
-              **{k: r[k] for k in ("teacher_loss", "student_loss", "delta", "lo", "hi", "tokens")}}
-             for r in a["tables"]["heldout"]]
-    return pd.DataFrame(rows).set_index("measured on")
-
-
-def sweep_table(b: dict, reductions=None):
-    """Loss increase over the teacher: (group, reduction) x method."""
-    import pandas as pd
-
-    df = pd.DataFrame(b["tables"]["rows"])
-    if reductions:
-        df = df[df.reduction.isin(reductions)]
-    if "lo" not in df:                      # records made before the intervals
-        return df.pivot_table(index=["group", "reduction"], columns="method", values="delta")
-    # delta [95% paired-bootstrap interval over sequences]; "tie" where the interval contains 0
-    df["delta [95% CI]"] = [f"{r.delta:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]" + (" tie" if r.lo <= 0 <= r.hi else "")
-                            for r in df.itertuples()]
-    return df.pivot(index=["group", "reduction"], columns="method", values="delta [95% CI]")
-
-
-def sweep_figure(b: dict):
-    """Held-out loss against parameters per method, one panel per group, the teacher as a line."""
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    from . import plots
-
-    df = pd.DataFrame(b["tables"]["rows"])
-    groups = list(dict.fromkeys(df.group))
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
-    for ax, group in zip(axes[0], groups):
-        g = df[df.group == group]
-        plots.curves(ax, {m: dict(zip(gm["params"], gm["loss"])) for m, gm in g.groupby("method")}, title=group,
-                     ylabel="held-out loss", hlines={"teacher": b["metrics"]["teacher_loss"]}, xlabel="parameters")
-    fig.tight_layout()
-    return fig
-
-
-def fit_table(c: dict):
-    import pandas as pd
-
-    return pd.DataFrame(c["tables"]["fit"])
-
-
-def trap_text(c: dict) -> str:
-    m = c["metrics"]
-    lines = [f"{m['trap.tokens']} calibration tokens, rank {m['trap.rank']}: calibration MSE {m['trap.calib_mse']:.2e}, "
-             f"held-out MSE {m['trap.heldout_mse']:.4f} vs {m['trap.full_calib_heldout_mse']:.4f} when calibrated on "
-             f"{m['calib_tokens']:,} tokens (output mean square {m['trap.signal']:.4f})"]
-    return "\n".join(lines + [w["warning"] for w in c["tables"].get("trap_warnings", [])])
-
-
-def sensitivity_figure(d: dict):
-    import matplotlib.pyplot as plt
-
-    from . import plots
-
-    rows = d["tables"]["layers"]
-    fig, ax = plt.subplots(figsize=(12, 2.2))
-    plots.heatmap(ax, {g: [r[g] for r in rows] for g in ("attention", "mlp")}, [r["layer"] for r in rows],
-                  title=f"loss increase, one layer at rank {d['metrics']['rank']} (plain SVD)")
-    return fig
-
-
-def healing_table(e: dict):
-    import pandas as pd
-
-    return pd.Series(e["metrics"]).to_frame("value")
-
-
-def conclusion(a: dict, b: dict, c: dict, d: dict, e: dict) -> str:
-    """Sentences from the five records."""
-    import numpy as np
-
-    lines = []
-    for r in a["tables"]["heldout"]:
-        lines.append(f"a. {r['set']}: rank-{a['metrics']['rank']} SVD of layer {a['metrics']['layer']}'s MLP changes "
-                     f"the held-out loss by {r['delta']:+.4f} (95% CI {r['lo']:+.4f} .. {r['hi']:+.4f}, "
-                     f"{r['tokens']:,} tokens).")
-    t = target_ratios(b, c)
-    if "whiten_over_svd_delta" in t:
-        lines.append(f"b. at 20% fewer block-Linear parameters, whiten's loss increase is "
-                     f"{t['whiten_over_svd_delta']:.3f} of plain SVD's (target <= 0.2).")
-    fits = _fit_rows(c)
-    closed = fits[("closed form (whiten)", None)]
-    if "speedup_vs_adam" in t:
-        adam = ", ".join(f"{k[1]}: {v['heldout_mse']:.4g}" for k, v in fits.items() if k[0] == "Adam")
-        lines.append(f"c. the closed form is {t['speedup_vs_adam']:,.0f}x faster than {t['adam_steps']:,} Adam steps "
-                     f"(target >= 100) and its held-out MSE is "
-                     f"{'no worse than' if t['closed_no_worse_at_every_step'] else 'WORSE than'} Adam's at every "
-                     f"step count tried ({closed['heldout_mse']:.4g} vs {adam}).")
-    m = c["metrics"]
-    lines.append(f"c. trap: {m['trap.tokens']} tokens at rank {m['trap.rank']} fit to MSE {m['trap.calib_mse']:.1e} but "
-                 f"held-out MSE is {m['trap.heldout_mse'] / max(m['trap.full_calib_heldout_mse'], 1e-12):.1f}x that "
-                 f"of the same rank calibrated on {m['calib_tokens']:,} tokens.")
-    rows = d["tables"]["layers"]
-    att, mlp = np.array([r["attention"] for r in rows]), np.array([r["mlp"] for r in rows])
-    if "attention_lo" in rows[0]:
-        clear = {g: [r["layer"] for r in rows if r[f"{g}_lo"] > 0] for g in ("attention", "mlp")}
-        lines.append(f"d. layers whose loss increase is beyond its 95% paired-bootstrap interval (the rest are ties "
-                     f"with the teacher): attention {clear['attention'] or 'none'}; MLP {clear['mlp'] or 'none'}.")
-    k = max(1, round(6 / 32 * len(att)))
-    lines.append(f"d. one layer's attention at rank {d['metrics']['rank']}: mean loss increase {att[:k].mean():+.3f} "
-                 f"in the first {k} layers vs {att[k:].mean():+.3f} after (worst layer "
-                 f"{rows[int(att.argmax())]['layer']}); one layer's MLP: {mlp[:k].mean():+.3f} vs {mlp[k:].mean():+.3f} "
-                 f"(worst layer {rows[int(mlp.argmax())]['layer']}).")
-    h = e["metrics"]
-    lines.append(f"e. healing: {h['steps']} steps on {h['tokens']:,} tokens bring the loss from "
-                 f"{h['compressed_loss']:.3f} to {h['healed_loss']:.3f} (teacher {h['teacher_loss']:.3f}): "
-                 f"{100 * h['recovered_fraction']:.0f}% of the increase recovered.")
-    return "\n".join(lines)
-
-
-SECTIONS = ("a_exp3", "b_sweep", "c_fitting", "d_sensitivity", "e_healing")
-
-
-def report(records: list[dict]):
-    """Analysis.ipynb's section for notebook 04, from records only (no torch)."""
-    from .analysis import Report, by_experiment
-
-    rep = Report(TITLE, records)
-    recs = {e: rs[0] for e, rs in by_experiment(rep.records).items()}
-    if "b_sweep" in recs:
-        rep.figure("held-out loss vs parameters", sweep_figure(recs["b_sweep"]))
-        rep.table("loss increase over the teacher at 10/20/40% fewer block-Linear parameters",
-                  sweep_table(recs["b_sweep"], (0.1, 0.2, 0.4)))
-    if "d_sensitivity" in recs:
-        rep.figure("layer sensitivity", sensitivity_figure(recs["d_sensitivity"]))
-    if "a_exp3" in recs:
-        rep.table("the notes' experiment 3 beside ours", exp3_table(recs["a_exp3"]))
-    if "c_fitting" in recs:
-        rep.table("closed form vs Adam", fit_table(recs["c_fitting"]))
-    if "e_healing" in recs:
-        rep.table("healing", healing_table(recs["e_healing"]))
-    if all(s in recs for s in SECTIONS):
-        rep.text = conclusion(*(recs[s] for s in SECTIONS))
-    return rep
+# ------------------------------------------------------------------------------------------------ full-profile plan
+def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
+    """The full profile's plan: Mistral-7B calibration statistics on the GPU in passes, bases, forward passes and
+    healing (helpers.planning)."""
+    cfg = cfg or PROFILES["full"]
+    conf = mistral_config()
+    n = counts(conf)["total"]
+    h, i, L = conf.hidden_size, conf.intermediate_size, conf.num_hidden_layers
+    stats_host = L * (3 * h * h + i * i) * 8                       # float64 second moments of 4 inputs per layer
+    block_params = n - 2 * conf.vocab_size * h                      # the Linears that get compressed
+    # whiten bases keep V (out x min(in, out)) per Linear in float32, offloaded to the host
+    kv = h * conf.num_key_value_heads // conf.num_attention_heads
+    v_elems = L * (h * h + kv * kv * 2 + h * h + 2 * h * i + h * h)
+    heal = cfg.heal
+    student_trainable = round((1 - cfg.heal_reduction) * block_params)
+    # healing: the student (bf16, factors trainable) alone on the GPU (the teacher waits on the CPU); AdamW states
+    # follow the parameters' dtype (bf16)
+    heal_plan = training_plan("04 healing (student)", conf, heal.batch_size, cfg.heal_block, "pure-bf16",
+                              trainable=student_trainable, checkpointing=bool(heal.gradient_checkpointing),
+                              params=n - block_params + student_trainable)
+    heal_plan.setting += ", teacher on the host meanwhile"
+    calib = inference_plan("04 calibration / evaluation (teacher)", conf, 4, cfg.block, host=stats_host + v_elems * 4)
+    calib_weights = calib.weights
+    tokens_fwd = (cfg.calib_blocks + cfg.eval_blocks + 3 * len(cfg.reductions) * len(cfg.groups) *
+                  cfg.sweep_eval_blocks + L * 2 * cfg.sens_eval_blocks) * cfg.block
+    fwd = train_seconds(b, "04 Mistral-7B forward, batch 1", n, tokens_fwd, flops_per_param=2)
+    layer = (b.get("cases") or {}).get("04 Mistral-7B layer: statistics and bases")
+    # statistics accumulate on the GPU in passes of layers that fit half the memory the teacher leaves (calibrate);
+    # each pass after the first repeats the calibration forward passes. Older records timed the CPU path only.
+    passes = math.ceil(stats_host / (0.5 * (80 * GiB - calib_weights)))
+    per_block = layer and layer.get("stats_s_per_layer_block_cuda", layer.get("stats_s_per_layer_block"))
+    stats_s = layer and (per_block * L * cfg.calib_blocks * cfg.block / layer["block_tokens"]
+                         + (passes - 1) * (train_seconds(b, "04 Mistral-7B forward, batch 1", n, cfg.calib_blocks *
+                                                    cfg.block, flops_per_param=2) or 0))
+    bases_s = layer and L * (layer["whiten_bases_s_per_layer"] * 2 + layer["svd_bases_s_per_layer"] * 2)
+    heal_s = train_seconds(b, "04 Mistral-7B forward, batch 1", n, heal.max_steps * heal.batch_size * heal.grad_accum *
+                      cfg.heal_block, flops_per_param=6)
+    return NotebookPlan(notebook, [calib, heal_plan], [
+        (f"forward passes (calibration, teacher, sweeps, sensitivity): {tokens_fwd / 1e6:.1f}M tokens", fwd),
+        (f"calibration statistics (float64, on the GPU in {passes} passes): {cfg.calib_blocks} blocks x {L} layers",
+         stats_s),
+        ("bases (whiten and svd/scaled, each twice: sweep and healing)", bases_s),
+        (f"healing: {heal.max_steps} steps of {heal.batch_size * heal.grad_accum} x {cfg.heal_block} tokens", heal_s),
+    ], b.get("gpu"), "host memory: float64 statistics and offloaded bases live on the CPU (see 'host')")

@@ -15,8 +15,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer, ByT5Tokenizer
+
 from . import hub
-from .assets import FETCH_CMD, SMOLLM2_NAME, AssetError, cache_dir, smollm2_dir, split_of, tokenizer_dir
+from .assets import FETCH_CMD, SMOLLM2_NAME, AssetError, cache_dir, smollm2_dir, split_of, tokenizer_dir, train_bpe
 
 LOCAL_CORPORA = ("en", "ru", "wordnet")
 # hub corpora: (repo, config); one with a train split only is split by document like the local corpora
@@ -26,8 +30,6 @@ PARAGRAPHS_PER_DOC = 20
 
 
 def _text_file_corpus(path: Path):
-    from datasets import Dataset, DatasetDict
-
     if not path.is_file():
         raise FileNotFoundError(f"corpus file {path} does not exist")
     raw = path.read_bytes()
@@ -51,7 +53,6 @@ def _text_file_corpus(path: Path):
 
 def split_by_document(ds, key: str = "title"):
     """A single-split hub dataset -> train / validation / test by the fixed rule on each document's `key`."""
-    from datasets import DatasetDict
 
     buckets = ds.map(lambda r: {"split": split_of(str(r[key]))}, desc="split by document")
     return DatasetDict({s: buckets.filter(lambda r, s=s: r["split"] == s).remove_columns("split")
@@ -74,7 +75,6 @@ def script_share(texts, script: str = "cyrillic") -> float:
 
 def load_corpus(name: str):
     """A `datasets.DatasetDict` with train/validation/test splits and a `text` column (plus `doc`, `source`)."""
-    from datasets import load_dataset
 
     if name in LOCAL_CORPORA:
         folder = cache_dir() / "corpora" / name
@@ -108,12 +108,9 @@ def check_tokenizer_name(name: str) -> None:
 def load_tokenizer(name: str):
     """'bytes' (UTF-8 bytes, vocabulary 256 + pad/eos/unk: transformers' ByT5 tokenizer, nothing to download),
     'en-bpe-8192' / 'ru-bpe-4096' (local BPE), 'smollm2' (from the converted checkpoint) or a hub id."""
-    from transformers import AutoTokenizer
 
     check_tokenizer_name(name)
     if name == "bytes":
-        from transformers import ByT5Tokenizer
-
         return ByT5Tokenizer(extra_ids=0)
     if name == "smollm2":
         return AutoTokenizer.from_pretrained(_local_model_dir())
@@ -122,7 +119,6 @@ def load_tokenizer(name: str):
         folder = tokenizer_dir(corpus, int(rest))
         if not (folder / ".done").exists() and corpus in HUB_CORPORA:
             # full profile: a BPE of a hub corpus is trained once on (the first 200k documents of) its train split
-            from .assets import train_bpe
 
             train = load_corpus(corpus)["train"]
             texts = train.select(range(min(len(train), 200_000)))["text"]
@@ -143,8 +139,6 @@ def _local_model_dir() -> Path:
 
 def load_pretrained(name: str, dtype=None):
     """'smollm2' (local, offline) or a hub id such as 'Open-Orca/Mistral-7B-OpenOrca' (full profile)."""
-    import torch
-    from transformers import AutoModelForCausalLM
 
     dtype = dtype or torch.float32
     if name == "smollm2":
@@ -178,7 +172,6 @@ def lm_blocks(split, tokenizer, block_size: int, max_blocks: int | None = None, 
                        desc=f"blocks of {block_size}")
     # only as many documents as the blocks need (a 100k-row held-out split is not tokenized for 256 blocks), in the
     # one-pass path's groups of GROUP_DOCS documents, so the blocks are the same as its first max_blocks
-    from datasets import concatenate_datasets
 
     parts, have = [], 0
     for start in range(0, len(split), GROUP_DOCS):
@@ -207,6 +200,21 @@ def corpus_stats(dsd, tokenizers: dict | None = None) -> list[dict]:
             row[f"fertility[{name}]"] = round(n / max(words, 1), 3)
         rows.append(row)
     return rows
+
+
+# ------------------------------------------------------------------------------------------------ chats
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def ensure_chat_template(tok, template: str | None = None):
+    """Install `template` ('chatml' or a Jinja string) if given; a tokenizer left without one is an error."""
+    if template:
+        tok.chat_template = CHATML if template == "chatml" else template
+    if not getattr(tok, "chat_template", None):
+        raise ValueError(f"tokenizer '{getattr(tok, 'name_or_path', '?')}' has no chat template; set "
+                        "chat_template='chatml' (ChatML turns) or pass a Jinja template")
+    return tok
 
 
 def encode_chat(tokenizer, prompt: list[dict], completion: list[dict]) -> dict:

@@ -1,21 +1,28 @@
 """Notebook 00: the data, the tokenizers, a pretrained reference model and a from-scratch baseline.
 
 Proves the stack end to end: corpus statistics per split, tokenizer fertility (tokens per word), SmolLM2's loss on
-each held-out corpus, and a small GPT-NeoX trained from scratch with its train/validation curve against the
-unigram-entropy line (what a model that ignores context would score). Sections write records; tables, figures and
-the conclusion are functions of records, shared by the notebook and `report()` (Analysis.ipynb).
+each held-out corpus, and a small GPT-NeoX trained from scratch with its train/validation curve against the unigram
+and bigram references of its tokens (what a model that ignores context, or reads only the previous token, scores).
+Sections write records and return them ({(variant, seed): record}); tables, figures and the conclusion are in
+helpers.data_report, shared by the notebook and Analysis.ipynb.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
 
-from .models import NeoXSize
-from .pretrain import PretrainConfig, head
-from .train import TrainConfig
+import torch
 
-NOTEBOOK = "00_data_and_baselines"
-TITLE = "Data, tokenizers and baselines"
+from .data import corpus_stats, lm_blocks, load_corpus, load_pretrained, load_tokenizer
+from .evaluate import lm_loss
+from .memory import training_plan
+from .models import NeoXSize, count_params, neox_config
+from .planning import NotebookPlan, train_seconds
+from .pretrain import PretrainConfig, head
+from .pretrain import pretrain as train_lm
+from .provenance import track
+from .results import load_or_run
+from .train import TrainConfig
 
 
 @dataclass
@@ -66,14 +73,9 @@ PROFILES = {
 # ------------------------------------------------------------------------------------------------ sections
 def corpora(run, force: bool = False) -> dict:
     """Section 1: one row per (corpus, split) with documents, chars, words, tokens and fertility per tokenizer."""
-    from .results import load_or_run
-
     cfg = run.cfg
 
     def compute():
-        from .data import corpus_stats, load_corpus, load_tokenizer
-        from .provenance import track
-
         with track(run.device) as t:
             toks = {name: load_tokenizer(name) for name in cfg.tokenizers}
             rows = []
@@ -90,18 +92,9 @@ def corpora(run, force: bool = False) -> dict:
 def reference(run, force: bool = False) -> dict:
     """Section 2: the pretrained reference model's token-weighted loss and bits per character on the held-out
     split of each corpus."""
-    from .results import load_or_run
-
     cfg = run.cfg
 
     def compute():
-        import torch
-
-        from .data import lm_blocks, load_corpus, load_pretrained, load_tokenizer
-        from .evaluate import lm_loss
-        from .models import count_params
-        from .provenance import track
-
         with track(run.device) as t:
             tok = load_tokenizer(cfg.ref_model)
             model = load_pretrained(cfg.ref_model, dtype=torch.float32).to(run.device)
@@ -121,13 +114,10 @@ def reference(run, force: bool = False) -> dict:
 
 
 def pretrain(run, force: bool = False) -> dict:
-    """Section 3: a small GPT-NeoX from scratch (helpers.pretrain) with its validation curve and unigram line."""
-    from .results import load_or_run
-
+    """Section 3: a small GPT-NeoX from scratch (helpers.pretrain) with its validation curve and its unigram and
+    bigram references."""
     def compute():
-        from .pretrain import pretrain as train
-
-        res = train(run.cfg.lm, run.device, run.seed)
+        res = train_lm(run.cfg.lm, run.device, run.seed)
         # the run is defined by its steps; one cut short by the safety time budget is recorded as partial, never as
         # the run itself (and is not loaded by a rerun)
         return {**res, "status": "partial" if res["metrics"].get("stopped_by_budget") else "ok"}
@@ -135,103 +125,14 @@ def pretrain(run, force: bool = False) -> dict:
     return load_or_run(run, "pretrain", "neox-from-scratch", compute, {"lm": asdict(run.cfg.lm)}, force)
 
 
-# ------------------------------------------------------------------------------------------------ from records
-def corpus_table(rec: dict):
-    import pandas as pd
-
-    return pd.DataFrame(rec["tables"]["splits"])
-
-
-def fertility_table(rec: dict):
-    """Tokens per whitespace word on the held-out test split (lower = the tokenizer fits the language better)."""
-    stats = corpus_table(rec)
-    fert = stats[stats.split == "test"].set_index("corpus").filter(like="fertility")
-    fert.columns = [c[len("fertility["):-1] for c in fert.columns]
-    return fert
-
-
-def reference_table(rec: dict):
-    import pandas as pd
-
-    return pd.DataFrame(rec["tables"]["heldout"]).set_index("corpus")
-
-
-def pretrain_table(rec: dict):
-    import pandas as pd
-
-    keys = ("steps", "tokens", "eval_loss", "test_loss", "unigram_ce", "tokens_per_s", "train_time_s",
-            "stopped_by_budget")
-    return pd.Series({"status": rec["status"], **{k: rec["metrics"].get(k) for k in keys}}).to_frame(rec["variant"])
-
-
-def pretrain_figure(rec: dict):
-    import matplotlib.pyplot as plt
-
-    from . import plots
-
-    size = rec["config"]["lm"]["size"]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    plots.curves(ax, {"train": rec["curves"]["train_loss"], "validation": rec["curves"]["eval_loss"]},
-                 title=f"GPT-NeoX {size['hidden']}x{size['layers']} on {rec['config']['lm']['corpus']} "
-                       f"({rec['profile']})", hlines={"unigram cross-entropy": rec["metrics"]["unigram_ce"]})
-    return fig
-
-
-def conclusion(ref: dict | None, pre: dict | None) -> str:
-    lines = []
-    if pre is not None:
-        m = pre["metrics"]
-        lines.append(f"from scratch: validation loss {m['eval_loss']:.3f} vs unigram cross-entropy {m['unigram_ce']:.3f} "
-                     f"({m['unigram_ce'] - m['eval_loss']:+.3f} nats below it) after {m['steps']} steps / "
-                     f"{m['tokens']:,} tokens at {m['tokens_per_s']:,.0f} tokens/s; test loss {m['test_loss']:.3f}"
-                     + (" (stopped by the time budget)" if m.get("stopped_by_budget") else "") + ".")
-    if ref is not None:
-        model = ref["config"]["ref_model"]
-        for r in ref["tables"]["heldout"]:
-            lines.append(f"{model} on held-out {r['corpus']}: {r['bits_per_char']:.3f} bits/char, loss "
-                         f"{r['loss']:.3f} (ppl {r['ppl']:.1f}) over {r['tokens']} tokens")
-    return "\n".join(lines)
-
-
-def report(records: list[dict]):
-    """Analysis.ipynb's section for notebook 00, from records only (no torch)."""
-    from .analysis import Report, by_experiment
-
-    rep = Report(TITLE, records)
-    recs = {e: rs[0] for e, rs in by_experiment(rep.records).items()}
-    if "corpora" in recs:
-        rep.table("corpora per split", corpus_table(recs["corpora"]))
-        rep.table("fertility on the test split (tokens per word)", fertility_table(recs["corpora"]))
-    if "reference" in recs:
-        rep.table("pretrained reference on held-out text", reference_table(recs["reference"]))
-    if "pretrain" in recs:
-        rep.table("from-scratch GPT-NeoX", pretrain_table(recs["pretrain"]))
-        rep.figure("from-scratch GPT-NeoX: curves", pretrain_figure(recs["pretrain"]))
-    rep.text = conclusion(recs.get("reference"), recs.get("pretrain"))
-    return rep
-
-
-def pretrain_command(profile: str, seed: int, max_steps: int | None) -> None:
-    """`python -m helpers pretrain` / `accelerate launch -m helpers pretrain`: the notebook's section 3 as a script.
-
-    Under accelerate/torchrun every process trains on its shard (the Trainer handles DDP); rank 0 writes the record.
-    """
-    import dataclasses
-    import os
-
-    from .pretrain import pretrain as train
-    from .profiles import resolve
-    from .results import save_run
-
-    rank = int(os.environ.get("RANK", 0))
-    run = resolve(NOTEBOOK, PROFILES, profile, seed=seed, quiet=rank != 0)
-    lm = run.cfg.lm
-    if max_steps:
-        lm = dataclasses.replace(lm, train=dataclasses.replace(lm.train, max_steps=max_steps))
-    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if run.device == "cuda" else run.device
-    res = train(lm, device=device, seed=seed)
-    if rank == 0:
-        path = save_run(NOTEBOOK, "pretrain", "neox-from-scratch-cli", {"lm": asdict(lm)}, res["metrics"],
-                        profile=run.profile, seed=seed, curves=res["curves"], params=res["params"],
-                        provenance=res["provenance"], device=run.device)
-        print(f"eval_loss {res['metrics'].get('eval_loss'):.4f}  world_size {res['provenance']['world_size']}  -> {path}")
+def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
+    """The full profile's memory plan and time: the from-scratch NeoX at its steps (helpers.planning)."""
+    lm = (cfg or PROFILES["full"]).lm
+    conf = neox_config(lm.size, vocab_size=50304)
+    t = lm.train
+    plan = training_plan("NeoX from scratch", conf, t.batch_size, lm.block, "bf16-autocast")
+    tokens = t.max_steps * t.batch_size * t.grad_accum * lm.block
+    return NotebookPlan(notebook, [plan], [
+        (f"NeoX {lm.size.hidden} x {lm.size.layers}: {t.max_steps} steps of {t.batch_size * t.grad_accum} x "
+         f"{lm.block} tokens", train_seconds(b, "07 pretraining LM train, batch 8", plan.params, tokens))],
+        b.get("gpu"))

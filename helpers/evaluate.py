@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from .train import lm_collator
+
 
 @torch.no_grad()
 def lm_loss(model, blocks, batch_size: int = 8, device: str = "cpu", per_sequence: bool = False) -> dict:
@@ -13,8 +15,6 @@ def lm_loss(model, blocks, batch_size: int = 8, device: str = "cpu", per_sequenc
 
     With per_sequence, also returns the summed loss and token count of every row (for bootstrap intervals).
     """
-    from .train import lm_collator
-
     model.eval()
     total, count, seq_sums, seq_counts = 0.0, 0, [], []
     for i in range(0, len(blocks), batch_size):
@@ -37,24 +37,3 @@ def lm_loss(model, blocks, batch_size: int = 8, device: str = "cpu", per_sequenc
     if per_sequence:
         out.update(seq_loss_sum=seq_sums, seq_tokens=seq_counts)
     return out
-
-
-def paired_bootstrap(teacher: dict, student: dict, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
-    """Token-weighted loss difference (student - teacher) on the same sequences, with a paired bootstrap interval.
-
-    `teacher` / `student` come from lm_loss(..., per_sequence=True) on identical rows; sequences (not tokens) are
-    resampled, so within-sequence correlation is respected."""
-    import numpy as np
-
-    t = np.asarray(teacher["seq_loss_sum"])
-    s = np.asarray(student["seq_loss_sum"])
-    n = np.asarray(teacher["seq_tokens"])
-    if not np.array_equal(n, np.asarray(student["seq_tokens"])):
-        raise ValueError("teacher and student were evaluated on different sequences")
-    diff = (s - t).sum() / n.sum()
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(n), size=(n_boot, len(n)))
-    boots = (s[idx] - t[idx]).sum(1) / n[idx].sum(1)
-    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return {"delta": float(diff), "lo": float(lo), "hi": float(hi), "level": level, "sequences": int(len(n)),
-            "tokens": int(n.sum())}

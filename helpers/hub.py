@@ -21,7 +21,8 @@ HUB_IDS = {
     "Open-Orca/Mistral-7B-OpenOrca": {"kind": "model", "notebooks": ("04",), "vocab": 32002},
     "HuggingFaceTB/SmolLM2-360M": {"kind": "model", "notebooks": ("06",), "vocab": 49152},
     # datasets: load_dataset(repo, config) or (repo, split=...); the splits and columns the code reads
-    "Salesforce/wikitext": {"kind": "dataset", "notebooks": ("00", "01", "02", "03", "04"), "config": "wikitext-2-raw-v1",
+    "Salesforce/wikitext": {"kind": "dataset", "notebooks": ("00", "01", "02", "03", "04"),
+                            "config": "wikitext-2-raw-v1",
                             "splits": ("train", "validation", "test"), "columns": ("text",)},
     "wikimedia/wikipedia": {"kind": "dataset", "notebooks": ("07",), "config": "20231101.ru", "splits": ("train",),
                             "columns": ("id", "url", "title", "text")},
@@ -30,7 +31,8 @@ HUB_IDS = {
                                                   "columns": ("id", "system_prompt", "question", "response")},
     # chats: messages = [{"role", "content"}, ...]; preferences: chosen / rejected = whole conversations
     "HuggingFaceH4/ultrachat_200k": {"kind": "dataset", "notebooks": ("06",), "config": None,
-                                     "splits": ("train_sft", "test_sft"), "columns": ("prompt", "prompt_id", "messages")},
+                                     "splits": ("train_sft", "test_sft"),
+                                     "columns": ("prompt", "prompt_id", "messages")},
     "HuggingFaceH4/ultrafeedback_binarized": {"kind": "dataset", "notebooks": ("06",), "config": None,
                                               "splits": ("train_prefs", "test_prefs"),
                                               "columns": ("prompt", "prompt_id", "chosen", "rejected", "messages",

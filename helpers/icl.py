@@ -6,21 +6,18 @@ active dimensions set to zero, ys (B, n) = f(xs). Errors are squared errors divi
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    import numpy as np
-    import torch
+import numpy as np
+import torch
+from sklearn.linear_model import Lasso
+from sklearn.tree import DecisionTreeRegressor
 
 
 TASKS = ("linear_regression", "noisy_linear_regression", "sparse_linear_regression", "relu_2nn", "decision_tree")
 
 
 def sample_xs(b: int, n: int, d: int, active: int, g: torch.Generator) -> torch.Tensor:
-    import torch
-
     xs = torch.randn(b, n, d, generator=g)
     xs[..., active:] = 0
     return xs
@@ -29,7 +26,6 @@ def sample_xs(b: int, n: int, d: int, active: int, g: torch.Generator) -> torch.
 def sample_task(task: str, xs: torch.Tensor, active: int, g: torch.Generator, noise: float = 0.5,
                 sparsity: int = 3, hidden: int = 100, depth: int = 4) -> torch.Tensor:
     """ys (B, n) for a fresh random function per prompt."""
-    import torch
 
     if task not in TASKS:
         raise ValueError(f"unknown task '{task}'; allowed: {', '.join(TASKS)}")
@@ -99,7 +95,6 @@ def expected_averaging_error(d: int, k: int) -> float:
 
 def least_squares(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """Prediction at each position k from the first k pairs by the minimum-norm least-squares fit (0 at k = 0)."""
-    import torch
 
     B, n, d = xs.shape
     preds = torch.zeros(B, n)
@@ -111,7 +106,6 @@ def least_squares(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
 
 def averaging(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """w = mean_i y_i x_i over the first k pairs (a one-step gradient estimate)."""
-    import torch
 
     B, n, d = xs.shape
     cum = torch.cumsum(ys[..., None] * xs, dim=1)                                   # (B, n, d)
@@ -122,8 +116,6 @@ def averaging(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_neighbours(xs: torch.Tensor, ys: torch.Tensor, k_nn: int = 3) -> torch.Tensor:
-    import torch
-
     B, n, d = xs.shape
     preds = torch.zeros(B, n)
     for k in range(1, n):
@@ -134,8 +126,6 @@ def nearest_neighbours(xs: torch.Tensor, ys: torch.Tensor, k_nn: int = 3) -> tor
 
 
 def _per_prompt(fit_predict, xs, ys, start: int = 1):
-    import torch
-
     B, n, _ = xs.shape
     preds = torch.zeros(B, n)
     for i in range(B):
@@ -146,21 +136,16 @@ def _per_prompt(fit_predict, xs, ys, start: int = 1):
 
 
 def lasso(xs, ys, alpha: float = 0.01):
-    from sklearn.linear_model import Lasso
-
     return _per_prompt(lambda x, y, q: Lasso(alpha=alpha, fit_intercept=False, max_iter=5000).fit(x, y).predict(q)[0],
                        xs, ys)
 
 
 def greedy_tree(xs, ys, max_depth: int = 4):
-    from sklearn.tree import DecisionTreeRegressor
-
     return _per_prompt(lambda x, y, q: DecisionTreeRegressor(max_depth=max_depth).fit(x, y).predict(q)[0], xs, ys)
 
 
 def relu_net(xs, ys, hidden: int = 100, steps: int = 300, lr: float = 5e-3):
     """A 2-layer ReLU net fitted by Adam to the first k pairs of each prompt (all k in one batched fit)."""
-    import torch
 
     B, n, d = xs.shape
     preds = torch.zeros(B, n)
@@ -196,7 +181,6 @@ def bootstrap_band(errors: np.ndarray, n_boot: int = 1000, level: float = 0.90, 
     errors (P, n): one model over P test prompts; resampled over prompts.
     errors (S, P, n): S training seeds on the same P prompts; each replicate resamples the seeds and the prompts, so
     the band holds both the training-seed and the test-prompt variation."""
-    import numpy as np
 
     rng = np.random.default_rng(seed)
     if errors.ndim == 2:

@@ -9,8 +9,11 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+import torch
+
 from . import icl
-from .models import LoopedConfig
+from .looped import LoopedTransformer
+from .models import LoopedConfig, count_params
 
 
 def fixed(v: int) -> icl.Schedule:
@@ -51,7 +54,6 @@ TEST_SEED = 1234        # the reported test prompts; a validation set for choosi
 def fixed_test_set(cfg: ICLTrainConfig, n_dims: int, at: str = "final", seed: int = TEST_SEED):
     """A fixed test set (xs, ys, active dims) at the curriculum's final (or, labelled, start) setting; another
     `seed` draws a validation set of the same task and size."""
-    import torch
 
     g = torch.Generator().manual_seed(seed)
     active = cfg.dims.end if at == "final" else cfg.dims.start
@@ -64,10 +66,6 @@ def train_model(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int = 0, device:
     """Adam on fresh prompts every step with the curricula; returns the model, curves, steps/s and wall time.
     A run is defined by tcfg.steps; tcfg.time_budget_s is a safety stop, and a run it cut short says so
     (stopped_by_budget: True; a study records it as partial)."""
-    import torch
-
-    from .looped import LoopedTransformer
-    from .models import count_params
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -99,7 +97,6 @@ def train_model(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int = 0, device:
 
 def errors_vs_k(model, xs, ys, active: int, loops: int | None = None):
     """Normalized squared error per prompt and position (P, n), numpy, of the model's last-loop prediction."""
-    import torch
 
     model.eval()
     device = next(model.parameters()).device          # test prompts are made on the CPU; the model may be on a GPU
@@ -110,7 +107,6 @@ def errors_vs_k(model, xs, ys, active: int, loops: int | None = None):
 
 def baseline_errors(task: str, xs, ys, active: int, n_prompts: int) -> dict:
     """{baseline: errors (P, n)} of the task's baselines and of predicting zero, on the first n_prompts prompts."""
-    import torch
 
     out = {}
     for name in icl.TASK_BASELINES[task]:

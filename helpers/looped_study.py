@@ -8,14 +8,30 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
 
 from . import icl
-from .icl_train import TEST_SEED, ICLTrainConfig, fixed
-from .models import LoopedConfig
-from .stats import describe, verdicts, welch
-
-NOTEBOOK = "05_looped_transformer"
-TITLE = "Looped transformer, in-context learning (seed 002)"
+from .icl_train import (
+    TEST_SEED,
+    ICLTrainConfig,
+    baseline_errors,
+    errors_vs_k,
+    errors_vs_loops,
+    fixed,
+    fixed_test_set,
+    train_model,
+)
+from .looped import LoopedTransformer
+from .looped_report import K_LABELS, tuning_table
+from .memory import MemoryPlan
+from .models import LoopedConfig, count_params
+from .paths import checkpoints_dir
+from .planning import NotebookPlan
+from .results import load_or_run, run_config, run_id
+from .sweep import Point, run_points, sweep
 
 
 @dataclass
@@ -99,7 +115,6 @@ PROFILES = {
 # the paper's loops per task (b, T); at other scales the profile's own loops are scaled by the same ratio
 TASK_LOOPS = {"linear_regression": (30, 15), "noisy_linear_regression": (30, 15), "sparse_linear_regression": (20, 10),
               "decision_tree": (70, 15), "relu_2nn": (12, 5)}
-K_LABELS = ("k=d", "k=2d")
 
 
 # ------------------------------------------------------------------------------------------------ building blocks
@@ -144,7 +159,6 @@ def _status(res: dict) -> str:
 
 def _train_and_score(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int, device: str, prompts_seed: int = TEST_SEED):
     """Train, score on the fixed prompts drawn with prompts_seed at the final setting: (a record's parts, model)."""
-    from .icl_train import errors_vs_k, fixed_test_set, train_model
 
     res = train_model(mcfg, tcfg, seed, device)
     xs, ys, active = fixed_test_set(tcfg, mcfg.n_dims, seed=prompts_seed)
@@ -165,9 +179,6 @@ def validation_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, val_seed: int, seed
 
 def saved_model_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, path: str, seed: int, device: str = "cpu") -> dict:
     """Train, save the weights to `path` (sections 2 and 3 and a rerun read them), score on the test set."""
-    from pathlib import Path
-
-    import torch
 
     out, model = _train_and_score(mcfg, tcfg, seed, device)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -176,10 +187,6 @@ def saved_model_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, path: str, seed: i
 
 
 def load_model(mcfg: LoopedConfig, path, device: str = "cpu"):
-    import torch
-
-    from .looped import LoopedTransformer
-
     model = LoopedTransformer(mcfg)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.to(device).eval()
@@ -187,8 +194,6 @@ def load_model(mcfg: LoopedConfig, path, device: str = "cpu"):
 
 def model_path(run, variant: str, key: dict, seed: int):
     """Where a section-1 model's weights live: checkpoints/<notebook>/<its record's run id>.pt (git-ignored)."""
-    from .paths import checkpoints_dir
-    from .results import run_config, run_id
 
     return checkpoints_dir() / run.notebook / f"{run_id(variant, run_config(run, key), seed)}.pt"
 
@@ -206,7 +211,6 @@ def bands(errors: dict) -> dict:
 def seed_rows(errors: dict, active: int, extra: dict | None = None) -> list[dict]:
     """One row per model: the error at k = d and k = 2d as the mean over seeds (each seed's mean over the test
     prompts) and the sd across seeds (None for one seed); `extra` {name: {column: value}} adds columns."""
-    import numpy as np
 
     rows = []
     for name, e in errors.items():
@@ -219,34 +223,11 @@ def seed_rows(errors: dict, active: int, extra: dict | None = None) -> list[dict
     return rows
 
 
-def rows_from_records(records: list[dict], extra_cols: tuple = ("steps", "steps_per_s")) -> list[dict]:
-    """Per-seed records of one experiment -> one row per variant: mean and sd over seeds of err.k=d / err.k=2d."""
-    import numpy as np
-
-    by = {}
-    for r in records:
-        by.setdefault(r["variant"], []).append(r)
-    rows = []
-    for variant, recs in by.items():
-        row = {"model": variant, "seeds": len(recs)}
-        for label in K_LABELS:
-            vals = [r["metrics"].get(f"err.{label}") for r in recs if r["metrics"].get(f"err.{label}") is not None]
-            if vals:
-                row[label] = float(np.mean(vals))
-                row[f"{label} sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
-        for c in extra_cols:
-            row[c] = float(np.mean([r["metrics"][c] for r in recs]))
-        row["params"] = recs[0]["params"].get("total")
-        rows.append(row)
-    return rows
-
-
 # ------------------------------------------------------------------------------------------------ sections
 def tune(run, force: bool = False) -> dict:
     """Section 1: the same learning-rate search for both arms: every lr of cfg.tune_lrs trained with each of
     cfg.tune_seeds (the run's steps), scored on validation prompts drawn with cfg.val_seed, so the test prompts
     never choose a setting. Returns {(variant, seed): record} (empty when cfg.tune_lrs is ())."""
-    from .sweep import Point, run_points
 
     cfg = run.cfg
     points = []
@@ -273,12 +254,6 @@ def looped_vs_standard(run, lrs: dict | None = None, force: bool = False) -> dic
     kept (checkpoints/, git-ignored), so a rerun loads recorded runs; one whose weights are gone is trained again.
     Returns {"records": {(arm, seed): record}, "models": {(arm, seed): model}, "errors": {arm: (S, P, n)}} on
     the test prompts (the models feed sections 3 and 4)."""
-    from pathlib import Path
-
-    import numpy as np
-
-    from .icl_train import errors_vs_k, fixed_test_set
-    from .sweep import run_points, Point
 
     cfg = run.cfg
     points = []
@@ -301,7 +276,6 @@ def looped_vs_standard(run, lrs: dict | None = None, force: bool = False) -> dic
 def ratio_interval(num, den, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
     """mean(num) / mean(den) with a bootstrap interval: num (S, P) of S training seeds and den (P,) on the same P
     prompts; each replicate resamples the seeds and, paired across the two, the prompts."""
-    import numpy as np
 
     num = np.atleast_2d(num)
     rng = np.random.default_rng(seed)
@@ -320,15 +294,12 @@ def error_vs_k(run, pair: dict, force: bool = False) -> dict:
     averaging also at its expected value (d + 1) / k. The record holds the 90% bootstrap bands (over seeds and
     prompts), the table at k = d and 2d and the looped / baseline ratios at k = 2d with 95% intervals. Loaded when
     recorded (unless force): the recorded models give the same errors."""
-    from .results import load_or_run
 
     cfg = run.cfg
     return load_or_run(run, "baselines", f"baselines-{cfg.train.task}", lambda: _error_vs_k(cfg, pair), force=force)
 
 
 def _error_vs_k(cfg: LoopedStudyConfig, pair: dict) -> dict:
-    from .icl_train import baseline_errors, fixed_test_set
-
     xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
     base = baseline_errors(cfg.train.task, xs, ys, active, len(xs))
     errors = {**pair["errors"], **base}
@@ -350,16 +321,11 @@ def _error_vs_k(cfg: LoopedStudyConfig, pair: dict) -> dict:
 def error_vs_loops(run, pair: dict, force: bool = False) -> dict:
     """Section 4: error at k = 2d against the number of inference loops, per seed and the mean: does the loop
     settle at a fixed point past the loops it was trained with? Loaded when recorded (unless force)."""
-    from .results import load_or_run
 
     return load_or_run(run, "loops", "error-vs-inference-loops", lambda: _error_vs_loops(run.cfg, pair), force=force)
 
 
 def _error_vs_loops(cfg: LoopedStudyConfig, pair: dict) -> dict:
-    import numpy as np
-
-    from .icl_train import errors_vs_loops, fixed_test_set
-
     xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
     per_seed = {s: errors_vs_loops(pair["models"]["looped", s], xs, ys, active, cfg.eval_loops, 2 * active)
                 for s in cfg.seeds}
@@ -372,7 +338,6 @@ def _error_vs_loops(cfg: LoopedStudyConfig, pair: dict) -> dict:
 def options(run, force: bool = False) -> dict:
     """Section 5: the plain looped model and each seed option, the same number of steps, every option seed, as
     one sweep (recorded points are loaded). Returns {(name, seed): record}."""
-    from .sweep import Point, run_points
 
     cfg = run.cfg
     tcfg = dataclasses.replace(cfg.train, steps=cfg.option_steps)      # the train's budget: a safety stop only
@@ -403,7 +368,6 @@ def task_config(cfg: LoopedStudyConfig, task: str) -> tuple[LoopedConfig, ICLTra
 
 def task_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int, device: str = "cpu") -> dict:
     """One task: train, then the looped model and the task's baselines on the same test prompts (table at_k)."""
-    from .icl_train import baseline_errors, errors_vs_k, fixed_test_set, train_model
 
     res = train_model(mcfg, tcfg, seed, device)
     xs, ys, active = fixed_test_set(tcfg, mcfg.n_dims)
@@ -417,7 +381,6 @@ def task_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int, device: str = 
 
 def tasks(run, force: bool = False) -> dict:
     """Section 6: each other task against its own baselines, as one sweep. Returns {task: record}."""
-    from .sweep import Point, run_points
 
     cfg = run.cfg
     points = []
@@ -432,7 +395,6 @@ def tasks(run, force: bool = False) -> dict:
 def regime_point(cfg: LoopedStudyConfig, seed: int = 0, device: str = "cpu") -> dict:
     """One point of a regime search: train the looped model of `cfg` (its train budget), score it on the
     final-setting test set against averaging and least squares (same prompts); a record's parts."""
-    from .icl_train import baseline_errors, errors_vs_k, fixed_test_set, train_model
 
     res = train_model(cfg.model, cfg.train, seed, device)
     xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
@@ -458,7 +420,6 @@ def regime_search(run, points: dict, seed: int = 0, force: bool = False) -> dict
     """{name: record} for each point {name: dotted overrides of run.cfg}, all under the same train budget,
     cfg.workers at a time, through the sweep runner (recorded points, keyed by their model and training
     settings, are loaded)."""
-    from .sweep import sweep
 
     out = sweep(run, "regime", {f"regime {n}": o for n, o in points.items()}, regime_point, (seed,),
                 run.cfg.workers, force, "regimes", key=regime_key)
@@ -466,212 +427,28 @@ def regime_search(run, points: dict, seed: int = 0, force: bool = False) -> dict
 
 
 # ------------------------------------------------------------------------------------------------ from records
-def _frame(rows, index="model"):
-    import pandas as pd
-
-    return pd.DataFrame(rows).set_index(index) if rows else pd.DataFrame()
 
 
-def at_k_table(base: dict):
-    """The baselines record's table: error at k = d and 2d per model (mean and sd over seeds)."""
-    return _frame(base["tables"]["at_k"])
+# ------------------------------------------------------------------------------------------------ full-profile plan
+def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
+    """The full profile's plan: the looped model's memory and steps/s from the GPU benchmark (helpers.planning)."""
+    cfg = cfg or PROFILES["full"]
 
-
-def ratios_table(base: dict):
-    return _frame(base["tables"].get("ratios_k2d", []), "comparison")
-
-
-def training_table(records: dict):
-    """Section 2's runs: parameters, steps, wall time, steps/s per (model, seed)."""
-    return _frame([{"run": f"{r['experiment']} s{r['seed']}", "params": r["params"]["total"],
-                    **{k: r["metrics"][k] for k in ("steps", "wall_s", "steps_per_s")}} for r in records.values()],
-                  "run")
-
-
-def training_figure(records: dict):
-    import matplotlib.pyplot as plt
-
-    from . import plots
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    plots.curves(ax, {f"{r['experiment']} s{r['seed']}": r["curves"]["train_loss"] for r in records.values()},
-                 title="training loss (normalized MSE)", ylabel="loss")
-    return fig
-
-
-def bands_from_curves(curves: dict) -> dict:
-    """A baselines record's curves {name, name.lo, name.hi: {k: value}} -> plots.bands series, ordered by k."""
-    def ordered(c):
-        return [v for _, v in sorted(c.items(), key=lambda kv: int(kv[0]))]
-
-    return {n: {"mean": ordered(c), "lo": ordered(curves.get(f"{n}.lo", c)), "hi": ordered(curves.get(f"{n}.hi", c))}
-            for n, c in curves.items() if "." not in n}
-
-
-def bands_figure(base: dict):
-    import matplotlib.pyplot as plt
-
-    from . import plots
-
-    seeds = next((r["seeds"] for r in base["tables"]["at_k"] if r["model"] == "looped"), "?")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    plots.bands(ax, bands_from_curves(base["curves"]),
-                title=f"error vs k, d = {base['metrics']['d']} ({base['profile']}, {seeds} seeds)")
-    ax.set_ylim(0, 1.6)  # averaging and 3-nn run far above 1 at small k
-    return fig
-
-
-def loops_figure(loops: dict):
-    import matplotlib.pyplot as plt
-
-    from . import plots
-
-    rows = loops["tables"]["loops"]
-    series = {c: {r["loops"]: r[c] for r in rows} for c in rows[0] if c != "loops"}
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    plots.curves(ax, series, title=f"error at k = {loops['metrics']['k']}, trained with b = "
-                 f"{loops['metrics']['trained_loops']} loops", ylabel="error", xlabel="inference loops")
-    ax.set_xscale("log")
-    return fig
-
-
-def options_table(records: dict):
-    return _frame(rows_from_records(list(records.values())))
-
-
-def tasks_table(records: dict):
-    import pandas as pd
-
-    rows = [{"task": t, **row} for t, r in records.items() for row in r["tables"]["at_k"]]
-    return pd.DataFrame(rows).set_index(["task", "model"]) if rows else pd.DataFrame()
-
-
-def regime_table(records: list[dict]):
-    cols = ["d", "steps", "steps_per_s", "looped.k=d", "looped.k=2d", "averaging.k=2d", "ratio_to_averaging.k=2d"]
-    rows = [{"point": r["variant"].removeprefix("regime "), **{c: r["metrics"].get(c) for c in cols},
-             "params": r["params"].get("total"), "seed": r["seed"]} for r in records]   # one training seed each
-    return _frame(rows, "point").sort_values(["d", "ratio_to_averaging.k=2d"]) if rows else _frame(rows)
-
-
-def tuning_table(tune_records: dict):
-    """Section 1's search: per (arm, lr), the validation error at k = d and 2d over the tuning seeds (mean, sd, n,
-    each seed's value), the chosen lr (lowest mean at k = 2d) marked. Runs cut by the safety budget are counted
-    apart and never chosen."""
-    import numpy as np
-
-    groups = {}
-    for r in tune_records.values():
-        groups.setdefault((r["variant"].split()[1], r["metrics"]["lr"]), []).append(r)
-    rows = []
-    for (arm, lr), recs in sorted(groups.items()):
-        ok = sorted((r for r in recs if r["status"] == "ok" and r["metrics"].get("err.k=2d") is not None),
-                    key=lambda r: r["seed"])
-        e2 = [r["metrics"]["err.k=2d"] for r in ok]
-        rows.append({"arm": arm, "lr": lr, "seeds": len(ok), "cut": len(recs) - len(ok),
-                     "val k=d": float(np.mean([r["metrics"]["err.k=d"] for r in ok])) if ok else None,
-                     "val k=2d": float(np.mean(e2)) if ok else None,
-                     "val k=2d sd": float(np.std(e2, ddof=1)) if len(e2) > 1 else None,
-                     "per seed k=2d": ", ".join(f"s{r['seed']} {e:.3f}" for r, e in zip(ok, e2))})
-    best = {}
-    for row in rows:
-        if row["val k=2d"] is not None and row["val k=2d"] < best.get(row["arm"], 1e300):
-            best[row["arm"]] = row["val k=2d"]
-    for row in rows:
-        row["chosen"] = row["val k=2d"] is not None and row["val k=2d"] == best.get(row["arm"])
-    return _frame(rows, "arm")
-
-
-def ratio_line(r: dict) -> str:
-    return (f"{r['ratio']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({r['level']:.0%} bootstrap over {r['seeds']} seeds "
-            f"and {r['prompts']} prompts)")
-
-
-def conclusion(base: dict, loops: dict, option_records: dict, tune_records: dict | None = None) -> str:
-    """Sentences from the records: the lr search, the targets at k = 2d, the fixed-point behaviour, the options."""
-    rows = {r["model"]: r for r in base["tables"]["at_k"]}
-    ratios = {r["comparison"]: r for r in base["tables"].get("ratios_k2d", [])}
-    d = base["metrics"]["d"]
-
-    def cell(row, col="k=2d"):
-        sd = row.get(f"{col} sd")
-        return f"{row[col]:.3f}" + (f" +- {sd:.3f}" if sd is not None else "")
-
-    lines = []
-    if tune_records:
-        t = tuning_table(tune_records).reset_index().to_dict("records")
-        chosen = {r["arm"]: r for r in t if r["chosen"]}
-        seeds = sorted({r["metrics"]["val_seed"] for r in tune_records.values()})
-        grid = ", ".join(f"{v:g}" for v in sorted({r["lr"] for r in t}))
-        picks = ", ".join(f"{a} {c['lr']:g} (mean validation k = 2d error {c['val k=2d']:.3f} over {c['seeds']} "
-                          f"seeds: {c['per seed k=2d']})" for a, c in chosen.items())
-        lines.append(f"learning rate, the same search for both arms ({grid}; each run with every tuning seed, scored "
-                     f"on validation prompts drawn with seed {', '.join(map(str, seeds))}, not the test set's): "
-                     f"{picks}")
-    if {"looped", "standard", "averaging"} <= set(rows):
-        av = rows["averaging"]["k=2d"]
-        expected = rows.get("averaging, expected (d+1)/k", {}).get("k=2d")
-        lines.append(f"at k = 2d = {2 * d} on the same {base['metrics']['test_prompts']} test prompts (mean +- sd "
-                     f"over {rows['looped']['seeds']} training seeds): looped {cell(rows['looped'])}, standard "
-                     f"{cell(rows['standard'])}, averaging {av:.3f}"
-                     + (f" (expected (d+1)/k = {expected:.3f})" if expected is not None else "")
-                     + f", least squares {rows['least_squares']['k=2d']:.3g}")
-        if "looped / averaging" in ratios:
-            vs_expected = (f"; against averaging's expected value {rows['looped']['k=2d'] / expected:.3f}"
-                           if expected else "")
-            lines.append("looped / averaging at k = 2d: " + ratio_line(ratios["looped / averaging"])
-                         + "; target <= 1/3" + vs_expected)
-        lines.append("looped - standard at k = 2d: " + describe(verdicts([_welch_row(rows["looped"],
-                                                                                   rows["standard"])])[0]))
-    by_loops = {r["loops"]: r["mean"] for r in loops["tables"]["loops"]}
-    last = by_loops[max(by_loops)]
-    lines.append("error at k = 2d against inference loops: " + ", ".join(f"{b}: {v:.3f}" for b, v in by_loops.items())
-                 + (" (stable past the trained loops)" if last <= 1.5 * min(by_loops.values()) + 1e-3
-                    else " (drifts away: no stable fixed point)"))
-    opts = {r["model"]: r for r in rows_from_records(list(option_records.values()))}
-    names = [n for n in opts if n != "plain"] if "plain" in opts else []
-    # each option against plain, Holm-corrected over the options; one training seed per option is no test
-    for name, v in zip(names, verdicts([_welch_row(opts[n], opts["plain"]) for n in names])):
-        lines.append(f"option {name}: k = 2d error {cell(opts[name])} vs plain {cell(opts['plain'])}: "
-                     f"{describe(v)}")
-    return "\n".join(lines)
-
-
-def _welch_row(a: dict, b: dict, col: str = "k=2d"):
-    """Welch comparison of two seed_rows rows at a column (sd None = one seed)."""
-    return welch(a[col], a.get(f"{col} sd") or 0.0, a["seeds"], b[col], b.get(f"{col} sd") or 0.0, b["seeds"])
-
-
-def report(records: list[dict]):
-    """Analysis.ipynb's section for notebook 05, from records only (no torch)."""
-    from .analysis import Report, by_experiment
-
-    rep = Report(TITLE, records)
-    recs = by_experiment(rep.records)
-    base, loops = recs.get("baselines", [None])[0], recs.get("loops", [None])[0]
-    tuned = {(r["variant"], r["seed"]): r for r in recs.get("tune", [])}
-    pair = {(r["experiment"], r["seed"]): r for e in ("looped", "standard") for r in recs.get(e, [])}
-    opts = {(r["variant"], r["seed"]): r for r in recs.get("options", [])}
-    if tuned:
-        rep.table("learning-rate search, both arms, validation prompts", tuning_table(tuned))
-    if base is not None:
-        rep.figure("error vs k", bands_figure(base))
-        rep.table("error at k = d and 2d (mean and sd over seeds)", at_k_table(base))
-        if base["tables"].get("ratios_k2d"):
-            rep.table("ratios at k = 2d (95% bootstrap over seeds and prompts)", ratios_table(base))
-    if pair:
-        rep.table("looped vs standard: training", training_table(pair))
-    if loops is not None:
-        rep.figure("error vs inference loops", loops_figure(loops))
-    if opts:
-        rep.table("the seed's options, same steps", options_table(opts))
-    if recs.get("tasks"):
-        rep.table("other tasks against their baselines", tasks_table({r["variant"]: r for r in recs["tasks"]}))
-    if recs.get("regime"):
-        budgets = sorted({b for r in recs["regime"]
-                          if (b := r.get("config", {}).get("train", {}).get("time_budget_s")) is not None})
-        trained = f"trained {', '.join(f'{b:g} s' for b in budgets)} each, " if budgets else ""
-        rep.table(f"regime search (benchmarks/looped_regime.py; n = 1 training seed per point, {trained}scored on "
-                  "the test prompts' seed)", regime_table(recs["regime"]))
-    if base is not None and loops is not None:
-        rep.text = conclusion(base, loops, opts, tuned)
-    return rep
+    with torch.device("meta"):
+        n = count_params(LoopedTransformer(cfg.model))
+    tokens = cfg.train.batch_size * 2 * cfg.model.n_positions
+    # every loop's block activations are kept for backward (fp32): ~20 floats per token and width, per loop
+    act = tokens * cfg.model.loops * 20 * cfg.model.width * 4
+    mem = MemoryPlan("looped d=20", n, n, 4 * n, 4 * n, 8 * n, act, setting=f"fp32, batch {cfg.train.batch_size}, "
+                     f"{cfg.model.loops} loops")
+    row = (b.get("cases") or {}).get("05 looped d=20")
+    lps, sps = (row["looped_steps_per_s"], row["standard_steps_per_s"]) if row else (None, None)
+    seeds = len(cfg.seeds)
+    task_steps = sum(max(1, task_config(cfg, t)[0].loops) / cfg.model.loops for t in cfg.tasks) * cfg.task_steps
+    work = [(f"looped and standard, {seeds} seeds x {cfg.train.steps:,} steps",
+             lps and seeds * cfg.train.steps * (1 / lps + 1 / sps)),
+            (f"{len(cfg.options)} options x {cfg.option_steps:,} steps",
+             lps and len(cfg.options) * cfg.option_steps / lps),
+            (f"{len(cfg.tasks)} tasks x {cfg.task_steps:,} steps (scaled by their loops)", lps and task_steps / lps)]
+    return NotebookPlan(notebook, [mem], work, b.get("gpu"),
+                        "steps/s measured at the final curriculum point (the largest prompts): an upper bound")

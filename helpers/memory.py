@@ -15,7 +15,10 @@ Gradient checkpointing keeps only each layer's input (h per token) plus one laye
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import asdict, dataclass
+
+from .models import from_config, param_counts
 
 GiB = 1024 ** 3
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp64": 8}
@@ -81,11 +84,8 @@ def counts(config) -> dict:
 
 @functools.lru_cache(maxsize=64)
 def _counts(config_json: str) -> tuple:
-    import json
-
-    from transformers import AutoConfig
-
-    from .models import from_config, param_counts
+    from transformers import AutoConfig       # here: the plans are read by the torch-free runner, and transformers
+                                              # loads torch
 
     d = json.loads(config_json)
     config = AutoConfig.for_model(d.pop("model_type"), **d)
@@ -108,9 +108,9 @@ def training_plan(name: str, config, batch: int, seq: int, precision: str = "bf1
     tw = 2 if precision == "pure-bf16" else 4                        # bytes of a trainable parameter
     frozen_w = (n - t) * w + t * tw if precision == "bf16-frozen" else n * w
     act = "fp32" if precision == "fp32" else "bf16"
-    return MemoryPlan(name, n, t, frozen_w, t * tw, 2 * t * tw, activation_bytes(config, batch, seq, act, checkpointing),
-                      other, host, f"{precision}, batch {batch} x {seq}" + (", gradient checkpointing" if checkpointing
-                                                                           else ""))
+    setting = f"{precision}, batch {batch} x {seq}" + (", gradient checkpointing" if checkpointing else "")
+    return MemoryPlan(name, n, t, frozen_w, t * tw, 2 * t * tw,
+                      activation_bytes(config, batch, seq, act, checkpointing), other, host, setting)
 
 
 def inference_plan(name: str, config, batch: int, seq: int, weights: str = "bf16", other: float = 0.0,
@@ -127,7 +127,7 @@ def check_fits(plan: MemoryPlan, device: str, override: str) -> None:
     """Raise a clear error before a run starts when CUDA is used and the plan needs more than the GPU has."""
     if not str(device).startswith("cuda"):
         return
-    import torch
+    import torch                                  # only on a GPU run (this module is read by the torch-free runner)
 
     have = torch.cuda.get_device_properties(torch.device(device)).total_memory
     if plan.total > HEADROOM * have:

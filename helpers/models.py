@@ -5,7 +5,9 @@
   mistral_config  Open-Orca/Mistral-7B-OpenOrca's shape (seed 001's full profile)
   LoopedConfig    the looped / standard in-context transformer (seed 002; the module is helpers.looped)
 Configs are written here (no download); models are built from them with random weights, or on the `meta` device
-for counting.
+for counting. The shapes here (PYTHIA, LoopedConfig, the Llama Linears) are read by torch-free code (the seed-000
+registry that Analysis uses), and importing transformers loads torch wherever it is installed: so transformers and
+torch are imported inside the functions that build a config or a model.
 """
 from __future__ import annotations
 
@@ -38,15 +40,6 @@ def neox_config(size: NeoXSize, vocab_size: int, bos_id: int = 0, eos_id: int = 
         tie_word_embeddings=False, initializer_range=0.02, bos_token_id=bos_id, eos_token_id=eos_id,
         hidden_dropout=0.0, attention_dropout=0.0,
     )
-
-
-def hub_config(name: str):
-    """The config of a hub model (e.g. EleutherAI/pythia-410m): small JSON, no weights."""
-    from transformers import AutoConfig
-
-    from . import hub
-
-    return hub.call(f"config '{name}'", AutoConfig.from_pretrained, name)
 
 
 def from_config(config, device: str = "cpu", dtype=None):

@@ -5,13 +5,18 @@ Executed copies go to the git-ignored runs/<profile>/; Analysis.ipynb is execute
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
 
+import papermill as pm
+from nbclient.exceptions import DeadKernelError
+
+from .families import cell_timeout
 from .paths import REPO_ROOT
-from .fullplan import cell_timeout
 from .profiles import CHOICES, profile_name
+from .provenance import git_state
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 ANALYSIS = REPO_ROOT / "Analysis.ipynb"
@@ -38,10 +43,6 @@ def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = 
 
     verbose: a cell progress bar, and every cell's output (the notebook's own progress bars and log lines) streamed
     to this terminal as it is produced, so a slow run can be told from a hung one."""
-    import logging
-
-    import papermill as pm
-    from nbclient.exceptions import DeadKernelError
 
     if verbose:
         logging.basicConfig(format="%(message)s")
@@ -73,7 +74,6 @@ def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = 
 def run_all(profile: str = "local", select: str = "", analysis: bool = True, quiet: bool = False) -> dict:
     if profile not in CHOICES:
         raise ValueError(f"unknown profile '{profile}'; allowed: {', '.join(CHOICES)}")
-    from .provenance import git_state
 
     state = git_state()
     if state.get("dirty"):

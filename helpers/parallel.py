@@ -13,10 +13,11 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
+import torch
+from tqdm.auto import tqdm
+
 
 def _init(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
 
 
@@ -52,8 +53,6 @@ def map_processes(fn, jobs: dict, workers: int = 2, progress: str | None = None,
     and the jobs run on the CPU, else one after another in this process (an accelerator is not split this way).
     on_done(key, value), if given, is called in this process as soon as each job finishes (e.g. to write its record,
     so that a later failure loses nothing already finished); its return value replaces the job's in the result."""
-    from tqdm.auto import tqdm
-
     if device != "cpu":
         workers = 1
     out = {}

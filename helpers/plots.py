@@ -1,6 +1,8 @@
 """Plots shared by the notebooks and Analysis.ipynb (matplotlib, no state)."""
 from __future__ import annotations
 
+import numpy as np
+
 
 def _finish(ax, xlabel: str, ylabel: str, title: str, legend: bool = True):
     ax.set_xlabel(xlabel)
@@ -50,7 +52,6 @@ def loss_vs_params(ax, summary, label_col: str = "id", x: str = "params", y: str
 
 def heatmap(ax, rows: dict, columns: list, title: str = "", cmap: str = "magma"):
     """rows: {row label: [value per column]}; columns: their labels (layer indices)."""
-    import numpy as np
 
     labels = list(rows)
     data = np.array([rows[k] for k in labels], dtype=float)

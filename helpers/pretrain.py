@@ -1,13 +1,22 @@
-"""The from-scratch pretraining core: a small GPT-NeoX trained on a corpus's train split with the training core,
-its validation curve, test loss, and the unigram reference (the best model that ignores context). Used by notebook 00
-and the `python -m helpers pretrain` command (accelerate-launchable)."""
+"""The from-scratch LM core, one path for notebooks 00, 01-03 and 07: a corpus cut into blocks by a tokenizer (one
+per-process cache, so the workers of a sweep tokenize once), the trivial references of those tokens (unigram and
+interpolated bigram tables of the train split, scored on the validation blocks), and training + evaluation of a
+randomly initialised model on them. `pretrain(cfg)` is notebook 00's GPT-NeoX and the `python -m helpers pretrain`
+command (accelerate-launchable); seed 000 builds Pythia stand-ins with surgery and seed 003 Russian LMs on the same
+data and references.
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
-from .models import NeoXSize
-from .train import TrainConfig
+import numpy as np
+import torch
+
+from .data import lm_blocks, load_corpus, load_tokenizer, script_share
+from .evaluate import lm_loss
+from .models import NeoXSize, count_params, from_config, neox_config
+from .train import TrainConfig, train_causal_lm
 
 
 @dataclass
@@ -32,8 +41,6 @@ class PretrainConfig:
 
 def _ids(blocks):
     """(n_blocks, block) int64 array of a blocks dataset (or {"input_ids": [[...], ...]})."""
-    import numpy as np
-
     if hasattr(blocks, "with_format"):
         # slicing the numpy-formatted column is one Arrow copy (np.asarray of the column object walks rows: 15 s at 7M)
         return np.asarray(blocks.with_format("numpy")["input_ids"][:], dtype=np.int64).reshape(len(blocks), -1)
@@ -43,8 +50,6 @@ def _ids(blocks):
 def unigram_cross_entropy(train_blocks, eval_blocks, vocab_size: int) -> float:
     """Cross-entropy (nats/token) of the eval tokens under the train split's add-one-smoothed unigram distribution:
     the loss of the best model that ignores context. A model that learned anything must go well below it."""
-    import numpy as np
-
     train, ev = _ids(train_blocks).ravel(), _ids(eval_blocks).ravel()
     width = max(vocab_size, int(train.max(initial=0)) + 1, int(ev.max(initial=0)) + 1)
     counts = np.bincount(train, minlength=width)
@@ -56,8 +61,6 @@ def bigram_cross_entropy(train_blocks, eval_blocks, vocab_size: int, lam: float 
     """Cross-entropy (nats/token) of the eval tokens under an interpolated bigram table of the train split:
     p(b | a) = lam * count(a, b) / count(a) + (1 - lam) * unigram(b) (add-one unigram; pairs within a block). The
     best model that reads only the previous token scores about this; a model that uses context must go below it."""
-    import numpy as np
-
     train, ev = _ids(train_blocks), _ids(eval_blocks)
     width = max(vocab_size, int(train.max(initial=0)) + 1, int(ev.max(initial=0)) + 1)
     uni = np.bincount(train.ravel(), minlength=width)
@@ -84,8 +87,6 @@ def head(split, n: int | None):
 def check_corpus(dsd, corpus: str, script: str | None = None, min_share: float = 0.5) -> None:
     """Refuse a corpus that is empty or, when `script` is given, not mostly written in it (e.g. an English file
     handed to the Russian study)."""
-    from .data import script_share
-
     texts = [t for t in dsd["train"]["text"][:2000] if t.strip()]
     if not texts:
         raise ValueError(f"corpus {corpus!r} has no text in its train split")
@@ -96,22 +97,65 @@ def check_corpus(dsd, corpus: str, script: str | None = None, min_share: float =
                              f"(need >= {min_share:.0%}); give a {script} corpus")
 
 
-def lm_data(cfg: PretrainConfig, script: str | None = None):
-    """(tokenizer, train, validation, test) blocks of cfg.block tokens; refuses a corpus with less than one train
-    and one validation block, or (with `script`) one not written in that script."""
-    from .data import lm_blocks, load_corpus, load_tokenizer
+@dataclass
+class LMData:
+    """A corpus as LM blocks of one tokenizer: train, validation (the first eval_blocks) and, on first use, test."""
 
-    tok = load_tokenizer(cfg.tokenizer)
-    dsd = load_corpus(cfg.corpus)
-    check_corpus(dsd, cfg.corpus, script)
-    train = lm_blocks(head(dsd["train"], cfg.train_docs), tok, cfg.block)
-    val = lm_blocks(dsd["validation"], tok, cfg.block, max_blocks=cfg.eval_blocks)
-    test = lm_blocks(dsd["test"], tok, cfg.block, max_blocks=cfg.eval_blocks)
-    for name, blocks in (("train", train), ("validation", val)):
-        if len(blocks) < 1:
-            raise ValueError(f"corpus {cfg.corpus!r} has fewer tokens in its {name} split than one block of "
-                             f"{cfg.block}; use a larger corpus or a smaller block")
-    return tok, train, val, test
+    tok: object
+    train: object
+    val: object
+    corpus: str
+    block: int
+    eval_blocks: int | None
+    _test: object = None
+    _refs: dict | None = None
+
+    @property
+    def vocab(self) -> int:
+        return len(self.tok)
+
+    @property
+    def test(self):
+        if self._test is None:
+            self._test = lm_blocks(load_corpus(self.corpus)["test"], self.tok, self.block, max_blocks=self.eval_blocks)
+        return self._test
+
+    @property
+    def references(self) -> dict:
+        """{"unigram_ce", "bigram_ce"}: the trivial references of these tokens (tables of the train blocks, scored
+        on the validation blocks), nats per token; computed once."""
+        if self._refs is None:
+            self._refs = {"unigram_ce": unigram_cross_entropy(self.train, self.val, self.vocab),
+                          "bigram_ce": bigram_cross_entropy(self.train, self.val, self.vocab)}
+        return self._refs
+
+
+_CACHE: dict = {}
+
+
+def lm_data(corpus: str, tokenizer: str, block: int, train_docs: int | None = None, eval_blocks: int | None = None,
+            script: str | None = None) -> LMData:
+    """The corpus's train split (its first train_docs documents) and validation split (its first eval_blocks blocks;
+    None: all) as blocks of `block` tokens, prepared once per process and setting. Refuses a corpus with less than
+    one train and one validation block, or (with `script`) one not written in that script."""
+    key = (corpus, tokenizer, block, train_docs, eval_blocks, script)
+    if key not in _CACHE:
+        tok = load_tokenizer(tokenizer)
+        dsd = load_corpus(corpus)
+        check_corpus(dsd, corpus, script)
+        train = lm_blocks(head(dsd["train"], train_docs), tok, block)
+        val = lm_blocks(dsd["validation"], tok, block, max_blocks=eval_blocks)
+        for name, blocks in (("train", train), ("validation", val)):
+            if len(blocks) < 1:
+                raise ValueError(f"corpus {corpus!r} has fewer tokens in its {name} split than one block of "
+                                 f"{block}; use a larger corpus or a smaller block")
+        _CACHE[key] = LMData(tok, train, val, corpus, block, eval_blocks)
+    return _CACHE[key]
+
+
+def config_data(cfg: "PretrainConfig", script: str | None = None) -> LMData:
+    """lm_data of a PretrainConfig."""
+    return lm_data(cfg.corpus, cfg.tokenizer, cfg.block, cfg.train_docs, cfg.eval_blocks, script)
 
 
 def bits_per_char(loss: float, blocks, tok) -> float:
@@ -124,8 +168,6 @@ def bits_per_char(loss: float, blocks, tok) -> float:
 def generate(model, tok, prompt: str, new_tokens: int = 64, sample: bool = False, seed: int = 0,
              temperature: float = 0.8, top_k: int = 50, device: str = "cpu") -> str:
     """The prompt's continuation (greedy, or sampled with a fixed seed); refuses a prompt that tokenizes to nothing."""
-    import torch
-
     ids = tok(prompt, add_special_tokens=False)["input_ids"]
     if not ids:
         raise ValueError(f"prompt {prompt!r} tokenizes to no tokens; give a non-empty prompt")
@@ -138,23 +180,23 @@ def generate(model, tok, prompt: str, new_tokens: int = 64, sample: bool = False
     return tok.decode(out[0, len(ids):], skip_special_tokens=True)
 
 
+def new_neox(size: NeoXSize, tok, seed: int, device: str = "cpu"):
+    """A randomly initialised GPT-NeoX for this tokenizer; the initial weights belong to the seed, whatever ran
+    before in this process."""
+    torch.manual_seed(seed)
+    return from_config(neox_config(size, len(tok), tok.bos_token_id or 0, tok.eos_token_id or 0), device)
+
+
 def pretrain(cfg: PretrainConfig, device: str = "cpu", seed: int = 0) -> dict:
     """A small GPT-NeoX from scratch on the train split: validation curve, final validation and test loss, the
-    unigram reference; a record's parts (metrics, curves, params, provenance)."""
-    from .evaluate import lm_loss
-    from .models import count_params, from_config, neox_config
-    from .train import train_causal_lm
-
-    import torch
-
-    tok, train, val, test = lm_data(cfg)
-    torch.manual_seed(seed)          # the initial weights belong to the seed, whatever ran before in this process
-    model = from_config(neox_config(cfg.size, len(tok), tok.bos_token_id or 0, tok.eos_token_id or 0), device)
+    unigram and bigram references; a record's parts (metrics, curves, params, provenance)."""
+    data = config_data(cfg)
+    model = new_neox(cfg.size, data.tok, seed, device)
     n_params = count_params(model)
-    res = train_causal_lm(model, train, val, cfg.train, device=device, seed=seed)
-    res["metrics"]["test_loss"] = lm_loss(res.pop("model"), test, batch_size=cfg.train.batch_size,
+    res = train_causal_lm(model, data.train, data.val, cfg.train, device=device, seed=seed)
+    res["metrics"]["test_loss"] = lm_loss(res.pop("model"), data.test, batch_size=cfg.train.batch_size,
                                           device=device)["loss"]
-    res["metrics"]["unigram_ce"] = unigram_cross_entropy(train, val, len(tok))
-    res["metrics"]["train_tokens_available"] = len(train) * cfg.block
-    res["params"] = {"total": n_params, "non_embedding": n_params - 2 * len(tok) * cfg.size.hidden}
+    res["metrics"].update(data.references)
+    res["metrics"]["train_tokens_available"] = len(data.train) * cfg.block
+    res["params"] = {"total": n_params, "non_embedding": n_params - 2 * data.vocab * cfg.size.hidden}
     return res

@@ -15,18 +15,22 @@ the conclusion are functions of records, shared with `report()` (Analysis.ipynb)
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
+import warnings
 from dataclasses import dataclass, field
 
-from .models import NeoXSize
-from .pretrain import PretrainConfig
-from .train import TrainConfig
-
-NOTEBOOK = "07_pretraining"
-TITLE = "Pretraining a small Russian LM under a time budget (seed 003)"
-SEED_NOTES = {  # seed 003's own numbers (REFERENCE.md section 4 and the seed file)
-    "best_cell": (6, 6), "eval_loss_range": (4.2, 4.7), "run_minutes": 30, "runs": 15,
-    "summaries": "the file pastes 5 run summaries, of which the last two are the same run twice (identical numbers "
-                 "and generation): 4 distinct runs, eval loss 4.20 / 4.69 / 4.71 / 4.73"}
+from .evaluate import lm_loss
+from .memory import training_plan
+from .models import NeoXSize, count_params, neox_config
+from .paths import REPO_ROOT
+from .planning import NotebookPlan
+from .pretrain import PretrainConfig, bits_per_char, config_data, generate, new_neox
+from .pretrain_report import cell_stats
+from .profiles import apply_overrides
+from .results import save_result
+from .sweep import STATS, Point, grid, run_points, sweep
+from .train import TrainConfig, train_causal_lm
 
 
 def grid_declaration(batches, accums) -> dict:
@@ -52,9 +56,6 @@ class PretrainStudyConfig:
     workers: int = 1
 
     def __post_init__(self):
-        from .profiles import apply_overrides
-        from .sweep import grid
-
         if isinstance(self.lm, dict):
             self.lm = PretrainConfig(**self.lm)
         if not self.prompt.strip():
@@ -120,39 +121,14 @@ PROFILES = {
 
 
 # ------------------------------------------------------------------------------------------------ one run
-_DATA: dict = {}
-
-
-def _data(lm: PretrainConfig, script: str | None):
-    """(tokenizer, train, validation, {unigram_ce, bigram_ce}), prepared once per process and data setting (a
-    sweep's runs share them; worker processes load once, then reuse)."""
-    from .pretrain import bigram_cross_entropy, lm_data, unigram_cross_entropy
-
-    key = (lm.corpus, lm.tokenizer, lm.block, lm.train_docs, lm.eval_blocks, script)
-    if key not in _DATA:
-        tok, train, val, _ = lm_data(lm, script)
-        _DATA[key] = (tok, train, val, {"unigram_ce": unigram_cross_entropy(train, val, len(tok)),
-                                        "bigram_ce": bigram_cross_entropy(train, val, len(tok))})
-    return _DATA[key]
-
-
 def run_job(cfg: PretrainStudyConfig, seed: int, device: str = "cpu") -> dict:
     """One sweep point: train the LM for its budget (or steps), evaluate, generate; a record's parts."""
-    import time
-
-    from .evaluate import lm_loss
-    from .models import count_params, from_config, neox_config
-    from .pretrain import bits_per_char, generate
-    from .train import train_causal_lm
-
-    import torch
 
     t0 = time.perf_counter()
     lm = cfg.lm
-    tok, train, val, refs = _data(lm, cfg.script)
-
-    torch.manual_seed(seed)
-    model = from_config(neox_config(lm.size, len(tok), tok.bos_token_id or 0, tok.eos_token_id or 0), device)
+    d = config_data(lm, cfg.script)
+    tok, train, val, refs = d.tok, d.train, d.val, d.references
+    model = new_neox(lm.size, tok, seed, device)
     res = train_causal_lm(model, train, None, lm.train, device=device, seed=seed)
     model = res.pop("model")
     ev = lm_loss(model, val, batch_size=16, device=device)
@@ -173,17 +149,13 @@ def run_job(cfg: PretrainStudyConfig, seed: int, device: str = "cpu") -> dict:
 
 def log_wandb(cfg: PretrainStudyConfig, seed: int, result: dict) -> None:
     """One offline W&B run per sweep point (curves, summary metrics): `wandb sync wandb/` uploads them later."""
-    import os
-    import warnings
 
     try:
-        import wandb
+        import wandb  # optional here: imported where it is used, so that a machine without it still runs
     except ImportError:                 # optional: a machine without it (e.g. a bare GPU image) still runs the study
         warnings.warn("wandb is not installed: this run is not logged to W&B (pip install wandb to log it)",
                       stacklevel=2)
         return
-
-    from .paths import REPO_ROOT
 
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -206,36 +178,19 @@ def run_key(cfg: PretrainStudyConfig) -> dict:
 
 def _sweep(run, experiment: str, points: dict, seeds: tuple, force: bool, desc: str) -> dict:
     """The sweep runner over {name: dotted overrides}, each record keyed by run_key of its config."""
-    from .sweep import sweep
 
     return sweep(run, experiment, points, run_job, seeds, run.cfg.workers, force, desc, key=run_key)
 
 
 def batch_grid(run, force: bool = False) -> dict:
     """Section 2: every batch x accumulation cell at the same budget. {(cell, seed): record}."""
-    from .sweep import grid
 
     return _sweep(run, "grid", grid(run.cfg.grid), (run.seed,), force, "batch x accum")
-
-
-def cell_stats(records) -> dict:
-    """{cell: {"mean", "sd", "n", "losses", "tokens", "steps"}} over the seeds of each cell."""
-    import numpy as np
-
-    out = {}
-    for r in (records.values() if isinstance(records, dict) else records):
-        out.setdefault(r["variant"], []).append(r["metrics"])
-    return {c: {"mean": float(np.mean([m["eval_loss"] for m in ms])),
-                "sd": float(np.std([m["eval_loss"] for m in ms], ddof=1)) if len(ms) > 1 else None,
-                "n": len(ms), "losses": [m["eval_loss"] for m in ms],
-                "tokens": float(np.mean([m["tokens"] for m in ms])), "steps": float(np.mean([m["steps"] for m in ms]))}
-            for c, ms in out.items()}
 
 
 def noise(run, grid_records: dict, force: bool = False) -> dict:
     """Section 2b: the best and the worst cell again with cfg.noise_seeds, so their gap can be set against seed
     noise. Returns every grid record (all seeds)."""
-    from .sweep import grid
 
     first = cell_stats(grid_records)
     best, worst = min(first, key=lambda c: first[c]["mean"]), max(first, key=lambda c: first[c]["mean"])
@@ -243,26 +198,6 @@ def noise(run, grid_records: dict, force: bool = False) -> dict:
     more = _sweep(run, "grid", {best: points[best], worst: points[worst]}, run.cfg.noise_seeds, force,
                   "best/worst seeds")
     return {**grid_records, **more}
-
-
-def grid_verdict(records: dict) -> dict:
-    """Best vs worst cell (by mean eval loss over its seeds): the gap, each cell's sd, Welch's t-test (n and degrees
-    of freedom); "n = 1: no test" when a cell has one seed."""
-    from .stats import welch_samples
-
-    cs = cell_stats(records)
-    multi = {c: s for c, s in cs.items() if s["n"] > 1} or cs
-    best, worst = min(multi, key=lambda c: multi[c]["mean"]), max(multi, key=lambda c: multi[c]["mean"])
-    b, w = cs[best], cs[worst]
-    out = {"best": best, "worst": worst, "best_mean": b["mean"], "worst_mean": w["mean"],
-           "gap": w["mean"] - b["mean"], "best_sd": b["sd"], "worst_sd": w["sd"], "n_best": b["n"],
-           "n_worst": w["n"]}
-    c = welch_samples(w["losses"], b["losses"])                   # the shared comparison helper (helpers/stats.py)
-    if c.p is None:
-        out.update(test=c.test, p=None, df=None)
-        return out
-    out.update(test=c.test, t=c.t, p=c.p, df=c.df, beyond_noise=bool(c.p < 0.05))
-    return out
 
 
 def schedules(run, force: bool = False) -> dict:
@@ -279,7 +214,6 @@ def lr_range(run, force: bool = False) -> dict:
 def replay(run, record: dict, force: bool = False) -> dict:
     """Section 5: a time-budget record rerun at its recorded number of steps with no budget (what any machine can
     reproduce); returns the replay's record, whose eval loss should equal the original's on the same machine."""
-    from .sweep import Point, run_points
 
     cfg = dataclasses.replace(run.cfg, **{k: v for k, v in record["config"].items() if k != "profile"})
     train = dataclasses.replace(cfg.lm.train, time_budget_s=None, max_steps=int(record["metrics"]["steps"]))
@@ -292,8 +226,6 @@ def replay(run, record: dict, force: bool = False) -> dict:
 def runner_overhead(run) -> dict | None:
     """The sweep runner's own cost per run in this notebook's sweeps (record lookups, worker start, result transfer,
     record writes), against the training budget of a run; None when every point was loaded from its record."""
-    from .results import save_result
-    from .sweep import STATS
 
     if not STATS:
         return None
@@ -308,185 +240,24 @@ def runner_overhead(run) -> dict | None:
 
 
 # ------------------------------------------------------------------------------------------------ from records
-def run_table(records, extra: tuple = ()):
-    """One row per record: the numbers every run keeps."""
-    import pandas as pd
-
-    cols = ("steps", "tokens", "tokens_per_s", "eval_loss", "eval_ppl", "bits_per_char", *extra)
-    rows = [{"run": r["variant"], "seed": r["seed"], **{c: r["metrics"].get(c) for c in cols}}
-            for r in (records.values() if isinstance(records, dict) else records)]
-    return pd.DataFrame(rows).set_index(["run", "seed"]) if rows else pd.DataFrame()
 
 
-def _cell(name: str) -> tuple[int, int]:
-    parts = dict(p.split("=") for p in name.split(","))
-    return int(parts["lm.train.batch_size"]), int(parts["lm.train.grad_accum"])
+# ------------------------------------------------------------------------------------------------ full-profile plan
+def _grid_cells(declaration: dict):
+    for point in grid(declaration).values():
+        yield point["lm.train.batch_size"], point["lm.train.grad_accum"]
 
 
-def grid_figure(records):
-    """Heatmap of eval loss (mean over seeds) per batch x accumulation cell, tokens seen in each cell."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    cs = cell_stats(records)
-    batches = sorted({_cell(c)[0] for c in cs})
-    accums = sorted({_cell(c)[1] for c in cs})
-    data = np.full((len(batches), len(accums)), np.nan)
-    fig, ax = plt.subplots(figsize=(1.6 * len(accums) + 2, 1.1 * len(batches) + 1.5))
-    for c, s in cs.items():
-        i, j = batches.index(_cell(c)[0]), accums.index(_cell(c)[1])
-        data[i, j] = s["mean"]
-        ax.text(j, i, f"{s['mean']:.3f}" + (f"\n±{s['sd']:.3f} (n={s['n']})" if s["sd"] is not None else "")
-                + f"\n{s['tokens'] / 1e3:.0f}k tok", ha="center", va="center", fontsize=7, color="white")
-    im = ax.imshow(data, cmap="viridis_r", aspect="auto")
-    ax.set_xticks(range(len(accums)), [str(a) for a in accums])
-    ax.set_yticks(range(len(batches)), [str(b) for b in batches])
-    ax.set_xlabel("gradient accumulation")
-    ax.set_ylabel("per-device batch")
-    ax.set_title("eval loss at equal wall-clock budget")
-    fig.colorbar(im, ax=ax, fraction=0.05)
-    fig.tight_layout()
-    return fig
-
-
-def schedules_figure(records: dict):
-    """Learning rate and training loss against step for every schedule (one figure, two panels)."""
-    import matplotlib.pyplot as plt
-
-    from . import plots
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
-    recs = list(records.values())
-    plots.curves(a1, {r["variant"]: r["curves"]["lr"] for r in recs}, title="learning rate", ylabel="lr")
-    plots.curves(a2, {r["variant"]: r["curves"]["train_loss"] for r in recs}, title="training loss",
-                 hlines={"unigram": recs[0]["metrics"]["unigram_ce"], "bigram": recs[0]["metrics"]["bigram_ce"]})
-    fig.tight_layout()
-    return fig
-
-
-def lr_rows(records: dict) -> list[dict]:
-    return sorted(({"lr": r["config"]["lm"]["train"]["lr"], "eval_loss": r["metrics"]["eval_loss"],
-                    "steps": r["metrics"]["steps"]} for r in records.values()), key=lambda x: x["lr"])
-
-
-def divergence_lr(rows: list[dict], tol: float = 0.25) -> float | None:
-    """The smallest lr above the best one whose eval loss is worse than the best by more than `tol` nats (or not
-    finite): where training stops converging."""
-    import math
-
-    ok = [r for r in rows if r["eval_loss"] is not None and math.isfinite(r["eval_loss"])]
-    if not ok:
-        return None
-    best = min(ok, key=lambda r: r["eval_loss"])
-    for r in rows:
-        if r["lr"] > best["lr"] and (r["eval_loss"] is None or not math.isfinite(r["eval_loss"])
-                                     or r["eval_loss"] > best["eval_loss"] + tol):
-            return r["lr"]
-    return None
-
-
-def lr_figure(records: dict):
-    import matplotlib.pyplot as plt
-
-    from . import plots
-
-    rows = lr_rows(records)
-    any_rec = next(iter(records.values()))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    plots.curves(ax, {"eval loss": {r["lr"]: r["eval_loss"] for r in rows}}, title="peak learning rate",
-                 ylabel="eval loss", xlabel="learning rate",
-                 hlines={"unigram": any_rec["metrics"]["unigram_ce"], "bigram": any_rec["metrics"]["bigram_ce"]})
-    div = divergence_lr(rows)
-    if div is not None:
-        ax.axvline(div, color="tab:red", ls=":", label=f"stops converging ({div:g})")
-        ax.legend(fontsize=8)
-    ax.set_xscale("log")
-    return fig
-
-
-def generations_table(*groups):
-    """Greedy and sampled continuations of the prompt for every run, beside its eval loss."""
-    import pandas as pd
-
-    rows = []
-    for records in groups:
-        for r in records.values():
-            g = {x["mode"]: x["text"] for x in r["tables"]["generations"]}
-            rows.append({"sweep": r["experiment"], "run": r["variant"], "seed": r["seed"],
-                         "eval_loss": round(r["metrics"]["eval_loss"], 3), "greedy": g.get("greedy"),
-                         "sampled": g.get("sampled")})
-    return pd.DataFrame(rows)
-
-
-def conclusion(grid_records: dict, schedule_records: dict, lr_records: dict, replayed: dict | None = None) -> str:
-    v = grid_verdict(grid_records)
-    b, w = _cell(v["best"]), _cell(v["worst"])
-    any_rec = next(iter(grid_records.values()))
-    m = any_rec["metrics"]
-    budget = any_rec["config"]["lm"]["train"]["time_budget_s"]
-    lines = [f"every run trained {budget:g} s (equal wall-clock budget); references: unigram {m['unigram_ce']:.3f}, "
-             f"bigram {m['bigram_ce']:.3f} nats/token on the validation split."]
-    noise_txt = (f"{v['test']}: t = {v['t']:.2f}, df = {v['df']:.1f}, p = {v['p']:.3f} -> "
-                 f"{'beyond' if v['beyond_noise'] else 'within'} seed noise" if v["p"] is not None else v["test"])
-    lines.append(f"batch x accumulation: best cell {b[0]} x {b[1]} ({v['best_mean']:.3f}, n = {v['n_best']}), worst "
-                 f"{w[0]} x {w[1]} ({v['worst_mean']:.3f}, n = {v['n_worst']}), gap {v['gap']:.3f} nats; {noise_txt}. "
-                 f"The seed's best was {SEED_NOTES['best_cell'][0]} x {SEED_NOTES['best_cell'][1]} at its scale.")
-    sched = sorted(schedule_records.values(), key=lambda r: r["metrics"]["eval_loss"])
-    lines.append("schedules (one seed each): " + ", ".join(f"{r['variant']} {r['metrics']['eval_loss']:.3f}"
-                                                           for r in sched)
-                 + f"; best: {sched[0]['variant']}, {sched[-1]['metrics']['eval_loss'] - sched[0]['metrics']['eval_loss']:.3f}"
-                   " nats ahead of the worst (compare with the seed sd above)")
-    rows = lr_rows(lr_records)
-    div = divergence_lr(rows)
-    lines.append("peak lr: " + ", ".join(f"{r['lr']:g} -> {r['eval_loss']:.3f}" for r in rows)
-                 + (f"; training stops converging from lr {div:g}" if div else "; no lr in the range diverged"))
-    runs = [r for g in (grid_records, schedule_records) for r in g.values()]
-    uni = sum(r["metrics"]["eval_loss"] < r["metrics"]["unigram_ce"] for r in runs)
-    bi = sum(r["metrics"]["eval_loss"] < r["metrics"]["bigram_ce"] for r in runs)
-    lines.append(f"of {len(runs)} grid and schedule runs, {uni} beat the unigram reference (context-free) and {bi} the "
-                 "bigram table of the whole train split (previous token only).")
-    if replayed:
-        for orig, rep in replayed.items():
-            lines.append(f"replay of {orig} at its {rep['metrics']['steps']} recorded steps (no budget): eval loss "
-                         f"{rep['metrics']['eval_loss']:.4f} vs {replayed_original(grid_records, orig, rep['seed']):.4f} "
-                         "in the "
-                         f"time-budget run")
-    return "\n".join(lines)
-
-
-def replayed_original(grid_records: dict, variant: str, seed: int) -> float:
-    return next(r["metrics"]["eval_loss"] for r in grid_records.values()
-                if r["variant"] == variant and r["seed"] == seed)
-
-
-def pd_series(metrics: dict):
-    import pandas as pd
-
-    return pd.Series(metrics).to_frame("value")
-
-
-def report(records: list[dict]):
-    """Analysis.ipynb's section for notebook 07, from records only (no torch)."""
-    from .analysis import Report, by_experiment
-
-    rep = Report(TITLE, records)
-    recs = by_experiment(rep.records)
-    as_dict = {e: {(r["variant"], r["seed"]): r for r in rs} for e, rs in recs.items()}
-    if as_dict.get("grid"):
-        rep.figure("batch x accumulation", grid_figure(as_dict["grid"]))
-        rep.table("batch x accumulation runs", run_table(as_dict["grid"]))
-    if as_dict.get("schedules"):
-        rep.figure("schedules", schedules_figure(as_dict["schedules"]))
-        rep.table("schedules", run_table(as_dict["schedules"]))
-    if as_dict.get("lr_range"):
-        rep.figure("learning-rate range", lr_figure(as_dict["lr_range"]))
-    if as_dict.get("runner"):
-        rec = next(iter(as_dict["runner"].values()))
-        rep.table("the sweep runner's own cost per run", pd_series(rec["metrics"]))
-    groups = [as_dict[e] for e in ("grid", "schedules", "lr_range") if as_dict.get(e)]
-    if groups:
-        rep.table("generations from the seed's prompt", generations_table(*groups))
-    if all(as_dict.get(e) for e in ("grid", "schedules", "lr_range")):
-        replayed = {r["variant"].removeprefix("replay "): r for r in recs.get("replay", [])}
-        rep.text = conclusion(as_dict["grid"], as_dict["schedules"], as_dict["lr_range"], replayed)
-    return rep
+def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
+    """The full profile's plan: the largest grid cell's memory; time = runs x the budget (helpers.planning)."""
+    cfg = cfg or PROFILES["full"]
+    lm = cfg.lm
+    cells = list(_grid_cells(cfg.grid))
+    big = max(bs for bs, _ in cells)
+    plan = training_plan("07 LM", neox_config(lm.size, vocab_size=32000), big, lm.block, "bf16-autocast")
+    budget = lm.train.time_budget_s
+    runs = len(cells) + 2 * len(cfg.noise_seeds) + len(cfg.schedules) + len(cfg.lr_range)
+    return NotebookPlan(notebook, [plan], [
+        (f"{runs} runs of a {budget / 60:.0f}-minute budget (grid {len(cells)}, noise {2 * len(cfg.noise_seeds)}, "
+         f"schedules {len(cfg.schedules)}, lr {len(cfg.lr_range)})", runs * budget)], b.get("gpu"),
+        "time-budgeted runs: the time does not depend on the GPU, the steps they reach do")

@@ -8,7 +8,9 @@
 A notebook's settings are a typed dataclass (validated in __post_init__) with one instance per profile.
 `resolve()` picks the profile (the notebook's PROFILE parameter, else the env var NB_PROFILE, else auto), applies
 overrides, seeds torch/numpy/random, picks the device (cuda, then mps, then cpu), switches the hub clients offline in
-tiny and local, and prints the effective configuration.
+tiny and local, and prints the effective configuration. The full-profile memory plan is checked by
+helpers.families.resolve, which notebooks call. This module is read by the torch-free notebook runner and the family
+registry, so torch is imported only in the three functions that touch it.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import os
 import random
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from . import hub
 
@@ -54,7 +58,6 @@ def profile_name(profile: str | None = None) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    import numpy as np
     import torch
 
     random.seed(seed)
@@ -90,10 +93,18 @@ class Run:
     device: str
     cfg: Any
     env: dict = field(default_factory=dict)
+    # every record this run's sections wrote or loaded, in order (the notebook's last cell reports them, exactly as
+    # Analysis reports the committed ones); shared by the copies with_seed() and the sweep runner make
+    records: list = field(default_factory=list, repr=False, compare=False)
 
     def with_seed(self, seed: int) -> "Run":
         """The same run under another training seed (for records of a multi-seed loop: the seed is in the run id)."""
         return dataclasses.replace(self, seed=seed)
+
+    def collect(self, *records: dict) -> None:
+        """Remember records this run wrote or loaded (a newer record of the same run id replaces the older)."""
+        for rec in records:
+            self.records[:] = [r for r in self.records if r["run_id"] != rec["run_id"]] + [rec]
 
     def as_dict(self) -> dict:
         return {"notebook": self.notebook, "profile": self.profile, "seed": self.seed, "device": self.device,
@@ -119,9 +130,4 @@ def resolve(notebook: str, table: dict, profile: str | None = None, seed: int = 
     if not quiet:
         print(f"== {notebook} | profile={run.profile} seed={seed} device={run.device}")
         print(json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
-    if name == "full":
-        # the memory plan and time estimate first: a run that cannot fit this GPU stops here, not in hour two
-        from . import fullplan
-
-        fullplan.show(notebook, run, quiet=quiet)
     return run

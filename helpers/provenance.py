@@ -1,5 +1,7 @@
 """Where a result came from: the code (git commit, dirty flag and a hash of the uncommitted diff), the package
-versions, the device, and the wall time and peak memory of the work (`Tracker`)."""
+versions, the device, and the wall time and peak memory of the work (`Tracker`). Records are written by torch code
+and read by torch-free code (Analysis, the README generator), so torch is imported only where it is asked something
+(the device's name, the GPU's peak memory)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +11,7 @@ import subprocess
 import threading
 import time
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 
 from .paths import REPO_ROOT
 
@@ -45,8 +48,6 @@ def git_state() -> dict:
 
 
 def package_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -63,7 +64,8 @@ def device_name(device: str | None = None) -> str:
         return torch.cuda.get_device_name(0)
     if device == "mps":
         return "Apple MPS"
-    return f"cpu: {platform.processor() or platform.machine()} x{os.cpu_count()} (torch threads {torch.get_num_threads()})"
+    cpu = platform.processor() or platform.machine()
+    return f"cpu: {cpu} x{os.cpu_count()} (torch threads {torch.get_num_threads()})"
 
 
 def collect(device: str | None = None) -> dict:

@@ -9,41 +9,36 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 
-# the other families: (block name, study module, what the notebook runs on in its local profile)
-FAMILIES = (("seed001", "compression_study"), ("seed002", "looped_study"), ("seed003", "pretrain_study"),
-            ("seed004", "sft_study"))
+from . import families
+from .analysis import select
+from .paths import REPO_ROOT
+from .results import load_records
 
 
-def family_block(module, records: list[dict]) -> str:
-    """A family's README paragraph: its conclusion lines (the same `report(records).text` the notebook and
-    Analysis print), with the records' profile, count and commits. Nothing in it is typed."""
-    import matplotlib.pyplot as plt
-
-    from .analysis import select
-
-    recs, profile = select([r for r in records if r["notebook"] == module.NOTEBOOK])
+def family_block(family: families.Family, records: list[dict]) -> str:
+    """A family's README paragraph: its report's own block (`readme_block(records)`, where it writes one), else its
+    conclusion lines (the same `report(records).text` the notebook and Analysis print), with the records' profile,
+    count and commits. Nothing in it is typed."""
+    report = family.report
+    if hasattr(report, "readme_block"):
+        return report.readme_block(family.records(records))
+    recs, profile = select(family.records(records))
     if not recs:
-        return f"**{module.TITLE}**: no records yet (`make run NB={module.NOTEBOOK[:2]}`)."
-    text = module.report(recs).text
+        return f"**{family.title}**: no records yet (`make run NB={family.notebooks[0][:2]}`)."
+    text = report.report(recs).text
     plt.close("all")                          # report() draws the figures Analysis shows; not needed here
     commits = sorted({r["provenance"].get("commit", "?")[:7] for r in recs})
-    head = (f"**{module.TITLE}** ([{module.NOTEBOOK}](notebooks/{module.NOTEBOOK}.ipynb), {profile} profile, "
+    nb = family.notebooks[0]
+    head = (f"**{family.title}** ([{nb}](notebooks/{nb}.ipynb), {profile} profile, "
             f"{len(recs)} records from commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}):")
     return "\n".join([head, ""] + [f"- {line}" for line in (text or "no conclusion yet").splitlines() if line.strip()])
 
 
 def blocks() -> dict:
-    """{block name: function(records of its family) -> markdown}."""
-    import importlib
-
-    from . import surgery_study
-
-    out = {"seed000": lambda recs: surgery_study.readme_block(
-        [r for r in recs if r["notebook"] in surgery_study.NOTEBOOKS])}
-    for name, module in FAMILIES:
-        out[name] = lambda recs, m=importlib.import_module(f"helpers.{module}"): family_block(m, recs)
-    return out
+    """{block name: function(records) -> markdown}, one per family that writes a README block."""
+    return {f.readme: (lambda recs, f=f: family_block(f, recs)) for f in families.FAMILIES if f.readme}
 
 
 def _pattern(name: str):
@@ -67,9 +62,6 @@ def render(text: str, records: list[dict]) -> tuple[str, list[str]]:
 
 
 def main(check: bool = False, readme: Path | None = None) -> int:
-    from .paths import REPO_ROOT
-    from .results import load_records
-
     path = readme or REPO_ROOT / "README.md"
     new, changed = render(path.read_text(), load_records(report=False))
     if check:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -25,7 +26,10 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
+
 from .paths import results_dir
+from .provenance import collect
 
 SCHEMA_VERSION = 2
 REQUIRED = ("schema_version", "run_id", "notebook", "experiment", "variant", "profile", "seed", "config", "metrics",
@@ -87,8 +91,6 @@ def validate(record: dict) -> None:
 
 def _clean(obj):
     """JSON-safe copy: numpy / torch scalars to Python numbers, NaN/inf to None, keys to strings, tuples to lists."""
-    import math
-
     if isinstance(obj, dict):
         return {str(k): _clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -106,8 +108,6 @@ def build_record(notebook: str, experiment: str, variant: str, config: dict, met
                  seed: int, curves: dict | None = None, params: dict | None = None, tables: dict | None = None,
                  provenance: dict | None = None, status: str = "ok", device: str | None = None) -> dict:
     """The record as it will be written (JSON-safe, validated), without writing it."""
-    from .provenance import collect
-
     config = _clean(config)
     record = {
         "schema_version": SCHEMA_VERSION, "run_id": run_id(variant, config, seed), "config_hash": config_hash(config),
@@ -176,19 +176,34 @@ def save_result(run, experiment: str, variant: str, result: dict, config: dict |
                           params=result.get("params"), tables=result.get("tables"),
                           provenance=result.get("provenance"), status=status, device=run.device)
     write_record(record)
+    run.collect(record)
     return record
+
+
+def keyed(*records: dict) -> dict:
+    """The one shape every notebook section returns: {(variant, seed): record}."""
+    return {(r["variant"], r["seed"]): r for r in records}
+
+
+def recorded(run, variant: str, config: dict | None = None, notebook: str | None = None) -> dict | None:
+    """The stored record of (variant, run_config(run, config), run.seed) in `notebook` (default the run's), if it
+    exists with status ok; collected into the run's records."""
+    rec = find_record(notebook or run.notebook, variant, run_config(run, config), run.seed)
+    if rec is not None:
+        run.collect(rec)
+    return rec
 
 
 def load_or_run(run, experiment: str, variant: str, compute, config: dict | None = None, force: bool = False) -> dict:
     """A notebook section that writes one record: the stored record of (variant, config, run.seed) when it exists
     with status ok (unless force), else compute() -> a result dict (as save_result takes; "status" optional) is run
-    and saved. A rerun of a finished notebook therefore loads instead of recomputing."""
-    rec = None if force else find_record(run.notebook, variant, run_config(run, config), run.seed)
+    and saved. A rerun of a finished notebook therefore loads instead of recomputing. Returns keyed(record)."""
+    rec = None if force else recorded(run, variant, config)
     if rec is not None:
         print(f"{experiment}: recorded as {rec['run_id']} ({rec['created'][:19]}), loaded", flush=True)
-        return rec
+        return keyed(rec)
     result = compute()
-    return save_result(run, experiment, variant, result, config=config, status=result.pop("status", "ok"))
+    return keyed(save_result(run, experiment, variant, result, config=config, status=result.pop("status", "ok")))
 
 
 def find_record(notebook: str, variant: str, config: dict, seed: int, root: Path | None = None) -> dict | None:
@@ -240,8 +255,6 @@ def load_runs(root: Path | None = None, notebook: str | None = None, flatten: bo
     With flatten, metrics/params/provenance become columns `metrics.<name>` etc. (tables, curves and config stay
     nested objects). Corrupt or schema-invalid files are reported (warning + `df.attrs['bad']`) and skipped.
     """
-    import pandas as pd
-
     rows, bad = [], []
     for path, rec, err in iter_records(root):
         if err:

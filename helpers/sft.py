@@ -29,8 +29,23 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+import numpy as np
+import torch
+from datasets import Dataset
+from peft import LoraConfig
+from transformers import LlamaConfig
+from transformers.trainer_callback import PrinterCallback
+from transformers.utils import is_flash_attn_2_available
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+from .assets import FETCH_CMD
+from .data import encode_chat, load_pretrained
+from .evaluate import lm_loss
+from .models import from_config
+from .provenance import Tracker
+from .stats import paired_bootstrap
+from .train import Meter, model_dtype, trainer_precision
+
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LONG_MODES = ("drop", "truncate")
 SFT_SCHEDULERS = ("cosine", "plateau")
@@ -89,8 +104,6 @@ def wordnet_chats(corpus, seed: int = 0) -> tuple[dict[str, list[dict]], dict]:
     splits = {s: corpus[s].to_list() for s in ("train", "validation", "test")}
     docs = [d for s in ("train", "validation", "test") for d in splits[s]]
     if docs and "hypernyms" not in docs[0]:
-        from .assets import FETCH_CMD
-
         raise DataError(f"the prepared WordNet corpus predates hypernym pointers; rebuild it with: {FETCH_CMD}")
     senses = sense_index(docs)
     children: dict[str, list[int]] = {}
@@ -166,16 +179,8 @@ def tokenizer_name(model: str) -> str:
 def load_chat_model(name: str, device: str = "cpu"):
     """The model to tune: 'smollm2' (offline asset), TINY_MODEL (random, the same weights every call, so a saved
     adapter reloads onto the model it was trained on) or a hub id; bf16 on a CUDA GPU with bf16, else fp32."""
-    import torch
-
-    from .compression_study import model_dtype
-    from .data import load_pretrained
 
     if name == TINY_MODEL:
-        from transformers import LlamaConfig
-
-        from .models import from_config
-
         state = torch.random.get_rng_state()
         torch.manual_seed(0)
         model = from_config(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -187,19 +192,8 @@ def load_chat_model(name: str, device: str = "cpu"):
 
 
 # ------------------------------------------------------------------------------------------------ tokens
-def ensure_chat_template(tok, template: str | None = None):
-    """Install `template` ('chatml' or a Jinja string) if given; a tokenizer left without one is an error."""
-    if template:
-        tok.chat_template = CHATML if template == "chatml" else template
-    if not getattr(tok, "chat_template", None):
-        raise DataError(f"tokenizer '{getattr(tok, 'name_or_path', '?')}' has no chat template; set "
-                        "chat_template='chatml' (ChatML turns) or pass a Jinja template")
-    return tok
-
-
 def encode_rows(tok, rows: list[dict], key: str = "completion") -> list[dict]:
     """Each row's prompt + rows[key] as token ids with labels -100 on the prompt (helpers.data.encode_chat)."""
-    from .data import encode_chat
 
     return [encode_chat(tok, r["prompt"], r[key]) for r in rows]
 
@@ -235,7 +229,6 @@ def length_only_accuracy(tok, pairs: list[dict]) -> float:
 def answer_loss(model, encoded: list[dict], batch_size: int = 16) -> dict:
     """helpers.evaluate.lm_loss on encoded chats (labels -100 on the prompt): the token-weighted answer loss plus
     each row's summed loss and answer tokens, and a bootstrap 95% interval over rows (lo, hi)."""
-    from .evaluate import lm_loss, paired_bootstrap
 
     device = next(model.parameters()).device
     res = lm_loss(model, encoded, batch_size, device, per_sequence=True)
@@ -246,9 +239,6 @@ def answer_loss(model, encoded: list[dict], batch_size: int = 16) -> dict:
 
 def pair_logps(model, tok_pairs: dict, batch_size: int = 16) -> dict:
     """{"chosen": summed log p of each chosen answer, "rejected": ...} for encoded pairs {"chosen": [...], ...}."""
-    import numpy as np
-
-    from .evaluate import lm_loss
 
     device = next(model.parameters()).device      # no bootstrap interval here: only the per-row sums are used
     return {k: -np.asarray(lm_loss(model, tok_pairs[k], batch_size, device, per_sequence=True)["seq_loss_sum"])
@@ -259,7 +249,6 @@ def preference(logps: dict, ref: dict | None = None, beta: float = 0.1) -> dict:
     """Likelihood accuracy (the model gives the chosen answer the higher log-probability) with its binomial s.e.;
     with a reference's log-probs also DPO's implicit-reward accuracy and mean margin
     beta * [(log pi(c) - log ref(c)) - (log pi(r) - log ref(r))]."""
-    import numpy as np
 
     d = logps["chosen"] - logps["rejected"]
     n = len(d)
@@ -273,7 +262,6 @@ def preference(logps: dict, ref: dict | None = None, beta: float = 0.1) -> dict:
 
 def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int = 32, batch_size: int = 16) -> list[str]:
     """Greedy answers to chat prompts (left-padded batches), decoded without special tokens."""
-    import torch
 
     device = next(model.parameters()).device
     side, tok.padding_side = tok.padding_side, "left"
@@ -318,8 +306,6 @@ class LoraSettings:
     targets: tuple = LORA_TARGETS
 
     def config(self):
-        from peft import LoraConfig
-
         return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
                           target_modules=list(self.targets), task_type="CAUSAL_LM")
 
@@ -377,49 +363,24 @@ class DPOSettings:
             raise ValueError(f"dpo.beta must be > 0, got {self.beta}")
 
 
-def _precision(device: str) -> dict:
-    from .train import bf16_available
+class ProbeMeter(Meter):
+    """The training core's Meter, plus a probe: probe(model) -> {curve name: value} every `every` steps and at the
+    last (DPO's train / held-out accuracy curves); its time counts as evaluation."""
 
-    cuda = str(device).startswith("cuda")
-    return {"bf16": cuda and bf16_available(device), "fp16": False, "use_cpu": not cuda,
-            "gradient_checkpointing": False}   # TRL's defaults (bf16, checkpointing) are wrong for a CPU
+    def __init__(self, probe=None, every: int = 0):
+        super().__init__()
+        self.probe, self.every = probe, every
 
-
-def _meter_cls():
-    from transformers import TrainerCallback
-
-    class Meter(TrainerCallback):
-        """Curves from the trainer's logs (loss, lr, grad norm, eval loss) and the time spent evaluating."""
-
-        def __init__(self, probe=None, every: int = 0):
-            self.curves = {"train_loss": {}, "lr": {}, "grad_norm": {}, "eval_loss": {}}
-            self.eval_s, self.probe, self.every = 0.0, probe, every
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            for src, dst in (("loss", "train_loss"), ("learning_rate", "lr"), ("grad_norm", "grad_norm"),
-                             ("eval_loss", "eval_loss")):
-                if logs and src in logs:
-                    self.curves[dst][state.global_step] = float(logs[src])
-
-        def on_evaluate(self, args, state, control, metrics=None, **kw):
-            self.eval_s += float((metrics or {}).get("eval_runtime", 0.0))
-
-        def on_step_end(self, args, state, control, model=None, **kw):
-            if self.probe and (state.global_step % self.every == 0 or state.global_step == state.max_steps):
-                t0 = time.perf_counter()
-                for name, value in self.probe(model).items():
-                    self.curves.setdefault(name, {})[state.global_step] = value
-                self.eval_s += time.perf_counter() - t0
-                model.train()
-
-    return Meter
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if self.probe and (state.global_step % self.every == 0 or state.global_step == state.max_steps):
+            t0 = time.perf_counter()
+            for name, value in self.probe(model).items():
+                self.curves.setdefault(name, {})[state.global_step] = value
+            self.eval_s += time.perf_counter() - t0
+            model.train()
 
 
 def _fit(trainer, meter, device: str) -> dict:
-    from transformers.trainer_callback import PrinterCallback
-
-    from .provenance import Tracker
-
     trainer.remove_callback(PrinterCallback)       # the progress bar shows the run; the curves keep the logs
 
     with Tracker(device) as tr:
@@ -432,8 +393,6 @@ def _fit(trainer, meter, device: str) -> dict:
 
 
 def _rows(rows: list[dict], keys: tuple):
-    from datasets import Dataset
-
     return Dataset.from_list([{k: r[k] for k in keys} for r in rows])
 
 
@@ -441,7 +400,6 @@ def train_sft(model, tok, train_rows: list[dict], eval_rows: list[dict], s: SFTS
               max_length: int, device: str = "cpu", seed: int = 0) -> dict:
     """LoRA SFT with TRL's SFTTrainer on prompt-completion chats. Returns {"metrics", "curves", "provenance",
     "model"} (model = the PEFT model, adapters not merged)."""
-    from trl import SFTConfig, SFTTrainer
 
     check_targets(model, lora.targets)
     scratch = tempfile.mkdtemp(prefix="lab-sft-")
@@ -454,8 +412,8 @@ def train_sft(model, tok, train_rows: list[dict], eval_rows: list[dict], s: SFTS
             metric_for_best_model="eval_loss", eval_strategy="steps", eval_steps=s.eval_every,
             logging_steps=s.log_every, save_strategy="no", report_to="none", seed=seed, max_length=max_length,
             completion_only_loss=s.completion_only, dataloader_num_workers=0, disable_tqdm=False,
-            **_precision(device))
-        meter = _meter_cls()()
+            **trainer_precision(device))
+        meter = Meter()
         trainer = SFTTrainer(model=model, args=args, train_dataset=_rows(train_rows, ("prompt", "completion")),
                              eval_dataset=_rows(eval_rows, ("prompt", "completion")), processing_class=tok,
                              peft_config=lora.config(), callbacks=[meter])
@@ -473,7 +431,6 @@ def train_dpo(model, tok, train_pairs: list[dict], s: DPOSettings, lora: LoraSet
     """A fresh LoRA on `model` (the merged SFT model) trained with TRL's DPOTrainer. With a PEFT model and no
     ref_model, TRL's reference is the adapter-free model, i.e. the SFT model itself: the reference the seed meant.
     probe(model) -> {curve name: value} runs every s.eval_every steps (the accuracy curves)."""
-    from trl import DPOConfig, DPOTrainer
 
     check_targets(model, lora.targets)
     scratch = tempfile.mkdtemp(prefix="lab-dpo-")
@@ -482,8 +439,8 @@ def train_dpo(model, tok, train_pairs: list[dict], s: DPOSettings, lora: LoraSet
             output_dir=scratch, max_steps=s.steps, per_device_train_batch_size=s.batch_size, learning_rate=s.lr,
             lr_scheduler_type="cosine", warmup_steps=max(1, s.steps // 10), beta=s.beta, loss_type=[s.loss_type],
             max_length=max_length, logging_steps=s.log_every, save_strategy="no", report_to="none", seed=seed,
-            dataloader_num_workers=0, disable_tqdm=False, **_precision(device))
-        meter = _meter_cls()(probe, s.eval_every)
+            dataloader_num_workers=0, disable_tqdm=False, **trainer_precision(device))
+        meter = ProbeMeter(probe, s.eval_every)
         trainer = DPOTrainer(model=model, args=args, train_dataset=_rows(train_pairs, ("prompt", "chosen", "rejected")),
                              processing_class=tok, peft_config=lora.config(), callbacks=[meter])
         res = _fit(trainer, meter, device)
@@ -496,8 +453,6 @@ def train_dpo(model, tok, train_pairs: list[dict], s: DPOSettings, lora: LoraSet
 def attention_speeds(model_name: str, device: str, length: int, batch: int = 8, reps: int = 3) -> list[dict]:
     """Training tokens/s (forward + backward) of the model under each attention implementation this machine has:
     eager and sdpa always, flash_attention_2 on CUDA with the flash-attn package (else a row saying so)."""
-    import torch
-    from transformers.utils import is_flash_attn_2_available
 
     cuda = str(device).startswith("cuda")
     model = load_chat_model(model_name, device)

@@ -19,18 +19,28 @@ Adapters are kept under checkpoints/06_sft_dpo/<run id>/ (git-ignored); a rerun 
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sft import DPOSettings, LoraSettings, SFTSettings
-from .sweep import Point
+import numpy as np
+from datasets import load_dataset
+from peft import PeftModel
 
-NOTEBOOK = "06_sft_dpo"
-TITLE = "LoRA, SFT and DPO of a chat model (seed 004)"
+from . import hub, sft
+from .data import ensure_chat_template, load_corpus, load_tokenizer
+from .memory import counts, training_plan
+from .models import smollm2_config
+from .paths import checkpoints_dir
+from .planning import NotebookPlan, lora_params, train_seconds
+from .results import recorded, run_config, run_id, save_result
+from .sft import DPOSettings, LoraSettings, SFTSettings, load_chat_model
+from .sft_report import SFT_VARIANTS, paired
+from .sweep import Point, run_points
+
 DATA = ("wordnet", "ultra")
-SFT_VARIANTS = ("baseline", "whole-sequence", "truncate", "plateau", "accum-1", "accum-4")
-SECTIONS = ("a_data", "c_lessons", "e_compare")
 
 
 @dataclass
@@ -72,7 +82,8 @@ class SFTDPOConfig:
 
 
 PROFILES = {
-    "tiny": SFTDPOConfig(model="smollm2-tiny", speed_batch=1, speed_length=16, train_rows=24, pair_rows=8, val_rows=8, test_rows=8, test_pairs=8, gen_rows=2, gen_tokens=8,
+    "tiny": SFTDPOConfig(model="smollm2-tiny", speed_batch=1, speed_length=16, train_rows=24, pair_rows=8, val_rows=8,
+                         test_rows=8, test_pairs=8, gen_rows=2, gen_tokens=8,
                          show_words=2, worst_k=2, accum_examples=8, accum_micro=1, lora=LoraSettings(r=4, alpha=8),
                          sft=SFTSettings(steps=2, batch_size=2, eval_every=1, eval_rows=4, warmup_steps=1, log_every=1),
                          dpo=DPOSettings(steps=2, batch_size=2, eval_every=1, eval_rows=4, log_every=1)),
@@ -100,13 +111,8 @@ _MEMO: dict = {}
 def load_rows(cfg: SFTDPOConfig) -> tuple[dict, dict]:
     """{part: rows} for the parts every section uses, and the counts of how the data was made. Fixed data seed 0:
     the training seed changes the order and initialisation, never which examples exist."""
-    import random
-
-    from . import sft
 
     if cfg.data == "wordnet":
-        from .data import load_corpus
-
         split, counts = sft.wordnet_chats(load_corpus("wordnet"))
         train, val, test = split["train"], split["validation"], split["test"]
         for i, rows in enumerate((train, val, test)):      # the files are in WordNet order (nouns first)
@@ -114,10 +120,6 @@ def load_rows(cfg: SFTDPOConfig) -> tuple[dict, dict]:
         pairs_train = [r for r in train[cfg.train_rows:] if r["rejected"]]
         test_pairs = [r for r in test if r["rejected"]]
     else:
-        from datasets import load_dataset
-
-        from . import hub
-
         def split(repo, name):
             return hub.call(f"{repo} ({name})", load_dataset, repo, split=name)
 
@@ -141,15 +143,13 @@ def data_key(cfg: SFTDPOConfig) -> dict:
 
 def prepare(run) -> dict:
     """Tokenizer, rows and their encodings, shared by every section (kept for the kernel's lifetime)."""
-    from . import sft
-    from .data import load_tokenizer
 
     cfg = run.cfg
     key = str(data_key(cfg))
     if key in _MEMO:
         return _MEMO[key]
     t0 = time.perf_counter()
-    tok = sft.ensure_chat_template(load_tokenizer(sft.tokenizer_name(cfg.model)), cfg.chat_template)
+    tok = ensure_chat_template(load_tokenizer(sft.tokenizer_name(cfg.model)), cfg.chat_template)
     parts, counts = load_rows(cfg)
     enc = {p: sft.encode_rows(tok, parts[p]) for p in ("sft_train", "val", "test")}
     enc_pairs = {k: sft.encode_rows(tok, parts["test_pairs"], k) for k in ("chosen", "rejected")}
@@ -161,17 +161,12 @@ def prepare(run) -> dict:
 
 
 def base_model(cfg: SFTDPOConfig, device: str = "cpu"):
-    from .sft import load_chat_model
-
     return load_chat_model(cfg.model, device)
 
 
 def evaluate(model, data, cfg: SFTDPOConfig, quality: bool = True, pairs: bool = True, ref: dict | None = None) -> dict:
     """Held-out answer loss (with the per-row sums, for paired comparisons), (pairs) preference accuracy on held-out
     pairs, and (quality) greedy answers with their token F1 against the reference gloss."""
-    import numpy as np
-
-    from . import sft
 
     loss = sft.answer_loss(model, data["enc"]["test"])
     out = {"metrics": {"test_loss": loss["loss"], "test_loss_lo": loss["lo"], "test_loss_hi": loss["hi"],
@@ -205,12 +200,10 @@ def _as_tables(ev: dict) -> dict:
 # ------------------------------------------------------------------------------------------------ a. data
 def data_section(run, data, force: bool = False) -> dict:
     """Record a_data: how the chats and pairs were made, and the untuned model on the held-out sets."""
-    from . import sft
-    from .results import find_record, run_config, save_result
 
     cfg = run.cfg
     config = data_key(cfg)
-    rec = None if force else find_record(run.notebook, "untuned", run_config(run, config), run.seed)
+    rec = None if force else recorded(run, "untuned", config)
     if rec:
         return rec
     model = base_model(cfg, run.device)
@@ -228,8 +221,6 @@ def data_section(run, data, force: bool = False) -> dict:
 
 
 def _hist(lengths: list[int], width: int = 8) -> list[dict]:
-    from collections import Counter
-
     c = Counter(n // width * width for n in lengths)
     return [{"from": k, "to": k + width - 1, "rows": c[k]} for k in sorted(c)]
 
@@ -261,17 +252,11 @@ def sft_key(cfg: SFTDPOConfig, variant: str) -> dict:
 
 
 def adapter_dir(run, variant: str, key: dict) -> Path:
-    from .paths import checkpoints_dir
-    from .results import run_config, run_id
-
     return checkpoints_dir() / run.notebook / run_id(variant, run_config(run, key), run.seed)
 
 
 def sft_job(cfg: SFTDPOConfig, variant: str, data: dict, out_dir: str, quality: bool, seed: int, device: str) -> dict:
     """Train one SFT variant, save its adapter to out_dir, and score it on the held-out sets."""
-    import numpy as np
-
-    from . import sft
 
     s, _ = variant_settings(cfg, variant)
     rows, lengths = data["parts"]["sft_train"], data["lengths"]["sft_train"]
@@ -303,7 +288,6 @@ def sft_runs(run, data, variants: tuple, force: bool = False, quality: tuple = (
 def _runs_with_adapters(run, points: list, fn, at: int, force: bool, desc: str) -> dict:
     """run_points, except that a recorded run whose adapter folder (points' args[at]) is gone is trained again: the
     record alone cannot serve DPO or the comparison. Returns {variant: record}."""
-    from .sweep import run_points
 
     def again(p, seed):
         return force or not (Path(p.args[at]) / "adapter_config.json").exists()
@@ -318,36 +302,6 @@ def masking(run, data, force: bool = False) -> dict:
     return sft_runs(run, data, ("baseline", "whole-sequence"), force)
 
 
-def paired(a: dict, b: dict) -> dict:
-    """Held-out answer-loss difference b - a on the same rows, with a paired bootstrap 95% interval."""
-    from .evaluate import paired_bootstrap
-
-    def rows(r):
-        t = r["tables"]["test_rows"]
-        return {"seq_loss_sum": [x["loss_sum"] for x in t], "seq_tokens": [x["tokens"] for x in t]}
-
-    return paired_bootstrap(rows(a), rows(b))
-
-
-def comparison_table(recs: dict, reference: str = "baseline"):
-    """One row per SFT variant: held-out answer loss, its difference from the reference run with a paired
-    interval, definition F1, training figures."""
-    import pandas as pd
-
-    base = recs[reference]
-    out = []
-    for v in (v for v in SFT_VARIANTS if v in recs):
-        r = recs[v]
-        m = r["metrics"]
-        d = paired(base, r) if v != reference else None
-        out.append({"variant": v, "test answer loss": m["test_loss"],
-                    f"minus {reference} [95% CI]": f"{d['delta']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" if d else "",
-                    "F1": m.get("f1"), "steps": m["steps"], "examples seen": m["examples_seen"],
-                    "dropped": m["data.dropped"], "truncated": m["data.truncated"], "lr cuts": m.get("lr_cuts"),
-                    "grad-norm CV": m.get("grad_norm_cv"), "wall s": m["wall_s"]})
-    return pd.DataFrame(out).set_index("variant")
-
-
 # ------------------------------------------------------------------------------------------------ c. lessons
 def lessons(run, data, force: bool = False) -> dict:
     """The author's other lessons: the SFT variants, plus the evaluation-only record c_lessons."""
@@ -357,15 +311,10 @@ def lessons(run, data, force: bool = False) -> dict:
 
 
 def lessons_record(run, data, recs: dict, force: bool = False) -> dict:
-    from peft import PeftModel
-
-    from . import sft
-    from .results import find_record, run_config, save_result
-
     cfg = run.cfg
     config = {**sft_key(cfg, "baseline"), "worst_k": cfg.worst_k, "speed": [cfg.speed_batch, cfg.speed_length],
               "variants": [sft_key(cfg, v)["sft"] for v in SFT_VARIANTS]}
-    rec = None if force else find_record(run.notebook, "baseline-model", run_config(run, config), run.seed)
+    rec = None if force else recorded(run, "baseline-model", config)
     if rec:
         return rec
     model = PeftModel.from_pretrained(base_model(cfg, run.device), recs["baseline"]["provenance"]["adapter_dir"])
@@ -419,19 +368,16 @@ def dpo_job(cfg: SFTDPOConfig, loss_type: str, data: dict, sft_dir: str, out_dir
             device: str) -> dict:
     """Merge the SFT adapter, train a fresh LoRA with DPO, save it, and score it against the SFT reference
     (ref_test: the SFT model's log-probs of the held-out pairs, {"chosen": [...], "rejected": [...]})."""
-    import numpy as np
-
-    from peft import PeftModel
-
-    from . import sft
 
     if not (Path(sft_dir) / "adapter_config.json").exists():
         raise FileNotFoundError(f"DPO needs the SFT baseline's adapter at {sft_dir}, which is not there: run the SFT "
                                 "section (S.masking) first, or set FORCE=1 to retrain it")
     s = dataclasses.replace(cfg.dpo, loss_type=loss_type)
     model = sft.merged(PeftModel.from_pretrained(base_model(cfg, device), sft_dir))
-    probe_sets = {"train": data["parts"]["dpo_train"][:s.eval_rows], "heldout": data["parts"]["test_pairs"][:s.eval_rows]}
-    enc = {n: {k: sft.encode_rows(data["tok"], rows, k) for k in ("chosen", "rejected")} for n, rows in probe_sets.items()}
+    probe_sets = {"train": data["parts"]["dpo_train"][:s.eval_rows],
+                  "heldout": data["parts"]["test_pairs"][:s.eval_rows]}
+    enc = {n: {k: sft.encode_rows(data["tok"], rows, k) for k in ("chosen", "rejected")}
+           for n, rows in probe_sets.items()}
     ref = {n: sft.pair_logps(model, e) for n, e in enc.items()}          # the SFT model = DPO's reference
 
     def probe(m):
@@ -466,14 +412,9 @@ def compare(run, data, untuned: dict, sft_recs: dict, dpo_recs: dict, force: boo
     """Untuned vs SFT vs DPO on the held-out sets, from their records (answer loss paired against the SFT model,
     preference accuracy, definition F1), and the saved adapters reloaded: their greedy answers for a few held-out
     words must be the ones recorded when they were trained (a checkpoint that does not reload is caught here)."""
-    from peft import PeftModel
-
-    from . import sft
-    from .results import find_record, run_config, save_result
-
     cfg = run.cfg
     config = {**dpo_key(cfg, "+".join(cfg.dpo_losses)), "show_words": cfg.show_words}
-    rec = None if force else find_record(run.notebook, "base-sft-dpo", run_config(run, config), run.seed)
+    rec = None if force else recorded(run, "base-sft-dpo", config)
     if rec:
         return rec
     sft_dir = sft_recs["baseline"]["provenance"]["adapter_dir"]
@@ -496,8 +437,8 @@ def compare(run, data, untuned: dict, sft_recs: dict, dpo_recs: dict, force: boo
             d = paired(recs["SFT"], r)
             deltas.append({"model": name, "minus_sft": d["delta"], "lo": d["lo"], "hi": d["hi"]})
         reloaded = sft.generate(loaders[name](), data["tok"], [g["prompt"] for g in gen], cfg.gen_tokens)
-        recorded = [x["answer"] for x in r["tables"]["answers"][:len(gen)]]
-        same[name] = sum(a == b for a, b in zip(reloaded, recorded))
+        kept = [x["answer"] for x in r["tables"]["answers"][:len(gen)]]
+        same[name] = sum(a == b for a, b in zip(reloaded, kept))
         for row, text in zip(answers, reloaded):
             row[name] = text
     metrics = {f"{row['model']}.{k}": v for row in rows for k, v in row.items() if k != "model"}
@@ -508,138 +449,30 @@ def compare(run, data, untuned: dict, sft_recs: dict, dpo_recs: dict, force: boo
 
 
 # ------------------------------------------------------------------------------------------------ tables, figures
-def pd_table(record: dict, name: str):
-    """One of a record's tables as a DataFrame."""
-    import pandas as pd
-
-    return pd.DataFrame(record["tables"][name])
 
 
-def compare_table(e: dict):
-    import pandas as pd
-
-    df = pd.DataFrame(e["tables"]["models"]).set_index("model")
-    d = {r["model"]: f"{r['minus_sft']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]" for r in e["tables"]["loss_vs_sft"]}
-    df["loss minus SFT [95% CI]"] = [d.get(m, "") for m in df.index]
-    return df
-
-
-def answers_table(e: dict):
-    import pandas as pd
-
-    return pd.DataFrame(e["tables"]["answers"])
-
-
-def lessons_tables(c: dict) -> dict:
-    import pandas as pd
-
-    return {k: pd.DataFrame(c["tables"][k]) for k in ("validation_bias", "eval_frequency", "worst", "attention",
-                                                        "resources")}
-
-
-def curves_figure(sft_recs: dict, dpo_recs: dict):
-    """SFT eval loss per variant, and DPO's train vs held-out reward accuracy over steps."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for v, r in sft_recs.items():
-        if v in SFT_VARIANTS and r["curves"].get("train_loss"):
-            c = r["curves"]["train_loss"]
-            axes[0].plot([int(k) * r["metrics"]["examples_seen"] / max(r["metrics"]["steps"], 1) for k in c],
-                         list(c.values()), label=v)
-    axes[0].set(xlabel="training examples", ylabel="train loss (per token)", title="SFT variants")
-    axes[0].legend(fontsize=8)
-    for lt, r in dpo_recs.items():
-        for split, style in (("train", "-"), ("heldout", "--")):
-            c = r["curves"].get(f"{split}_reward_acc", {})
-            axes[1].plot([int(k) for k in c], list(c.values()), style, label=f"{lt} {split}")
-        c = r["curves"].get("train_loss", {})
-        axes[2].plot([int(k) for k in c], list(c.values()), label=lt)
-    axes[1].set(xlabel="DPO step", ylabel="implicit-reward accuracy", title="DPO: train vs held-out pairs")
-    axes[1].legend(fontsize=8)
-    axes[2].set(xlabel="DPO step", ylabel="loss", title="DPO training loss")
-    axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _fmt(m: dict, key: str) -> str:
-    return f"{m[key]:.3f} (95% CI {m[key + '_lo']:.3f}-{m[key + '_hi']:.3f})"
-
-
-def conclusion(a: dict, sft_recs: dict, c: dict, dpo_recs: dict, e: dict) -> str:
-    """Sentences from the records; every number below is read from them."""
-    lines = []
-    ma = a["metrics"]
-    lines.append(f"a. {ma['sft_rows']:,} SFT chats ({ma['over_max_length']:,} over {a['config']['max_length']} "
-                 f"tokens), {ma['pairs_train']:,} training pairs; on {ma['pref.n']} held-out pairs 'the shorter answer "
-                 f"is chosen' scores {ma['length_only_acc']:.3f}, so the better rule of length alone scores "
-                 f"{max(ma['length_only_acc'], 1 - ma['length_only_acc']):.3f}: the bar a preference accuracy must clear "
-                 "before it says more than length.")
-    base = sft_recs["baseline"]
-    for v, label in (("whole-sequence", "loss on the whole sequence (the author's)"),
-                     ("truncate", "truncating long examples instead of dropping them"),
-                     ("plateau", "ReduceLROnPlateau instead of cosine"),
-                     ("accum-4", "accumulating 4 micro-batches (vs 1) over the same examples")):
-        ref = sft_recs["accum-1"] if v == "accum-4" else base
-        if v in sft_recs and ref is not sft_recs[v]:
-            d = paired(ref, sft_recs[v])
-            word = "worse" if d["lo"] > 0 else "better" if d["hi"] < 0 else "no measurable difference"
-            lines.append(f"b/c. {label}: held-out answer loss {d['delta']:+.3f} nats (95% paired CI {d['lo']:+.3f} "
-                         f"to {d['hi']:+.3f}, {d['sequences']} answers, one training seed): {word}.")
-    if "plateau" in sft_recs:
-        lines.append(f"c. ReduceLROnPlateau cut the lr {sft_recs['plateau']['metrics']['lr_cuts']} time(s) in "
-                     f"{sft_recs['plateau']['metrics']['steps']} steps.")
-    g1, g4 = (sft_recs.get(v, {}).get("metrics", {}) for v in ("accum-1", "accum-4"))
-    if g1.get("grad_norm_cv") is not None and g4.get("grad_norm_cv") is not None:
-        lines.append(f"c. gradient-norm coefficient of variation (second half): {g1['grad_norm_cv']:.3f} with "
-                     f"accumulation 1 vs {g4['grad_norm_cv']:.3f} with 4.")
-    for b in c["tables"]["validation_bias"]:
-        lines.append(f"c. validation filtered by length like the training set scores the {b['model']} model "
-                     f"{b['filtered loss']:.3f} vs {b['unfiltered loss']:.3f} unfiltered (bias {b['bias']:+.3f}).")
-    lines.append(f"c. evaluating every {base['config']['sft']['eval_every']} steps took "
-                 f"{c['metrics']['eval_share']:.0%} of the baseline run's wall time.")
-    rows = {r["model"]: r for r in e["tables"]["models"]}
-    u, s = rows["untuned"], rows["SFT"]
-    lines.append(f"e. SFT lowers the held-out answer loss from {u['test_loss']:.3f} to {s['test_loss']:.3f} "
-                 f"({s['test_loss'] - u['test_loss']:+.3f} nats; target <= -0.5) and definition F1 from "
-                 f"{u['f1']:.3f} to {s['f1']:.3f}.")
-    for name, r in rows.items():
-        if name.startswith("DPO"):
-            lines.append(f"e. {name}: held-out preference accuracy {s['pref_acc']:.3f} -> {r['pref_acc']:.3f} "
-                         f"({(r['pref_acc'] - s['pref_acc']) * 100:+.1f} points, s.e. {r['pref_acc_se'] * 100:.1f}; "
-                         f"target >= +10), answer loss {r['test_loss'] - s['test_loss']:+.3f} nats vs SFT "
-                         f"(target <= +0.3), implicit-reward accuracy {r['reward_acc']:.3f}.")
-    for lt, r in dpo_recs.items():
-        tr, ho = r["curves"].get("train_reward_acc", {}), r["curves"].get("heldout_reward_acc", {})
-        if ho:
-            best = max(ho, key=lambda k: ho[k])
-            last = max(ho, key=int)
-            lines.append(f"d. DPO ({lt}): held-out reward accuracy peaks at step {best} ({ho[best]:.3f}) and ends at "
-                         f"{ho[last]:.3f}; train pairs end at {tr.get(last, float('nan')):.3f}.")
-    return "\n".join(lines)
-
-
-def report(records: list[dict]):
-    """Analysis.ipynb's section for notebook 06, from records only (no torch)."""
-    from .analysis import Report, by_experiment
-
-    rep = Report(TITLE, records)
-    ex = by_experiment(rep.records)
-    one = {k: v[0] for k, v in ex.items() if k in SECTIONS}
-    sft_recs = {r["variant"]: r for r in ex.get("sft", [])}
-    dpo_recs = {r["variant"]: r for r in ex.get("dpo", [])}
-    if sft_recs:
-        rep.figure("SFT variants and DPO curves", curves_figure(sft_recs, dpo_recs))
-        if "baseline" in sft_recs:
-            rep.table("SFT variants against the baseline (held-out answer loss, paired bootstrap)",
-                      comparison_table(sft_recs))
-    if "e_compare" in one:
-        rep.table("untuned vs SFT vs DPO (held-out)", compare_table(one["e_compare"]))
-        rep.table("answers to held-out words", answers_table(one["e_compare"]))
-    if "c_lessons" in one:
-        for k, df in lessons_tables(one["c_lessons"]).items():
-            rep.table(k.replace("_", " "), df)
-    if all(s in one for s in SECTIONS) and "baseline" in sft_recs:
-        rep.text = conclusion(one["a_data"], sft_recs, one["c_lessons"], dpo_recs, one["e_compare"])
-    return rep
+# ------------------------------------------------------------------------------------------------ full-profile plan
+def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
+    """The full profile's plan: SFT and DPO steps of LoRA on SmolLM2-360M, held-out scoring (helpers.planning)."""
+    cfg = cfg or PROFILES["full"]
+    conf = smollm2_config()
+    n, lora = counts(conf)["total"], lora_params(conf, cfg.lora)
+    s, d, T = cfg.sft, cfg.dpo, cfg.max_length
+    plans = [training_plan("06 SFT (LoRA)", conf, s.batch_size, T, "bf16-frozen", trainable=lora),
+             # DPO: chosen and rejected of each pair go through the model together
+             training_plan("06 DPO (LoRA)", conf, 2 * d.batch_size, T, "bf16-frozen", trainable=lora)]
+    sft_tokens = sum(v.steps * v.batch_size * v.grad_accum * T for v in (variant_settings(cfg, x)[0]
+                                                                          for x in SFT_VARIANTS))
+    dpo_tokens = len(cfg.dpo_losses) * d.steps * 2 * d.batch_size * T
+    models_scored = len(SFT_VARIANTS) + 2 * len(cfg.dpo_losses) + 3          # each run, then the comparison
+    eval_tokens = models_scored * (cfg.test_rows + 2 * cfg.test_pairs) * T
+    case = "06 SmolLM2-360M LoRA SFT step, batch 8"
+    return NotebookPlan(notebook, plans, [
+        (f"{len(SFT_VARIANTS)} SFT runs (LoRA r={cfg.lora.r}): {sft_tokens / 1e6:.0f}M tokens at <= {T}",
+         train_seconds(b, case, n, sft_tokens, flops_per_param=4)),
+        # a DPO step: policy forward + backward through the adapters (4 N) and the reference's forward (2 N)
+        (f"{len(cfg.dpo_losses)} DPO runs: {dpo_tokens / 1e6:.0f}M tokens", train_seconds(b, case, n, dpo_tokens, 6)),
+        (f"held-out scoring of {models_scored} models: {eval_tokens / 1e6:.1f}M tokens",
+         train_seconds(b, case, n, eval_tokens, 2)),
+    ], b.get("gpu"), "tokens counted at max_length (sequences are padded to the longest of their batch); greedy "
+       "generation and the DPO accuracy probes are not counted")

@@ -4,11 +4,17 @@ comparisons at once. One run in an arm has no spread to test against: that is "n
 
     c = welch_samples(losses_variant, losses_original)       # diff = mean(a) - mean(b)
     rows = verdicts([c1, c2, ...])                            # Holm-adjusted p and a verdict per comparison
+
+Also here: the paired bootstrap of a loss difference over sequences (`paired_bootstrap`), for evaluations of two
+models on the same held-out rows.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats as st
 
 NO_TEST = "n = 1: no test"
 ALPHA = 0.05
@@ -31,8 +37,6 @@ class Comparison:
 
 def welch(a_mean: float, a_sd: float, n_a: int, b_mean: float, b_sd: float, n_b: int) -> Comparison:
     """Welch's t-test of mean(a) - mean(b) from each arm's mean, sample sd (ddof 1) and n."""
-    from scipy import stats as st
-
     diff = float(a_mean - b_mean)
     if min(n_a, n_b) < 2:
         return Comparison(diff, n_a, n_b)
@@ -89,3 +93,22 @@ def describe(row: dict) -> str:
         return f"{row['diff']:+.3f} ({test}n = {row['n_a']} vs {row['n_b']}): {row['verdict']}"
     return (f"{row['diff']:+.3f} (Welch t = {row['t']:.2f}, df = {row['df']:.1f}, p = {row['p']:.3g}, Holm p = "
             f"{row['p_holm']:.3g} over {row['m']}; n = {row['n_a']} vs {row['n_b']}): {row['verdict']}")
+
+
+def paired_bootstrap(teacher: dict, student: dict, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """Token-weighted loss difference (student - teacher) on the same sequences, with a paired bootstrap interval.
+
+    `teacher` / `student` come from lm_loss(..., per_sequence=True) on identical rows; sequences (not tokens) are
+    resampled, so within-sequence correlation is respected."""
+    t = np.asarray(teacher["seq_loss_sum"])
+    s = np.asarray(student["seq_loss_sum"])
+    n = np.asarray(teacher["seq_tokens"])
+    if not np.array_equal(n, np.asarray(student["seq_tokens"])):
+        raise ValueError("teacher and student were evaluated on different sequences")
+    diff = (s - t).sum() / n.sum()
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(n), size=(n_boot, len(n)))
+    boots = (s[idx] - t[idx]).sum(1) / n[idx].sum(1)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return {"delta": float(diff), "lo": float(lo), "hi": float(hi), "level": level, "sequences": int(len(n)),
+            "tokens": int(n.sum())}

@@ -9,11 +9,15 @@ selection; no variant needs module code edited.
   attention  remove                        the whole attention -> NoAttention (zero); the MLP and residual remain
   mlp        linearize                     the MLP's GELU -> Identity
   mlp        bottleneck r                  the MLP -> LowRankLinear(hidden, hidden, r, GELU)
-  mlp        lora r                        dense_h_to_4h and dense_4h_to_h -> LowRankLinear each (GELU kept)
+  mlp        factorize r                   dense_h_to_4h and dense_4h_to_h -> LowRankLinear each (GELU kept):
+                                           the notes' "LoraMLP", a low-rank replacement, not a LoRA adapter
   embed      freeze | factorize r          embed_in not trained | embed_in -> (V x r) @ (r x hidden)
 
-Layer selections: "all"; "after:k" (layers >= k: the first k keep the original); "a-b" (inclusive range);
-"i,j,..." and mixes such as "0-3,7". Indices are 0-based.
+Layer selections: helpers.layers ("all", "after:k", "a-b", "i,j,...").
+
+The op language (Op, validation, depth mapping, `resolved`) is torch-free, because the experiment registry built on
+it (helpers.surgery_experiments) is read by Analysis without torch; torch is imported only where ops are applied to
+a model (apply_surgery, census).
 """
 from __future__ import annotations
 
@@ -21,90 +25,26 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from .layers import map_layers, parse_layers
+
 ACTIONS = {
     "qkv": ("lowrank", "nonlinear"),
     "dense": ("lowrank", "remove"),
     "attention": ("remove",),
-    "mlp": ("linearize", "bottleneck", "lora"),
+    "mlp": ("linearize", "bottleneck", "factorize"),
     "embed": ("freeze", "factorize"),
 }
 NEEDS_RANK = {("qkv", "lowrank"), ("qkv", "nonlinear"), ("dense", "lowrank"), ("mlp", "bottleneck"),
-              ("mlp", "lora"), ("embed", "factorize")}
+              ("mlp", "factorize"), ("embed", "factorize")}
 # the parts of a layer an op rewrites: two ops that claim the same slot of the same layer contradict each other
 SLOTS = {
     ("qkv", "lowrank"): {"qkv"}, ("qkv", "nonlinear"): {"qkv"},
     ("dense", "lowrank"): {"dense"}, ("dense", "remove"): {"dense"},
     ("attention", "remove"): {"qkv", "dense"},
     ("mlp", "linearize"): {"mlp.act"}, ("mlp", "bottleneck"): {"mlp.act", "mlp.up", "mlp.down"},
-    ("mlp", "lora"): {"mlp.up", "mlp.down"},
+    ("mlp", "factorize"): {"mlp.up", "mlp.down"},
     ("embed", "freeze"): {"embed"}, ("embed", "factorize"): {"embed"},
 }
-
-
-def parse_layers(sel: str, n_layers: int) -> list[int]:
-    """'all' | 'after:k' | 'a-b' | 'i,j' (and mixes) -> sorted 0-based indices, validated against n_layers."""
-    sel = str(sel).strip()
-    if sel == "all":
-        return list(range(n_layers))
-    m = re.fullmatch(r"after:(\d+)", sel)
-    if m:
-        k = int(m.group(1))
-        if k >= n_layers:
-            raise ValueError(f"layer selection '{sel}': keeping the first {k} layers leaves nothing to change in a "
-                             f"{n_layers}-layer model; use after:k with 0 <= k < {n_layers}")
-        return list(range(k, n_layers))
-    out = set()
-    for part in sel.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not m:
-            raise ValueError(f"bad layer selection '{sel}'; allowed: 'all', 'after:k', 'a-b', 'i,j,...'")
-        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
-        if b < a:
-            raise ValueError(f"bad layer range '{part.strip()}' in '{sel}': the end is before the start")
-        if b >= n_layers:
-            raise ValueError(f"layer index {b} in '{sel}' is out of range: the model has {n_layers} layers "
-                             f"(valid indices 0-{n_layers - 1})")
-        out.update(range(a, b + 1))
-    return sorted(out)
-
-
-def _ranges(idx: list[int]) -> str:
-    """[0, 1, 2, 5] -> '0-2,5'."""
-    out, start = [], None
-    for i, j in enumerate(idx):
-        if start is None:
-            start = j
-        if i + 1 == len(idx) or idx[i + 1] != j + 1:
-            out.append(f"{start}" if start == j else f"{start}-{j}")
-            start = None
-    return ",".join(out)
-
-
-def map_layers(sel: str, full_layers: int, layers: int) -> str:
-    """A layer selection written for a `full_layers`-deep model, mapped by depth fraction onto a `layers`-deep
-    stand-in (the identity when the depths agree).
-
-      after:k   the first k layers keep the original -> the first max(1, round(k * layers / full_layers)) do (a
-                kept prefix never vanishes; it keeps at least one layer free of the op, at most layers - 1)
-      a-b, i,j  stand-in layer j is selected when the full-depth layer at its centre, floor((j + 0.5) * full /
-                layers), is; a selection that catches no centre takes the stand-in layer holding its middle
-    e.g. 24 -> 6 layers: after:1, after:2, after:3 -> after:1; after:6 -> after:2; 12-18 -> 3-4; 20-23 -> 5."""
-    if layers == full_layers or str(sel).strip() == "all":
-        return sel
-    if not 1 <= layers <= full_layers:
-        raise ValueError(f"a stand-in of {layers} layers cannot map selections of a {full_layers}-layer model; "
-                         f"allowed: 1-{full_layers} layers")
-    m = re.fullmatch(r"after:(\d+)", str(sel).strip())
-    if m:
-        k = int(m.group(1))
-        parse_layers(sel, full_layers)        # validates k against the full depth
-        return f"after:{0 if k == 0 else min(layers - 1, max(1, round(k * layers / full_layers)))}"
-    chosen = set(parse_layers(sel, full_layers))
-    idx = [j for j in range(layers) if int((j + 0.5) * full_layers / layers) in chosen]
-    if not idx:
-        middle = sum(chosen) / len(chosen)
-        idx = [min(layers - 1, int((middle + 0.5) * layers / full_layers))]
-    return _ranges(idx)
 
 
 @dataclass(frozen=True)
@@ -204,7 +144,7 @@ def apply_surgery(model, ops: tuple[Op, ...], rank_factor: float = 1.0, init_std
                 if mlp.dense_h_to_4h.weight.device.type != "meta":
                     new.reset_parameters(std)
                 layer.mlp = new
-            elif op.action == "lora":
+            elif op.action == "factorize":
                 mlp.dense_h_to_4h = LowRankLinear.from_linear(mlp.dense_h_to_4h, op.rank, std=std)
                 mlp.dense_4h_to_h = LowRankLinear.from_linear(mlp.dense_4h_to_h, op.rank, std=std)
     return {i: [o.describe() for o in v] for i, v in plan.items()}
@@ -238,12 +178,3 @@ def census(model) -> Counter:
         elif name in ("gpt_neox.embed_in", "embed_out"):
             out[(-1, name, type(mod).__name__)] += 1
     return out
-
-
-def build(config, ops: tuple[Op, ...] = (), device: str = "cpu", rank_factor: float = 1.0):
-    """Random-init GPT-NeoX from `config` with the surgery applied (device='meta': shapes only, for counting)."""
-    from .models import from_config
-
-    model = from_config(config, device=device)
-    apply_surgery(model, ops, rank_factor=rank_factor)
-    return model

@@ -19,6 +19,10 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
+from .parallel import map_processes
+from .profiles import apply_overrides
+from .results import find_record, save_result
+
 
 @dataclass
 class Point:
@@ -73,9 +77,6 @@ def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers
     of the same config exists (unless force), else fn(*point.args, seed, device) is run and its record written.
     `force` is a bool or a function (point, seed) -> bool (e.g. retrain a recorded run whose saved model is gone).
     A job's result may carry "status" ("partial": cut by a safety time budget); the default is "ok"."""
-    from .parallel import map_processes
-    from .results import find_record, save_result
-
     def seeds_of(p: Point) -> tuple:
         return p.seeds or seeds or (run.seed,)
 
@@ -92,6 +93,7 @@ def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers
             rec = None if forced(p, seed) else find_record(home, p.variant, {"profile": run.profile, **p.config}, seed)
             if rec is not None:
                 out[key] = rec
+                run.collect(rec)
             else:
                 jobs[key] = (fn, *p.args, seed, run.device)
                 where[key] = p
@@ -129,8 +131,6 @@ def sweep(run, experiment: str, overrides: dict[str, dict], fn, seeds: tuple | N
     is recorded as (experiment, variant = name) keyed by key(overridden config) (default: the whole config).
     Returns {(name, seed): record}. An override naming a setting the config does not have raises before anything
     runs."""
-    from .profiles import apply_overrides
-
     points = []
     for name, over in overrides.items():
         cfg = apply_overrides(run.cfg, over, f"sweep point '{name}'")

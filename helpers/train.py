@@ -16,8 +16,16 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+import safetensors.torch
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
+
+from .provenance import Tracker
 
 SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau", "time_drop")
 PRECISIONS = ("auto", "fp32", "bf16-autocast", "pure-bf16")
@@ -110,8 +118,6 @@ def lr_lambda(cfg: TrainConfig, state: dict | None = None):
 
 def lm_collator(rows: list[dict]) -> dict:
     """Stack rows of `input_ids` (and optional `labels`, -100 = ignored) into a right-padded batch."""
-    import torch
-
     n = max(len(r["input_ids"]) for r in rows)
     ids = torch.zeros(len(rows), n, dtype=torch.long)
     labels = torch.full((len(rows), n), -100, dtype=torch.long)
@@ -127,99 +133,93 @@ def lm_collator(rows: list[dict]) -> dict:
 RAW_CHECKPOINT = "lab_model.safetensors"
 
 
-def _make_trainer_cls():
-    import torch
-    from transformers import Trainer
+class LabTrainer(Trainer):
+    """Trainer whose scheduler can also be step-drop, triangular or time-drop (as LambdaLR on the Trainer's AdamW),
+    and whose checkpoints keep the modules' own parameter names (raw_checkpoints)."""
 
-    class LabTrainer(Trainer):
-        """Trainer whose scheduler can also be step-drop or triangular (as LambdaLR on the Trainer's AdamW)."""
+    def __init__(self, *a, lab_cfg: TrainConfig, lab_state: dict | None = None, raw_checkpoints: bool = False, **kw):
+        self.lab_cfg, self.lab_state, self.raw_checkpoints = lab_cfg, lab_state, raw_checkpoints
+        super().__init__(*a, **kw)
 
-        def __init__(self, *a, lab_cfg: TrainConfig, lab_state: dict | None = None, raw_checkpoints: bool = False,
-                     **kw):
-            self.lab_cfg, self.lab_state, self.raw_checkpoints = lab_cfg, lab_state, raw_checkpoints
-            super().__init__(*a, **kw)
+    # Checkpoints keep the modules' own parameter names. transformers 5 renames some on save (GPT-NeoX's lm_head is
+    # written as embed_out) and does not rename them back when a run resumes, which silently restarts that layer
+    # from its random init (found by the resume test: the loss jumped at the first step after resuming). A
+    # surgically changed model could not be rebuilt by from_pretrained either.
+    def _save(self, output_dir=None, state_dict=None):
+        if not self.raw_checkpoints:
+            return super()._save(output_dir, state_dict)
+        os.makedirs(output_dir, exist_ok=True)
+        safetensors.torch.save_model(self.model, os.path.join(output_dir, RAW_CHECKPOINT))
 
-        # Checkpoints keep the modules' own parameter names. transformers 5 renames some on save (GPT-NeoX's
-        # lm_head is written as embed_out) and does not rename them back when a run resumes, which silently
-        # restarts that layer from its random init (found by the resume test: the loss jumped at the first step
-        # after resuming). A surgically changed model could not be rebuilt by from_pretrained either.
-        def _save(self, output_dir=None, state_dict=None):
-            if not self.raw_checkpoints:
-                return super()._save(output_dir, state_dict)
-            import safetensors.torch
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        raw = os.path.join(resume_from_checkpoint, RAW_CHECKPOINT)
+        if not os.path.isfile(raw):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        safetensors.torch.load_model(model or self.model, raw, strict=True, device="cpu")
 
-            os.makedirs(output_dir, exist_ok=True)
-            safetensors.torch.save_model(self.model, os.path.join(output_dir, RAW_CHECKPOINT))
-
-        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-            raw = os.path.join(resume_from_checkpoint, RAW_CHECKPOINT)
-            if not os.path.isfile(raw):
-                return super()._load_from_checkpoint(resume_from_checkpoint, model)
-            import safetensors.torch
-
-            safetensors.torch.load_model(model or self.model, raw, strict=True, device="cpu")
-
-        def create_scheduler(self, num_training_steps, optimizer=None):
-            if self.lab_cfg.scheduler in ("step", "triangular", "time_drop") and self.lr_scheduler is None:
-                self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer,
-                                                                      lr_lambda(self.lab_cfg, self.lab_state))
-                self._created_lr_scheduler = True
-                return self.lr_scheduler
-            return super().create_scheduler(num_training_steps, optimizer)
-
-    return LabTrainer
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        if self.lab_cfg.scheduler in ("step", "triangular", "time_drop") and self.lr_scheduler is None:
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer,
+                                                                  lr_lambda(self.lab_cfg, self.lab_state))
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
 
 
-def _callback_cls():
-    from transformers import TrainerCallback
+class Meter(TrainerCallback):
+    """What a run's record keeps from a Trainer (transformers' or TRL's): the curves of its logs and evaluations
+    (train_loss, lr, grad_norm, eval_loss, eval_ppl; {step: value}) and the seconds spent evaluating. Given the
+    run's TrainConfig it also enforces its wall-clock budget (training time only, evaluation excluded), drops the lr
+    once drop_after_s has passed (time_drop) and asks for a checkpoint every checkpoint_every_s."""
 
-    class Meter(TrainerCallback):
-        """Curves, train-only wall time (eval excluded), lr, and the wall-clock budget."""
+    LOGGED = {"loss": "train_loss", "learning_rate": "lr", "grad_norm": "grad_norm"}
 
-        def __init__(self, cfg: TrainConfig, has_eval: bool = True, checkpointing: bool = False):
-            self.cfg, self.has_eval, self.checkpointing = cfg, has_eval, checkpointing
-            self.curves = {"train_loss": {}, "eval_loss": {}, "eval_ppl": {}, "lr": {}}
-            self.eval_s = 0.0
-            self.stopped_by_budget = False
-            self.state = {"dropped": False, "dropped_at_step": None}   # shared with the time_drop scheduler
+    def __init__(self, cfg: TrainConfig | None = None, has_eval: bool = True, checkpointing: bool = False):
+        self.cfg, self.has_eval, self.checkpointing = cfg, has_eval, checkpointing
+        self.curves = {"train_loss": {}, "eval_loss": {}, "eval_ppl": {}, "lr": {}, "grad_norm": {}}
+        self.eval_s = 0.0
+        self.stopped_by_budget = False
+        self.state = {"dropped": False, "dropped_at_step": None}   # shared with the time_drop scheduler
+        self.t0 = self.last_save = time.perf_counter()
 
-        def on_train_begin(self, args, state, control, **kw):
-            self.t0 = self.last_save = time.perf_counter()
+    def on_train_begin(self, args, state, control, **kw):
+        self.t0 = self.last_save = time.perf_counter()
 
-        def on_step_end(self, args, state, control, **kw):
-            spent = time.perf_counter() - self.t0 - self.eval_s
-            if self.cfg.drop_after_s is not None and not self.state["dropped"] and spent >= self.cfg.drop_after_s:
-                self.state.update(dropped=True, dropped_at_step=state.global_step)
-            now = time.perf_counter()
-            if self.checkpointing and now - self.last_save >= self.cfg.checkpoint_every_s:
-                control.should_save, self.last_save = True, now        # the Trainer keeps the newest one only
-            if self.cfg.time_budget_s is not None and spent >= self.cfg.time_budget_s:
-                self.stopped_by_budget = True
-                control.should_training_stop = True
-                control.should_evaluate = self.has_eval
+    def training_s(self) -> float:
+        return time.perf_counter() - self.t0 - self.eval_s
 
-        def on_log(self, args, state, control, logs=None, **kw):
-            logs = logs or {}
-            if "loss" in logs:
-                self.curves["train_loss"][state.global_step] = float(logs["loss"])
-            if "learning_rate" in logs:
-                self.curves["lr"][state.global_step] = float(logs["learning_rate"])
+    def on_step_end(self, args, state, control, **kw):
+        cfg = self.cfg
+        if cfg is None:
+            return
+        spent = self.training_s()
+        if cfg.drop_after_s is not None and not self.state["dropped"] and spent >= cfg.drop_after_s:
+            self.state.update(dropped=True, dropped_at_step=state.global_step)
+        now = time.perf_counter()
+        if self.checkpointing and now - self.last_save >= cfg.checkpoint_every_s:
+            control.should_save, self.last_save = True, now        # the Trainer keeps the newest one only
+        if cfg.time_budget_s is not None and spent >= cfg.time_budget_s:
+            self.stopped_by_budget = True
+            control.should_training_stop = True
+            control.should_evaluate = self.has_eval
 
-        def on_evaluate(self, args, state, control, metrics=None, **kw):
-            metrics = metrics or {}
-            if "eval_loss" in metrics:
-                self.curves["eval_loss"][state.global_step] = float(metrics["eval_loss"])
-                self.curves["eval_ppl"][state.global_step] = math.exp(min(float(metrics["eval_loss"]), 50))
-            self.eval_s += float(metrics.get("eval_runtime", 0.0))
+    def on_log(self, args, state, control, logs=None, **kw):
+        for src, dst in self.LOGGED.items():
+            if src in (logs or {}):
+                self.curves[dst][state.global_step] = float(logs[src])
 
-    return Meter
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        metrics = metrics or {}
+        if "eval_loss" in metrics:
+            self.curves["eval_loss"][state.global_step] = float(metrics["eval_loss"])
+            self.curves["eval_ppl"][state.global_step] = math.exp(min(float(metrics["eval_loss"]), 50))
+        self.eval_s += float(metrics.get("eval_runtime", 0.0))
 
 
+# ------------------------------------------------------------------------------------------------ precision
 def bf16_available(device: str) -> bool:
     """bf16 works on CPUs (slowly) and on CUDA devices of compute capability 8.0+ (A100, H100, L4, RTX 30xx+);
     not on a T4 or V100."""
-    import torch
-
     if str(device).startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return not str(device).startswith("mps")
@@ -228,8 +228,6 @@ def bf16_available(device: str) -> bool:
 def effective_precision(precision: str, device: str) -> str:
     """The precision a run gets: auto = bf16 autocast on CUDA with bf16, else fp32; an explicit bf16 request on a
     device without bf16 falls back to fp32 with a warning (instead of failing in the first step)."""
-    import warnings
-
     if precision == "auto":
         return "bf16-autocast" if str(device).startswith("cuda") and bf16_available(device) else "fp32"
     if precision in ("bf16-autocast", "pure-bf16") and not bf16_available(device):
@@ -243,6 +241,20 @@ def _use_bf16_autocast(cfg: TrainConfig, device: str) -> bool:
     return effective_precision(cfg.precision, device) == "bf16-autocast"
 
 
+def model_dtype(device: str):
+    """The dtype a pretrained model is loaded in: bf16 on a GPU with bf16 (a 7B model is 14 GB instead of 29 GB in
+    fp32), fp32 elsewhere (bf16 matmuls are slow on a CPU)."""
+    return torch.bfloat16 if str(device).startswith("cuda") and bf16_available(device) else torch.float32
+
+
+def trainer_precision(device: str) -> dict:
+    """TrainingArguments (and TRL config) precision settings for fine-tuning a model loaded in model_dtype: bf16
+    on a GPU with bf16, else fp32; never TRL's defaults (bf16, gradient checkpointing), which are wrong on a CPU."""
+    cuda = str(device).startswith("cuda")
+    return {"bf16": cuda and bf16_available(device), "fp16": False, "use_cpu": not cuda,
+            "gradient_checkpointing": False}
+
+
 def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "cpu", seed: int = 0,
                     collator=None, output_dir: str | None = None, checkpoint_dir=None, callbacks=()) -> dict:
     """Train `model` on `train_ds` (rows of input_ids[, labels]) and evaluate on `eval_ds`.
@@ -250,12 +262,10 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     Returns {"metrics", "curves", "provenance", "config"} ready for `results.save_run`.
     pure-bf16 casts the weights (and so AdamW's states) to bfloat16 with no fp32 master copy, as seed 000 ran.
     Checkpoints: with cfg.checkpoint_every_s and a `checkpoint_dir` (one folder per run, e.g.
-    `paths.checkpoints_dir() / notebook / run id`), the newest checkpoint (weights, optimizer, scheduler, RNG, data position, curves)
-    is kept there; started again after a crash, the same run resumes from it (provenance.resumed_from_step) and the
-    folder is removed once the run has finished.
+    `paths.checkpoints_dir() / notebook / run id`), the newest checkpoint (weights, optimizer, scheduler, RNG, data
+    position, curves) is kept there; started again after a crash, the same run resumes from it
+    (provenance.resumed_from_step) and the folder is removed once the run has finished.
     """
-    import torch
-
     if cfg.precision != "auto" and effective_precision(cfg.precision, device) != cfg.precision:
         cfg = replace(cfg, precision="fp32")             # warned once here; the record says what ran
     if cfg.precision == "pure-bf16":
@@ -281,10 +291,6 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
 
 def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, collator, scratch: str,
            callbacks=(), checkpointing: bool = False) -> dict:
-    from transformers import TrainingArguments
-
-    from .provenance import Tracker
-
     eval_every = cfg.eval_every if eval_ds is not None else 0
     args = TrainingArguments(
         output_dir=scratch,
@@ -317,14 +323,12 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
         remove_unused_columns=False,
         disable_tqdm=not cfg.progress,
     )
-    meter = _callback_cls()(cfg, eval_ds is not None, checkpointing)
-    trainer = _make_trainer_cls()(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+    meter = Meter(cfg, eval_ds is not None, checkpointing)
+    trainer = LabTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                                   data_collator=collator or lm_collator, callbacks=[meter, *callbacks], lab_cfg=cfg,
                                   lab_state=meter.state, raw_checkpoints=checkpointing)
     resume = _newest_checkpoint(scratch) if checkpointing else None
     if not cfg.progress:  # quiet means quiet: no progress bar and no printed log dicts (the curves keep them)
-        from transformers.trainer_callback import PrinterCallback
-
         trainer.remove_callback(PrinterCallback)
     with Tracker(device) as tr:
         out = trainer.train(resume_from_checkpoint=resume)

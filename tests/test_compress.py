@@ -60,7 +60,8 @@ def test_singular_covariance_is_handled_and_the_jitter_reported():
     x = torch.randn(500, 4) @ torch.randn(4, 32)          # rank-4 inputs: singular covariance
     f = factorize(lin, 4, "whiten", stats_of(x))
     assert f.jitter > 0 and torch.isfinite(f.module.up.weight).all()
-    assert output_mse(f.module, lin, x) < 1e-6 * float((lin(x).detach() ** 2).mean())   # rank 4 suffices on rank-4 inputs
+    # rank 4 suffices on rank-4 inputs
+    assert output_mse(f.module, lin, x) < 1e-6 * float((lin(x).detach() ** 2).mean())
 
 
 def test_fewer_tokens_than_the_rank_warns_of_the_exact_fit_trap():
@@ -152,7 +153,8 @@ def test_calibration_shares_statistics_of_modules_reading_the_same_input():
         assert stats[f"model.layers.{i}.mlp.gate_proj"] is stats[f"model.layers.{i}.mlp.up_proj"]
     assert stats["model.layers.0.self_attn.q_proj"] is not stats["model.layers.1.self_attn.q_proj"]
     # the shared object holds what a hook on k alone would have seen
-    alone = calibrate(model, [{"input_ids": torch.randint(0, 50, (2, 8))}], {"k": mods["model.layers.1.self_attn.k_proj"]})
+    alone = calibrate(model, [{"input_ids": torch.randint(0, 50, (2, 8))}],
+                      {"k": mods["model.layers.1.self_attn.k_proj"]})
     assert alone["k"].n == stats["model.layers.1.self_attn.k_proj"].n
 
 

@@ -2,6 +2,7 @@
 import pytest
 
 from helpers import compression_study as S
+from helpers import compression_report as CR
 
 
 def test_target_ratios():
@@ -10,12 +11,12 @@ def test_target_ratios():
     c = {"tables": {"fit": [{"fit": "closed form (whiten)", "steps": None, "wall_s": 0.01, "heldout_mse": 1.0},
                             {"fit": "Adam", "steps": 100, "wall_s": 0.5, "heldout_mse": 3.0},
                             {"fit": "Adam", "steps": 1000, "wall_s": 5.0, "heldout_mse": 1.2}]}}
-    t = S.target_ratios(b, c)
+    t = CR.target_ratios(b, c)
     assert t["whiten_over_svd_delta"] == pytest.approx(0.05)
     assert t["speedup_vs_adam"] == pytest.approx(500) and t["adam_steps"] == 1000
     assert t["closed_no_worse_at_every_step"]
     c["tables"]["fit"][2]["heldout_mse"] = 0.9
-    assert not S.target_ratios(b, c)["closed_no_worse_at_every_step"]
+    assert not CR.target_ratios(b, c)["closed_no_worse_at_every_step"]
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -53,11 +54,11 @@ def test_students_are_compared_with_the_teacher_on_the_same_sequences_with_an_in
     assert worse["delta"] > 0 and 0 < worse["lo"] <= worse["delta"] <= worse["hi"] and not worse["tie"]
     b = {"tables": {"rows": [{"method": "svd", "group": "mlp", "reduction": 0.2, **worse},
                              {"method": "whiten", "group": "mlp", "reduction": 0.2, **same}]}}
-    table = S.sweep_table(b)
+    table = CR.sweep_table(b)
     assert table.loc[("mlp", 0.2), "whiten"].endswith("tie") and not table.loc[("mlp", 0.2), "svd"].endswith("tie")
     # the full profile's second set (held-out OpenOrca chats) is scored and labelled beside the headline set
     rows = [{"input_ids": r["input_ids"], "labels": [-100] * 8 + r["input_ids"][8:]} for r in held.select(range(4))]
-    sets = S.evaluate(teacher, {**data, "openorca": rows})
+    sets = S.heldout_losses(teacher, {**data, "openorca": rows})
     assert set(sets) == {"english", S.OPENORCA_SET} and "likely in its tuning data" in S.OPENORCA_SET
     assert sets[S.OPENORCA_SET]["tokens"] == 4 * 8                        # answer tokens only (labels shifted)
     assert S.PROFILES["full"].openorca_rows > 0 and S.PROFILES["full"].eval_corpus == "wikitext2"
@@ -76,7 +77,8 @@ def test_sensitivity_map_is_each_layers_loss_minus_the_uncompressed_models():
 
     torch.manual_seed(0)
     teacher = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                           num_attention_heads=4, num_key_value_heads=4, vocab_size=50)).eval()   # square q/k/v/o
+                                           num_attention_heads=4, num_key_value_heads=4,
+                                           vocab_size=50)).eval()   # square q/k/v/o
     g = torch.Generator().manual_seed(1)
     held = Dataset.from_list([{"input_ids": torch.randint(0, 50, (16,), generator=g).tolist()} for _ in range(12)])
     full = S.measure_sensitivity({"model": teacher, "held": held, "chats": []},
@@ -104,7 +106,7 @@ def test_paired_bootstrap_interval_has_the_known_width_and_uses_the_pairing():
     sequences (an unpaired bootstrap would be about 15x wider here)."""
     import numpy as np
 
-    from helpers.evaluate import paired_bootstrap
+    from helpers.stats import paired_bootstrap
 
     rng = np.random.default_rng(3)
     n = 2000

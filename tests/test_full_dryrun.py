@@ -24,7 +24,8 @@ import pytest
 import torch
 
 from helpers import hub
-from helpers.profiles import resolve
+from helpers.analysis import records_of
+from helpers.families import resolve
 
 pytestmark = pytest.mark.dryrun
 
@@ -144,16 +145,22 @@ def full_offline(tmp_path, monkeypatch):
     return fake
 
 
-def full_run(study, notebook: str, overrides: dict):
-    return resolve(notebook, study.PROFILES, "full", overrides=overrides, check_hub=False, quiet=True)
+def full_run(notebook: str, overrides: dict):
+    """The notebook's start exactly as in PROFILE=full (helpers.families.resolve, with its memory plan), offline."""
+    return resolve(notebook, "full", overrides=overrides, check_hub=False, quiet=True)
+
+
+def reported(report_module, run) -> str:
+    """The notebook's last cell: the family's report of the records this run wrote or loaded; its conclusion."""
+    rep = report_module.report(run.records)
+    assert rep.records and rep.text, "the report of this run's records is empty"
+    return rep.text
 
 
 def assert_finite(records, where: str):
-    """Every number of every record's metrics (what the notebooks print and plot) is finite."""
-    if isinstance(records, dict):
-        recs = [records] if "metrics" in records else list(records.values())
-    else:
-        recs = list(records)
+    """Every number of every record's metrics (what the notebooks print and plot) is finite; `records` is what a
+    section returns ({(variant, seed): record}, or one record), or a list of those."""
+    recs = [r for part in (records if isinstance(records, list) else [records]) for r in records_of(part)]
     assert recs, f"{where}: no record written"
     for r in recs:
         for k, v in r["metrics"].items():
@@ -171,39 +178,40 @@ SURGERY_CUT = {"block": 64, "epochs": None, "train.max_steps": 1, "train.batch_s
 def test_surgery_notebooks_full_profile(full_offline, notebook, exp_id):
     """Real Pythia-410m (405M parameters, 24 layers x 1024) with the experiment's surgery, one optimizer step on
     WikiText-2-shaped data through the Pythia tokenizer's stand-in; the notebook's summary, figures and conclusion."""
-    from helpers import surgery_study as S
+    from helpers import surgery_report as R, surgery_study as S
 
-    run = full_run(S, notebook, SURGERY_CUT)
+    run = full_run(notebook, SURGERY_CUT)
     assert run.cfg.sizes == {"410m": None, "2.8b": None}           # the real configs, not stand-ins
     recs = S.run_experiments(run, [exp_id])
     assert_finite(recs, notebook)
     rec = next(iter(recs.values()))
     assert rec["params"]["total"] > 300_000_000
-    summary = S.summarize(S.rows(recs), reference=S.load_reference(run))
-    S.curves_figure(S.rows(recs), "dry run")
-    S.params_figure(summary, "dry run")
-    assert S.conclusion(summary)
+    S.load_reference(run)
+    summary = R.table_from_records(run.records)
+    R.curves_figure(R.rows(recs), "dry run")
+    R.params_figure(summary, "dry run")
+    reported(R, run)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="Pythia-2.8b with AdamW needs ~45 GB: runs on a GPU")
 def test_pythia_2p8b_step_on_cuda(full_offline):
     from helpers import surgery_study as S
 
-    run = full_run(S, "03_partial_layers", SURGERY_CUT)
+    run = full_run("03_partial_layers", SURGERY_CUT)
     recs = S.run_experiments(run, [20])
     assert_finite(recs, "03 (2.8b)")
 
 
 def test_data_notebook_full_profile(full_offline):
-    from helpers import data_study as S
+    from helpers import data_report as R, data_study as S
 
-    run = full_run(S, S.NOTEBOOK, {"ref_blocks": 2, "ref_block": 64, "lm.block": 64, "lm.eval_blocks": 2,
+    run = full_run("00_data_and_baselines", {"ref_blocks": 2, "ref_block": 64, "lm.block": 64, "lm.eval_blocks": 2,
                                    "lm.train.max_steps": 1, "lm.train.batch_size": 2, "lm.train.grad_accum": 1,
                                    "lm.train.eval_every": 1, "lm.train.warmup_steps": 0})
     corpora, reference, pretrain = S.corpora(run), S.reference(run), S.pretrain(run)
-    S.corpus_table(corpora), S.fertility_table(corpora), S.reference_table(reference), S.pretrain_table(pretrain)
-    S.pretrain_figure(pretrain)
-    assert S.conclusion(reference, pretrain)
+    R.corpus_table(corpora), R.fertility_table(corpora), R.reference_table(reference), R.pretrain_table(pretrain)
+    R.pretrain_figure(pretrain)
+    reported(R, run)
     for recs in (corpora, reference, pretrain):
         assert_finite(recs, "00")
 
@@ -211,9 +219,9 @@ def test_data_notebook_full_profile(full_offline):
 def test_compression_notebook_full_profile(full_offline):
     """Mistral-7B-shaped teacher (cut as the module docstring says) through every section of notebook 04: bf16
     never on the CPU, calibration, the three methods, the fit, sensitivity and healing with checkpointing."""
-    from helpers import compression_study as S
+    from helpers import compression_report as R, compression_study as S
 
-    run = full_run(S, S.NOTEBOOK, {"calib_blocks": 2, "block": 64, "eval_blocks": 2, "sweep_eval_blocks": 1,
+    run = full_run("04_lowrank_compression", {"calib_blocks": 2, "block": 64, "eval_blocks": 2, "sweep_eval_blocks": 1,
                                    "sens_eval_blocks": 1, "fit_tokens": 128, "fit_steps": (2,), "fit_rank": 16,
                                    "trap_tokens": 16, "trap_rank": 24, "heal_block": 64, "heal.max_steps": 1,
                                    "heal.warmup_steps": 0, "reductions": (0.2,)})
@@ -221,29 +229,30 @@ def test_compression_notebook_full_profile(full_offline):
     data = S.prepare(run)
     # bf16 on a GPU (14 GB for the real 7B teacher instead of 29 GB), fp32 on a CPU
     assert next(data["model"].parameters()).dtype == (torch.bfloat16 if run.device == "cuda" else torch.float32)
-    a, b = S.exp3(run, data), S.sweep(run, data)
+    a, b = S.exp3(run, data), S.method_sweep(run, data)
     c, d, e = S.fitting(run, data), S.sensitivity(run, data), S.healing(run, data)
-    S.exp3_table(a), S.sweep_table(b), S.fit_table(c), S.healing_table(e)
-    S.sweep_figure(b), S.sensitivity_figure(d)
-    assert S.trap_text(c) and S.conclusion(a, b, c, d, e)
+    R.exp3_table(a), R.sweep_table(b), R.fit_table(c), R.healing_table(e)
+    R.sweep_figure(b), R.sensitivity_figure(d)
+    assert R.trap_text(c)
+    reported(R, run)
     assert_finite([a, b, c, d, e], "04")
 
 
 def test_looped_notebook_full_profile(full_offline):
     """The looped model at d = 20 (width 256, 30 loops, window 15) and the 12-layer standard model: two steps each,
     then every section of notebook 05 on a small test set."""
-    from helpers import looped_study as S
+    from helpers import looped_report as R, looped_study as S
 
-    run = full_run(S, S.NOTEBOOK, {"train.steps": 2, "train.test_prompts": 16, "train.log_every": 1,
+    run = full_run("05_looped_transformer", {"train.steps": 2, "train.test_prompts": 16, "train.log_every": 1,
                                    "option_steps": 1, "task_steps": 1, "seeds": (0,), "baseline_prompts": 16,
                                    "eval_loops": (1, 30)})
     assert run.cfg.model.n_dims == 20 and run.cfg.model.loops == 30
     pair = S.looped_vs_standard(run)
     base, loops = S.error_vs_k(run, pair), S.error_vs_loops(run, pair)
     options, tasks = S.options(run), S.tasks(run)
-    S.training_table(pair["records"]), S.at_k_table(base), S.options_table(options), S.tasks_table(tasks)
-    S.training_figure(pair["records"]), S.bands_figure(base), S.loops_figure(loops)
-    assert S.conclusion(base, loops, options)
+    R.training_table(pair["records"]), R.at_k_table(base), R.options_table(options), R.tasks_table(tasks)
+    R.training_figure(pair["records"]), R.bands_figure(base), R.loops_figure(loops)
+    reported(R, run)
     assert_finite(pair["records"], "05 pair")
     assert_finite(options, "05 options")
     assert_finite(tasks, "05 tasks")
@@ -252,10 +261,10 @@ def test_looped_notebook_full_profile(full_offline):
 def test_pretraining_notebook_full_profile(full_offline):
     """Notebook 07's LM (NeoX 768 x 10, a 32,000-token BPE trained on the Russian Wikipedia stand-in), one grid
     cell, one schedule, one learning rate, each for a budget of a couple of seconds."""
-    from helpers import pretrain_study as S
+    from helpers import pretrain_report as R, pretrain_study as S
 
     full = S.PROFILES["full"]
-    run = full_run(S, S.NOTEBOOK, {"lm.block": 64, "lm.eval_blocks": 2, "lm.train.time_budget_s": 2.0,
+    run = full_run("07_pretraining", {"lm.block": 64, "lm.eval_blocks": 2, "lm.train.time_budget_s": 2.0,
                                    "lm.train.warmup_steps": 0, "lm.train.log_every": 1,
                                    "grid": S.grid_declaration((1,), (1,)), "noise_seeds": (),
                                    "schedules": dict(list(full.schedules.items())[:1]),
@@ -266,9 +275,9 @@ def test_pretraining_notebook_full_profile(full_offline):
     assert run.cfg.lm.size.hidden == 768 and full.wandb
     grid = S.noise(run, S.batch_grid(run))
     schedules, lrs = S.schedules(run), S.lr_range(run)
-    S.grid_figure(grid), S.schedules_figure(schedules), S.lr_figure(lrs)
-    S.run_table(grid), S.generations_table(grid, schedules, lrs)
-    assert S.grid_verdict(grid) is not None and S.conclusion(grid, schedules, lrs)
+    R.grid_figure(grid), R.schedules_figure(schedules), R.lr_figure(lrs)
+    R.run_table(grid), R.generations_table(grid, schedules, lrs)
+    assert R.grid_verdict(grid) is not None and R.conclusion(grid, schedules, lrs)
     for recs in (grid, schedules, lrs):
         assert_finite(recs, "07")
 
@@ -276,9 +285,9 @@ def test_pretraining_notebook_full_profile(full_offline):
 def test_sft_notebook_full_profile(full_offline):
     """SmolLM2-360M's shape (4 of its 32 layers) with a ChatML template on UltraChat / UltraFeedback stand-ins:
     every section of notebook 06, one optimizer step per SFT variant and DPO loss."""
-    from helpers import sft_study as S
+    from helpers import sft_report as R, sft_study as S
 
-    run = full_run(S, S.NOTEBOOK, {"train_rows": 8, "pair_rows": 4, "val_rows": 4, "test_rows": 4, "test_pairs": 4,
+    run = full_run("06_sft_dpo", {"train_rows": 8, "pair_rows": 4, "val_rows": 4, "test_rows": 4, "test_pairs": 4,
                                    "gen_rows": 2, "gen_tokens": 4, "show_words": 2, "worst_k": 2, "accum_examples": 4,
                                    "accum_micro": 1, "speed_batch": 1, "speed_length": 32, "sft.steps": 1,
                                    "sft.batch_size": 2, "sft.eval_every": 1, "sft.eval_rows": 2, "sft.warmup_steps": 0,
@@ -290,9 +299,9 @@ def test_sft_notebook_full_profile(full_offline):
     c = S.lessons(run, data)
     d = S.dpo(run, data, b)
     e = S.compare(run, data, a, b, d)
-    S.comparison_table(c), S.compare_table(e), S.answers_table(e), S.lessons_tables(c["lessons"])
-    S.curves_figure(c, d)
-    assert S.conclusion(a, c, c["lessons"], d, e)
+    R.comparison_table(c), R.compare_table(e), R.answers_table(e), R.lessons_tables(c["lessons"])
+    R.curves_figure(c, d)
+    reported(R, run)
     for recs in (a, b, c, d, e):
         assert_finite(recs, "06")
 

@@ -277,7 +277,7 @@ def test_regime_search_scores_each_variant_at_its_own_dimension_and_skips_record
 
 
 def test_rows_from_records_mean_and_sd_over_seeds_and_bands_from_curves():
-    from helpers.looped_study import bands_from_curves, rows_from_records
+    from helpers.looped_report import bands_from_curves, rows_from_records
 
     recs = [{"variant": "looped-lr", "seed": s, "metrics": {"err.k=d": e, "err.k=2d": e / 2, "steps": 10,
                                                              "steps_per_s": 5.0}, "params": {"total": 100}}
@@ -398,13 +398,12 @@ def test_validation_prompts_differ_from_the_test_prompts():
 
 
 def test_section_runs_are_loaded_on_rerun_and_retrained_when_their_weights_are_gone(results_root, monkeypatch):
-    import helpers.icl_train as T
     from helpers import looped_study as S
 
     run = _tiny_run()
     calls = []
-    real = T.train_model
-    monkeypatch.setattr(T, "train_model", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    real = S.train_model
+    monkeypatch.setattr(S, "train_model", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
     tuned = S.tune(run)
     lrs = S.chosen_lrs(run.cfg, tuned)
     first = S.looped_vs_standard(run, lrs)
@@ -430,12 +429,12 @@ def test_section_runs_are_loaded_on_rerun_and_retrained_when_their_weights_are_g
 
 
 def test_a_run_cut_by_the_safety_budget_is_recorded_as_partial_and_trained_again(results_root, monkeypatch):
-    import helpers.icl_train as T
+    import helpers.looped_study as S
     from helpers.looped_study import options
 
     calls = []
-    real = T.train_model
-    monkeypatch.setattr(T, "train_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = S.train_model
+    monkeypatch.setattr(S, "train_model", lambda *a, **k: calls.append(1) or real(*a, **k))
     run = _tiny_run(**{"option_steps": 100_000, "train.time_budget_s": 0.0, "options": {}})
     rec = options(run)["plain", 0]
     assert rec["status"] == "partial" and rec["metrics"]["steps"] == 1

@@ -99,7 +99,7 @@ def test_committed_notebook_contract(path):
     setup = _code_cells(nb)[0]
     assert "google.colab" in setup.source and "KAGGLE" in setup.source, "first code cell is the Colab/Kaggle setup"
     for c in _code_cells(nb):
-        tree = ast.parse("\n".join(l for l in c.source.splitlines() if not l.lstrip().startswith(("%", "!"))))
+        tree = ast.parse("\n".join(line for line in c.source.splitlines() if not line.lstrip().startswith(("%", "!"))))
         assert not any(isinstance(n, ast.ClassDef) for n in ast.walk(tree)), "no classes in notebooks"
         for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
             assert fn.end_lineno - fn.lineno < 10, f"long function {fn.name} belongs in helpers/"

@@ -4,6 +4,7 @@ import math
 import pytest
 
 from helpers import pretrain_study as S
+from helpers import pretrain_report as PR
 from helpers.pretrain import bigram_cross_entropy, unigram_cross_entropy
 from helpers.profiles import ProfileError, resolve
 from helpers.train import TrainConfig, lr_lambda, train_causal_lm
@@ -68,10 +69,10 @@ def test_grid_verdict_uses_welch_and_refuses_a_single_seed():
 
     best, worst = "lm.train.batch_size=2,lm.train.grad_accum=1", "lm.train.batch_size=8,lm.train.grad_accum=4"
     one = {(best, 0): _rec(best, 0, 5.0), (worst, 0): _rec(worst, 0, 6.0)}
-    assert S.grid_verdict(one)["test"] == "n = 1: no test" and S.grid_verdict(one)["p"] is None
+    assert PR.grid_verdict(one)["test"] == "n = 1: no test" and PR.grid_verdict(one)["p"] is None
     recs = {(c, s): _rec(c, s, loss) for c, losses in ((best, (5.0, 5.1, 4.9)), (worst, (6.0, 6.3, 5.7)))
             for s, loss in enumerate(losses)}
-    v = S.grid_verdict(recs)
+    v = PR.grid_verdict(recs)
     assert v["best"] == best and v["gap"] == pytest.approx(1.0)
     assert v["p"] == pytest.approx(stats.ttest_ind((6.0, 6.3, 5.7), (5.0, 5.1, 4.9), equal_var=False).pvalue)
     assert 2 <= v["df"] <= 4 and v["beyond_noise"]
@@ -80,8 +81,8 @@ def test_grid_verdict_uses_welch_and_refuses_a_single_seed():
 def test_divergence_lr_marks_the_first_lr_past_the_best_that_is_clearly_worse():
     rows = [{"lr": 1e-4, "eval_loss": 6.0}, {"lr": 1e-3, "eval_loss": 5.0}, {"lr": 3e-3, "eval_loss": 5.1},
             {"lr": 1e-2, "eval_loss": 5.6}, {"lr": 3e-2, "eval_loss": float("nan")}]
-    assert S.divergence_lr(rows) == 1e-2
-    assert S.divergence_lr(rows[:3]) is None
+    assert PR.divergence_lr(rows) == 1e-2
+    assert PR.divergence_lr(rows[:3]) is None
 
 
 @pytest.mark.parametrize("over, match", [
@@ -141,7 +142,7 @@ def test_corpus_files_that_are_empty_not_utf8_or_not_russian_are_refused(tmp_pat
 
 
 def test_a_study_run_records_the_seed_numbers_and_the_sweep_skips_recorded_points(results_root):
-    run = resolve(S.NOTEBOOK, S.PROFILES, "tiny", quiet=True,
+    run = resolve(PR.NOTEBOOK, S.PROFILES, "tiny", quiet=True,
                   overrides={"grid": S.grid_declaration((2,), (1, 2)), "lr_range": (1e-3,)})
     grid = S.batch_grid(run)
     assert len(grid) == 2

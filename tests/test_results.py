@@ -187,15 +187,22 @@ def test_a_recorded_section_is_loaded_a_partial_one_recomputed_and_force_recompu
         calls.append(status)
         return {"metrics": {"n": len(calls)}, "status": status}
 
-    first = load_or_run(run, "sec", "v", compute, {"a": 1})
-    again = load_or_run(run, "sec", "v", compute, {"a": 1})
+    def section(*a, **k):                     # a section returns {(variant, seed): record}: its one record here
+        (rec,) = load_or_run(run, *a, **k).values()
+        return rec
+
+    first = section("sec", "v", compute, {"a": 1})
+    again = section("sec", "v", compute, {"a": 1})
     assert calls == ["ok"] and again["metrics"] == first["metrics"] == {"n": 1}
-    assert load_or_run(run, "sec", "v", compute, {"a": 1}, force=True)["metrics"] == {"n": 2}
-    assert load_or_run(run, "sec", "v", compute, {"a": 2})["metrics"] == {"n": 3}      # another config: computed
-    cut = load_or_run(run, "sec", "w", lambda: compute("partial"), {"a": 1})
+    assert section("sec", "v", compute, {"a": 1}, force=True)["metrics"] == {"n": 2}
+    assert section("sec", "v", compute, {"a": 2})["metrics"] == {"n": 3}      # another config: computed
+    cut = section("sec", "w", lambda: compute("partial"), {"a": 1})
     assert cut["status"] == "partial"
-    load_or_run(run, "sec", "w", lambda: compute("partial"), {"a": 1})                # a partial run is never loaded
+    section("sec", "w", lambda: compute("partial"), {"a": 1})                # a partial run is never loaded
     assert calls == ["ok", "ok", "ok", "partial", "partial"]
+    # the run holds what its sections wrote or loaded, the newest record of each run id
+    assert {r["run_id"]: r["metrics"]["n"] for r in run.records} == {first["run_id"]: 2, cut["run_id"]: 5,
+                                                                      run.records[1]["run_id"]: 3}
 
 
 def test_compression_data_is_loaded_only_when_a_section_needs_it(monkeypatch):

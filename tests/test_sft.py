@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from helpers import sft
+from helpers.data import CHATML, ensure_chat_template
 from helpers import sft_study as S
 
 
@@ -201,10 +202,10 @@ def test_bad_input_errors_name_the_value(tok, small_lm):
         chat_template = None
         name_or_path = "some/base-model"
 
-    with pytest.raises(sft.DataError, match="some/base-model.*chat_template='chatml'"):
-        sft.ensure_chat_template(NoTemplate())
-    t = sft.ensure_chat_template(NoTemplate(), "chatml")
-    assert t.chat_template == sft.CHATML
+    with pytest.raises(ValueError, match="some/base-model.*chat_template='chatml'"):
+        ensure_chat_template(NoTemplate())
+    t = ensure_chat_template(NoTemplate(), "chatml")
+    assert t.chat_template == CHATML
     with pytest.raises(sft.DataError, match=r"lacks column\(s\) \['rejected'\]"):
         sft.pairs_from_preferences(Dataset.from_dict({"prompt": ["q"], "chosen": ["a"]}))
     with pytest.raises(sft.DataError, match=r"lacks column\(s\) \['messages'\]"):
@@ -249,7 +250,7 @@ def test_eval_frequency_reproduces_the_measured_share():
 def test_lora_parameter_count_matches_peft(small_lm):
     from peft import get_peft_model
 
-    from helpers.fullplan import lora_params
+    from helpers.planning import lora_params
 
     model = small_lm()
     lora = sft.LoraSettings(r=4, alpha=8)

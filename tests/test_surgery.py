@@ -7,7 +7,8 @@ from helpers import surgery_study as pythia
 from helpers.lowrank import FactorizedEmbedding, LowRankLinear, NoAttention
 from helpers.models import param_counts as count
 from helpers.models import pythia_config
-from helpers.surgery import Op, apply_surgery, census, parse_layers, validate_ops
+from helpers.layers import parse_layers
+from helpers.surgery import Op, apply_surgery, census, validate_ops
 
 
 # ------------------------------------------------------------------------------------------ LowRankLinear
@@ -100,7 +101,7 @@ def test_contradicting_ops_raise(ops, match):
 
 
 def test_compatible_ops_pass():
-    validate_ops((Op("mlp", "linearize"), Op("mlp", "lora", 4, "0-2"), Op("qkv", "lowrank", 8, "after:3"),
+    validate_ops((Op("mlp", "linearize"), Op("mlp", "factorize", 4, "0-2"), Op("qkv", "lowrank", 8, "after:3"),
                   Op("dense", "remove")), 24)
 
 

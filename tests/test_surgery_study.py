@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from helpers import surgery_study as P
+from helpers import surgery_report as SR
+from helpers import surgery_experiments as SE
 from helpers.profiles import resolve
 from helpers.models import pythia_config
 from helpers.results import save_result
@@ -51,9 +53,9 @@ def test_local_ranks_keep_the_compression_ratio():
 def test_depth_mapping_of_the_partial_experiments():
     cfg = P.PROFILES["local"]                       # 24 -> 6 layers (410m), 32 -> 8 (2.8b)
     assert P.stand_in(cfg, P.EXPERIMENTS[13]) == "qkv lowrank r=1 [after:2]; dense remove"
-    assert P.stand_in(cfg, P.EXPERIMENTS[23]).endswith("mlp lora r=2 [3-4]")     # 12-18 of 24 -> 3-4 of 6
-    assert P.stand_in(cfg, P.EXPERIMENTS[22]).endswith("mlp lora r=2 [5]")       # 20-23 of 24 -> 5
-    assert P.stand_in(cfg, P.EXPERIMENTS[24]).endswith("mlp lora r=1 [3-4]")     # 12-18 of 32 -> 3-4 of 8
+    assert P.stand_in(cfg, P.EXPERIMENTS[23]).endswith("mlp factorize r=2 [3-4]")     # 12-18 of 24 -> 3-4 of 6
+    assert P.stand_in(cfg, P.EXPERIMENTS[22]).endswith("mlp factorize r=2 [5]")       # 20-23 of 24 -> 5
+    assert P.stand_in(cfg, P.EXPERIMENTS[24]).endswith("mlp factorize r=1 [3-4]")     # 12-18 of 32 -> 3-4 of 8
     assert P.stand_in(P.PROFILES["full"], P.EXPERIMENTS[23]) == P.EXPERIMENTS[23].describe()   # full: unchanged
 
 
@@ -65,9 +67,9 @@ def test_experiments_that_coincide_are_marked_same_model():
                                  "2.8b": {"hidden": 32, "layers": 32, "heads": 2}})
     assert P.same_model(old) == {4: 2}
     assert P.same_model(P.PROFILES["full"]) == {}
-    s = P.summarize(_runs([(12, 0, 2.0, 10), (12, 1, 2.1, 10)]), same={14: 12})
+    s = SR.summarize(_runs([(12, 0, 2.0, 10), (12, 1, 2.1, 10)]), same={14: 12})
     assert s.set_index("id").loc[14, "same_as"] == 12 and pd.isna(s.set_index("id").loc[14, "loss_mean"])
-    assert "exp 14: same model as exp 12" in P.conclusion(s)
+    assert "exp 14: same model as exp 12" in SR.conclusion(s)
 
 
 def test_a_size_that_breaks_a_spec_names_the_experiment_and_the_setting():
@@ -83,7 +85,7 @@ def test_retained_benefit_and_its_delta_method_error_match_a_simulation():
 
     rows = {i: {"loss_mean": m, "loss_std": sd, "seeds": 3} for i, m, sd in ((6, 2.5, 0.03), (1, 2.0, 0.02),
                                                                               (8, 2.2, 0.05))}
-    r, se = P.retained(rows[6], rows[8], rows[1])
+    r, se = SR.retained(rows[6], rows[8], rows[1])
     assert r == pytest.approx(0.6)                                 # (2.5 - 2.2) / (2.5 - 2.0)
     rng = np.random.default_rng(0)
     draw = {i: rng.normal(v["loss_mean"], v["loss_std"] / np.sqrt(3), 200_000) for i, v in rows.items()}
@@ -92,7 +94,7 @@ def test_retained_benefit_and_its_delta_method_error_match_a_simulation():
     # without the covariance term (no-attention arm shared) the error would be off by far more than 5%
     no_cov = np.sqrt((0.03 ** 2 + 0.05 ** 2) / 3 / 0.25 + 0.36 * (0.03 ** 2 + 0.02 ** 2) / 3 / 0.25)
     assert abs(no_cov - sim.std()) > 0.1 * sim.std()
-    s = P.summarize(_runs([(1, 0, 2.0, 100), (1, 1, 2.02, 100), (6, 0, 2.5, 70), (6, 1, 2.52, 70),
+    s = SR.summarize(_runs([(1, 0, 2.0, 100), (1, 1, 2.02, 100), (6, 0, 2.5, 70), (6, 1, 2.52, 70),
                            (8, 0, 2.2, 75), (8, 1, 2.22, 75)])).set_index("id")
     assert s.loc[8, "retained"] == pytest.approx(0.6) and s.loc[1, "retained"] == 1 and s.loc[6, "retained"] == 0
 
@@ -102,7 +104,7 @@ def test_claims_get_verdicts_from_the_data():
                + [(23, s, 2.005 + 0.01 * s, 60) for s in range(3)]      # a match
                + [(25, s, 2.6 + 0.01 * s, 90) for s in range(3)]        # much higher
                + [(26, s, 2.0 + 0.01 * s, 95) for s in range(3)])       # not higher
-    text = P.claims(P.summarize(df))
+    text = SR.claims(SR.summarize(df))
     assert "exp 23: notes 'matched the original' -> CONSISTENT" in text
     assert "exp 25: notes 'loss much higher' -> CONFIRMED" in text
     assert "exp 26: notes 'loss higher, only ~10M fewer params' -> NOT CONFIRMED" in text
@@ -126,10 +128,10 @@ def test_summarize_and_conclusion_call_differences_by_welch_with_holm():
     df = _runs([(1, 0, 5.00, 100), (1, 1, 5.02, 100), (1, 2, 4.98, 100),
                 (6, 0, 5.50, 70), (6, 1, 5.52, 70), (6, 2, 5.48, 70),      # clearly worse
                 (8, 0, 5.01, 75), (8, 1, 4.97, 75), (8, 2, 5.05, 75)])     # within noise
-    s = P.summarize(df).set_index("id")
+    s = SR.summarize(df).set_index("id")
     assert s.loc[6, "delta_loss"] == pytest.approx(0.5) and s.loc[6, "params_ratio"] == pytest.approx(0.7)
     assert s.loc[1, "loss_std"] == pytest.approx(0.02)
-    text = P.conclusion(P.summarize(df))
+    text = SR.conclusion(SR.summarize(df))
     assert "exp  6" in text and "worse" in text.split("exp  6")[1].splitlines()[0]
     assert "no measurable difference" in text.split("exp  8")[1].splitlines()[0]
 
@@ -138,27 +140,29 @@ def test_one_seed_is_no_test_and_no_original_is_said():
     """The full profile trains one seed: a difference of two single runs has no spread to test against, so it must
     not be called better or worse; without experiment 1 there is nothing to compare with."""
     df = _runs([(1, 0, 5.00, 100), (6, 0, 5.50, 70), (8, 0, 4.90, 75)])
-    text = P.conclusion(P.summarize(df))
+    text = SR.conclusion(SR.summarize(df))
     assert text.count("n = 1: no test") == 2 and "better" not in text and "worse" not in text
-    assert "no original" in P.conclusion(P.summarize(_runs([(6, 0, 5.5, 70), (6, 1, 5.6, 70)])))
+    assert "no original" in SR.conclusion(SR.summarize(_runs([(6, 0, 5.5, 70), (6, 1, 5.6, 70)])))
 
 
 def test_reference_from_notebook_01_records(results_root):
-    run = resolve(P.NB_MLP, P.PROFILES, "tiny", quiet=True)
-    assert P.load_reference(run) is None
+    run = resolve(SE.NB_MLP, P.PROFILES, "tiny", quiet=True)
+    assert P.load_reference(run) == {} and run.records == []
     cfg01 = P.run_config(run.cfg, P.EXPERIMENTS[1], "tiny")
     for seed, loss in ((0, 5.0),):
-        r01 = type(run)(**{**run.__dict__, "notebook": P.NB_ATTENTION, "seed": seed})
+        r01 = type(run)(**{**run.__dict__, "notebook": SE.NB_ATTENTION, "seed": seed, "records": []})
         save_result(r01, "exp01", P.EXPERIMENTS[1].name, {"metrics": {"eval_loss": loss, "tokens_per_s": 1.0},
                     "curves": {"eval_loss": {"3": loss}}, "params": {"total": 100, "full_scale": 405_334_016}},
                     config=cfg01)
-    ref = P.load_reference(run)
-    assert ref is not None and ref.loc[0, "loss_mean"] == 5.0
-    s = P.summarize(_runs([(9, 0, 5.25, 90)]), reference=ref)
+    refs = P.load_reference(run)
+    assert len(refs) == 1 and [r["notebook"] for r in run.records] == [SE.NB_ATTENTION]   # it joins the run's records
+    ref = SR.summarize(SR.rows(refs))
+    assert ref.loc[0, "loss_mean"] == 5.0
+    s = SR.summarize(_runs([(9, 0, 5.25, 90)]), reference=ref)
     assert s.loc[0, "delta_loss"] == pytest.approx(0.25)
     # a record trained with another config is not a valid reference
-    other = resolve(P.NB_MLP, P.PROFILES, "tiny", overrides={"train.lr": 1e-2}, quiet=True)
-    assert P.load_reference(other) is None
+    other = resolve(SE.NB_MLP, P.PROFILES, "tiny", overrides={"train.lr": 1e-2}, quiet=True)
+    assert P.load_reference(other) == {}
 
 
 def test_params_command_prints_24_matches_and_2_explained():
@@ -181,7 +185,7 @@ def test_regime_point_records_both_losses_the_gap_and_the_references():
     assert m["bigram_ce"] < m["unigram_ce"] and m["original.params"] > m["no_attention.params"]
     rec = {"variant": "regime tiny", "seed": 0, "config": {**__import__("dataclasses").asdict(cfg)}, "metrics": m}
     other = {**rec, "variant": "regime other", "metrics": {**m, "gap": m["gap"] + 1}}
-    table = P.regime_table([rec, other])
+    table = SR.regime_table([rec, other])
     assert list(table["point"]) == ["other", "tiny"] and table.loc[1, "layers x width"] == "6 x 16"
 
 
@@ -191,6 +195,6 @@ def test_the_standard_error_of_a_difference_holds_both_arms():
     df = _runs([(1, 0, 5.0, 100), (1, 1, 5.2, 100), (1, 2, 5.4, 100),          # original: sd 0.2, n = 3
                 (6, 0, 5.9, 70), (6, 1, 5.9, 70),                               # no attention: sd 0, n = 2
                 (8, 0, 5.3, 75), (8, 1, 5.5, 75)])                              # sd 0.1414, n = 2
-    s = P.summarize(df).set_index("id")
+    s = SR.summarize(df).set_index("id")
     assert s.loc[6, "delta_se"] == pytest.approx(0.2 / 3 ** 0.5)
     assert s.loc[8, "delta_se"] == pytest.approx((0.04 / 3 + 0.02 / 2) ** 0.5)

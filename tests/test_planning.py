@@ -5,7 +5,8 @@ import sys
 import pytest
 import torch
 
-from helpers import fullplan as F
+from helpers import families as F
+from helpers import planning as P
 from helpers.memory import GiB, MemoryPlan, check_fits, counts, training_plan
 from helpers.models import mistral_config, pythia_config, smollm2_config
 from helpers.paths import REPO_ROOT
@@ -65,28 +66,28 @@ def test_estimates_follow_the_benchmark_and_the_timeout_follows_the_estimate():
     assert b.estimate_s == pytest.approx(2 * a.estimate_s)             # half the FLOP/s, twice the time
     # 6 N T / rate for 10 runs x 10 epochs of WikiText-2
     n = counts(pythia_config("410m"))["total"]
-    assert b.estimate_s == pytest.approx(6 * n * 10 * 10 * F.WIKITEXT2_TRAIN_TOKENS / 1e14)
-    assert b.timeout_s() == max(F.MIN_TIMEOUT_S, int(F.TIMEOUT_FACTOR * b.estimate_s))
-    for nb, p in zip(F.PLANNERS, F.all_plans(slow)):
+    assert b.estimate_s == pytest.approx(6 * n * 10 * 10 * P.WIKITEXT2_TRAIN_TOKENS / 1e14)
+    assert b.timeout_s() == max(P.MIN_TIMEOUT_S, int(P.TIMEOUT_FACTOR * b.estimate_s))
+    for nb, p in zip(F.NOTEBOOKS, F.all_plans(slow)):
         assert p.notebook == nb and p.estimate_s is not None and p.estimate_s > 0, nb
         assert p.timeout_s() >= p.estimate_s
     assert F.plan("04_lowrank_compression", []).estimate_s is None             # no benchmark: unknown, not a guess
-    assert F.plan("04_lowrank_compression", []).timeout_s() == F.MIN_TIMEOUT_S
+    assert F.plan("04_lowrank_compression", []).timeout_s() == P.MIN_TIMEOUT_S
 
 
 def test_cell_timeout_is_an_hour_outside_full(results_root):
-    assert F.cell_timeout("03_partial_layers", "local") == F.MIN_TIMEOUT_S
+    assert F.cell_timeout("03_partial_layers", "local") == P.MIN_TIMEOUT_S
     rec = _bench_record(flops=1e13)
     save_run("benchmarks", "bench_gpu", "throughput", rec["config"], {}, profile="full", seed=0,
              tables=rec["tables"])
     assert F.cell_timeout("03_partial_layers", "full") > 10 * 3600           # ~ days at 10 TFLOP/s: not 1 hour
-    with pytest.raises(ValueError, match="no full-profile plan for '99_x'"):
+    with pytest.raises(ValueError, match="unknown notebook '99_x'"):
         F.plan("99_x")
 
 
 def test_every_notebook_has_a_plan_that_fits_one_80gb_gpu():
     """The profiles apply what makes each plan fit (micro-batches, bf16 teacher, checkpointed healing)."""
-    rows = F.table(F.all_plans([]))
+    rows = P.table(F.all_plans([]))
     assert {r["notebook"] for r in rows} >= {"00_data_and_baselines", "01_attention_lowrank", "02_mlp_lowrank",
                                              "03_partial_layers", "04_lowrank_compression", "05_looped_transformer",
                                              "07_pretraining"}
@@ -107,4 +108,4 @@ def test_the_readme_table_is_the_generated_plan():
     """The README's full-profile table is `python -m helpers plan --markdown` of the committed benchmark record:
     regenerate it when a profile or the record changes."""
     readme = (REPO_ROOT / "README.md").read_text()
-    assert F.markdown(F.all_plans()) in readme
+    assert P.markdown(F.all_plans()) in readme

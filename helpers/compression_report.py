@@ -1,0 +1,178 @@
+"""Notebook 04 from its records (torch-free): the notes' experiment 3 beside ours, the method x reduction sweep,
+closed form vs Adam, the layer-sensitivity map, healing, the conclusion and `report()` for Analysis.ipynb."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .analysis import Report, by_experiment, frame, one
+
+NOTEBOOK = "04_lowrank_compression"
+TITLE = "Low-rank compression of a pretrained model (seed 001)"
+NOTES = {  # seed 001's own numbers, for the tables (REFERENCE.md section 2)
+    "exp3_teacher_1k": 2.29794, "exp3_student_1k": 2.29538, "exp3_teacher_100k": 2.33504,
+    "exp3_student_100k": 2.33335, "exp2_train_mse": 165.7, "exp2_val_mse": 246.6,
+    "svd_llm_llama7b_ppl_20pct": {"svd": 20061, "asvd": 11.14, "svd-llm": 7.94, "dense": 5.68},
+}
+SECTIONS = ("a_exp3", "b_sweep", "c_fitting", "d_sensitivity", "e_healing")
+
+
+def _fit_rows(c: dict) -> dict:
+    return {(r["fit"], r["steps"]): r for r in c["tables"]["fit"]}
+
+
+def target_ratios(b: dict, c: dict, reduction: float = 0.2) -> dict:
+    """The issue's two targets, from the b_sweep and c_fitting records: whiten's loss increase / svd's at
+    `reduction` of all block Linears, and the closed form's speed-up and held-out MSE against Adam at every step
+    count tried."""
+    b, c = (one(b), one(c))
+    rows = {(r["method"], r["group"], r["reduction"]): r for r in b["tables"]["rows"]}
+    out = {}
+    w, s = rows.get(("whiten", "both", reduction)), rows.get(("svd", "both", reduction))
+    if w and s:
+        out["whiten_over_svd_delta"] = w["delta"] / s["delta"] if s["delta"] else float("nan")
+    fits = _fit_rows(c)
+    adam = {k[1]: v for k, v in fits.items() if k[0] == "Adam"}
+    closed = fits[("closed form (whiten)", None)]
+    if adam:
+        longest = max(adam)
+        out["adam_steps"] = longest
+        out["speedup_vs_adam"] = adam[longest]["wall_s"] / max(closed["wall_s"], 1e-9)
+        out["closed_no_worse_at_every_step"] = all(closed["heldout_mse"] <= m["heldout_mse"] * (1 + 1e-6)
+                                                   for m in adam.values())
+    return out
+
+
+def exp3_table(a) -> pd.DataFrame:
+    """The notes' experiment 3 beside ours (teacher vs student, delta with its 95% interval)."""
+    a = one(a)
+    rows = [{"measured on": "notes: Mistral layer 17/32, N=100k (likely-seen train rows)",
+             "teacher_loss": NOTES["exp3_teacher_100k"], "student_loss": NOTES["exp3_student_100k"]}]
+    rows += [{"measured on": f"ours: held-out {r['set']} ({a['profile']}), layer {a['metrics']['layer']}",
+              **{k: r[k] for k in ("teacher_loss", "student_loss", "delta", "lo", "hi", "tokens")}}
+             for r in a["tables"]["heldout"]]
+    return frame(rows, "measured on")
+
+
+def sweep_table(b: dict, reductions=None):
+    """Loss increase over the teacher: (group, reduction) x method."""
+    b = one(b)
+    df = frame(b["tables"]["rows"])
+    if reductions:
+        df = df[df.reduction.isin(reductions)]
+    if "lo" not in df:                      # records made before the intervals
+        return df.pivot_table(index=["group", "reduction"], columns="method", values="delta")
+    # delta [95% paired-bootstrap interval over sequences]; "tie" where the interval contains 0
+    df["delta [95% CI]"] = [f"{r.delta:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]" + (" tie" if r.lo <= 0 <= r.hi else "")
+                            for r in df.itertuples()]
+    return df.pivot(index=["group", "reduction"], columns="method", values="delta [95% CI]")
+
+
+def sweep_figure(b: dict):
+    """Held-out loss against parameters per method, one panel per group, the teacher as a line."""
+    b = one(b)
+    df = frame(b["tables"]["rows"])
+    groups = list(dict.fromkeys(df.group))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        g = df[df.group == group]
+        plots.curves(ax, {m: dict(zip(gm["params"], gm["loss"])) for m, gm in g.groupby("method")}, title=group,
+                     ylabel="held-out loss", hlines={"teacher": b["metrics"]["teacher_loss"]}, xlabel="parameters")
+    fig.tight_layout()
+    return fig
+
+
+def fit_table(c: dict):
+    c = one(c)
+    return frame(c["tables"]["fit"])
+
+
+def trap_text(c: dict) -> str:
+    c = one(c)
+    m = c["metrics"]
+    lines = [f"{m['trap.tokens']} calibration tokens, rank {m['trap.rank']}: "
+             f"calibration MSE {m['trap.calib_mse']:.2e}, "
+             f"held-out MSE {m['trap.heldout_mse']:.4f} vs {m['trap.full_calib_heldout_mse']:.4f} when calibrated on "
+             f"{m['calib_tokens']:,} tokens (output mean square {m['trap.signal']:.4f})"]
+    return "\n".join(lines + [w["warning"] for w in c["tables"].get("trap_warnings", [])])
+
+
+def sensitivity_figure(d: dict):
+    d = one(d)
+    rows = d["tables"]["layers"]
+    fig, ax = plt.subplots(figsize=(12, 2.2))
+    plots.heatmap(ax, {g: [r[g] for r in rows] for g in ("attention", "mlp")}, [r["layer"] for r in rows],
+                  title=f"loss increase, one layer at rank {d['metrics']['rank']} (plain SVD)")
+    return fig
+
+
+def healing_table(e: dict):
+    e = one(e)
+    return frame(e["metrics"])
+
+
+def conclusion(a: dict, b: dict, c: dict, d: dict, e: dict) -> str:
+    """Sentences from the five records."""
+    a, b, c, d, e = (one(a), one(b), one(c), one(d), one(e))
+    lines = []
+    for r in a["tables"]["heldout"]:
+        lines.append(f"a. {r['set']}: rank-{a['metrics']['rank']} SVD of layer {a['metrics']['layer']}'s MLP changes "
+                     f"the held-out loss by {r['delta']:+.4f} (95% CI {r['lo']:+.4f} .. {r['hi']:+.4f}, "
+                     f"{r['tokens']:,} tokens).")
+    t = target_ratios(b, c)
+    if "whiten_over_svd_delta" in t:
+        lines.append(f"b. at 20% fewer block-Linear parameters, whiten's loss increase is "
+                     f"{t['whiten_over_svd_delta']:.3f} of plain SVD's (target <= 0.2).")
+    fits = _fit_rows(c)
+    closed = fits[("closed form (whiten)", None)]
+    if "speedup_vs_adam" in t:
+        adam = ", ".join(f"{k[1]}: {v['heldout_mse']:.4g}" for k, v in fits.items() if k[0] == "Adam")
+        lines.append(f"c. the closed form is {t['speedup_vs_adam']:,.0f}x faster than {t['adam_steps']:,} Adam steps "
+                     f"(target >= 100) and its held-out MSE is "
+                     f"{'no worse than' if t['closed_no_worse_at_every_step'] else 'WORSE than'} Adam's at every "
+                     f"step count tried ({closed['heldout_mse']:.4g} vs {adam}).")
+    m = c["metrics"]
+    lines.append(f"c. trap: {m['trap.tokens']} tokens at rank {m['trap.rank']} fit to MSE "
+                 f"{m['trap.calib_mse']:.1e} but "
+                 f"held-out MSE is {m['trap.heldout_mse'] / max(m['trap.full_calib_heldout_mse'], 1e-12):.1f}x that "
+                 f"of the same rank calibrated on {m['calib_tokens']:,} tokens.")
+    rows = d["tables"]["layers"]
+    att, mlp = np.array([r["attention"] for r in rows]), np.array([r["mlp"] for r in rows])
+    if "attention_lo" in rows[0]:
+        clear = {g: [r["layer"] for r in rows if r[f"{g}_lo"] > 0] for g in ("attention", "mlp")}
+        lines.append(f"d. layers whose loss increase is beyond its 95% paired-bootstrap interval (the rest are ties "
+                     f"with the teacher): attention {clear['attention'] or 'none'}; MLP {clear['mlp'] or 'none'}.")
+    k = max(1, round(6 / 32 * len(att)))
+    lines.append(f"d. one layer's attention at rank {d['metrics']['rank']}: mean loss increase {att[:k].mean():+.3f} "
+                 f"in the first {k} layers vs {att[k:].mean():+.3f} after (worst layer "
+                 f"{rows[int(att.argmax())]['layer']}); one layer's MLP: {mlp[:k].mean():+.3f} vs "
+                 f"{mlp[k:].mean():+.3f} "
+                 f"(worst layer {rows[int(mlp.argmax())]['layer']}).")
+    h = e["metrics"]
+    lines.append(f"e. healing: {h['steps']} steps on {h['tokens']:,} tokens bring the loss from "
+                 f"{h['compressed_loss']:.3f} to {h['healed_loss']:.3f} (teacher {h['teacher_loss']:.3f}): "
+                 f"{100 * h['recovered_fraction']:.0f}% of the increase recovered.")
+    return "\n".join(lines)
+
+
+def report(records: list[dict]):
+    """Analysis.ipynb's section for notebook 04, from records only (no torch)."""
+    rep = Report(TITLE, records)
+    recs = {e: rs[0] for e, rs in by_experiment(rep.records).items()}
+    if "b_sweep" in recs:
+        rep.figure("held-out loss vs parameters", sweep_figure(recs["b_sweep"]))
+        rep.table("loss increase over the teacher at 10/20/40% fewer block-Linear parameters",
+                  sweep_table(recs["b_sweep"], (0.1, 0.2, 0.4)))
+    if "d_sensitivity" in recs:
+        rep.figure("layer sensitivity", sensitivity_figure(recs["d_sensitivity"]))
+    if "a_exp3" in recs:
+        rep.table("the notes' experiment 3 beside ours", exp3_table(recs["a_exp3"]))
+    if "c_fitting" in recs:
+        rep.table("closed form vs Adam", fit_table(recs["c_fitting"]))
+    if "e_healing" in recs:
+        rep.table("healing", healing_table(recs["e_healing"]))
+    if all(s in recs for s in SECTIONS):
+        rep.text = conclusion(*(recs[s] for s in SECTIONS))
+    return rep

@@ -1,0 +1,100 @@
+"""The family registry: which notebooks make up each experiment family, and where its code lives.
+
+Every family has a study module (`<family>_study`: typed config and PROFILES, the jobs and the record-keyed
+sections, the full-profile planner `full_plan`) and a report module (`<family>_report`: tables, figures, the
+conclusion and `report(records)` of its records, torch-free). Analysis.ipynb, the README blocks, the full-profile
+plans, the notebook runner, the CLI and the tests all read this one table.
+
+    run = families.resolve("05_looped_transformer", PROFILE, seed=SEED, overrides=OVERRIDES)   # a notebook's start
+    families.reports(records)["05_looped_transformer"].show()                                  # Analysis.ipynb
+
+Report modules are imported here (Analysis needs them and they need no torch); a study module is imported by name
+on first use (it imports torch), so reading results never loads a model library.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from . import (compression_report, data_report, looped_report, planning, pretrain_report, profiles, sft_report,
+               surgery_report)
+from .analysis import Report
+
+
+@dataclass(frozen=True)
+class Family:
+    notebooks: tuple[str, ...]
+    study: str                      # module name under helpers (imported on demand)
+    report: ModuleType              # its <family>_report module
+    readme: str | None = None       # the README block its report writes (<!-- results:NAME -->), if any
+
+    @property
+    def title(self) -> str:
+        return self.report.TITLE
+
+    def study_module(self) -> ModuleType:
+        return importlib.import_module(f"helpers.{self.study}")
+
+    def records(self, records: list[dict]) -> list[dict]:
+        return [r for r in records if r["notebook"] in self.notebooks]
+
+
+FAMILIES = (
+    Family(("00_data_and_baselines",), "data_study", data_report),
+    Family(surgery_report.NOTEBOOKS, "surgery_study", surgery_report, "seed000"),
+    Family(("04_lowrank_compression",), "compression_study", compression_report, "seed001"),
+    Family(("05_looped_transformer",), "looped_study", looped_report, "seed002"),
+    Family(("06_sft_dpo",), "sft_study", sft_report, "seed004"),
+    Family(("07_pretraining",), "pretrain_study", pretrain_report, "seed003"),
+)
+NOTEBOOKS = tuple(nb for f in FAMILIES for nb in f.notebooks)
+
+
+def family(notebook: str) -> Family:
+    for f in FAMILIES:
+        if notebook in f.notebooks:
+            return f
+    raise ValueError(f"unknown notebook '{notebook}'; allowed: {', '.join(NOTEBOOKS)}")
+
+
+def reports(records: list[dict]) -> dict[str, Report]:
+    """{notebook: its family's Report of the records}; the notebooks of one family share one report."""
+    out = {}
+    for f in FAMILIES:
+        rep = f.report.report(f.records(records))
+        out.update({nb: rep for nb in f.notebooks})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ starting a run
+def resolve(notebook: str, profile: str | None = None, seed: int = 0, overrides: dict | None = None,
+            device: str | None = None, check_hub: bool = True, quiet: bool = False) -> profiles.Run:
+    """A notebook's start: its family's settings for the profile (profiles.resolve), and in the full profile the
+    memory plan and time estimate first, so that a run which cannot fit this GPU stops here, not in hour two."""
+    study = family(notebook).study_module()
+    run = profiles.resolve(notebook, study.PROFILES, profile, seed, overrides, device, check_hub, quiet)
+    if run.profile == "full":
+        p = plan(notebook, cfg=run.cfg)
+        if not quiet:
+            print(p.text(), flush=True)
+        planning.check(p, run.device)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ plans
+def plan(notebook: str, records: list[dict] | None = None, cfg=None) -> planning.NotebookPlan:
+    """The plan of a notebook's full profile (or of `cfg`, a full config with the user's overrides)."""
+    return family(notebook).study_module().full_plan(notebook, planning.bench(records), cfg)
+
+
+def all_plans(records: list[dict] | None = None) -> list[planning.NotebookPlan]:
+    b = planning.bench(records)
+    return [f.study_module().full_plan(nb, b) for f in FAMILIES for nb in f.notebooks]
+
+
+def cell_timeout(notebook: str, profile: str) -> int:
+    """The notebook runner's per-cell limit: one hour in tiny/local, TIMEOUT_FACTOR x the estimate in full."""
+    if profile != "full" or notebook not in NOTEBOOKS:
+        return planning.MIN_TIMEOUT_S
+    return plan(notebook).timeout_s()
