@@ -50,14 +50,15 @@ atexit.register(shutdown)
 def map_processes(fn, jobs: dict, workers: int = 2, progress: str | None = None, device: str = "cpu",
                   on_done=None) -> dict:
     """{key: fn(*args)} for jobs {key: args}; in `workers` spawned processes (1 torch thread each) when workers > 1
-    and the jobs run on the CPU, else one after another in this process (an accelerator is not split this way).
+    and the jobs run on the CPU (a single job too, so that it runs single-threaded like the others: a CPU-time budget
+    counts every thread), else one after another in this process (an accelerator is not split this way).
     on_done(key, value), if given, is called in this process as soon as each job finishes (e.g. to write its record,
     so that a later failure loses nothing already finished); its return value replaces the job's in the result."""
     if device != "cpu":
         workers = 1
     out = {}
     bar = tqdm(total=len(jobs), desc=progress, unit="run", disable=progress is None)
-    if workers > 1 and len(jobs) > 1:
+    if workers > 1 and jobs:       # even one job: in a worker it gets the workers' one thread, as its neighbours did
         ex = pool(workers)
         futures = [ex.submit(_call, (fn, k, a)) for k, a in jobs.items()]
         try:

@@ -127,8 +127,9 @@ def _control_line(v: dict) -> str:
     if not tested:
         return f"against the control {v['control']}: " + (rows[0]["verdict"] if rows else "no other arm")
     r0 = tested[0]
+    caveat = "; variances differ, so read each cell's Welch p beside it" if (r0["levene_p"] or 1) < 0.05 else ""
     return (f"against the control {v['control']} (Dunnett, pooled df = {r0['df']:.0f}, {len(tested)} comparisons, "
-            f"Levene p = {r0['levene_p']:.2g}): better {', '.join(better) or 'none'}; worse "
+            f"Levene p = {r0['levene_p']:.2g}{caveat}): better {', '.join(better) or 'none'}; worse "
             f"{', '.join(worse) or 'none'}; the rest no measurable difference")
 
 
@@ -323,8 +324,10 @@ def conclusion(recs: dict) -> str:
         ref = gens[gens["section"] == "reference"]["valid_word_share"].iloc[0]
         model = gens[(gens["section"] != "reference") & (gens["mode"] == "sampled")]["valid_word_share"]
         if len(model) and ref is not None:
-            lines.append(f"generations: {model.mean():.0%} of the sampled words of each section's best run are words "
-                         f"of the validation split, against {ref:.0%} for the bigram table's sample")
+            lines.append(f"generations: {model.mean():.0%} of the complete words of the best runs' sampled "
+                         f"continuations ({len(model)} sections, {data['config']['quality_samples']} samples each) are "
+                         "words of the validation split, "
+                         f"against {ref:.0%} for the bigram table's samples")
     return "\n".join(lines)
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .data import load_corpus
 from .evaluate import lm_loss
 from .memory import training_plan
 from .models import NeoXSize, count_params, neox_config
@@ -42,7 +43,7 @@ from .planning import NotebookPlan
 from .pretrain import LMData, PretrainConfig, bits_per_char, config_data, generate, new_neox
 from .profiles import apply_overrides
 from .results import keyed, load_or_run, save_result
-from .sweep import STATS, grid, sweep
+from .sweep import STATS, Point, grid, run_points, sweep
 from .train import TrainConfig, train_causal_lm
 
 SEED_NOTES = {  # seed 003's own numbers (REFERENCE.md section 4 and the seed file)
@@ -65,7 +66,12 @@ def cell_name(batch: int, accum: int) -> str:
 
 def cells(declaration: dict) -> dict[str, dict]:
     """{"4 x 2": {"lm.train.batch_size": 4, "lm.train.grad_accum": 2}, ...} of a grid declaration."""
-    return {cell_name(p["lm.train.batch_size"], p["lm.train.grad_accum"]): p for p in grid(declaration).values()}
+    points = grid(declaration)
+    need = {"lm.train.batch_size", "lm.train.grad_accum"}
+    if any(set(p) != need for p in points.values()):
+        raise ValueError(f"the batch x accumulation grid declares {sorted(next(iter(points.values())))}; "
+                         f"allowed: exactly {sorted(need)}")
+    return {cell_name(p["lm.train.batch_size"], p["lm.train.grad_accum"]): p for p in points.values()}
 
 
 def seed_schedules(steps: int) -> dict:
@@ -104,6 +110,7 @@ class PretrainStudyConfig:
     prompt: str = "В начале было слово"
     new_tokens: int = 64
     sample_seed: int = 0
+    quality_samples: int = 8                # sampled continuations (seeds sample_seed, +1, ...) the word share pools
     wandb: bool = False                     # log every run to wandb, offline (WANDB_MODE=offline; sync later)
     workers: int = 1
 
@@ -121,16 +128,16 @@ class PretrainStudyConfig:
             raise ValueError(f"reruns and schedule_steps must be >= 1, got {self.reruns}, {self.schedule_steps}")
         if self.equal_tokens is not None and self.equal_tokens < 1:
             raise ValueError(f"equal_tokens must be >= 1 or None, got {self.equal_tokens}")
-        if self.base_cell not in cells(self.grid):
-            raise ValueError(f"the base cell {self.base_cell} (lm.train.batch_size x grad_accum) is not a grid cell; "
-                             f"allowed: {', '.join(cells(self.grid))}")
-        points = {**cells(self.grid), **self.schedules, **{f"lr={lr}": {"lm.train.lr": lr} for lr in self.lr_range}}
+        points = {**grid(self.grid), **self.schedules, **{f"lr={lr}": {"lm.train.lr": lr} for lr in self.lr_range}}
         for name, over in points.items():       # every point must be a valid config now, not mid-notebook
             bad = [k for k in over if not k.startswith("lm.")]
             if bad:
                 raise ValueError(f"sweep point {name!r}: setting(s) {bad} are not settings of the model's training "
                                  "(allowed: keys under 'lm.', e.g. lm.train.lr)")
             apply_overrides(self.lm, {k[3:]: v for k, v in over.items()}, f"sweep point '{name}' (lm)")
+        if self.base_cell not in cells(self.grid):
+            raise ValueError(f"the base cell {self.base_cell} (lm.train.batch_size x grad_accum) is not a grid cell; "
+                             f"allowed: {', '.join(cells(self.grid))}")
 
     @property
     def base_cell(self) -> str:
@@ -151,7 +158,7 @@ _TINY_LM = PretrainConfig(corpus="ru", tokenizer="bytes", size=NeoXSize(hidden=3
 # bytes, a 64 x 2 GPT-NeoX (133k parameters), blocks of 128 bytes, 15 s of CPU time per run at lr 3e-3. There both
 # extreme cells ended 0.50 and 0.40 nats below the bytes' bigram table (no BPE of 512-8192 tokens got below it within
 # 40 s: a BPE model spends its seconds on its embeddings). Steps-defined runs: 600 steps of the base cell (~ its
-# steps in 15 s), equal tokens = 600 x 8 x 128.
+# steps in 15 s); equal tokens = 800 x 8 x 128 (at 600 x 8 x 128 the largest cell, 150 steps, ended 0.297 below).
 _LOCAL_LM = PretrainConfig(corpus="ru", tokenizer="bytes", size=NeoXSize(hidden=64, layers=2, heads=4),
                            block=128, eval_blocks=64,
                            train=_train(batch_size=4, grad_accum=2, lr=3e-3, warmup_steps=10, time_budget_s=15,
@@ -163,7 +170,7 @@ PROFILES = {
         schedule_seeds=(0, 1), lr_range=(1e-3, 3e-3), lr_seeds=(0,), new_tokens=8),
     "local": PretrainStudyConfig(
         lm=_LOCAL_LM, grid=grid_declaration((2, 4, 8), (1, 2, 4)), grid_seeds=(0, 1, 2), reruns=3,
-        equal_tokens=600 * 8 * 128, token_seeds=(0, 1), schedule_steps=600, schedules=seed_schedules(600),
+        equal_tokens=800 * 8 * 128, token_seeds=(0, 1), schedule_steps=600, schedules=seed_schedules(600),
         lr_range=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1), workers=2),
     # full: the seed's scale on a dedicated GPU (wall-clock budget), one training seed per arm as the seed ran it
     # (its verdicts say "n = 1: no test"); helpers/planning's plan gives the hours
@@ -186,17 +193,28 @@ _VOCAB: dict = {}
 
 
 def valid_words(data: LMData) -> set[str]:
-    """The validation split's word vocabulary (lower case), what a generation's words are checked against."""
-    key = id(data)
-    if key not in _VOCAB:
-        _VOCAB[key] = {w for row in data.val["input_ids"] for w in _words(data.tok.decode(row))}
-    return _VOCAB[key]
+    """The word vocabulary (lower case) of the corpus's whole validation split, what a generation's words are checked
+    against."""
+    if data.corpus not in _VOCAB:
+        _VOCAB[data.corpus] = {w for text in load_corpus(data.corpus)["validation"]["text"] for w in _words(text)}
+    return _VOCAB[data.corpus]
 
 
-def word_share(text: str, vocab: set[str]) -> float | None:
-    """Share of a text's words that occur in the validation split (None for a text without words): a babbling model
-    writes non-words; a fluent one mostly real ones."""
+def complete_words(text: str) -> list[str]:
+    """The words of a continuation, without a first fragment that continues the prompt's last word and a last one
+    cut off by the token limit."""
     words = _words(text)
+    if words and text[:1].isalnum():
+        words = words[1:]
+    if words and text[-1:].isalnum():
+        words = words[:-1]
+    return words
+
+
+def word_share(texts, vocab: set[str]) -> float | None:
+    """Share of the complete words of one or several continuations that occur in the validation split (None without
+    any): a babbling model writes non-words; a fluent one mostly real ones."""
+    words = [w for t in ([texts] if isinstance(texts, str) else texts) for w in complete_words(t)]
     return sum(w in vocab for w in words) / len(words) if words else None
 
 
@@ -216,12 +234,16 @@ def run_job(cfg: PretrainStudyConfig, seed: int, device: str = "cpu") -> dict:
              budget_clock=lm.train.budget_clock or "wall", sequences_per_step=lm.train.batch_size * lm.train.grad_accum)
     m["below_bigram"] = m["bigram_ce"] - m["eval_loss"]
     vocab = valid_words(d)
-    gens = []
-    for mode in ("greedy", "sampled"):
-        text = generate(model, d.tok, cfg.prompt, cfg.new_tokens, sample=mode == "sampled", seed=cfg.sample_seed,
-                        device=device)
-        gens.append({"mode": mode, "text": text, "valid_word_share": word_share(text, vocab)})
-        m[f"{mode}.valid_word_share"] = gens[-1]["valid_word_share"]
+    gens = [{"mode": "greedy", "text": generate(model, d.tok, cfg.prompt, cfg.new_tokens, device=device)}]
+    samples = [generate(model, d.tok, cfg.prompt, cfg.new_tokens, sample=True, seed=cfg.sample_seed + i,
+                        device=device) for i in range(cfg.quality_samples)]
+    gens.append({"mode": "sampled", "text": samples[0]})
+    m["greedy.valid_word_share"] = word_share(gens[0]["text"], vocab)
+    # the quality figure pools the complete words of several sampled continuations (one holds a handful)
+    m["sampled.valid_word_share"] = word_share(samples, vocab)
+    m["sampled.words"] = sum(len(complete_words(t)) for t in samples)
+    for g in gens:
+        g["valid_word_share"] = m[f"{g['mode']}.valid_word_share"]
     m["job_wall_s"] = time.perf_counter() - t0
     out = {"metrics": m, "curves": res["curves"], "tables": {"generations": gens},
            "params": {"total": count_params(model)}, "provenance": res["provenance"]}
@@ -320,15 +342,18 @@ def data_check(run, force: bool = False) -> dict:
     d = check_inputs(cfg)
 
     def compute():
-        text = bigram_sample(d, cfg.prompt, cfg.new_tokens, cfg.sample_seed)
+        samples = [bigram_sample(d, cfg.prompt, cfg.new_tokens, cfg.sample_seed + i)
+                   for i in range(cfg.quality_samples)]
+        share = word_share(samples, valid_words(d))
         return {"metrics": {**d.references, "vocab": d.vocab, "train_tokens": len(d.train) * cfg.lm.block,
-                            "validation_tokens": len(d.val) * cfg.lm.block,
-                            "bigram_sample.valid_word_share": word_share(text, valid_words(d))},
-                "tables": {"generations": [{"mode": "bigram table (sampled)", "text": text,
-                                            "valid_word_share": word_share(text, valid_words(d))}]}}
+                            "validation_tokens": len(d.val) * cfg.lm.block, "bigram_sample.valid_word_share": share,
+                            "bigram_sample.words": sum(len(complete_words(t)) for t in samples)},
+                "tables": {"generations": [{"mode": "bigram table (sampled)", "text": samples[0],
+                                            "valid_word_share": share}]}}
 
     config = {"lm": {k: v for k, v in dataclasses.asdict(cfg.lm).items() if k != "train"}, "script": cfg.script,
               "prompt": cfg.prompt, "new_tokens": cfg.new_tokens, "sample_seed": cfg.sample_seed,
+              "quality_samples": cfg.quality_samples,
               "gate_nats": cfg.gate_nats, "base_cell": cfg.base_cell}      # the last two: what the report judges by
     return load_or_run(run, "data", "references", compute, config, force)
 
@@ -338,7 +363,7 @@ def run_key(cfg: PretrainStudyConfig) -> dict:
     """What determines one run's result: the model, data and training, the script check and the generation
     settings (not the other sweeps declared beside it)."""
     return {"lm": dataclasses.asdict(cfg.lm), "script": cfg.script, "prompt": cfg.prompt,
-            "new_tokens": cfg.new_tokens, "sample_seed": cfg.sample_seed}
+            "new_tokens": cfg.new_tokens, "sample_seed": cfg.sample_seed, "quality_samples": cfg.quality_samples}
 
 
 def _sweep(run, experiment: str, points: dict, seeds: tuple, force: bool, desc: str, key=run_key) -> dict:
@@ -356,16 +381,12 @@ def equal_time_grid(run, force: bool = False) -> dict:
 
 
 def reruns(run, force: bool = False) -> dict:
-    """Section 3: the base cell with seed 0 again, reruns - 1 more times (its grid run is the first): how much the
-    budget alone moves a result. Each rerun is recorded under its own index."""
-    base = cells(run.cfg.grid)[run.cfg.base_cell]
-    points = {f"rerun {i}": base for i in range(1, run.cfg.reruns)}
-    out = {}
-    for name, over in points.items():     # the index keys the record, so the sweep runner never loads one for another
-        idx = int(name.split()[1])
-        out.update(_sweep(run, "rerun", {name: over}, (0,), force, "reruns",
-                          key=lambda c, i=idx: {**run_key(c), "rerun": i}))
-    return out
+    """Section 3: the base cell with seed 0 again, reruns - 1 more times (its grid run is the first), side by side
+    in the workers like every other run: how much the budget alone moves a result. Each rerun is recorded under its
+    own index (in its key), so the sweep runner never loads one for another."""
+    cfg = apply_overrides(run.cfg, cells(run.cfg.grid)[run.cfg.base_cell], "the base cell")
+    points = [Point("rerun", f"rerun {i}", (cfg,), {**run_key(cfg), "rerun": i}) for i in range(1, run.cfg.reruns)]
+    return run_points(run, points, run_job, (0,), run.cfg.workers, force, "reruns")
 
 
 def equal_token_grid(run, force: bool = False) -> dict:

@@ -26,6 +26,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -225,6 +226,58 @@ def length_only_accuracy(tok, pairs: list[dict]) -> float:
     return score / len(pairs)
 
 
+# ------------------------------------------------------------------------------------------------ on-policy pairs
+def on_policy_pairs(rows: list[dict], answers: list[str], max_f1: float = 0.3) -> tuple[list[dict], dict]:
+    """Preference pairs from a model's own answers (the UltraFeedback-style on-policy recipe): for each prompt whose
+    answer is wrong (token F1 against the reference below max_f1) and not empty, chosen = the reference, rejected =
+    the model's answer. Counts say how many prompts were answered right (no pair), empty, or wrong (a pair). Refuses
+    answers that are mostly empty (a generation or template fault, not a preference)."""
+    if len(rows) != len(answers):
+        raise DataError(f"{len(rows)} prompts but {len(answers)} answers: the answers must be to these prompts")
+    empty = sum(not a.strip() for a in answers)
+    if answers and empty > len(answers) / 2:
+        raise DataError(f"the model answered {empty} of {len(answers)} prompts with nothing: check the chat template "
+                        "and raise gen_tokens before building pairs from its answers")
+    pairs, count = [], Counter()
+    for row, answer in zip(rows, answers):
+        ref = row["completion"][0]["content"]
+        f1 = token_f1(answer, ref)
+        if not answer.strip():
+            count["empty answer"] += 1
+        elif f1 >= max_f1:
+            count[f"right (F1 >= {max_f1:g}): no pair"] += 1
+        else:
+            count["wrong: a pair"] += 1
+            pairs.append({**row, "chosen": _assistant(ref), "rejected": _assistant(answer), "kind": "own answer",
+                          "f1": f1})
+    return pairs, dict(count)
+
+
+def check_pairs(pairs: list[dict]) -> None:
+    """Refuse a preference set in which a pair's chosen and rejected answers are the same text: DPO has nothing to
+    learn from it, and an accuracy over it is a coin flip."""
+    same = [i for i, p in enumerate(pairs) if p["chosen"][0]["content"].strip() == p["rejected"][0]["content"].strip()]
+    if same:
+        raise DataError(f"{len(same)} of {len(pairs)} preference pairs have identical chosen and rejected answers "
+                        f"(first at index {same[0]}); drop them before training or scoring")
+
+
+def drop_long_pairs(tok, pairs: list[dict], max_length: int) -> tuple[list[dict], int]:
+    """Pairs whose prompt + chosen or prompt + rejected is longer than max_length tokens are dropped, not truncated
+    (TRL would cut the end of the answer: the notebook's first lesson, applied to DPO). Returns (kept, dropped)."""
+    kept = [p for p in pairs if all(len(encode_chat(tok, p["prompt"], p[k])["input_ids"]) <= max_length
+                                    for k in ("chosen", "rejected"))]
+    return kept, len(pairs) - len(kept)
+
+
+def repeat_rate(text: str, n: int = 3) -> float:
+    """Share of a text's word n-grams that repeat an earlier one ('a ray of a ray of ...' scores high); 0 for texts
+    shorter than n words."""
+    words = _words(text)
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
+
+
 # ------------------------------------------------------------------------------------------------ measurements
 def answer_loss(model, encoded: list[dict], batch_size: int = 16) -> dict:
     """helpers.evaluate.lm_loss on encoded chats (labels -100 on the prompt): the token-weighted answer loss plus
@@ -342,6 +395,8 @@ class SFTSettings:
         for name in ("steps", "batch_size", "grad_accum", "eval_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sft.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"sft.lr must be > 0, got {self.lr}")
 
 
 @dataclass
@@ -361,6 +416,8 @@ class DPOSettings:
                 raise ValueError(f"dpo.{name} must be >= 1, got {getattr(self, name)}")
         if self.beta <= 0:
             raise ValueError(f"dpo.beta must be > 0, got {self.beta}")
+        if self.lr <= 0:
+            raise ValueError(f"dpo.lr must be > 0, got {self.lr}")
 
 
 class ProbeMeter(Meter):
@@ -433,13 +490,20 @@ def train_dpo(model, tok, train_pairs: list[dict], s: DPOSettings, lora: LoraSet
     probe(model) -> {curve name: value} runs every s.eval_every steps (the accuracy curves)."""
 
     check_targets(model, lora.targets)
+    check_pairs(train_pairs)
+    epochs = s.steps * s.batch_size / len(train_pairs)
+    if epochs > 1:
+        warnings.warn(f"{s.steps} DPO steps of {s.batch_size} pairs see each of the {len(train_pairs)} training pairs "
+                      f"{epochs:.1f} times; give more pairs or fewer steps for one pass", stacklevel=2)
     scratch = tempfile.mkdtemp(prefix="lab-dpo-")
     try:
+        # the reference's log-probs are computed once before training (precompute_ref_log_probs), not every step
         args = DPOConfig(
             output_dir=scratch, max_steps=s.steps, per_device_train_batch_size=s.batch_size, learning_rate=s.lr,
             lr_scheduler_type="cosine", warmup_steps=max(1, s.steps // 10), beta=s.beta, loss_type=[s.loss_type],
             max_length=max_length, logging_steps=s.log_every, save_strategy="no", report_to="none", seed=seed,
-            dataloader_num_workers=0, disable_tqdm=False, **trainer_precision(device))
+            precompute_ref_log_probs=True, dataloader_num_workers=0, disable_tqdm=False,
+            **trainer_precision(device))
         meter = ProbeMeter(probe, s.eval_every)
         trainer = DPOTrainer(model=model, args=args, train_dataset=_rows(train_pairs, ("prompt", "chosen", "rejected")),
                              processing_class=tok, peft_config=lora.config(), callbacks=[meter])

@@ -7,6 +7,8 @@
                                      variances are alike and each variant's Welch test beside it
   equivalence                        "the same as": two one-sided tests (TOST) against a margin stated beforehand;
                                      equivalent / different / inconclusive
+  mcnemar                            two models judged right / wrong on the same items (paired): the exact test on
+                                     the discordant items
 One run in an arm has no spread to test against: "n = 1: no test"; arms whose runs are all identical likewise ("no
 spread: no test"). Neither is ever a verdict.
 
@@ -167,6 +169,19 @@ def equivalence(a, b, margin: float, alpha: float = ALPHA) -> dict:
     out.update(p_tost=max(p_low, p_high), lo=c.diff - q * c.se, hi=c.diff + q * c.se)
     verdict = ("equivalent" if out["p_tost"] < alpha else "different" if c.p < alpha else "inconclusive")
     return {**out, "verdict": verdict}
+
+
+def mcnemar(before, after) -> dict:
+    """Two models judged right (True) / wrong on the same items: the change in accuracy (after - before) and McNemar's
+    exact test, a two-sided binomial test of the discordant items (gained: wrong -> right, lost: right -> wrong)
+    against 1/2. An interval over the items, not over training runs."""
+    before, after = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
+    if before.shape != after.shape or before.ndim != 1:
+        raise ValueError(f"mcnemar needs the same items judged twice; got {before.shape} and {after.shape}")
+    gained, lost = int((~before & after).sum()), int((before & ~after).sum())
+    p = float(st.binomtest(gained, gained + lost, 0.5).pvalue) if gained + lost else 1.0
+    return {"n": len(before), "before": float(before.mean()), "after": float(after.mean()),
+            "diff": float(after.mean() - before.mean()), "gained": gained, "lost": lost, "p": p}
 
 
 def describe(row: dict) -> str:

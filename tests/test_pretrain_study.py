@@ -1,12 +1,13 @@
 """Seed 003's study: equal-time budgets, replays, schedules, references, verdicts and bad input."""
 import math
+import time
 
 import pytest
 
 from helpers import pretrain_study as S
 from helpers import pretrain_report as PR
 from helpers.pretrain import bigram_cross_entropy, unigram_cross_entropy
-from helpers.profiles import ProfileError, resolve
+from helpers.profiles import ProfileError, apply_overrides, resolve
 from helpers.train import TrainConfig, lr_lambda, train_causal_lm
 
 
@@ -59,30 +60,85 @@ def test_reference_cross_entropies_by_hand():
     assert bigram_cross_entropy(train, ev, 2) < unigram_cross_entropy(train, ev, 2)
 
 
-def _rec(variant, seed, loss, experiment="grid"):
-    return {"experiment": experiment, "variant": variant, "seed": seed,
-            "metrics": {"eval_loss": loss, "tokens": 100, "steps": 10}}
+def _rec(variant, seed, loss, experiment="grid", lr=3e-3, bigram=5.0, unigram=7.0):
+    return {"experiment": experiment, "variant": variant, "seed": seed, "config": {"lm": {"train": {"lr": lr}}},
+            "metrics": {"eval_loss": loss, "tokens": 100, "steps": 10, "bigram_ce": bigram, "unigram_ce": unigram,
+                        "below_bigram": bigram - loss}}
 
 
-def test_grid_verdict_uses_welch_and_refuses_a_single_seed():
+def test_grid_verdict_is_dunnett_against_the_base_cell_and_holm_over_every_pair():
     from scipy import stats
 
-    best, worst = "lm.train.batch_size=2,lm.train.grad_accum=1", "lm.train.batch_size=8,lm.train.grad_accum=4"
-    one = {(best, 0): _rec(best, 0, 5.0), (worst, 0): _rec(worst, 0, 6.0)}
-    assert PR.grid_verdict(one)["test"] == "n = 1: no test" and PR.grid_verdict(one)["p"] is None
-    recs = {(c, s): _rec(c, s, loss) for c, losses in ((best, (5.0, 5.1, 4.9)), (worst, (6.0, 6.3, 5.7)))
-            for s, loss in enumerate(losses)}
-    v = PR.grid_verdict(recs)
-    assert v["best"] == best and v["gap"] == pytest.approx(1.0)
-    assert v["p"] == pytest.approx(stats.ttest_ind((6.0, 6.3, 5.7), (5.0, 5.1, 4.9), equal_var=False).pvalue)
-    assert 2 <= v["df"] <= 4 and v["beyond_noise"]
+    losses = {"2 x 1": (4.0, 4.1, 3.9), "4 x 2": (4.6, 4.65, 4.55), "8 x 4": (5.0, 5.3, 4.7)}
+    recs = {(c, s): _rec(c, s, x) for c, xs in losses.items() for s, x in enumerate(xs)}
+    v = PR.grid_verdict(recs, control="4 x 2")
+    assert (v["best"], v["worst"]) == ("2 x 1", "8 x 4") and v["gap"] == pytest.approx(1.0)
+    # best vs worst: Welch, Holm-corrected over the 3 pairs of cells (picked after the fact, any pair could have been)
+    p = stats.ttest_ind((5.0, 5.3, 4.7), (4.0, 4.1, 3.9), equal_var=False).pvalue
+    ps = [stats.ttest_ind(losses[a], losses[b], equal_var=False).pvalue for a, b in (("2 x 1", "4 x 2"),
+                                                                                    ("2 x 1", "8 x 4"),
+                                                                                    ("4 x 2", "8 x 4"))]
+    assert v["best_worst"].p == pytest.approx(p) and v["pairs"] == 3
+    srt = sorted(ps)                                  # Holm by hand over 3: 3 p1, 2 p2, p3, as a running maximum
+    adj = dict(zip(srt, [min(1, 3 * srt[0]), min(1, max(3 * srt[0], 2 * srt[1])),
+                         min(1, max(3 * srt[0], 2 * srt[1], srt[2]))]))
+    assert v["p_holm_pairs"] == pytest.approx(adj[ps[1]])
+    rows = {r["name"]: r for r in v["vs_control"]}
+    assert set(rows) == {"2 x 1", "8 x 4"} and rows["2 x 1"]["verdict"] == "better" and rows["2 x 1"]["df"] == 6
+    one = {(c, 0): _rec(c, 0, x[0]) for c, x in losses.items()}
+    v1 = PR.grid_verdict(one, control="4 x 2")
+    assert v1["best_worst"].p is None and all(r["verdict"] == "n = 1: no test" for r in v1["vs_control"])
 
 
-def test_divergence_lr_marks_the_first_lr_past_the_best_that_is_clearly_worse():
-    rows = [{"lr": 1e-4, "eval_loss": 6.0}, {"lr": 1e-3, "eval_loss": 5.0}, {"lr": 3e-3, "eval_loss": 5.1},
-            {"lr": 1e-2, "eval_loss": 5.6}, {"lr": 3e-2, "eval_loss": float("nan")}]
-    assert PR.divergence_lr(rows) == 1e-2
-    assert PR.divergence_lr(rows[:3]) is None
+def test_the_lr_range_exemption_and_the_gate_name_what_they_judge():
+    """Stops converging: the first lr above the best that diverged on a seed (above the unigram) or is > 0.25 nats
+    worse; the gate exempts the lrs from there up and names every other run that ends < 0.3 below the bigram."""
+    losses = ((1e-3, (4.5, 4.55)), (1e-2, (4.6, 4.62)), (3e-2, (4.9, 7.5)), (1e-1, (8.0, 8.1)))
+    lr_recs = [_rec(f"lr={lr:g}", s, x, "lr_range", lr) for lr, xs in losses for s, x in enumerate(xs)]
+    base = [_rec("constant+warmup", s, x, "schedules") for s, x in enumerate((4.4, 4.42))]
+    rows = PR.lr_rows(lr_recs, base)
+    assert [r["lr"] for r in rows] == [1e-3, 3e-3, 1e-2, 3e-2, 1e-1] and rows[3]["diverged"] == 1
+    assert PR.stops_converging(rows) == 3e-2
+    assert PR.stops_converging(rows[:3]) is None
+    grid = [_rec("2 x 1", 0, 4.5), _rec("8 x 4", 0, 4.8)]                   # 0.5 and 0.2 below the bigram (5.0)
+    table = PR.gate_table(grid + base + lr_recs, gate=0.3).set_index(["section", "run", "seed"])["gate"]
+    assert table["grid", "2 x 1", 0] == "pass" and table["grid", "8 x 4", 0] == "FAIL"
+    assert table["lr_range", "lr=0.03", 0].startswith("exempt") and table["lr_range", "lr=0.01", 0] == "pass"
+
+
+def test_rerun_noise_is_the_spread_of_one_configuration_and_seed():
+    grid = [_rec("4 x 2", 0, 4.50), _rec("4 x 2", 1, 4.9)]
+    reruns = [_rec("rerun 1", 0, 4.52, "rerun"), _rec("rerun 2", 0, 4.47, "rerun")]
+    n = PR.rerun_noise(grid, reruns, "4 x 2")
+    assert n["n"] == 3 and n["losses"] == [4.50, 4.52, 4.47] and n["sd"] == pytest.approx(0.025166, abs=1e-5)
+
+
+def test_a_cpu_budget_does_not_count_time_spent_waiting(tiny_model, tiny_blocks):
+    """A run beside a busy neighbour loses wall time, not CPU time: with budget_clock='cpu' a callback that sleeps
+    0.1 s per step (waiting, no CPU) does not shorten the run; on the wall clock it does."""
+    from transformers import TrainerCallback
+
+    class Wait(TrainerCallback):
+        def on_step_end(self, *a, **k):
+            time.sleep(0.1)
+
+    import torch
+
+    train, _ = tiny_blocks
+    runs, threads = {}, torch.get_num_threads()
+    torch.set_num_threads(1)                  # one thread per run, as the study's workers (idle threads spin on CPU)
+    try:
+        for clock in (None, "cpu"):
+            cfg = TrainConfig(max_steps=100_000, batch_size=4, lr=1e-3, time_budget_s=0.8, budget_clock=clock,
+                              scheduler="constant", log_every=50, progress=False)
+            runs[clock] = train_causal_lm(tiny_model(), train, None, cfg, seed=0, callbacks=(Wait(),))["metrics"]
+    finally:
+        torch.set_num_threads(threads)
+    assert runs[None]["steps"] <= 9 and runs[None]["stopped_by"] == "budget"
+    assert runs["cpu"]["steps"] > runs[None]["steps"] + 3 and runs["cpu"]["train_cpu_s"] >= 0.8
+    assert runs["cpu"]["train_time_s"] > runs["cpu"]["train_cpu_s"] + 0.1 * (runs["cpu"]["steps"] - 1)
+    with pytest.raises(ValueError, match="unknown budget_clock 'gpu'"):
+        TrainConfig(budget_clock="gpu")
 
 
 @pytest.mark.parametrize("over, match", [
@@ -141,22 +197,59 @@ def test_corpus_files_that_are_empty_not_utf8_or_not_russian_are_refused(tmp_pat
     check_corpus(russian, "ru", "cyrillic")
 
 
-def test_a_study_run_records_the_seed_numbers_and_the_sweep_skips_recorded_points(results_root):
-    run = resolve(PR.NOTEBOOK, S.PROFILES, "tiny", quiet=True,
-                  overrides={"grid": S.grid_declaration((2,), (1, 2)), "lr_range": (1e-3,)})
-    grid = S.batch_grid(run)
-    assert len(grid) == 2
+def test_sections_record_what_each_run_trained_and_a_rerun_loads_them(results_root):
+    run = resolve(PR.NOTEBOOK, S.PROFILES, "tiny", quiet=True, overrides={"grid": S.grid_declaration((2,), (1, 2)),
+                                                                        "grid_seeds": (0, 1), "reruns": 3})
+    data = S.data_check(run)
+    grid = S.equal_time_grid(run)
+    assert len(grid) == 4 and set(grid) == {(c, s) for c in ("2 x 1", "2 x 2") for s in (0, 1)}
     for rec in grid.values():
         m = rec["metrics"]
-        assert m["defined_by"] == "time_budget" and m["tokens"] == m["steps"] * m["sequences_per_step"] * 32
-        assert math.isfinite(m["eval_loss"]) and m["bits_per_char"] > 0 and m["unigram_ce"] > m["bigram_ce"]
+        assert m["defined_by"] == "time_budget" and m["budget_clock"] == "cpu" and m["stopped_by"] == "max_steps"
+        assert m["tokens"] == m["steps"] * m["sequences_per_step"] * 32 and m["train_cpu_s"] > 0
+        assert math.isfinite(m["eval_loss"]) and m["below_bigram"] == pytest.approx(m["bigram_ce"] - m["eval_loss"])
         assert {g["mode"] for g in rec["tables"]["generations"]} == {"greedy", "sampled"}
-    again = S.batch_grid(run)
-    assert {k: r["created"] for k, r in again.items()} == {k: r["created"] for k, r in grid.items()}
-    best = min(grid.values(), key=lambda r: r["metrics"]["eval_loss"])
-    rep = S.replay(run, best)
-    assert rep["metrics"]["defined_by"] == "steps" and rep["metrics"]["steps"] == best["metrics"]["steps"]
-    assert rep["metrics"]["eval_loss"] == pytest.approx(best["metrics"]["eval_loss"], abs=1e-5)
+    reruns = S.reruns(run)                                   # the base cell (2 x 1), seed 0, twice more
+    assert sorted(v for v, _ in reruns) == ["rerun 1", "rerun 2"] and len({r["run_id"] for r in reruns.values()}) == 2
+    same = [grid["2 x 1", 0]] + list(reruns.values())
+    assert len({r["metrics"]["steps"] for r in same}) == 1            # identical config and seed, its own record each
+    tokens = S.equal_token_grid(run)
+    assert {r["metrics"]["tokens"] for r in tokens.values()} == {256} and all(
+        r["metrics"]["defined_by"] == "steps" for r in tokens.values())
+    assert {k: r["created"] for k, r in S.equal_time_grid(run).items()} == {k: r["created"] for k, r in grid.items()}
+    gens = PR.generations_table({"grid": grid}, data)
+    assert gens["section"].tolist()[-1] == "reference" and gens["text"].map(len).min() > 0
+
+
+def test_bad_input_is_refused_before_any_run_and_recorded_points_stay(results_root, monkeypatch):
+    run = resolve(PR.NOTEBOOK, S.PROFILES, "tiny", quiet=True)
+    S.data_check(run)
+    done = S.equal_time_grid(run)
+    cfg = run.cfg
+    with pytest.raises(ValueError, match=r"grid cell 1000000 x 1 needs 1000000 sequences .* allowed: batch x accum"):
+        S.check_inputs(S.PretrainStudyConfig(**{**cfg.__dict__, "grid": S.grid_declaration((2, 1_000_000), (1,))}))
+    with pytest.raises(ValueError, match=r"equal_tokens=32 is less than one step of cell 2 x 1 .* allowed: >= 256"):
+        S.check_inputs(S.PretrainStudyConfig(**{**cfg.__dict__, "equal_tokens": 32}))
+    short = apply_overrides(cfg, {"lm.train.time_budget_s": 1e-6}, "test")
+    with pytest.raises(ValueError, match=r"time_budget_s=1e-06 is shorter than one optimizer step .* allowed: >"):
+        S.check_inputs(short)
+    big = apply_overrides(cfg, {"lm.tokenizer": "ru-bpe-512"}, "test")
+    monkeypatch.setattr(S, "config_data", lambda lm, script: type("D", (), {"vocab": 300})())
+    with pytest.raises(ValueError, match="ru-bpe-512 asks for 512 tokens, but BPE on this train split found only 300"):
+        S.check_inputs(big)
+    assert all(p.exists() for p in (results_root / PR.NOTEBOOK).glob("*.json")) and len(done) == 8
+
+
+def test_bigram_sample_and_the_valid_word_share():
+    from helpers.pretrain import lm_data
+
+    d = lm_data("ru", "bytes", 32, 40, 8, "cyrillic")
+    a, b = (S.bigram_sample(d, "В начале было слово", 32, seed=0) for _ in range(2))
+    assert a == b and a != S.bigram_sample(d, "В начале было слово", 32, seed=1)
+    vocab = S.valid_words(d)
+    assert S.word_share(" и в на.", {"и", "в"}) == pytest.approx(2 / 3) and S.word_share("...", vocab) is None
+    assert S.complete_words("ей и в на") == ["и", "в"]            # a prompt word's end and a cut-off word are not words
+    assert len(vocab) > 1000 and {"и", "в", "на"} <= vocab
 
 
 def _log_once(tmp):

@@ -99,3 +99,16 @@ def test_equivalence_by_two_one_sided_tests():
     assert equivalence([1.0], base, margin=0.05)["verdict"] == NO_TEST
     with pytest.raises(ValueError, match="margin must be > 0"):
         equivalence(base, base, margin=0)
+
+
+def test_mcnemar_is_the_exact_binomial_test_of_the_discordant_items():
+    from helpers.stats import mcnemar
+
+    before = [True] * 50 + [False] * 50
+    after = [True] * 48 + [False] * 2 + [True] * 15 + [False] * 35     # 15 gained, 2 lost
+    m = mcnemar(before, after)
+    assert (m["gained"], m["lost"], m["n"]) == (15, 2, 100) and m["diff"] == pytest.approx(0.13)
+    assert m["p"] == pytest.approx(st.binomtest(15, 17, 0.5).pvalue) and m["p"] < 0.01
+    assert mcnemar([True, False], [True, False])["p"] == 1.0
+    with pytest.raises(ValueError, match="same items judged twice"):
+        mcnemar([True], [True, False])
