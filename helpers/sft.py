@@ -171,6 +171,7 @@ def pairs_from_preferences(ds, n: int | None = None) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------ models
 TINY_MODEL = "smollm2-tiny"    # tests: SmolLM2's tokenizer on a 2-layer, width-64 Llama with fixed random weights
+# (untied: with tied embeddings its greedy answer repeats the prompt's last token, "\n", and decodes to nothing)
 
 
 def tokenizer_name(model: str) -> str:
@@ -186,7 +187,7 @@ def load_chat_model(name: str, device: str = "cpu"):
         torch.manual_seed(0)
         model = from_config(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                         num_attention_heads=4, num_key_value_heads=2, vocab_size=49152,
-                                        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2))
+                                        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2))
         torch.random.set_rng_state(state)
         return model.to(device=device, dtype=model_dtype(device))
     return load_pretrained(name, dtype=model_dtype(device)).to(device)
@@ -386,6 +387,8 @@ class SFTSettings:
     eval_every: int = 25
     eval_rows: int = 64
     log_every: int = 5
+    plateau_patience: int = 2        # plateau: evaluations without improvement before the lr is cut (torch: 10)
+    plateau_factor: float = 0.5
 
     def __post_init__(self):
         if self.scheduler not in SFT_SCHEDULERS:
@@ -465,6 +468,8 @@ def train_sft(model, tok, train_rows: list[dict], eval_rows: list[dict], s: SFTS
             output_dir=scratch, max_steps=s.steps, per_device_train_batch_size=s.batch_size,
             per_device_eval_batch_size=16, gradient_accumulation_steps=s.grad_accum, learning_rate=s.lr,
             lr_scheduler_type="reduce_lr_on_plateau" if s.scheduler == "plateau" else "cosine",
+            lr_scheduler_kwargs={"patience": s.plateau_patience, "factor": s.plateau_factor}
+            if s.scheduler == "plateau" else {},
             warmup_steps=s.warmup_steps if s.scheduler == "cosine" else 0,
             metric_for_best_model="eval_loss", eval_strategy="steps", eval_steps=s.eval_every,
             logging_steps=s.log_every, save_strategy="no", report_to="none", seed=seed, max_length=max_length,

@@ -1,21 +1,78 @@
-"""Notebook 06 from its records (torch-free): the SFT variants against the baseline, the lessons, DPO's curves,
-untuned vs SFT vs DPO, the conclusion and `report()` for Analysis.ipynb."""
+"""Notebook 06 from its records (torch-free): the SFT runs and the author's lessons over training seeds (Welch, Holm
+across the lessons), the preference pairs and the SFT model's headroom on them, the DPO search, DPO against the SFT
+model (McNemar over held-out pairs, for every training seed), the hard case beside it, definition quality with paired
+intervals, the conclusion (every target met or missed) and `report()` for Analysis.ipynb."""
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+import math
 
-from .analysis import Report, by_experiment, frame
-from .stats import paired_bootstrap
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .analysis import Report, by_experiment, frame, one, records_of
+from .stats import describe, mcnemar, paired_bootstrap, verdicts, welch_samples
 
 NOTEBOOK = "06_sft_dpo"
 TITLE = "LoRA, SFT and DPO of a chat model (seed 004)"
-SFT_VARIANTS = ("baseline", "whole-sequence", "truncate", "plateau", "accum-1", "accum-4")
-SECTIONS = ("a_data", "c_lessons", "e_compare")
+SFT_VARIANTS = ("baseline", "whole-sequence", "truncate", "plateau", "accum-1", "accum-4", "accum-4-steps")
+# (arm, its reference, the lesson in words)
+LESSONS = (("whole-sequence", "baseline", "loss on the whole sequence (the author's) instead of the answer only"),
+           ("truncate", "baseline", "truncating long examples instead of dropping them"),
+           ("plateau", "baseline", "ReduceLROnPlateau (the author's) instead of cosine with warmup"),
+           ("accum-4", "accum-1", "accumulating 4 micro-batches instead of 1, equal examples (4x fewer steps)"),
+           ("accum-4-steps", "accum-1", "accumulating 4 micro-batches instead of 1, equal optimizer steps (4x the "
+                                        "examples)"))
+TARGETS = {"sft_loss_change": -0.5, "dpo_train_loss": 0.45, "dpo_points": 10.0, "dpo_answer_loss": 0.3}
+
+
+# ------------------------------------------------------------------------------------------------ over seeds
+def by_variant(records) -> dict:
+    """{variant: [records sorted by seed]}."""
+    out = {}
+    for r in sorted(records_of(records), key=lambda r: (r["variant"], r["seed"])):
+        out.setdefault(r["variant"], []).append(r)
+    return out
+
+
+def _vals(recs: list[dict], key: str) -> list[float]:
+    return [r["metrics"][key] for r in recs if r["metrics"].get(key) is not None]
+
+
+def _ms(x: list[float], fmt: str = ".3f") -> str:
+    return (f"{np.mean(x):{fmt}}" + (f" +- {np.std(x, ddof=1):{fmt}}" if len(x) > 1 else "") + f" (n={len(x)})"
+            if x else "-")
+
+
+def sft_table(sft_records):
+    """One row per SFT variant: held-out answer loss and definition F1 over its training seeds, and what it ran."""
+    rows = []
+    for v, recs in by_variant(sft_records).items():
+        m = recs[0]["metrics"]
+        rows.append({"variant": v, "seeds": len(recs), "answer loss": _ms(_vals(recs, "test_loss")),
+                     "F1": _ms(_vals(recs, "f1")), "steps": m["steps"], "examples seen": m["examples_seen"],
+                     "dropped": m.get("data.dropped"), "truncated": m.get("data.truncated"),
+                     "lr cuts": _ms(_vals(recs, "lr_cuts"), ".1f") if m.get("lr_cuts") is not None else "",
+                     "wall s": float(np.mean(_vals(recs, "wall_s")))})
+    return frame(rows, "variant")
+
+
+def lesson_rows(sft_records) -> list[dict]:
+    """Every lesson's arm against its reference over training seeds: Welch's test of the held-out answer loss,
+    Holm-corrected across the lessons ("n = 1: no test" where an arm has one seed)."""
+    arms = by_variant(sft_records)
+    todo = [(a, ref, label) for a, ref, label in LESSONS if a in arms and ref in arms]
+    comps = [welch_samples(_vals(arms[a], "test_loss"), _vals(arms[ref], "test_loss")) for a, ref, _ in todo]
+    return [{"lesson": label, "arm": a, "reference": ref, **v} for (a, ref, label), v in zip(todo, verdicts(comps))]
+
+
+def lessons_table(sft_records):
+    return frame([{"lesson": r["lesson"], "arm - reference (answer loss)": describe(r)}
+                  for r in lesson_rows(sft_records)], "lesson")
 
 
 def paired(a: dict, b: dict) -> dict:
-    """Held-out answer-loss difference b - a on the same rows, with a paired bootstrap 95% interval."""
-
+    """Held-out answer-loss difference b - a on the same rows, with a paired bootstrap 95% interval over the rows
+    (one training run each: an interval over evaluation rows, not over training)."""
     def rows(r):
         t = r["tables"]["test_rows"]
         return {"seq_loss_sum": [x["loss_sum"] for x in t], "seq_tokens": [x["tokens"] for x in t]}
@@ -23,148 +80,242 @@ def paired(a: dict, b: dict) -> dict:
     return paired_bootstrap(rows(a), rows(b))
 
 
-def comparison_table(recs: dict, reference: str = "baseline"):
-    """One row per SFT variant: held-out answer loss, its difference from the reference run with a paired
-    interval, definition F1, training figures."""
+def f1_paired(a: dict, b: dict, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Mean definition F1 of b minus a over the same generation prompts, with a paired bootstrap 95% interval."""
+    fa = np.array([x["f1"] for x in a["tables"]["answers"]])
+    fb = np.array([x["f1"] for x in b["tables"]["answers"]])
+    d = fb - fa
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))
+    lo, hi = np.quantile(d[idx].mean(1), [0.025, 0.975])
+    return {"delta": float(d.mean()), "lo": float(lo), "hi": float(hi), "n": len(d)}
 
-    base = recs[reference]
-    out = []
-    for v in (v for v in SFT_VARIANTS if v in recs):
-        r = recs[v]
+
+# ------------------------------------------------------------------------------------------------ pairs, DPO
+def correct(rec: dict, name: str) -> np.ndarray:
+    """Per pair of set `name`: does the model give the chosen answer the higher log-probability?"""
+    t = rec["tables"][f"logps.{name}"] if f"logps.{name}" in rec["tables"] else rec["tables"][f"ref.{name}"]
+    return np.array([x["chosen"] > x["rejected"] for x in t])
+
+
+def chosen_search_point(search_records) -> tuple[float, float] | None:
+    """(beta, lr) of the search run with the best validation likelihood accuracy (the first on a tie)."""
+    recs = records_of(search_records)
+    if not recs:
+        return None
+    best = max(recs, key=lambda r: (r["metrics"].get("val.likelihood_acc", -1), -recs.index(r)))
+    d = best["config"]["dpo"]
+    return d["beta"], d["lr"]
+
+
+def search_table(search_records, pairs_record):
+    sft_acc = one(pairs_record)["metrics"]["val.sft_likelihood_acc"]
+    rows = [{"beta": r["config"]["dpo"]["beta"], "lr": r["config"]["dpo"]["lr"], "steps": r["metrics"]["steps"],
+             "final train loss": _last(r["curves"].get("train_loss", {})),
+             "validation likelihood acc": r["metrics"]["val.likelihood_acc"], "SFT on the same pairs": sft_acc}
+            for r in records_of(search_records)]
+    best = chosen_search_point(search_records)
+    for row in rows:
+        row["chosen"] = (row["beta"], row["lr"]) == best
+    return frame(rows)
+
+
+def _last(curve: dict):
+    return curve[max(curve, key=int)] if curve else None
+
+
+def dpo_rows(dpo_records, pairs_record, sft_record) -> list[dict]:
+    """One row per DPO run (loss, seed) against the SFT model on the held-out pairs: likelihood accuracy before and
+    after with McNemar's test, implicit-reward accuracy, the final training loss, the answer-loss change (paired over
+    rows), the hard case, F1, answer length and repeats."""
+    pr = one(pairs_record)
+    before = correct(pr, "heldout")
+    rows = []
+    for r in sorted(records_of(dpo_records), key=lambda r: (r["variant"], r["seed"])):
+        after = correct(r, "heldout")
+        m = mcnemar(before, after)
+        loss = paired(sft_record, r)
+        rows.append({"loss": r["variant"], "seed": r["seed"], "final train loss": _last(r["curves"]["train_loss"]),
+                     "held-out acc SFT": m["before"], "held-out acc DPO": m["after"], "points": 100 * m["diff"],
+                     "gained": m["gained"], "lost": m["lost"], "McNemar p": m["p"], "pairs": m["n"],
+                     "reward acc": _last(r["curves"].get("heldout_reward_acc", {})),
+                     "answer loss - SFT": loss["delta"], "lo": loss["lo"], "hi": loss["hi"],
+                     "hard acc SFT": sft_record["metrics"].get("hard.likelihood_acc"),
+                     "hard acc DPO": r["metrics"].get("hard.likelihood_acc"), "F1": r["metrics"].get("f1"),
+                     "words": r["metrics"].get("words"), "repeat rate": r["metrics"].get("repeat_rate")})
+    return rows
+
+
+def models_table(untuned, sft_records, dpo_records, pairs_record):
+    """Untuned, SFT (every seed) and DPO (every loss and seed) side by side on the held-out sets: answer loss,
+    held-out on-policy pair accuracy, the hard case with its length-only bar, F1 with a paired interval against the
+    SFT model of seed 0, answer length and repeat rate."""
+    pr, u = one(pairs_record), one(untuned)
+    base = by_variant(sft_records)["baseline"]
+    sft0 = base[0]
+    models = [("untuned", u)] + [(f"SFT s{r['seed']}", r) for r in base] + \
+        [(f"DPO {r['variant']} s{r['seed']}", r) for r in sorted(records_of(dpo_records),
+                                                                 key=lambda r: (r["variant"], r["seed"]))]
+    rows = []
+    for name, r in models:
+        f1 = f1_paired(sft0, r) if r is not sft0 else None
         m = r["metrics"]
-        d = paired(base, r) if v != reference else None
-        out.append({"variant": v, "test answer loss": m["test_loss"],
-                    f"minus {reference} [95% CI]": f"{d['delta']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" if d else "",
-                    "F1": m.get("f1"), "steps": m["steps"], "examples seen": m["examples_seen"],
-                    "dropped": m["data.dropped"], "truncated": m["data.truncated"], "lr cuts": m.get("lr_cuts"),
-                    "grad-norm CV": m.get("grad_norm_cv"), "wall s": m["wall_s"]})
-    return frame(out, "variant")
+        rows.append({"model": name, "answer loss": m["test_loss"],
+                     "held-out pair acc": float(correct(r, "heldout").mean()) if "logps.heldout" in r["tables"] else
+                     (float(correct(pr, "heldout").mean()) if r is sft0 else None),
+                     "hard pair acc": m.get("hard.likelihood_acc"), "F1": m.get("f1"),
+                     "F1 - SFT s0 [95% CI]": "" if f1 is None else f"{f1['delta']:+.3f} [{f1['lo']:+.3f}, "
+                                                                    f"{f1['hi']:+.3f}]",
+                     "words": m.get("words"), "repeat rate": m.get("repeat_rate")})
+    out = frame(rows, "model")
+    return out
+
+
+def pairs_table(pairs_record):
+    return frame(one(pairs_record)["tables"]["counts"])
 
 
 def record_table(record: dict, name: str):
     """One of a record's tables as a DataFrame."""
-
-    return frame(record["tables"][name])
-
-
-def compare_table(e: dict):
-    df = frame(e["tables"]["models"], "model")
-    d = {r["model"]: f"{r['minus_sft']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]" for r in e["tables"]["loss_vs_sft"]}
-    df["loss minus SFT [95% CI]"] = [d.get(m, "") for m in df.index]
-    return df
+    return frame(one(record)["tables"][name])
 
 
-def answers_table(e: dict):
-    return frame(e["tables"]["answers"])
-
-
-def lessons_tables(c: dict) -> dict:
+def lessons_tables(c) -> dict:
+    c = one(c)
     return {k: frame(c["tables"][k]) for k in ("validation_bias", "eval_frequency", "worst", "attention",
-                                                        "resources")}
+                                               "resources")}
 
 
-def curves_figure(sft_recs: dict, dpo_recs: dict):
-    """SFT eval loss per variant, and DPO's train vs held-out reward accuracy over steps."""
+def answers_table(e):
+    return frame(one(e)["tables"]["answers"])
 
+
+def curves_figure(sft_records, dpo_records):
+    """SFT training loss per variant (seed 0), DPO's training loss and held-out likelihood accuracy over steps."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for v, r in sft_recs.items():
-        if v in SFT_VARIANTS and r["curves"].get("train_loss"):
+    for r in records_of(sft_records):
+        if r["seed"] == 0 and r["curves"].get("train_loss"):
             c = r["curves"]["train_loss"]
-            axes[0].plot([int(k) * r["metrics"]["examples_seen"] / max(r["metrics"]["steps"], 1) for k in c],
-                         list(c.values()), label=v)
-    axes[0].set(xlabel="training examples", ylabel="train loss (per token)", title="SFT variants")
-    axes[0].legend(fontsize=8)
-    for lt, r in dpo_recs.items():
-        for split, style in (("train", "-"), ("heldout", "--")):
-            c = r["curves"].get(f"{split}_reward_acc", {})
-            axes[1].plot([int(k) for k in c], list(c.values()), style, label=f"{lt} {split}")
+            per = r["metrics"]["examples_seen"] / max(r["metrics"]["steps"], 1)
+            axes[0].plot([int(k) * per for k in c], list(c.values()), label=r["variant"])
+    axes[0].set(xlabel="training examples", ylabel="train loss (per token)", title="SFT variants (seed 0)")
+    axes[0].legend(fontsize=7)
+    for r in records_of(dpo_records):
+        label = f"{r['variant']} s{r['seed']}"
         c = r["curves"].get("train_loss", {})
-        axes[2].plot([int(k) for k in c], list(c.values()), label=lt)
-    axes[1].set(xlabel="DPO step", ylabel="implicit-reward accuracy", title="DPO: train vs held-out pairs")
-    axes[1].legend(fontsize=8)
-    axes[2].set(xlabel="DPO step", ylabel="loss", title="DPO training loss")
-    axes[2].legend(fontsize=8)
+        axes[1].plot([int(k) for k in c], list(c.values()), label=label)
+        c = r["curves"].get("heldout_likelihood_acc", {})
+        axes[2].plot([int(k) for k in c], list(c.values()), marker="o", label=label)
+    axes[1].axhline(math.log(2), ls="--", color="grey", lw=1)
+    axes[1].set(xlabel="DPO step", ylabel="loss", title="DPO training loss (ln 2 dashed)")
+    axes[2].set(xlabel="DPO step", ylabel="likelihood accuracy", title="held-out pairs over steps")
+    for ax in axes[1:]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def _fmt(m: dict, key: str) -> str:
-    return f"{m[key]:.3f} (95% CI {m[key + '_lo']:.3f}-{m[key + '_hi']:.3f})"
+# ------------------------------------------------------------------------------------------------ conclusion
+def _met(ok: bool) -> str:
+    return "met" if ok else "missed"
 
 
-def conclusion(a: dict, sft_recs: dict, c: dict, dpo_recs: dict, e: dict) -> str:
-    """Sentences from the records; every number below is read from them."""
+def conclusion(recs: dict) -> str:
+    """Sentences from one run of the notebook's records ({experiment: [records]}); every target says met or
+    missed, every verdict rests on training seeds (or says n = 1)."""
     lines = []
+    a = recs["a_data"][0]
+    sft = recs.get("sft", [])
+    arms = by_variant(sft)
+    base = arms.get("baseline", [])
     ma = a["metrics"]
     lines.append(f"a. {ma['sft_rows']:,} SFT chats ({ma['over_max_length']:,} over {a['config']['max_length']} "
-                 f"tokens), {ma['pairs_train']:,} training pairs; on {ma['pref.n']} held-out pairs 'the shorter answer "
-                 f"is chosen' scores {ma['length_only_acc']:.3f}, so the better rule of length alone scores "
-                 f"{max(ma['length_only_acc'], 1 - ma['length_only_acc']):.3f}: the bar a preference accuracy "
-                 "must clear "
-                 "before it says more than length.")
-    base = sft_recs["baseline"]
-    for v, label in (("whole-sequence", "loss on the whole sequence (the author's)"),
-                     ("truncate", "truncating long examples instead of dropping them"),
-                     ("plateau", "ReduceLROnPlateau instead of cosine"),
-                     ("accum-4", "accumulating 4 micro-batches (vs 1) over the same examples")):
-        ref = sft_recs["accum-1"] if v == "accum-4" else base
-        if v in sft_recs and ref is not sft_recs[v]:
-            d = paired(ref, sft_recs[v])
-            word = "worse" if d["lo"] > 0 else "better" if d["hi"] < 0 else "no measurable difference"
-            lines.append(f"b/c. {label}: held-out answer loss {d['delta']:+.3f} nats (95% paired CI {d['lo']:+.3f} "
-                         f"to {d['hi']:+.3f}, {d['sequences']} answers, one training seed): {word}.")
-    if "plateau" in sft_recs:
-        lines.append(f"c. ReduceLROnPlateau cut the lr {sft_recs['plateau']['metrics']['lr_cuts']} time(s) in "
-                     f"{sft_recs['plateau']['metrics']['steps']} steps.")
-    g1, g4 = (sft_recs.get(v, {}).get("metrics", {}) for v in ("accum-1", "accum-4"))
-    if g1.get("grad_norm_cv") is not None and g4.get("grad_norm_cv") is not None:
-        lines.append(f"c. gradient-norm coefficient of variation (second half): {g1['grad_norm_cv']:.3f} with "
-                     f"accumulation 1 vs {g4['grad_norm_cv']:.3f} with 4.")
-    for b in c["tables"]["validation_bias"]:
-        lines.append(f"c. validation filtered by length like the training set scores the {b['model']} model "
-                     f"{b['filtered loss']:.3f} vs {b['unfiltered loss']:.3f} unfiltered (bias {b['bias']:+.3f}).")
-    lines.append(f"c. evaluating every {base['config']['sft']['eval_every']} steps took "
-                 f"{c['metrics']['eval_share']:.0%} of the baseline run's wall time.")
-    rows = {r["model"]: r for r in e["tables"]["models"]}
-    u, s = rows["untuned"], rows["SFT"]
-    lines.append(f"e. SFT lowers the held-out answer loss from {u['test_loss']:.3f} to {s['test_loss']:.3f} "
-                 f"({s['test_loss'] - u['test_loss']:+.3f} nats; target <= -0.5) and definition F1 from "
-                 f"{u['f1']:.3f} to {s['f1']:.3f}.")
-    for name, r in rows.items():
-        if name.startswith("DPO"):
-            lines.append(f"e. {name}: held-out preference accuracy {s['pref_acc']:.3f} -> {r['pref_acc']:.3f} "
-                         f"({(r['pref_acc'] - s['pref_acc']) * 100:+.1f} points, s.e. {r['pref_acc_se'] * 100:.1f}; "
-                         f"target >= +10), answer loss {r['test_loss'] - s['test_loss']:+.3f} nats vs SFT "
-                         f"(target <= +0.3), implicit-reward accuracy {r['reward_acc']:.3f}.")
-    for lt, r in dpo_recs.items():
-        tr, ho = r["curves"].get("train_reward_acc", {}), r["curves"].get("heldout_reward_acc", {})
-        if ho:
-            best = max(ho, key=lambda k: ho[k])
-            last = max(ho, key=int)
-            lines.append(f"d. DPO ({lt}): held-out reward accuracy peaks at step {best} ({ho[best]:.3f}) and ends at "
-                         f"{ho[last]:.3f}; train pairs end at {tr.get(last, float('nan')):.3f}.")
+                 f"tokens); untuned held-out answer loss {ma['test_loss']:.3f}, F1 {ma['f1']:.3f}.")
+    if base:
+        losses = _vals(base, "test_loss")
+        change = float(np.mean(losses)) - ma["test_loss"]
+        lines.append(f"b. SFT (baseline, {len(losses)} seeds) lowers the held-out answer loss from "
+                     f"{ma['test_loss']:.3f} to {_ms(losses)} ({change:+.3f} nats; every seed between "
+                     f"{min(losses) - ma['test_loss']:+.3f} and {max(losses) - ma['test_loss']:+.3f}; target <= "
+                     f"{TARGETS['sft_loss_change']}: "
+                     f"{_met(max(losses) - ma['test_loss'] <= TARGETS['sft_loss_change'])}); F1 {ma['f1']:.3f} -> "
+                     f"{_ms(_vals(base, 'f1'))}.")
+    for r in lesson_rows(sft):
+        lines.append(f"c. {r['lesson']}: {describe(r)}.")
+    if "plateau" in arms:
+        cuts = _vals(arms["plateau"], "lr_cuts")
+        lines.append(f"c. ReduceLROnPlateau cut the lr {', '.join(str(int(c)) for c in cuts)} time(s) in "
+                     f"{arms['plateau'][0]['metrics']['steps']} steps (one count per seed)"
+                     + ("" if min(cuts, default=0) > 0 else ": where it never cut, the arm is a constant lr"))
+    if recs.get("c_lessons"):
+        c = recs["c_lessons"][0]
+        for b in c["tables"]["validation_bias"]:
+            lines.append(f"c. validation filtered by length like the training set scores the {b['model']} model "
+                         f"{b['filtered loss']:.3f} vs {b['unfiltered loss']:.3f} unfiltered (bias {b['bias']:+.3f}).")
+    if recs.get("d_pairs"):
+        p = recs["d_pairs"][0]["metrics"]
+        lines.append(f"d. preference pairs (chosen = the gloss, rejected = the SFT model's own wrong answer): "
+                     f"{p['train.pairs']} training, {p['val.pairs']} validation, {p['heldout.pairs']} held-out; the "
+                     f"SFT model prefers the gloss on {p['heldout.sft_likelihood_acc']:.1%} of the held-out pairs (the "
+                     f"headroom); 'the shorter answer is chosen' scores {p['heldout.length_only_acc']:.1%}.")
+    if recs.get("dpo_search"):
+        beta, lr = chosen_search_point(recs["dpo_search"])
+        lines.append(f"e. the search ({len(recs['dpo_search'])} (beta, lr) points, validation pairs) chose beta "
+                     f"{beta:g}, lr {lr:g}.")
+    if recs.get("dpo") and recs.get("d_pairs") and base:
+        rows = dpo_rows(recs["dpo"], recs["d_pairs"][0], base[0])
+        for loss in sorted({r["loss"] for r in rows}):
+            rs = [r for r in rows if r["loss"] == loss]
+            seeds = ", ".join(f"s{r['seed']}: {r['held-out acc SFT']:.1%} -> {r['held-out acc DPO']:.1%} "
+                              f"({r['points']:+.1f} points, {r['gained']} gained / {r['lost']} lost, McNemar p = "
+                              f"{r['McNemar p']:.2g}; train loss {r['final train loss']:.3f}; answer loss "
+                              f"{r['answer loss - SFT']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}])" for r in rs)
+            ok_points = all(r["points"] >= TARGETS["dpo_points"] and r["McNemar p"] < 0.05 for r in rs)
+            ok_loss = all(r["final train loss"] <= TARGETS["dpo_train_loss"] for r in rs)
+            ok_answer = all(r["answer loss - SFT"] <= TARGETS["dpo_answer_loss"] for r in rs)
+            lines.append(f"f. DPO ({loss}, {len(rs)} training seed{'s' if len(rs) > 1 else ''}) on "
+                         f"{rs[0]['pairs']} held-out pairs: {seeds}. Targets on every seed: >= "
+                         f"+{TARGETS['dpo_points']:g} points with p < 0.05 {_met(ok_points)}; training loss <= "
+                         f"{TARGETS['dpo_train_loss']} {_met(ok_loss)}; answer loss <= +{TARGETS['dpo_answer_loss']} "
+                         f"{_met(ok_answer)}." + ("" if len(rs) > 1 else " n = 1: no test over training seeds."))
+            hard = [r["hard acc DPO"] for r in rs if r["hard acc DPO"] is not None]
+            if hard and rs[0]["hard acc SFT"] is not None:
+                lines.append(f"f. the hard case ({loss}): WordNet hard negatives of held-out words, "
+                             f"{rs[0]['hard acc SFT']:.1%} for SFT -> {', '.join(f'{h:.1%}' for h in hard)} after DPO "
+                             f"(length alone: {max(ma['hard.length_only_acc'], 1 - ma['hard.length_only_acc']):.1%}).")
+            words, rep, b0 = [r["words"] for r in rs], [r["repeat rate"] for r in rs], base[0]["metrics"]
+            f1s = [f1_paired(base[0], r) for r in recs["dpo"] if r["variant"] == loss]
+            lines.append(f"g. DPO ({loss}) answers: {np.mean(words):.1f} words (SFT {b0['words']:.1f}), repeated "
+                         f"3-gram rate {np.mean(rep):.3f} (SFT {b0['repeat_rate']:.3f}), F1 "
+                         + ", ".join(f"{f['delta']:+.3f} [{f['lo']:+.3f}, {f['hi']:+.3f}]" for f in f1s)
+                         + " against SFT s0 (paired over the generation prompts).")
     return "\n".join(lines)
 
 
-def report(records: list[dict]):
-    """Analysis.ipynb's section for notebook 06, from records only (no torch)."""
-
+def report(records: list[dict]) -> Report:
+    """Analysis.ipynb's section for notebook 06 (and the notebook's last cell), from records only."""
     rep = Report(TITLE, records)
     ex = by_experiment(rep.records)
-    one = {k: v[0] for k, v in ex.items() if k in SECTIONS}
-    sft_recs = {r["variant"]: r for r in ex.get("sft", [])}
-    dpo_recs = {r["variant"]: r for r in ex.get("dpo", [])}
-    if sft_recs:
-        rep.figure("SFT variants and DPO curves", curves_figure(sft_recs, dpo_recs))
-        if "baseline" in sft_recs:
-            rep.table("SFT variants against the baseline (held-out answer loss, paired bootstrap)",
-                      comparison_table(sft_recs))
-    if "e_compare" in one:
-        rep.table("untuned vs SFT vs DPO (held-out)", compare_table(one["e_compare"]))
-        rep.table("answers to held-out words", answers_table(one["e_compare"]))
-    if "c_lessons" in one:
-        for k, df in lessons_tables(one["c_lessons"]).items():
+    if ex.get("sft"):
+        rep.figure("SFT variants and DPO curves", curves_figure(ex["sft"], ex.get("dpo", [])))
+        rep.table("SFT runs over training seeds", sft_table(ex["sft"]))
+        rep.table("the author's lessons over training seeds (Welch, Holm across the lessons)", lessons_table(ex["sft"]))
+    if ex.get("d_pairs"):
+        rep.table("preference pairs", pairs_table(ex["d_pairs"][0]))
+    if ex.get("dpo_search") and ex.get("d_pairs"):
+        rep.table("DPO search (validation pairs)", search_table(ex["dpo_search"], ex["d_pairs"][0]))
+    base = by_variant(ex.get("sft", [])).get("baseline")
+    if ex.get("dpo") and ex.get("d_pairs") and base:
+        rep.table("DPO against the SFT model on the held-out pairs (McNemar per training seed)",
+                  frame(dpo_rows(ex["dpo"], ex["d_pairs"][0], base[0])))
+    if ex.get("a_data") and base and ex.get("d_pairs"):
+        rep.table("untuned vs SFT vs DPO (held-out)", models_table(ex["a_data"][0], ex["sft"], ex.get("dpo", []),
+                                                                    ex["d_pairs"][0]))
+    if ex.get("e_compare"):
+        rep.table("answers to held-out words", answers_table(ex["e_compare"][0]))
+        rep.table("adapters reloaded", record_table(ex["e_compare"][0], "reload"))
+    if ex.get("c_lessons"):
+        for k, df in lessons_tables(ex["c_lessons"][0]).items():
             rep.table(k.replace("_", " "), df)
-    if all(s in one for s in SECTIONS) and "baseline" in sft_recs:
-        rep.text = conclusion(one["a_data"], sft_recs, one["c_lessons"], dpo_recs, one["e_compare"])
+    if ex.get("a_data"):
+        rep.text = conclusion(ex)
     return rep

@@ -1,20 +1,26 @@
-"""Notebook 06: LoRA, SFT and DPO of a chat model, seed 004's lessons turned into measured comparisons.
+"""Notebook 06: LoRA, SFT and DPO of a chat model, seed 004's lessons turned into comparisons over training seeds.
 
 local = SmolLM2-135M-Instruct (offline asset) with LoRA adapters on sense-pinned WordNet definition chats (split by
-headword: held-out words are never trained on) and hard-negative preference pairs (helpers/sft.py). full = the base
-model HuggingFaceTB/SmolLM2-360M with a ChatML template, SFT on HuggingFaceH4/ultrachat_200k, DPO on
-HuggingFaceH4/ultrafeedback_binarized, bf16 on CUDA.
+headword: held-out words are never trained on). DPO's main task is on-policy (the UltraFeedback-style recipe): the SFT
+model answers prompts it was not tuned on; where its answer is wrong (token F1 against the gloss below max_f1) the
+pair is chosen = the gloss, rejected = its own answer; held-out pairs come from held-out headwords. The WordNet
+hard-negative pairs (another sense's or a sibling's gloss: fluent, correct-looking definitions) are kept beside it as
+the labelled hard case. full = the base model HuggingFaceTB/SmolLM2-360M with a ChatML template, SFT on
+HuggingFaceH4/ultrachat_200k, DPO on HuggingFaceH4/ultrafeedback_binarized, bf16 on CUDA.
 
-Records (experiment / variant):
-  a_data       the data: how prompts were pinned and negatives found, length-only accuracy, the untuned model
-  sft/*        one SFT run each: baseline (prompt-masked loss, long examples dropped, cosine with warmup, batch 8),
-               whole-sequence (the author's loss), truncate, plateau (the author's ReduceLROnPlateau), accum-1 /
-               accum-4 (the same examples in micro-batches of 2, one update per 1 or 4 of them)
-  c_lessons    evaluation-only: length-biased vs unfiltered validation, the share of time spent evaluating, the worst
-               held-out examples, attention implementations, resources per run
-  dpo/*        DPO from the merged SFT model (a fresh LoRA; the SFT model is the reference): sigmoid (DPO) and ipo
-  e_compare    base vs SFT vs DPO from the saved adapters: answer loss, preference accuracy, definition F1, answers
-Adapters are kept under checkpoints/06_sft_dpo/<run id>/ (git-ignored); a rerun reuses them (FORCE=1 retrains).
+Records (experiment / variant), each run over training seeds:
+  a_data       the data and the untuned model on the held-out sets
+  sft/*        baseline (prompt-masked loss, long examples dropped, cosine with warmup) x cfg.seeds and each lesson
+               arm x cfg.lesson_seeds: whole-sequence loss, truncate, plateau (ReduceLROnPlateau, set to cut), accum-1
+               / accum-4 (equal examples) / accum-4-steps (equal optimizer steps)
+  c_lessons    evaluation-only: length-filtered vs unfiltered validation, evaluation cost, worst answers, attention
+  d_pairs      the preference pairs: on-policy train / validation / held-out, and the SFT model's log-probs of them
+  dpo_search/* short DPO runs over (beta, lr), scored on validation pairs (never the held-out ones)
+  dpo/*        DPO from the merged SFT model (a fresh LoRA; the SFT model is the reference, its log-probs computed
+               once), each loss x cfg.dpo_seeds, at the searched (beta, lr)
+  e_compare    generations side by side and, where the adapters are on this machine, the reload check
+Every number the report compares (per-row losses, per-pair log-probs, answers) is in the run records, so a fresh
+clone loads them; adapters (checkpoints/06_sft_dpo/, git-ignored) are needed only to train what is not recorded.
 """
 from __future__ import annotations
 
@@ -35,12 +41,13 @@ from .memory import counts, training_plan
 from .models import smollm2_config
 from .paths import checkpoints_dir
 from .planning import NotebookPlan, lora_params, train_seconds
-from .results import recorded, run_config, run_id, save_result
+from .results import config_hash, keyed, recorded, save_result
 from .sft import DPOSettings, LoraSettings, SFTSettings, load_chat_model
-from .sft_report import SFT_VARIANTS, paired
+from .sft_report import SFT_VARIANTS, chosen_search_point
 from .sweep import Point, run_points
 
 DATA = ("wordnet", "ultra")
+PAIR_SETS = ("train", "val", "heldout")
 
 
 @dataclass
@@ -48,21 +55,31 @@ class SFTDPOConfig:
     model: str = "smollm2"
     chat_template: str | None = None       # None: the tokenizer's own; "chatml" for a base model without one
     data: str = "wordnet"                  # wordnet (local) | ultra (UltraChat SFT + UltraFeedback DPO)
-    max_length: int = 64                   # tokens of prompt + answer; longer SFT examples are dropped or truncated
+    max_length: int = 64                   # tokens of prompt + answer; longer SFT examples / pairs are dropped
+    system_prompt: str | None = None       # a system message for every chat (None: the template's own default)
     train_rows: int = 2000                 # SFT examples drawn (before the length filter)
-    pair_rows: int = 1000                  # DPO training pairs (prompts not used by SFT)
-    val_rows: int = 256                    # validation chats (the biased-vs-unfiltered comparison)
+    policy_rows: int = 1000                # training prompts (not SFT's) the SFT model answers: DPO's training pairs
+    val_rows: int = 256                    # validation chats (the length-bias lesson; the DPO search's pairs)
     test_rows: int = 256                   # held-out chats: answer loss
-    test_pairs: int = 256                  # held-out preference pairs
-    gen_rows: int = 48                     # held-out prompts answered greedily (definition F1)
+    heldout_rows: int = 512                # held-out prompts the SFT model answers: the held-out pairs
+    hard_pairs: int = 256                  # WordNet hard-negative pairs of held-out words (the labelled hard case)
+    gen_rows: int = 48                     # held-out prompts answered greedily (definition F1, length, repeats)
     gen_tokens: int = 40
+    max_f1: float = 0.3                    # an answer with token F1 below this against the gloss is wrong
     show_words: int = 8
     worst_k: int = 5
-    accum_examples: int = 400              # the accumulation comparison: examples seen by both arms
+    seeds: tuple = (0, 1, 2)               # the SFT baseline's training seeds
+    lesson_seeds: tuple = (0, 1)           # each lesson arm's
+    accum_examples: int = 400              # the accumulation comparison: examples of accum-1 and accum-4
     accum_micro: int = 2                   # its micro-batch
     dpo_losses: tuple = ("sigmoid", "ipo")
+    dpo_seeds: tuple = (0, 1)
+    dpo_search: tuple = ((0.1, 5e-4), (0.5, 5e-4), (0.5, 2e-3))   # (beta, lr) tried on validation pairs
+    search_steps: int = 20
+    probe_pairs: int = 64                  # held-out pairs scored every dpo.eval_every steps (all of them at the end)
     speed_batch: int = 8                   # the attention-implementation timing: batch x speed_length tokens
     speed_length: int | None = None        # None: max_length
+    workers: int = 1                       # CPU: runs side by side, one process and one thread each
     lora: LoraSettings = field(default_factory=LoraSettings)
     sft: SFTSettings = field(default_factory=SFTSettings)
     dpo: DPOSettings = field(default_factory=DPOSettings)
@@ -73,34 +90,46 @@ class SFTDPOConfig:
                 setattr(self, name, cls(**getattr(self, name)))
         if self.data not in DATA:
             raise ValueError(f"unknown data '{self.data}'; allowed: {', '.join(DATA)}")
-        for name in ("max_length", "train_rows", "pair_rows", "val_rows", "test_rows", "test_pairs", "accum_micro"):
+        for name in ("max_length", "train_rows", "policy_rows", "val_rows", "test_rows", "heldout_rows",
+                     "accum_micro", "search_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.accum_examples < 4 * self.accum_micro:
             raise ValueError(f"accum_examples ({self.accum_examples}) must hold at least 4 micro-batches of "
                              f"{self.accum_micro}")
+        if not 0 < self.max_f1 <= 1:
+            raise ValueError(f"max_f1 must lie in (0, 1], got {self.max_f1}")
+        for name in ("seeds", "lesson_seeds", "dpo_seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must name at least one seed")
+        for beta, lr in self.dpo_search:
+            DPOSettings(beta=beta, lr=lr)          # beta and lr > 0, refused now rather than mid-notebook
 
 
 PROFILES = {
-    "tiny": SFTDPOConfig(model="smollm2-tiny", speed_batch=1, speed_length=16, train_rows=24, pair_rows=8, val_rows=8,
-                         test_rows=8, test_pairs=8, gen_rows=2, gen_tokens=8,
-                         show_words=2, worst_k=2, accum_examples=8, accum_micro=1, lora=LoraSettings(r=4, alpha=8),
+    "tiny": SFTDPOConfig(model="smollm2-tiny", speed_batch=1, speed_length=16, train_rows=24, policy_rows=16,
+                         val_rows=8, test_rows=8, heldout_rows=12, hard_pairs=8, gen_rows=2, gen_tokens=8,
+                         max_f1=1.0, show_words=2, worst_k=2, seeds=(0, 1), lesson_seeds=(0, 1), accum_examples=8,
+                         accum_micro=1, dpo_seeds=(0,), dpo_search=((0.1, 5e-4), (0.5, 5e-4)), search_steps=1,
+                         lora=LoraSettings(r=4, alpha=8),
                          sft=SFTSettings(steps=2, batch_size=2, eval_every=1, eval_rows=4, warmup_steps=1, log_every=1),
-                         dpo=DPOSettings(steps=2, batch_size=2, eval_every=1, eval_rows=4, log_every=1)),
-    # local: sized for 2 CPU cores, where a LoRA step of SmolLM2-135M on 8 x ~60 tokens takes ~3.5 s and scoring
-    # one held-out answer ~0.17 s (measured): 30 steps of 4 chats already move the answer loss by > 0.5 nats
-    "local": SFTDPOConfig(train_rows=400, pair_rows=200, val_rows=128, test_rows=96, test_pairs=96, gen_rows=32,
-                          gen_tokens=32, accum_examples=64, speed_batch=4,
+                         dpo=DPOSettings(steps=2, batch_size=2, eval_every=1, log_every=1)),
+    # local: 2 CPU cores, two runs side by side (see the notebook's header for what each section costs)
+    "local": SFTDPOConfig(system_prompt="Define words briefly.", train_rows=400, policy_rows=320, val_rows=96,
+                          test_rows=96, heldout_rows=448, hard_pairs=96, gen_rows=32, gen_tokens=32,
+                          accum_examples=64, speed_batch=4, workers=2, search_steps=12,
+                          dpo_search=((0.1, 1e-3), (0.5, 1e-3), (0.5, 3e-3)), dpo_seeds=(0, 1),
                           sft=SFTSettings(steps=30, batch_size=4, warmup_steps=3, eval_every=10, eval_rows=32),
-                          dpo=DPOSettings(steps=20, batch_size=4, eval_every=10, eval_rows=16)),
+                          dpo=DPOSettings(steps=40, batch_size=4, eval_every=20)),
     # full: a base model taught to chat, sized for about two hours on one 80 GB GPU (python -m helpers plan)
     "full": SFTDPOConfig(model="HuggingFaceTB/SmolLM2-360M", chat_template="chatml", data="ultra", max_length=1024,
-                         train_rows=20_000, pair_rows=8_000, val_rows=1_000, test_rows=1_000, test_pairs=1_000,
-                         gen_rows=128, gen_tokens=128, accum_examples=4_000, accum_micro=4,
+                         train_rows=20_000, policy_rows=8_000, val_rows=1_000, test_rows=1_000, heldout_rows=1_000,
+                         hard_pairs=0, gen_rows=128, gen_tokens=128, accum_examples=4_000, accum_micro=4,
+                         seeds=(0, 1), lesson_seeds=(0, 1), dpo_seeds=(0,), search_steps=100,
+                         dpo_search=((0.1, 5e-5), (0.5, 5e-5), (0.1, 2e-4)),
                          sft=SFTSettings(steps=1_000, batch_size=16, lr=2e-4, warmup_steps=50, eval_every=100,
                                          eval_rows=500, log_every=10),
-                         dpo=DPOSettings(steps=400, batch_size=16, lr=5e-5, eval_every=50, eval_rows=200,
-                                         log_every=10)),
+                         dpo=DPOSettings(steps=400, batch_size=16, lr=5e-5, eval_every=100, log_every=10)),
 }
 
 
@@ -109,16 +138,22 @@ _MEMO: dict = {}
 
 
 def load_rows(cfg: SFTDPOConfig) -> tuple[dict, dict]:
-    """{part: rows} for the parts every section uses, and the counts of how the data was made. Fixed data seed 0:
-    the training seed changes the order and initialisation, never which examples exist."""
-
+    """{part: rows} and the counts of how the data was made. Fixed data seed 0: the training seed changes the order
+    and initialisation, never which examples exist. Parts: sft_train; policy (train-split prompts SFT never saw, to
+    be answered by the SFT model); val; test (answer loss); heldout (held-out prompts to be answered); hard (WordNet
+    hard-negative pairs of held-out words); gen (held-out prompts answered by every model); with UltraFeedback
+    (full) also its train and held-out pairs."""
     if cfg.data == "wordnet":
         split, counts = sft.wordnet_chats(load_corpus("wordnet"))
         train, val, test = split["train"], split["validation"], split["test"]
+        if cfg.system_prompt is not None:       # replaces SmolLM2's 16-token default: a third of every sequence here
+            for r in train + val + test:
+                r["prompt"] = [{"role": "system", "content": cfg.system_prompt}] + r["prompt"]
         for i, rows in enumerate((train, val, test)):      # the files are in WordNet order (nouns first)
             random.Random(i).shuffle(rows)
-        pairs_train = [r for r in train[cfg.train_rows:] if r["rejected"]]
-        test_pairs = [r for r in test if r["rejected"]]
+        hard = [r for r in test if r["rejected"]]
+        parts = {"policy": train[cfg.train_rows:cfg.train_rows + cfg.policy_rows],
+                 "heldout": test[cfg.test_rows:cfg.test_rows + cfg.heldout_rows], "hard": hard[:cfg.hard_pairs]}
     else:
         def split(repo, name):
             return hub.call(f"{repo} ({name})", load_dataset, repo, split=name)
@@ -127,97 +162,91 @@ def load_rows(cfg: SFTDPOConfig) -> tuple[dict, dict]:
         train = sft.chats_from_messages(split(chat, "train_sft").shuffle(seed=0), cfg.train_rows)
         test = sft.chats_from_messages(split(chat, "test_sft"), cfg.val_rows + cfg.test_rows)
         val, test = test[:cfg.val_rows], test[cfg.val_rows:]
-        pairs_train = sft.pairs_from_preferences(split(prefs, "train_prefs").shuffle(seed=0), cfg.pair_rows)
-        test_pairs = sft.pairs_from_preferences(split(prefs, "test_prefs"), cfg.test_pairs)
-        counts = {"train": {"SFT chats": len(train), "preference pairs": len(pairs_train)}}
-    parts = {"sft_train": train[:cfg.train_rows], "dpo_train": pairs_train[:cfg.pair_rows], "val": val[:cfg.val_rows],
-             "test": test[:cfg.test_rows], "test_pairs": test_pairs[:cfg.test_pairs], "gen": test[:cfg.gen_rows]}
+        pool = sft.pairs_from_preferences(split(prefs, "train_prefs").shuffle(seed=0), cfg.policy_rows + cfg.val_rows)
+        parts = {"pairs.train": pool[:cfg.policy_rows], "pairs.val": pool[cfg.policy_rows:],
+                 "pairs.heldout": sft.pairs_from_preferences(split(prefs, "test_prefs"), cfg.heldout_rows),
+                 "hard": []}
+        counts = {"train": {"SFT chats": len(train), "preference pairs": len(parts["pairs.train"])}}
+    parts.update(sft_train=train[:cfg.train_rows], val=val[:cfg.val_rows], test=test[:cfg.test_rows],
+                 gen=test[:cfg.gen_rows])
     return parts, counts
 
 
 def data_key(cfg: SFTDPOConfig) -> dict:
-    keys = ("model", "chat_template", "data", "max_length", "train_rows", "pair_rows", "val_rows", "test_rows",
-            "test_pairs", "gen_rows", "gen_tokens")
+    keys = ("model", "chat_template", "data", "max_length", "system_prompt", "train_rows", "val_rows", "test_rows",
+            "hard_pairs", "gen_rows", "gen_tokens")
     return {k: getattr(cfg, k) for k in keys}
 
 
 def prepare(run) -> dict:
     """Tokenizer, rows and their encodings, shared by every section (kept for the kernel's lifetime)."""
-
     cfg = run.cfg
-    key = str(data_key(cfg))
+    key = str(data_key(cfg)) + str((cfg.policy_rows, cfg.heldout_rows))
     if key in _MEMO:
         return _MEMO[key]
     t0 = time.perf_counter()
     tok = ensure_chat_template(load_tokenizer(sft.tokenizer_name(cfg.model)), cfg.chat_template)
     parts, counts = load_rows(cfg)
     enc = {p: sft.encode_rows(tok, parts[p]) for p in ("sft_train", "val", "test")}
-    enc_pairs = {k: sft.encode_rows(tok, parts["test_pairs"], k) for k in ("chosen", "rejected")}
-    data = {"tok": tok, "parts": parts, "enc": enc, "enc_pairs": enc_pairs, "counts": counts,
+    data = {"tok": tok, "parts": parts, "enc": enc, "counts": counts, "hard": encode_pairs(tok, parts["hard"]),
             "lengths": {p: [len(r["input_ids"]) for r in e] for p, e in enc.items()},
             "prepare_s": time.perf_counter() - t0}
     _MEMO[key] = data
     return data
 
 
+def encode_pairs(tok, pairs: list[dict]) -> dict:
+    return {k: sft.encode_rows(tok, pairs, k) for k in ("chosen", "rejected")}
+
+
 def base_model(cfg: SFTDPOConfig, device: str = "cpu"):
     return load_chat_model(cfg.model, device)
 
 
-def evaluate(model, data, cfg: SFTDPOConfig, quality: bool = True, pairs: bool = True, ref: dict | None = None) -> dict:
-    """Held-out answer loss (with the per-row sums, for paired comparisons), (pairs) preference accuracy on held-out
-    pairs, and (quality) greedy answers with their token F1 against the reference gloss."""
-
+def evaluate(model, data, cfg: SFTDPOConfig, pair_sets: dict | None = None, quality: bool = True) -> dict:
+    """A record's evaluation of one model: held-out answer loss (per-row sums, for paired comparisons), the summed
+    log-probs of every pair's chosen and rejected answer in each of pair_sets {name: encoded pairs} (the hard case
+    always), and (quality) greedy answers to the generation prompts with their token F1, length and repeat rate."""
     loss = sft.answer_loss(model, data["enc"]["test"])
-    out = {"metrics": {"test_loss": loss["loss"], "test_loss_lo": loss["lo"], "test_loss_hi": loss["hi"],
-                       "test_rows": loss["n"]},
-           "rows": {"loss_sum": loss["seq_loss_sum"], "tokens": loss["seq_tokens"]}, "logps": {}}
-    if pairs:
-        logps = sft.pair_logps(model, data["enc_pairs"])
-        out["metrics"].update({f"pref.{k}": v for k, v in sft.preference(logps, ref, cfg.dpo.beta).items()})
-        out["logps"] = {k: v.tolist() for k, v in logps.items()}
+    metrics = {"test_loss": loss["loss"], "test_loss_lo": loss["lo"], "test_loss_hi": loss["hi"],
+               "test_rows": loss["n"]}
+    tables = {"test_rows": [{"loss_sum": s, "tokens": n} for s, n in zip(loss["seq_loss_sum"], loss["seq_tokens"])]}
+    sets = {"hard": data["hard"], **(pair_sets or {})}
+    for name, enc in sets.items():
+        if not enc["chosen"]:
+            continue
+        lp = sft.pair_logps(model, enc)
+        tables[f"logps.{name}"] = [{"chosen": float(c), "rejected": float(r)} for c, r in zip(lp["chosen"],
+                                                                                            lp["rejected"])]
+        metrics[f"{name}.likelihood_acc"] = float(np.mean(lp["chosen"] > lp["rejected"]))
     if quality:
         gen = data["parts"]["gen"]
         answers = sft.generate(model, data["tok"], [r["prompt"] for r in gen], cfg.gen_tokens)
-        f1 = [sft.token_f1(a, r["completion"][0]["content"]) for a, r in zip(answers, gen)]
-        out["metrics"].update(f1=float(np.mean(f1)), f1_se=float(np.std(f1, ddof=1) / np.sqrt(len(f1)))
-                              if len(f1) > 1 else float("nan"), f1_rows=len(f1))
-        out["answers"] = answers
-    return out
-
-
-def _as_tables(ev: dict) -> dict:
-    n = len(ev["rows"]["loss_sum"])
-    tables = {"test_rows": [{"loss_sum": ev["rows"]["loss_sum"][i], "tokens": ev["rows"]["tokens"][i]}
-                            for i in range(n)],
-              "pair_logps": [{"chosen": c, "rejected": r} for c, r in zip(ev["logps"].get("chosen", []),
-                                                                          ev["logps"].get("rejected", []))]}
-    if "answers" in ev:
-        tables["answers"] = [{"answer": a} for a in ev["answers"]]
-    return tables
+        rows = [{"answer": a, "f1": sft.token_f1(a, r["completion"][0]["content"]), "words": len(a.split()),
+                 "repeat_rate": sft.repeat_rate(a)} for a, r in zip(answers, gen)]
+        tables["answers"] = rows
+        metrics.update({k: float(np.mean([r[k] for r in rows])) for k in ("f1", "words", "repeat_rate")})
+    return {"metrics": metrics, "tables": tables}
 
 
 # ------------------------------------------------------------------------------------------------ a. data
 def data_section(run, data, force: bool = False) -> dict:
     """Record a_data: how the chats and pairs were made, and the untuned model on the held-out sets."""
-
     cfg = run.cfg
     config = data_key(cfg)
     rec = None if force else recorded(run, "untuned", config)
     if rec:
-        return rec
-    model = base_model(cfg, run.device)
-    ev = evaluate(model, data, cfg)
+        return keyed(rec)
+    ev = evaluate(base_model(cfg, run.device), data, cfg)
     lengths = data["lengths"]["sft_train"]
     counts = [{"split": s, "what": k, "rows": v} for s, c in data["counts"].items() for k, v in c.items()]
-    metrics = {**ev["metrics"], "length_only_acc": sft.length_only_accuracy(data["tok"], data["parts"]["test_pairs"]),
+    metrics = {**ev["metrics"], "hard.length_only_acc": sft.length_only_accuracy(data["tok"], data["parts"]["hard"]),
                "sft_rows": len(lengths), "over_max_length": sum(n > cfg.max_length for n in lengths),
-               "pairs_train": len(data["parts"]["dpo_train"]), "prepare_s": round(data["prepare_s"], 1)}
+               "prepare_s": round(data["prepare_s"], 1)}
     examples = [{"prompt": r["prompt"][-1]["content"], "chosen": r["chosen"][0]["content"],
-                 "rejected": r["rejected"][0]["content"], "negative": r["kind"]}
-                for r in data["parts"]["test_pairs"][:6]]
-    return save_result(run, "a_data", "untuned", {"metrics": metrics, "tables": {
-        "counts": counts, "examples": examples, "length_hist": _hist(lengths), **_as_tables(ev)}}, config=config)
+                 "rejected": r["rejected"][0]["content"], "negative": r["kind"]} for r in data["parts"]["hard"][:6]]
+    return keyed(save_result(run, "a_data", "untuned", {"metrics": metrics, "tables": {
+        "counts": counts, "examples": examples, "length_hist": _hist(lengths), **ev["tables"]}}, config=config))
 
 
 def _hist(lengths: list[int], width: int = 8) -> list[dict]:
@@ -225,101 +254,108 @@ def _hist(lengths: list[int], width: int = 8) -> list[dict]:
     return [{"from": k, "to": k + width - 1, "rows": c[k]} for k in sorted(c)]
 
 
-# ------------------------------------------------------------------------------------------------ SFT runs
-def variant_settings(cfg: SFTDPOConfig, variant: str) -> tuple[SFTSettings, int]:
-    """(SFT settings, training rows used) of one named SFT variant; everything else as the baseline."""
+# ------------------------------------------------------------------------------------------------ b. SFT runs
+def variant_settings(cfg: SFTDPOConfig, variant: str) -> SFTSettings:
+    """The SFT settings of one named variant; everything else as the baseline."""
     s = cfg.sft
     if variant == "baseline":
-        return s, cfg.train_rows
+        return s
     if variant == "whole-sequence":
-        return dataclasses.replace(s, completion_only=False), cfg.train_rows
+        return dataclasses.replace(s, completion_only=False)
     if variant == "truncate":
-        return dataclasses.replace(s, long="truncate"), cfg.train_rows
+        return dataclasses.replace(s, long="truncate")
     if variant == "plateau":
-        return dataclasses.replace(s, scheduler="plateau", warmup_steps=0), cfg.train_rows
-    if variant in ("accum-1", "accum-4"):
-        accum = int(variant.split("-")[1])
-        steps = max(1, cfg.accum_examples // (cfg.accum_micro * accum))
+        # the author's ReduceLROnPlateau, set so that it acts within the run: evaluated every other step, cut by half
+        # as soon as the validation loss does not improve (patience 0); the record counts the cuts
+        return dataclasses.replace(s, scheduler="plateau", warmup_steps=0, eval_every=2, plateau_patience=0)
+    if variant in ("accum-1", "accum-4", "accum-4-steps"):
+        accum = 1 if variant == "accum-1" else 4
+        steps = max(1, cfg.accum_examples // cfg.accum_micro)           # accum-1's steps over accum_examples
+        steps = steps if variant in ("accum-1", "accum-4-steps") else max(1, steps // 4)
         return dataclasses.replace(s, batch_size=cfg.accum_micro, grad_accum=accum, steps=steps, log_every=1,
-                                   warmup_steps=max(1, s.warmup_steps * steps // s.steps),
-                                   eval_every=steps), cfg.train_rows
+                                   warmup_steps=max(1, s.warmup_steps * steps // s.steps), eval_every=steps)
     raise ValueError(f"unknown SFT variant '{variant}'; allowed: {', '.join(SFT_VARIANTS)}")
 
 
 def sft_key(cfg: SFTDPOConfig, variant: str) -> dict:
-    s, _ = variant_settings(cfg, variant)
-    return {**data_key(cfg), "lora": dataclasses.asdict(cfg.lora), "sft": dataclasses.asdict(s)}
+    return {**data_key(cfg), "lora": dataclasses.asdict(cfg.lora), "sft": dataclasses.asdict(variant_settings(cfg,
+                                                                                                          variant))}
 
 
-def adapter_dir(run, variant: str, key: dict) -> Path:
-    return checkpoints_dir() / run.notebook / run_id(variant, run_config(run, key), run.seed)
+def adapter_dir(run, variant: str, key: dict, seed: int) -> Path:
+    """Where a run's adapter is kept: checkpoints/06_sft_dpo/<variant>-<config hash>-s<seed> (git-ignored)."""
+    return checkpoints_dir() / run.notebook / f"{variant}-{config_hash({'profile': run.profile, **key})}-s{seed}"
 
 
-def sft_job(cfg: SFTDPOConfig, variant: str, data: dict, out_dir: str, quality: bool, seed: int, device: str) -> dict:
-    """Train one SFT variant, save its adapter to out_dir, and score it on the held-out sets."""
+def has_adapter(rec: dict) -> bool:
+    return (Path(rec["provenance"].get("adapter_dir", "/nonexistent")) / "adapter_config.json").exists()
 
-    s, _ = variant_settings(cfg, variant)
+
+def _fit_rows(data, cfg, s: SFTSettings):
     rows, lengths = data["parts"]["sft_train"], data["lengths"]["sft_train"]
     train, kept = sft.fit_length(rows, lengths, cfg.max_length, s.long)
     val = [r for r, n in zip(data["parts"]["val"], data["lengths"]["val"]) if n <= cfg.max_length][:s.eval_rows]
-    model = base_model(cfg, device)
-    res = sft.train_sft(model, data["tok"], train, val, s, cfg.lora, cfg.max_length, device, seed)
+    return train, val, kept
+
+
+def sft_job(cfg: SFTDPOConfig, variant: str, data: dict, root: str, seed: int, device: str) -> dict:
+    """Train one SFT variant with one seed, keep its adapter under root-s<seed>, score it on the held-out sets."""
+    s = variant_settings(cfg, variant)
+    train, val, kept = _fit_rows(data, cfg, s)
+    res = sft.train_sft(base_model(cfg, device), data["tok"], train, val, s, cfg.lora, cfg.max_length, device, seed)
+    out_dir = f"{root}-s{seed}"
     res["model"].save_pretrained(out_dir)
-    ev = evaluate(res["model"], data, cfg, quality=quality, pairs=variant == "baseline")
+    ev = evaluate(res["model"], data, cfg)
     g = np.array(list(res["curves"]["grad_norm"].values()))
     tail = g[len(g) // 2:] if len(g) > 1 else g
     metrics = {**res["metrics"], **ev["metrics"], **{f"data.{k}": v for k, v in kept.items()},
                "examples_seen": res["metrics"]["steps"] * s.batch_size * s.grad_accum,
                "grad_norm_mean": float(tail.mean()) if len(tail) else None,
                "grad_norm_cv": float(tail.std(ddof=1) / tail.mean()) if len(tail) > 1 else None}
-    return {"metrics": metrics, "curves": res["curves"], "tables": _as_tables(ev),
-            "provenance": {**res["provenance"], "adapter_dir": str(out_dir)}}
+    return {"metrics": metrics, "curves": res["curves"], "tables": ev["tables"],
+            "provenance": {**res["provenance"], "adapter_dir": out_dir}}
 
 
-def sft_runs(run, data, variants: tuple, force: bool = False, quality: tuple = ("baseline", "whole-sequence")) -> dict:
-    """{variant: record} of SFT runs, trained unless recorded with their adapter."""
+def sft_points(run, data) -> list[Point]:
+    """The baseline with every seed of cfg.seeds, each lesson arm with cfg.lesson_seeds."""
+    cfg = run.cfg
     points = []
-    for v in variants:
-        key = sft_key(run.cfg, v)
-        points.append(Point("sft", v, (run.cfg, v, data, str(adapter_dir(run, v, key)), v in quality), key))
-    return _runs_with_adapters(run, points, sft_job, 3, force, "SFT runs")
+    for v in SFT_VARIANTS:
+        key = sft_key(cfg, v)
+        root = str(adapter_dir(run, v, key, 0))[:-3]
+        points.append(Point("sft", v, (cfg, v, data, root), key,
+                            seeds=tuple(cfg.seeds if v == "baseline" else cfg.lesson_seeds)))
+    return points
 
 
-def _runs_with_adapters(run, points: list, fn, at: int, force: bool, desc: str) -> dict:
-    """run_points, except that a recorded run whose adapter folder (points' args[at]) is gone is trained again: the
-    record alone cannot serve DPO or the comparison. Returns {variant: record}."""
-
-    def again(p, seed):
-        return force or not (Path(p.args[at]) / "adapter_config.json").exists()
-
-    recs = run_points(run, points, fn, force=again, desc=desc)
-    return {p.variant: recs[p.variant, run.seed] for p in points}
+def sft_runs(run, data, force: bool = False) -> dict:
+    """Section b: every SFT run, {(variant, seed): record}; recorded runs are loaded (their adapters are needed
+    only by a later section that still has to run)."""
+    return run_points(run, sft_points(run, data), sft_job, None, run.cfg.workers, force, "SFT runs")
 
 
-# ------------------------------------------------------------------------------------------------ b. masking
-def masking(run, data, force: bool = False) -> dict:
-    """The author's whole-sequence loss vs the prompt-masked loss."""
-    return sft_runs(run, data, ("baseline", "whole-sequence"), force)
+def sft_model(run, data, sft_recs: dict, force: bool = False):
+    """The SFT baseline (seed 0) as a PEFT model, its adapter trained again first if it is not on this machine."""
+    rec = sft_recs["baseline", 0]
+    if not has_adapter(rec):
+        base = next(p for p in sft_points(run, data) if p.variant == "baseline")
+        base = dataclasses.replace(base, seeds=(0,))
+        rec = run_points(run, [base], sft_job, None, 1, True, "SFT baseline (adapter not on this machine)")[
+            "baseline", 0]
+        sft_recs["baseline", 0] = rec
+    return PeftModel.from_pretrained(base_model(run.cfg, run.device), rec["provenance"]["adapter_dir"])
 
 
 # ------------------------------------------------------------------------------------------------ c. lessons
-def lessons(run, data, force: bool = False) -> dict:
-    """The author's other lessons: the SFT variants, plus the evaluation-only record c_lessons."""
-    recs = sft_runs(run, data, SFT_VARIANTS, force)
-    recs["lessons"] = lessons_record(run, data, recs, force)
-    return recs
-
-
-def lessons_record(run, data, recs: dict, force: bool = False) -> dict:
+def lessons_record(run, data, sft_recs: dict, force: bool = False) -> dict:
+    """Record c_lessons: validation filtered by length (as the author built it) vs all of it, evaluation cost,
+    the SFT model's worst held-out answers, attention implementations, resources per run."""
     cfg = run.cfg
-    config = {**sft_key(cfg, "baseline"), "worst_k": cfg.worst_k, "speed": [cfg.speed_batch, cfg.speed_length],
-              "variants": [sft_key(cfg, v)["sft"] for v in SFT_VARIANTS]}
+    config = {**sft_key(cfg, "baseline"), "worst_k": cfg.worst_k, "speed": [cfg.speed_batch, cfg.speed_length]}
     rec = None if force else recorded(run, "baseline-model", config)
     if rec:
-        return rec
-    model = PeftModel.from_pretrained(base_model(cfg, run.device), recs["baseline"]["provenance"]["adapter_dir"])
-    # validation as the author built it (filtered by length like the training set) vs all of it: one pass over the
-    # unfiltered rows, the filtered loss from the same per-row sums
+        return keyed(rec)
+    model = sft_model(run, data, sft_recs)
     val, short = data["enc"]["val"], [n <= cfg.max_length for n in data["lengths"]["val"]]
     bias = []
     for name, m in (("untuned", base_model(cfg, run.device)), ("SFT baseline", model)):
@@ -328,22 +364,22 @@ def lessons_record(run, data, recs: dict, force: bool = False) -> dict:
         f_tok = sum(x for x, k in zip(u["seq_tokens"], short) if k)
         bias.append({"model": name, "filtered loss": f_sum / f_tok, "filtered rows": sum(short),
                      "unfiltered loss": u["loss"], "unfiltered rows": u["n"], "bias": f_sum / f_tok - u["loss"]})
-    # the worst held-out answers of the SFT model
-    per_row = [x["loss_sum"] / max(x["tokens"], 1) for x in recs["baseline"]["tables"]["test_rows"]]
+    base = sft_recs["baseline", 0]
+    per_row = [x["loss_sum"] / max(x["tokens"], 1) for x in base["tables"]["test_rows"]]
     worst = sorted(range(len(per_row)), key=lambda i: -per_row[i])[:cfg.worst_k]
     test = data["parts"]["test"]
     answers = sft.generate(model, data["tok"], [test[i]["prompt"] for i in worst], cfg.gen_tokens)
     worst_rows = [{"loss": per_row[i], "prompt": test[i]["prompt"][-1]["content"],
                    "reference": test[i]["completion"][0]["content"], "generation": a} for i, a in zip(worst, answers)]
     speeds = sft.attention_speeds(cfg.model, run.device, cfg.speed_length or cfg.max_length, cfg.speed_batch)
-    resources = [{"run": v, "wall s": r["metrics"]["wall_s"], "eval share": r["metrics"]["eval_share"],
-                  "peak MB": r["provenance"].get("peak_mem_mb"), "memory": r["provenance"].get("peak_mem_kind"),
-                  "GPU util %": r["metrics"].get("gpu_util_mean")} for v, r in recs.items() if v in SFT_VARIANTS]
-    m = recs["baseline"]["metrics"]
-    return save_result(run, "c_lessons", "baseline-model", {
+    resources = [{"run": f"{v} s{s}", "wall s": r["metrics"]["wall_s"], "eval share": r["metrics"]["eval_share"],
+                  "peak MB": r["provenance"].get("peak_mem_mb"), "memory": r["provenance"].get("peak_mem_kind")}
+                 for (v, s), r in sft_recs.items()]
+    m = base["metrics"]
+    return keyed(save_result(run, "c_lessons", "baseline-model", {
         "metrics": {"bias_untuned": bias[0]["bias"], "bias_sft": bias[1]["bias"], "eval_share": m["eval_share"]},
         "tables": {"validation_bias": bias, "worst": worst_rows, "attention": speeds, "resources": resources,
-                   "eval_frequency": eval_frequency(m, cfg.sft.eval_every)}}, config=config)
+                   "eval_frequency": eval_frequency(m, cfg.sft.eval_every)}}, config=config))
 
 
 def eval_frequency(m: dict, measured_every: int) -> list[dict]:
@@ -359,96 +395,185 @@ def eval_frequency(m: dict, measured_every: int) -> list[dict]:
     return rows
 
 
-# ------------------------------------------------------------------------------------------------ d. DPO
-def dpo_key(cfg: SFTDPOConfig, loss_type: str) -> dict:
-    return {**sft_key(cfg, "baseline"), "dpo": dataclasses.asdict(dataclasses.replace(cfg.dpo, loss_type=loss_type))}
+# ------------------------------------------------------------------------------------------------ d. pairs
+def _pair_row(p: dict) -> dict:
+    return {"prompt": p["prompt"], "chosen": p["chosen"][0]["content"], "rejected": p["rejected"][0]["content"],
+            "f1": p.get("f1"), "word": p.get("word")}
 
 
-def dpo_job(cfg: SFTDPOConfig, loss_type: str, data: dict, sft_dir: str, out_dir: str, ref_test: dict, seed: int,
-            device: str) -> dict:
-    """Merge the SFT adapter, train a fresh LoRA with DPO, save it, and score it against the SFT reference
-    (ref_test: the SFT model's log-probs of the held-out pairs, {"chosen": [...], "rejected": [...]})."""
+def pairs_from_record(rec: dict, name: str) -> list[dict]:
+    """A d_pairs record's pair set as TRL preference rows (conversational prompt / chosen / rejected)."""
+    return [{"prompt": r["prompt"], "chosen": [{"role": "assistant", "content": r["chosen"]}],
+             "rejected": [{"role": "assistant", "content": r["rejected"]}], "word": r["word"]}
+            for r in rec["tables"][f"pairs.{name}"]]
 
-    if not (Path(sft_dir) / "adapter_config.json").exists():
-        raise FileNotFoundError(f"DPO needs the SFT baseline's adapter at {sft_dir}, which is not there: run the SFT "
-                                "section (S.masking) first, or set FORCE=1 to retrain it")
-    s = dataclasses.replace(cfg.dpo, loss_type=loss_type)
+
+def preference_pairs(run, data, sft_recs: dict, force: bool = False) -> dict:
+    """Section d: the preference pairs and the SFT model's log-probs of them (DPO's reference, and its headroom).
+    WordNet: on-policy, from the SFT baseline's greedy answers to training prompts it was not tuned on (train), to
+    validation prompts (val, the search) and to held-out prompts (heldout); UltraFeedback: its own pairs. Pairs
+    longer than max_length are dropped and counted."""
+    cfg = run.cfg
+    config = {**sft_key(cfg, "baseline"), "policy_rows": cfg.policy_rows, "heldout_rows": cfg.heldout_rows,
+              "max_f1": cfg.max_f1, "gen_tokens": cfg.gen_tokens}
+    rec = None if force else recorded(run, "on-policy" if cfg.data == "wordnet" else "ultrafeedback", config)
+    if rec:
+        return keyed(rec)
+    tok, model = data["tok"], sft_model(run, data, sft_recs)
+    t0 = time.perf_counter()
+    sets, counts = {}, []
+    for name, part in (("train", "policy"), ("val", "val"), ("heldout", "heldout")):
+        if cfg.data == "wordnet":
+            rows = data["parts"][part]
+            answers = sft.generate(model, tok, [r["prompt"] for r in rows], cfg.gen_tokens)
+            pairs, c = sft.on_policy_pairs(rows, answers, cfg.max_f1)
+        else:
+            pairs, c = data["parts"][f"pairs.{name}"], {"pairs": len(data["parts"][f"pairs.{name}"])}
+        pairs, dropped = sft.drop_long_pairs(tok, pairs, cfg.max_length)
+        sft.check_pairs(pairs)
+        counts += [{"set": name, "what": k, "rows": v} for k, v in {**c, f"over {cfg.max_length} tokens: dropped":
+                                                                    dropped}.items()]
+        sets[name] = pairs
+    metrics = {"generate_s": round(time.perf_counter() - t0, 1), **{f"{n}.pairs": len(p) for n, p in sets.items()}}
+    tables = {"counts": counts, **{f"pairs.{n}": [_pair_row(p) for p in ps] for n, ps in sets.items()}}
+    for name in ("val", "heldout"):               # the reference's log-probs (the train set's: TRL precomputes them)
+        lp = sft.pair_logps(model, encode_pairs(tok, sets[name]))
+        tables[f"ref.{name}"] = [{"chosen": float(c), "rejected": float(r)} for c, r in zip(lp["chosen"],
+                                                                                          lp["rejected"])]
+        metrics[f"{name}.sft_likelihood_acc"] = float(np.mean(lp["chosen"] > lp["rejected"]))
+        metrics[f"{name}.length_only_acc"] = sft.length_only_accuracy(tok, sets[name])
+    return keyed(save_result(run, "d_pairs", "on-policy" if cfg.data == "wordnet" else "ultrafeedback",
+                             {"metrics": metrics, "tables": tables}, config=config))
+
+
+# ------------------------------------------------------------------------------------------------ e, f. DPO
+def dpo_key(cfg: SFTDPOConfig, s: DPOSettings, pairs_rec: dict) -> dict:
+    return {**sft_key(cfg, "baseline"), "pairs": pairs_rec["run_id"], "dpo": dataclasses.asdict(s)}
+
+
+def dpo_job(cfg: SFTDPOConfig, s: DPOSettings, data: dict, sft_dir: str, pairs: dict, ref: dict, root: str | None,
+            seed: int, device: str) -> dict:
+    """Merge the SFT adapter, train a fresh LoRA with DPO on pairs["train"], probe the held-out (or, in the search,
+    validation) pairs over steps, keep the adapter (root-s<seed>, unless None), and score the model."""
+    tok = data["tok"]
     model = sft.merged(PeftModel.from_pretrained(base_model(cfg, device), sft_dir))
-    probe_sets = {"train": data["parts"]["dpo_train"][:s.eval_rows],
-                  "heldout": data["parts"]["test_pairs"][:s.eval_rows]}
-    enc = {n: {k: sft.encode_rows(data["tok"], rows, k) for k in ("chosen", "rejected")}
-           for n, rows in probe_sets.items()}
-    ref = {n: sft.pair_logps(model, e) for n, e in enc.items()}          # the SFT model = DPO's reference
+    scored = {n: encode_pairs(tok, p) for n, p in pairs.items() if n != "train"}
+    k = cfg.probe_pairs                      # the curves over steps score the first k pairs; the final score all
+    probed = {n: {c: enc[c][:k] for c in enc} for n, enc in scored.items()}
 
     def probe(m):
         out = {}
-        for n, e in enc.items():
-            p = sft.preference(sft.pair_logps(m, e), ref[n], s.beta)
-            out[f"{n}_reward_acc"], out[f"{n}_likelihood_acc"] = p["reward_acc"], p["likelihood_acc"]
+        for n, enc in probed.items():
+            lp = sft.pair_logps(m, enc)
+            p = sft.preference(lp, {c: np.asarray(v[:k]) for c, v in ref[n].items()}, s.beta)
+            out[f"{n}_likelihood_acc"], out[f"{n}_reward_acc"] = p["likelihood_acc"], p["reward_acc"]
         return out
 
-    res = sft.train_dpo(model, data["tok"], data["parts"]["dpo_train"], s, cfg.lora, cfg.max_length, probe, device,
-                        seed)
-    res["model"].save_pretrained(out_dir)
-    ev = evaluate(res["model"], data, cfg, quality=True, ref={k: np.asarray(v) for k, v in ref_test.items()})
-    return {"metrics": {**res["metrics"], **ev["metrics"]}, "curves": res["curves"], "tables": _as_tables(ev),
-            "provenance": {**res["provenance"], "adapter_dir": str(out_dir), "sft_adapter_dir": sft_dir}}
+    res = sft.train_dpo(model, tok, pairs["train"], s, cfg.lora, cfg.max_length, probe, device, seed)
+    out = {"metrics": res["metrics"], "curves": res["curves"], "tables": {}, "provenance": res["provenance"]}
+    if root is not None:
+        res["model"].save_pretrained(f"{root}-s{seed}")
+        out["provenance"]["adapter_dir"] = f"{root}-s{seed}"
+    ev = evaluate(res["model"], data, cfg, scored, quality=root is not None)
+    out["metrics"].update(ev["metrics"])
+    out["tables"].update(ev["tables"])
+    return out
 
 
-def dpo(run, data, sft_recs: dict, force: bool = False) -> dict:
-    """{loss_type: record}: DPO runs from the SFT baseline, one per preference loss."""
-    base = sft_recs["baseline"]
-    sft_dir = base["provenance"]["adapter_dir"]
-    ref = {k: [row[k] for row in base["tables"]["pair_logps"]] for k in ("chosen", "rejected")}   # recorded
-    points = []
-    for lt in run.cfg.dpo_losses:
-        key = dpo_key(run.cfg, lt)
-        points.append(Point("dpo", lt, (run.cfg, lt, data, sft_dir, str(adapter_dir(run, lt, key)), ref), key))
-    return _runs_with_adapters(run, points, dpo_job, 4, force, "DPO runs")
+def _dpo_inputs(run, data, sft_recs: dict, pairs_rec: dict):
+    rec = pairs_rec if "run_id" in pairs_rec else next(iter(pairs_rec.values()))
+    pairs = {n: pairs_from_record(rec, n) for n in PAIR_SETS}
+    ref = {n: {k: [row[k] for row in rec["tables"][f"ref.{n}"]] for k in ("chosen", "rejected")}
+           for n in ("val", "heldout")}
+    return rec, pairs, ref
 
 
-# ------------------------------------------------------------------------------------------------ e. comparison
-def compare(run, data, untuned: dict, sft_recs: dict, dpo_recs: dict, force: bool = False) -> dict:
-    """Untuned vs SFT vs DPO on the held-out sets, from their records (answer loss paired against the SFT model,
-    preference accuracy, definition F1), and the saved adapters reloaded: their greedy answers for a few held-out
-    words must be the ones recorded when they were trained (a checkpoint that does not reload is caught here)."""
+def _sft_dir(run, data, sft_recs) -> str:
+    if not has_adapter(sft_recs["baseline", 0]):
+        sft_model(run, data, sft_recs)                # trains it again (its adapter is needed to start DPO)
+    return sft_recs["baseline", 0]["provenance"]["adapter_dir"]
+
+
+def dpo_search(run, data, sft_recs: dict, pairs_rec: dict, force: bool = False) -> dict:
+    """Section e: short sigmoid-DPO runs (cfg.search_steps) at each (beta, lr) of cfg.dpo_search, seed 0, scored on
+    the validation pairs only: {(variant, 0): record}."""
     cfg = run.cfg
-    config = {**dpo_key(cfg, "+".join(cfg.dpo_losses)), "show_words": cfg.show_words}
+    rec, pairs, ref = _dpo_inputs(run, data, sft_recs, pairs_rec)
+    search_pairs = {"train": pairs["train"], "val": pairs["val"]}
+    points = []
+    for beta, lr in cfg.dpo_search:
+        s = dataclasses.replace(cfg.dpo, beta=beta, lr=lr, steps=cfg.search_steps, loss_type="sigmoid",
+                                eval_every=cfg.search_steps)
+        points.append(Point("dpo_search", f"beta={beta:g} lr={lr:g}", [cfg, s, data, None, search_pairs,
+                                                                      {"val": ref["val"]}, None],
+                            dpo_key(cfg, s, rec), seeds=(0,)))
+    todo = [p for p in points if force or recorded(run, p.variant, p.config) is None]
+    if todo:
+        sft_dir = _sft_dir(run, data, sft_recs)
+        for p in points:
+            p.args[3] = sft_dir
+    for p in points:
+        p.args = tuple(p.args)
+    return run_points(run, points, dpo_job, None, cfg.workers, force, "DPO search (validation pairs)")
+
+
+def dpo_runs(run, data, sft_recs: dict, pairs_rec: dict, search: dict, force: bool = False) -> dict:
+    """Section f: DPO with each loss of cfg.dpo_losses and each seed of cfg.dpo_seeds, at the (beta, lr) the search
+    chose (the best validation likelihood accuracy), probing the held-out pairs every eval_every steps."""
+    cfg = run.cfg
+    rec, pairs, ref = _dpo_inputs(run, data, sft_recs, pairs_rec)
+    beta, lr = chosen_search_point(search) or (cfg.dpo.beta, cfg.dpo.lr)
+    held = {"train": pairs["train"], "heldout": pairs["heldout"]}
+    points = []
+    for loss in cfg.dpo_losses:
+        s = dataclasses.replace(cfg.dpo, beta=beta, lr=lr, loss_type=loss)
+        key = dpo_key(cfg, s, rec)
+        points.append(Point("dpo", loss, [cfg, s, data, None, held, {"heldout": ref["heldout"]},
+                                          str(adapter_dir(run, loss, key, 0))[:-3]], key, seeds=tuple(cfg.dpo_seeds)))
+    todo = [p for p in points for sd in p.seeds if force or recorded(run.with_seed(sd), p.variant, p.config) is None]
+    sft_dir = _sft_dir(run, data, sft_recs) if todo else None
+    for p in points:
+        p.args[3] = sft_dir
+        p.args = tuple(p.args)
+    return run_points(run, points, dpo_job, None, cfg.workers, force, "DPO runs")
+
+
+# ------------------------------------------------------------------------------------------------ g. comparison
+def compare(run, data, dpo_recs: dict, force: bool = False) -> dict:
+    """Section g: the untuned, SFT and DPO models' answers to a few held-out words side by side (from the records),
+    and, where the adapters are on this machine, the reload check: a saved adapter reloaded must give the answers
+    recorded when it was trained (a checkpoint that does not reload is caught here)."""
+    cfg = run.cfg
+    sft_recs = {k: r for k, r in run_records(run, "sft").items()}
+    untuned = next(iter(run_records(run, "a_data").values()))
+    models = {"untuned": untuned, "SFT": sft_recs["baseline", 0],
+              **{f"DPO ({v}) s{s}": r for (v, s), r in dpo_recs.items()}}
+    config = {"models": sorted(r["run_id"] for r in models.values()), "show_words": cfg.show_words}
     rec = None if force else recorded(run, "base-sft-dpo", config)
     if rec:
-        return rec
-    sft_dir = sft_recs["baseline"]["provenance"]["adapter_dir"]
-    recs = {"untuned": untuned, "SFT": sft_recs["baseline"], **{f"DPO ({lt})": r for lt, r in dpo_recs.items()}}
-    loaders = {"untuned": lambda: base_model(cfg, run.device),
-               "SFT": lambda: PeftModel.from_pretrained(base_model(cfg, run.device), sft_dir)}
-    for lt, r in dpo_recs.items():
-        loaders[f"DPO ({lt})"] = lambda r=r: PeftModel.from_pretrained(sft.merged(loaders["SFT"]()),
-                                                                       r["provenance"]["adapter_dir"])
+        return keyed(rec)
     gen = data["parts"]["gen"][:cfg.show_words]
-    rows, deltas, answers, same = [], [], [{"prompt": r["prompt"][-1]["content"],
-                                            "reference": r["completion"][0]["content"]} for r in gen], {}
-    for name, r in recs.items():
-        m = r["metrics"]
-        rows.append({"model": name, "test_loss": m["test_loss"], "test_loss_lo": m["test_loss_lo"],
-                     "test_loss_hi": m["test_loss_hi"], "pref_acc": m["pref.likelihood_acc"],
-                     "pref_acc_se": m["pref.likelihood_acc_se"], "reward_acc": m.get("pref.reward_acc"),
-                     "reward_margin": m.get("pref.reward_margin"), "f1": m["f1"], "f1_se": m["f1_se"]})
-        if name != "SFT":
-            d = paired(recs["SFT"], r)
-            deltas.append({"model": name, "minus_sft": d["delta"], "lo": d["lo"], "hi": d["hi"]})
-        reloaded = sft.generate(loaders[name](), data["tok"], [g["prompt"] for g in gen], cfg.gen_tokens)
-        kept = [x["answer"] for x in r["tables"]["answers"][:len(gen)]]
-        same[name] = sum(a == b for a, b in zip(reloaded, kept))
-        for row, text in zip(answers, reloaded):
-            row[name] = text
-    metrics = {f"{row['model']}.{k}": v for row in rows for k, v in row.items() if k != "model"}
-    metrics.update({f"{name}.reloaded_answers_same": n for name, n in same.items()}, show_words=len(gen))
-    return save_result(run, "e_compare", "base-sft-dpo",
-                       {"metrics": metrics, "tables": {"models": rows, "loss_vs_sft": deltas, "answers": answers}},
-                       config=config)
+    answers = [{"prompt": r["prompt"][-1]["content"], "reference": r["completion"][0]["content"],
+                **{name: m["tables"]["answers"][i]["answer"] for name, m in models.items()}} for i, r in enumerate(gen)]
+    reload, sft_dir = [], sft_recs["baseline", 0]["provenance"].get("adapter_dir")
+    for name, m in models.items():
+        if name == "untuned" or not has_adapter(m) or (name != "SFT" and not has_adapter(sft_recs["baseline", 0])):
+            reload.append({"model": name, "checked": False, "same answers": None})
+            continue
+        model = PeftModel.from_pretrained(base_model(cfg, run.device), m["provenance"]["adapter_dir"]) \
+            if name == "SFT" else PeftModel.from_pretrained(
+                sft.merged(PeftModel.from_pretrained(base_model(cfg, run.device), sft_dir)),
+                m["provenance"]["adapter_dir"])
+        again = sft.generate(model, data["tok"], [g["prompt"] for g in gen], cfg.gen_tokens)
+        same = sum(a == row[name] for a, row in zip(again, answers))
+        reload.append({"model": name, "checked": True, "same answers": f"{same} of {len(gen)}"})
+    return keyed(save_result(run, "e_compare", "base-sft-dpo", {"tables": {"answers": answers, "reload": reload},
+                                                                "metrics": {"show_words": len(gen)}}, config=config))
 
 
-# ------------------------------------------------------------------------------------------------ tables, figures
+def run_records(run, experiment: str) -> dict:
+    """{(variant, seed): record} of one experiment among the records the run has collected."""
+    return {(r["variant"], r["seed"]): r for r in run.records if r["experiment"] == experiment}
 
 
 # ------------------------------------------------------------------------------------------------ full-profile plan
@@ -457,22 +582,25 @@ def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
     cfg = cfg or PROFILES["full"]
     conf = smollm2_config()
     n, lora = counts(conf)["total"], lora_params(conf, cfg.lora)
-    s, d, T = cfg.sft, cfg.dpo, cfg.max_length
-    plans = [training_plan("06 SFT (LoRA)", conf, s.batch_size, T, "bf16-frozen", trainable=lora),
+    d, T = cfg.dpo, cfg.max_length
+    plans = [training_plan("06 SFT (LoRA)", conf, cfg.sft.batch_size, T, "bf16-frozen", trainable=lora),
              # DPO: chosen and rejected of each pair go through the model together
              training_plan("06 DPO (LoRA)", conf, 2 * d.batch_size, T, "bf16-frozen", trainable=lora)]
-    sft_tokens = sum(v.steps * v.batch_size * v.grad_accum * T for v in (variant_settings(cfg, x)[0]
-                                                                          for x in SFT_VARIANTS))
-    dpo_tokens = len(cfg.dpo_losses) * d.steps * 2 * d.batch_size * T
-    models_scored = len(SFT_VARIANTS) + 2 * len(cfg.dpo_losses) + 3          # each run, then the comparison
-    eval_tokens = models_scored * (cfg.test_rows + 2 * cfg.test_pairs) * T
+    runs = {v: len(cfg.seeds if v == "baseline" else cfg.lesson_seeds) for v in SFT_VARIANTS}
+    sft_tokens = sum(k * (s := variant_settings(cfg, v)).steps * s.batch_size * s.grad_accum * T
+                     for v, k in runs.items())
+    dpo_runs_n = len(cfg.dpo_losses) * len(cfg.dpo_seeds)
+    dpo_tokens = (dpo_runs_n * d.steps + len(cfg.dpo_search) * cfg.search_steps) * 2 * d.batch_size * T
+    models_scored = sum(runs.values()) + dpo_runs_n + len(cfg.dpo_search) + 2
+    eval_tokens = models_scored * (cfg.test_rows + 2 * cfg.heldout_rows) * T
     case = "06 SmolLM2-360M LoRA SFT step, batch 8"
     return NotebookPlan(notebook, plans, [
-        (f"{len(SFT_VARIANTS)} SFT runs (LoRA r={cfg.lora.r}): {sft_tokens / 1e6:.0f}M tokens at <= {T}",
+        (f"{sum(runs.values())} SFT runs (LoRA r={cfg.lora.r}): {sft_tokens / 1e6:.0f}M tokens at <= {T}",
          train_seconds(b, case, n, sft_tokens, flops_per_param=4)),
-        # a DPO step: policy forward + backward through the adapters (4 N) and the reference's forward (2 N)
-        (f"{len(cfg.dpo_losses)} DPO runs: {dpo_tokens / 1e6:.0f}M tokens", train_seconds(b, case, n, dpo_tokens, 6)),
+        # a DPO step: policy forward + backward through the adapters (4 N); the reference's log-probs once (2 N)
+        (f"{dpo_runs_n} DPO runs and {len(cfg.dpo_search)} search runs: {dpo_tokens / 1e6:.0f}M tokens",
+         train_seconds(b, case, n, dpo_tokens, 5)),
         (f"held-out scoring of {models_scored} models: {eval_tokens / 1e6:.1f}M tokens",
          train_seconds(b, case, n, eval_tokens, 2)),
     ], b.get("gpu"), "tokens counted at max_length (sequences are padded to the longest of their batch); greedy "
-       "generation and the DPO accuracy probes are not counted")
+       "generation (the on-policy answers, the F1 prompts) is not counted")
