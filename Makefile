@@ -10,7 +10,7 @@ NB ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup venv assets run test lint unit bench looped-regime surgery-regime clean-runs
+.PHONY: setup venv assets run test lint unit bench looped-regime surgery-regime pretrain-regime clean-runs
 
 setup: $(STAMP) assets
 
@@ -56,3 +56,7 @@ clean-runs:
 # seed 000's regime search (9 points, original vs no attention, two side by side); not part of `make bench`
 surgery-regime: setup
 	$(BIN)/python benchmarks/surgery_regime.py
+
+# seed 003's regime search (23 points x the grid's two extreme cells, CPU-time budgets, two side by side: ~12 min)
+pretrain-regime: setup
+	$(BIN)/python benchmarks/pretrain_regime.py

@@ -1,8 +1,10 @@
 """In-context learning tasks, curricula and baselines (Garg et al. 2022), for the looped-transformer family.
 
 Every task draws a fresh function per prompt: xs (B, n, d) ~ N(0, I) with the coordinates beyond the curriculum's
-active dimensions set to zero, ys (B, n) = f(xs). Errors are squared errors divided by the active dimensions
-(predicting 0 for linear regression scores ~1).
+active dimensions set to zero, ys (B, n) = f(xs). Errors are squared errors divided by each task's own normalizer,
+as the papers plot them (`error_scale`): the active dimensions for (noisy) linear regression and the 2-layer ReLU
+net (predicting 0 scores ~1 on linear regression), the sparsity (3) for sparse linear regression, 1 for decision
+trees. Noisy linear regression adds N(0, 0.1^2) noise, as the looped-transformer paper's code does.
 """
 from __future__ import annotations
 
@@ -23,8 +25,17 @@ def sample_xs(b: int, n: int, d: int, active: int, g: torch.Generator) -> torch.
     return xs
 
 
-def sample_task(task: str, xs: torch.Tensor, active: int, g: torch.Generator, noise: float = 0.5,
-                sparsity: int = 3, hidden: int = 100, depth: int = 4) -> torch.Tensor:
+SPARSITY = 3
+NOISE = 0.1
+
+
+def error_scale(task: str, active: int) -> float:
+    """What a task's squared error is divided by (the papers' plots): active dims; sparsity; 1 for trees."""
+    return {"sparse_linear_regression": min(SPARSITY, active), "decision_tree": 1}.get(task, active)
+
+
+def sample_task(task: str, xs: torch.Tensor, active: int, g: torch.Generator, noise: float = NOISE,
+                sparsity: int = SPARSITY, hidden: int = 100, depth: int = 4) -> torch.Tensor:
     """ys (B, n) for a fresh random function per prompt."""
 
     if task not in TASKS:
@@ -59,8 +70,9 @@ def sample_task(task: str, xs: torch.Tensor, active: int, g: torch.Generator, no
 
 @dataclass
 class Schedule:
-    """start -> end by `inc` every `interval` steps: value(step) = min(end, start + inc * (step // interval))
-    (or max(...) for a decreasing schedule)."""
+    """start -> end by `inc` every `interval` steps: value(step) = min(end, start + inc * (step // interval)) for the
+    0-based step (or max(...) for a decreasing schedule): the first increment applies at step `interval`, as in Garg
+    et al.'s curriculum, which updates after each step."""
 
     start: int
     end: int
@@ -80,8 +92,9 @@ class Schedule:
         return min(self.end, v) if self.inc >= 0 else max(self.end, v)
 
 
-def normalized_sq_error(pred: torch.Tensor, ys: torch.Tensor, active: int) -> torch.Tensor:
-    return (pred - ys) ** 2 / active
+def normalized_sq_error(pred: torch.Tensor, ys: torch.Tensor, scale: float) -> torch.Tensor:
+    """Squared error divided by the task's scale (error_scale)."""
+    return (pred - ys) ** 2 / scale
 
 
 # ------------------------------------------------------------------------------------------------ baselines
@@ -136,12 +149,15 @@ def _per_prompt(fit_predict, xs, ys, start: int = 1):
 
 
 def lasso(xs, ys, alpha: float = 0.01):
-    return _per_prompt(lambda x, y, q: Lasso(alpha=alpha, fit_intercept=False, max_iter=5000).fit(x, y).predict(q)[0],
-                       xs, ys)
+    # max_iter as in the papers' code (scikit-learn stops silently at its limit otherwise)
+    return _per_prompt(lambda x, y, q: Lasso(alpha=alpha, fit_intercept=False, max_iter=100_000).fit(x, y)
+                       .predict(q)[0], xs, ys)
 
 
 def greedy_tree(xs, ys, max_depth: int = 4):
-    return _per_prompt(lambda x, y, q: DecisionTreeRegressor(max_depth=max_depth).fit(x, y).predict(q)[0], xs, ys)
+    """A greedy regression tree per prompt, seeded (its random feature order breaks ties): reproducible."""
+    return _per_prompt(lambda x, y, q: DecisionTreeRegressor(max_depth=max_depth, random_state=0).fit(x, y)
+                       .predict(q)[0], xs, ys)
 
 
 def relu_net(xs, ys, hidden: int = 100, steps: int = 300, lr: float = 5e-3):

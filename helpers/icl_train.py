@@ -74,12 +74,13 @@ def train_model(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int = 0, device:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(tcfg.warmup, 1)))
     curve, t0, step, cut = {}, time.perf_counter(), 0, False
     for step in range(1, tcfg.steps + 1):
-        active, n = tcfg.dims(step), tcfg.points(step)
+        active, n = tcfg.dims(step - 1), tcfg.points(step - 1)           # curricula count steps from 0
+        scale = icl.error_scale(tcfg.task, active)
         xs = icl.sample_xs(tcfg.batch_size, n, mcfg.n_dims, active, g)
         ys = icl.sample_task(tcfg.task, xs, active, g)
-        b = tcfg.loops(step) if mcfg.looped else 1
+        b = tcfg.loops(step - 1) if mcfg.looped else 1
         preds = model(xs.to(device), ys.to(device), loops=b, window=min(mcfg.window, b))
-        loss = sum(((p - ys.to(device)) ** 2).mean() for p in preds) / len(preds) / active
+        loss = sum(((p - ys.to(device)) ** 2).mean() for p in preds) / len(preds) / scale
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -95,27 +96,27 @@ def train_model(mcfg: LoopedConfig, tcfg: ICLTrainConfig, seed: int = 0, device:
             "params": count_params(model), "stopped_by_budget": cut}
 
 
-def errors_vs_k(model, xs, ys, active: int, loops: int | None = None):
-    """Normalized squared error per prompt and position (P, n), numpy, of the model's last-loop prediction."""
+def errors_vs_k(model, xs, ys, scale: float, loops: int | None = None):
+    """Normalized squared error per prompt and position (P, n), numpy, of the model's last-loop prediction (scale:
+    icl.error_scale of the task)."""
 
     model.eval()
     device = next(model.parameters()).device          # test prompts are made on the CPU; the model may be on a GPU
     with torch.no_grad():
         pred = model(xs.to(device), ys.to(device), loops=loops, window=1)[-1].cpu()
-    return icl.normalized_sq_error(pred, ys.cpu(), active).numpy()
+    return icl.normalized_sq_error(pred, ys.cpu(), scale).numpy()
 
 
 def baseline_errors(task: str, xs, ys, active: int, n_prompts: int) -> dict:
     """{baseline: errors (P, n)} of the task's baselines and of predicting zero, on the first n_prompts prompts."""
-
-    out = {}
+    out, scale = {}, icl.error_scale(task, active)
     for name in icl.TASK_BASELINES[task]:
         pred = icl.BASELINES[name](xs[:n_prompts], ys[:n_prompts])
-        out[name] = icl.normalized_sq_error(pred, ys[:n_prompts], active).numpy()
-    out["zero"] = icl.normalized_sq_error(torch.zeros_like(ys[:n_prompts]), ys[:n_prompts], active).numpy()
+        out[name] = icl.normalized_sq_error(pred, ys[:n_prompts], scale).numpy()
+    out["zero"] = icl.normalized_sq_error(torch.zeros_like(ys[:n_prompts]), ys[:n_prompts], scale).numpy()
     return out
 
 
-def errors_vs_loops(model, xs, ys, active: int, loops: tuple, k: int) -> dict:
+def errors_vs_loops(model, xs, ys, scale: float, loops: tuple, k: int) -> dict:
     """Error at k in-context examples against the number of inference loops: does the loop reach a fixed point?"""
-    return {L: float(errors_vs_k(model, xs, ys, active, loops=L)[:, k].mean()) for L in loops}
+    return {L: float(errors_vs_k(model, xs, ys, scale, loops=L)[:, k].mean()) for L in loops}

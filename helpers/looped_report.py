@@ -1,232 +1,408 @@
-"""Notebook 05 from its records (torch-free): the lr search, error against k with its bands and ratios, training,
-error against inference loops, the options and tasks, the regime search, the conclusion and `report()` for
-Analysis.ipynb."""
+"""Notebook 05 from its records (torch-free): the gate (every seed of both arms below 1/3 of averaging's error at
+k = 2d), escape rates with Fisher's test, looped vs standard by Welch and by TOST against the stated margin, cost per
+prediction, looped / averaging with a bootstrap interval over seeds and prompts, loop drift over seeds, the options and
+the other tasks against their trivial references, the regime search, the conclusion and `report()`."""
 from __future__ import annotations
+
+import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy import stats as st
 
 from . import plots
-from .analysis import Report, by_experiment, frame, one
-from .stats import describe, verdicts, welch
+from .analysis import Report, by_experiment, frame, one, records_of
+from .stats import describe, describe_equivalence, equivalence, verdicts, welch_samples
 
 NOTEBOOK = "05_looped_transformer"
 TITLE = "Looped transformer, in-context learning (seed 002)"
 K_LABELS = ("k=d", "k=2d")
+GATE = 1 / 3                     # the target: looped / averaging <= 1/3 at k = 2d, asked of every seed of both arms
+TRIVIAL = ("zero", "averaging", "3-nn")
+STRUCTURAL = {"sparse_linear_regression": "lasso", "decision_tree": "greedy_tree", "relu_2nn": "relu_net",
+              "noisy_linear_regression": "least_squares", "linear_regression": "least_squares"}
 
 
-def rows_from_records(records: list[dict], extra_cols: tuple = ("steps", "steps_per_s")) -> list[dict]:
-    """Per-seed records of one experiment -> one row per variant: mean and sd over seeds of err.k=d / err.k=2d."""
+# ------------------------------------------------------------------------------------------------ reading records
+def errors_of(rec: dict, name: str = "test_errors") -> np.ndarray:
+    """A record's per-prompt errors (P, n)."""
+    rows = sorted(rec["tables"][name], key=lambda r: r["k"])
+    return np.array([r["errors"] for r in rows]).T
 
-    by = {}
-    for r in records:
-        by.setdefault(r["variant"], []).append(r)
+
+def by_arm(records) -> dict:
+    """{experiment: [records sorted by seed]} of ok runs."""
+    out = {}
+    for r in sorted(records_of(records), key=lambda r: r["seed"]):
+        if r["status"] == "ok":
+            out.setdefault(r["experiment"], []).append(r)
+    return out
+
+
+def _k2(rec: dict) -> int:
+    return 2 * rec["metrics"]["d"]
+
+
+def ratio_interval(num, den, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """mean(num) / mean(den) with a bootstrap interval: num (S, P) of S training seeds and den (P,) on the same P
+    prompts; each replicate resamples the seeds and, paired across the two, the prompts."""
+    num = np.atleast_2d(num)
+    rng = np.random.default_rng(seed)
+    S, P = num.shape
+    reps = np.empty(n_boot)
+    for b in range(n_boot):
+        idx, sdx = rng.integers(0, P, size=P), rng.integers(0, S, size=S)
+        reps[b] = num[sdx][:, idx].mean() / den[idx].mean()
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    return {"ratio": float(num.mean() / den.mean()), "lo": float(lo), "hi": float(hi), "level": level,
+            "seeds": S, "prompts": P}
+
+
+# ------------------------------------------------------------------------------------------------ the headline
+def gate_table(headline, base):
+    """Every reported run at k = 2d: its error, averaging's on the same prompts, the gate (< 1/3 of it) and whether
+    it left the predict-zero plateau at all (below averaging)."""
+    avg = one(base)["metrics"]["averaging.k=2d"]
+    rows = [{"arm": r["experiment"], "seed": r["seed"], "error k=2d": r["metrics"]["err.k=2d"],
+             "averaging k=2d": avg, "/ averaging": r["metrics"]["err.k=2d"] / avg,
+             "gate (< 1/3)": "pass" if r["metrics"]["err.k=2d"] < GATE * avg else "FAIL",
+             "escaped (< averaging)": r["metrics"]["err.k=2d"] < avg}
+            for arm in ("looped", "standard") for r in by_arm(headline).get(arm, [])]
+    return frame(rows)
+
+
+def _regime_of(regime: list[dict], headline) -> list[dict]:
+    """The regime search's runs of the headline's own configuration (its tuning seeds)."""
+    h = by_arm(headline).get("looped", [])
+    if not h:
+        return []
+    cfg = h[0]["config"]
+    return [r for r in records_of(regime) if r["config"].get("model") == cfg["model"]
+            and r["config"].get("train") == cfg["train"]]
+
+
+def escape_table(headline, base, regime=()):
+    """Per arm: how many runs left the plateau (error at k = 2d below averaging's) among the reported seeds and the
+    regime search's tuning seeds of the same configuration, and Fisher's exact test of looped vs standard."""
+    avg = one(base)["metrics"]["averaging.k=2d"]
+    arms = by_arm(headline)
+    tuning = _regime_of(list(regime), headline)
     rows = []
-    for variant, recs in by.items():
-        row = {"model": variant, "seeds": len(recs)}
-        for label in K_LABELS:
-            vals = [r["metrics"].get(f"err.{label}") for r in recs if r["metrics"].get(f"err.{label}") is not None]
-            if vals:
-                row[label] = float(np.mean(vals))
-                row[f"{label} sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
-        for c in extra_cols:
-            row[c] = float(np.mean([r["metrics"][c] for r in recs]))
-        row["params"] = recs[0]["params"].get("total")
-        rows.append(row)
+    for arm in ("looped", "standard"):
+        rep = [r["metrics"]["err.k=2d"] < avg for r in arms.get(arm, [])]
+        tun = [r["metrics"][f"{arm}.k=2d"] < r["metrics"]["averaging.k=2d"] for r in tuning]
+        rows.append({"arm": arm, "reported escaped": f"{sum(rep)} of {len(rep)}",
+                     "tuning escaped": f"{sum(tun)} of {len(tun)}" if tun else "-", "escaped": sum(rep) + sum(tun),
+                     "runs": len(rep) + len(tun)})
+    (a, n1), (b, n2) = [(r["escaped"], r["runs"]) for r in rows]
+    p = float(st.fisher_exact([[a, n1 - a], [b, n2 - b]]).pvalue) if n1 and n2 else None
+    for r in rows:
+        r["Fisher p (looped vs standard)"] = p
+    return frame(rows, "arm")
+
+
+def verdict(headline, margin: float) -> dict:
+    """Looped - standard at k = 2d over training seeds: Welch's test (better / worse / no measurable difference)
+    and TOST against the margin (equivalent / different / inconclusive)."""
+    arms = by_arm(headline)
+    a = [r["metrics"]["err.k=2d"] for r in arms.get("looped", [])]
+    b = [r["metrics"]["err.k=2d"] for r in arms.get("standard", [])]
+    return {"welch": verdicts([welch_samples(a, b)])[0], "tost": equivalence(a, b, margin), "looped": a,
+            "standard": b}
+
+
+def baselines_table(base):
+    """The baselines and predicting zero on the test prompts at k = d and k = 2d."""
+    m = one(base)["metrics"]
+    names = sorted({k.rsplit(".", 1)[0] for k in m if k.endswith(K_LABELS)})
+    return frame([{"baseline": n, **{lab: m.get(f"{n}.{lab}") for lab in K_LABELS}} for n in names], "baseline")
+
+
+def verdict_line(headline, margin: float) -> str:
+    """Looped vs standard at k = 2d in one sentence: both arms over seeds, Welch, TOST, the verdict."""
+    v = verdict(headline, margin)
+    return (f"at k = 2d: looped {_ms(v['looped'])}, standard {_ms(v['standard'])}; looped - standard "
+            f"{describe(v['welch'])}; equivalence (TOST, margin +-{margin:g} stated before the data): "
+            f"{describe_equivalence(v['tost'])}. Verdict: {headline_verdict(v)}.")
+
+
+def headline_verdict(v: dict) -> str:
+    """better / worse / equivalent / inconclusive, from the two tests (a measurable difference wins over a TOST
+    that also passes: then the difference is real but inside the margin, which is said)."""
+    w, t = v["welch"]["verdict"], v["tost"]["verdict"]
+    if w in ("better", "worse"):
+        return w + (" (but within the margin)" if t == "equivalent" else "")
+    return {"equivalent": "equivalent", "different": "different"}.get(t, "inconclusive")
+
+
+def cost_table(headline):
+    rows = [{"arm": arm, "params": rs[0]["params"]["total"], "forward FLOPs per prediction":
+             rs[0]["metrics"]["flops_per_prediction"], "steps": rs[0]["metrics"]["steps"],
+             "steps/s": float(np.mean([r["metrics"]["steps_per_s"] for r in rs]))}
+            for arm, rs in by_arm(headline).items()]
+    return frame(rows, "arm")
+
+
+def ratio_rows(headline, base) -> list[dict]:
+    """Each arm / averaging and / least squares... at k = 2d: the ratio of mean errors with a 95% bootstrap interval
+    over training seeds and test prompts."""
+    b = one(base)
+    out = []
+    for arm, rs in by_arm(headline).items():
+        k = _k2(rs[0])
+        num = np.stack([errors_of(r)[:, k] for r in rs])
+        for ref in ("averaging", "zero"):
+            if f"errors.{ref}" in b["tables"]:
+                out.append({"comparison": f"{arm} / {ref}", **ratio_interval(num, errors_of(b, f"errors.{ref}")[:, k])})
+    return out
+
+
+def loops_rows(headline) -> list[dict]:
+    """The looped runs' error at k = 2d against inference loops, one column per seed."""
+    rs = by_arm(headline).get("looped", [])
+    if not rs or "loops" not in rs[0]["tables"]:
+        return []
+    loops = [x["loops"] for x in rs[0]["tables"]["loops"]]
+    return [{"loops": L, "mean": float(np.mean([next(x["error"] for x in r["tables"]["loops"] if x["loops"] == L)
+                                                for r in rs])),
+             **{f"seed {r['seed']}": next(x["error"] for x in r["tables"]["loops"] if x["loops"] == L) for r in rs}}
+            for L in loops]
+
+
+def drift(headline, up_to: float = 8) -> dict | None:
+    """Loop stability, measured: per seed, error at the largest evaluated loops <= up_to x the trained loops (and
+    at the paper's 500) divided by the error at the trained loops; mean with a t interval over seeds."""
+    rs = by_arm(headline).get("looped", [])
+    if not rs or "loops" not in rs[0]["tables"]:
+        return None
+    trained = rs[0]["metrics"]["trained_loops"]
+    curves = [{x["loops"]: x["error"] for x in r["tables"]["loops"]} for r in rs]
+    far = max(L for L in curves[0] if L <= up_to * trained)
+    out = {"trained": trained, "far": far, "paper": max(curves[0]) if max(curves[0]) > far else None}
+    for key, L in (("far", far), ("paper", out["paper"])):
+        if L is None:
+            continue
+        ratios = np.array([c[L] / c[trained] for c in curves])
+        half = (float(st.t.ppf(0.975, len(ratios) - 1) * ratios.std(ddof=1) / math.sqrt(len(ratios)))
+                if len(ratios) > 1 else float("nan"))
+        out[f"{key}.ratio"], out[f"{key}.lo"], out[f"{key}.hi"] = float(ratios.mean()), ratios.mean() - half, \
+            ratios.mean() + half
+        out[f"{key}.per_seed"] = ratios.tolist()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ options, tasks
+def _refs(base_rec: dict, label: str = "k=2d") -> dict:
+    return {n: base_rec["metrics"][f"{n}.{label}"] for n in (*TRIVIAL, *set(STRUCTURAL.values()))
+            if f"{n}.{label}" in base_rec["metrics"]}
+
+
+def options_rows(option_records, base) -> list[dict]:
+    """Each option (and the plain looped model) over its seeds at k = 2d, gated against the trivial references on
+    the same prompts (zero, averaging, 3-NN): an arm that does not beat them all is "not learned at this budget" and
+    is not compared; the learned ones against plain by Welch, Holm over the options."""
+    refs = {n: v for n, v in _refs(one(base)).items() if n in TRIVIAL}
+    by = {}
+    for r in records_of(option_records):
+        by.setdefault(r["variant"], []).append(r["metrics"]["err.k=2d"])
+    rows = [{"option": v, "seeds": len(x), "error k=2d": float(np.mean(x)),
+             "sd": float(np.std(x, ddof=1)) if len(x) > 1 else None, "best trivial reference": min(refs.values()),
+             "learned": float(np.mean(x)) < min(refs.values())} for v, x in by.items()]
+    plain = by.get("plain")
+    compared = [r for r in rows if r["option"] != "plain" and r["learned"]]
+    if plain and rows[[r["option"] for r in rows].index("plain")]["learned"]:
+        for r, v in zip(compared, verdicts([welch_samples(by[r["option"]], plain) for r in compared])):
+            r["vs plain"] = describe(v)
+    for r in rows:
+        r.setdefault("vs plain", "" if r["option"] == "plain" else "not learned at this budget: not compared"
+                     if not r["learned"] else "plain not learned: not compared")
     return rows
 
 
+def tasks_rows(records) -> list[dict]:
+    """Each other task over its seeds at k = 2d (each task's own error scale), against its trivial references and
+    its structural baseline on the same prompts; "not learned at this budget" when it does not beat the trivial
+    ones."""
+    recs = by_experiment(records_of(records))
+    bases = {r["variant"].removeprefix("baselines-"): r for r in recs.get("task_baselines", [])}
+    by = {}
+    for r in recs.get("tasks", []):
+        if r["status"] == "ok":
+            by.setdefault(r["variant"], []).append(r["metrics"]["err.k=2d"])
+    rows = []
+    for task, x in by.items():
+        refs = _refs(bases[task]) if task in bases else {}
+        trivial = {n: v for n, v in refs.items() if n in TRIVIAL}
+        struct = STRUCTURAL.get(task)
+        mean = float(np.mean(x))
+        rows.append({"task": task, "seeds": len(x), "looped k=2d": mean,
+                     "sd": float(np.std(x, ddof=1)) if len(x) > 1 else None, **{n: v for n, v in trivial.items()},
+                     "structural": f"{struct} {refs[struct]:.3f}" if struct in refs else "-",
+                     "learned": bool(trivial) and mean < min(trivial.values()),
+                     "beats structural": struct in refs and mean < refs[struct]})
+    return rows
 
 
-def at_k_table(base: dict):
-    """The baselines record's table: error at k = d and 2d per model (mean and sd over seeds)."""
-    base = one(base)
-    return frame(base["tables"]["at_k"], "model")
-
-
-def ratios_table(base: dict):
-    base = one(base)
-    return frame(base["tables"].get("ratios_k2d", []), "comparison")
-
-
-def training_table(records: dict):
-    """Section 2's runs: parameters, steps, wall time, steps/s per (model, seed)."""
-    return frame([{"run": f"{r['experiment']} s{r['seed']}", "params": r["params"]["total"],
-                   **{k: r["metrics"][k] for k in ("steps", "wall_s", "steps_per_s")}} for r in records.values()],
-                 "run")
-
-
-def training_figure(records: dict):
+# ------------------------------------------------------------------------------------------------ figures, tables
+def bands_figure(headline, base):
+    """Error against k: both arms (90% bootstrap band over training seeds and prompts) and the baselines."""
+    series = {}
+    for arm, rs in by_arm(headline).items():
+        mean, lo, hi = _band(np.stack([errors_of(r) for r in rs]))
+        series[f"{arm} ({len(rs)} seeds)"] = {"mean": mean, "lo": lo, "hi": hi}
+    b = one(base)
+    for name in ("least_squares", "averaging", "3-nn"):
+        if f"errors.{name}" in b["tables"]:
+            mean, lo, hi = _band(errors_of(b, f"errors.{name}")[None])
+            series[name] = {"mean": mean, "lo": lo, "hi": hi}
     fig, ax = plt.subplots(figsize=(7, 4))
-    plots.curves(ax, {f"{r['experiment']} s{r['seed']}": r["curves"]["train_loss"] for r in records.values()},
-                 title="training loss (normalized MSE)", ylabel="loss")
+    plots.bands(ax, series, title=f"error vs k, d = {b['metrics']['d']} ({b['profile']})")
+    ax.set_ylim(0, 1.6)          # averaging and 3-nn run far above 1 at small k
     return fig
 
 
-def bands_from_curves(curves: dict) -> dict:
-    """A baselines record's curves {name, name.lo, name.hi: {k: value}} -> plots.bands series, ordered by k."""
-    def ordered(c):
-        return [v for _, v in sorted(c.items(), key=lambda kv: int(kv[0]))]
-
-    return {n: {"mean": ordered(c), "lo": ordered(curves.get(f"{n}.lo", c)), "hi": ordered(curves.get(f"{n}.hi", c))}
-            for n, c in curves.items() if "." not in n}
-
-
-def bands_figure(base: dict):
-    base = one(base)
-    seeds = next((r["seeds"] for r in base["tables"]["at_k"] if r["model"] == "looped"), "?")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    plots.bands(ax, bands_from_curves(base["curves"]),
-                title=f"error vs k, d = {base['metrics']['d']} ({base['profile']}, {seeds} seeds)")
-    ax.set_ylim(0, 1.6)  # averaging and 3-nn run far above 1 at small k
-    return fig
+def _band(errors: np.ndarray, n_boot: int = 500, level: float = 0.90, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    S, P, _ = errors.shape
+    boots = np.empty((n_boot, errors.shape[2]))
+    for i in range(n_boot):
+        boots[i] = errors[rng.integers(0, S, S)][:, rng.integers(0, P, P)].mean((0, 1))
+    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
+    return errors.mean((0, 1)).tolist(), lo.tolist(), hi.tolist()
 
 
-def loops_figure(loops: dict):
-    loops = one(loops)
-    rows = loops["tables"]["loops"]
+def loops_figure(headline):
+    rows = loops_rows(headline)
     series = {c: {r["loops"]: r[c] for r in rows} for c in rows[0] if c != "loops"}
+    trained = by_arm(headline)["looped"][0]["metrics"]["trained_loops"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    plots.curves(ax, series, title=f"error at k = {loops['metrics']['k']}, trained with b = "
-                 f"{loops['metrics']['trained_loops']} loops", ylabel="error", xlabel="inference loops")
+    plots.curves(ax, series, title=f"looped model: error at k = 2d, trained with b = {trained} loops",
+                 ylabel="error", xlabel="inference loops")
+    ax.axvline(trained, color="grey", ls=":")
     ax.set_xscale("log")
     return fig
 
 
-def options_table(records: dict):
-    return frame(rows_from_records(list(records.values())), "model")
+def training_figure(headline):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    plots.curves(ax, {f"{r['experiment']} s{r['seed']}": r["curves"]["train_loss"] for r in records_of(headline)},
+                 title="training loss (normalized MSE)", ylabel="loss")
+    return fig
 
 
-def tasks_table(records: dict):
-    rows = [{"task": t, **row} for t, r in records.items() for row in r["tables"]["at_k"]]
-    return frame(rows, ["task", "model"])
+def training_table(headline):
+    return frame([{"run": f"{r['experiment']} s{r['seed']}", "params": r["params"]["total"],
+                   **{k: r["metrics"][k] for k in ("steps", "wall_s", "steps_per_s", "err.k=d", "err.k=2d")}}
+                  for r in records_of(headline)], "run")
 
 
 def regime_table(records: list[dict]):
-    cols = ["d", "steps", "steps_per_s", "looped.k=d", "looped.k=2d", "averaging.k=2d", "ratio_to_averaging.k=2d"]
-    rows = [{"point": r["variant"].removeprefix("regime "), **{c: r["metrics"].get(c) for c in cols},
-             "params": r["params"].get("total"), "seed": r["seed"]} for r in records]   # one training seed each
-    return frame(rows, "point").sort_values(["d", "ratio_to_averaging.k=2d"]) if rows else frame(rows)
-
-
-def tuning_table(tune_records: dict):
-    """Section 1's search: per (arm, lr), the validation error at k = d and 2d over the tuning seeds (mean, sd, n,
-    each seed's value), the chosen lr (lowest mean at k = 2d) marked. Runs cut by the safety budget are counted
-    apart and never chosen."""
-
-    groups = {}
-    for r in tune_records.values():
-        groups.setdefault((r["variant"].split()[1], r["metrics"]["lr"]), []).append(r)
+    """One row per regime point: both arms' error / averaging at k = 2d on validation prompts, per tuning seed, and
+    how many seeds of each arm pass the gate (< 1/3)."""
+    by = {}
+    for r in records:
+        by.setdefault(r["variant"].removeprefix("regime "), []).append(r)
     rows = []
-    for (arm, lr), recs in sorted(groups.items()):
-        ok = sorted((r for r in recs if r["status"] == "ok" and r["metrics"].get("err.k=2d") is not None),
-                    key=lambda r: r["seed"])
-        e2 = [r["metrics"]["err.k=2d"] for r in ok]
-        rows.append({"arm": arm, "lr": lr, "seeds": len(ok), "cut": len(recs) - len(ok),
-                     "val k=d": float(np.mean([r["metrics"]["err.k=d"] for r in ok])) if ok else None,
-                     "val k=2d": float(np.mean(e2)) if ok else None,
-                     "val k=2d sd": float(np.std(e2, ddof=1)) if len(e2) > 1 else None,
-                     "per seed k=2d": ", ".join(f"s{r['seed']} {e:.3f}" for r, e in zip(ok, e2))})
-    best = {}
-    for row in rows:
-        if row["val k=2d"] is not None and row["val k=2d"] < best.get(row["arm"], 1e300):
-            best[row["arm"]] = row["val k=2d"]
-    for row in rows:
-        row["chosen"] = row["val k=2d"] is not None and row["val k=2d"] == best.get(row["arm"])
-    return frame(rows, "arm")
+    for point, rs in by.items():
+        m0, c0 = rs[0]["metrics"], rs[0]["config"]
+        row = {"point": point, "d": m0.get("d"), "steps": c0["train"]["steps"], "lr": c0["train"]["lr"],
+               "seeds": len(rs)}
+        for arm in ("looped", "standard"):
+            ratios = [r["metrics"].get(f"{arm}.ratio_to_averaging") for r in rs]
+            ratios = [x for x in ratios if x is not None]
+            row[f"{arm} / averaging"] = ", ".join(f"{x:.2f}" for x in ratios)
+            row[f"{arm} pass"] = f"{sum(x < GATE for x in ratios)} of {len(ratios)}" if ratios else "-"
+        row["wall s (looped)"] = float(np.mean([r["metrics"].get("looped.wall_s", np.nan) for r in rs]))
+        rows.append(row)
+    return frame(rows, "point")
 
 
-def ratio_line(r: dict) -> str:
-    return (f"{r['ratio']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({r['level']:.0%} bootstrap over {r['seeds']} seeds "
-            f"and {r['prompts']} prompts)")
+# ------------------------------------------------------------------------------------------------ conclusion
+def _ms(x) -> str:
+    return f"{np.mean(x):.3f}" + (f" +- {np.std(x, ddof=1):.3f}" if len(x) > 1 else "") + f" (n={len(x)})"
 
 
-def conclusion(base: dict, loops: dict, option_records: dict, tune_records: dict | None = None) -> str:
-    """Sentences from the records: the lr search, the targets at k = 2d, the fixed-point behaviour, the options."""
-    base, loops = one(base), one(loops)
-    rows = {r["model"]: r for r in base["tables"]["at_k"]}
-    ratios = {r["comparison"]: r for r in base["tables"].get("ratios_k2d", [])}
-    d = base["metrics"]["d"]
+def _fisher(p) -> str:
+    return " (Fisher p: one arm has no runs: no test)" if p is None or p != p else f" (Fisher p = {p:.3g})"
 
-    def cell(row, col="k=2d"):
-        sd = row.get(f"{col} sd")
-        return f"{row[col]:.3f}" + (f" +- {sd:.3f}" if sd is not None else "")
 
+def conclusion(recs: dict, margin: float) -> str:
+    """Sentences from the records; every target says met or missed."""
+    base = recs["baselines"][0]
+    headline = recs.get("looped", []) + recs.get("standard", [])
     lines = []
-    if tune_records:
-        t = tuning_table(tune_records).reset_index().to_dict("records")
-        chosen = {r["arm"]: r for r in t if r["chosen"]}
-        seeds = sorted({r["metrics"]["val_seed"] for r in tune_records.values()})
-        grid = ", ".join(f"{v:g}" for v in sorted({r["lr"] for r in t}))
-        picks = ", ".join(f"{a} {c['lr']:g} (mean validation k = 2d error {c['val k=2d']:.3f} over {c['seeds']} "
-                          f"seeds: {c['per seed k=2d']})" for a, c in chosen.items())
-        lines.append(f"learning rate, the same search for both arms ({grid}; each run with every tuning seed, scored "
-                     f"on validation prompts drawn with seed {', '.join(map(str, seeds))}, not the test set's): "
-                     f"{picks}")
-    if {"looped", "standard", "averaging"} <= set(rows):
-        av = rows["averaging"]["k=2d"]
-        expected = rows.get("averaging, expected (d+1)/k", {}).get("k=2d")
-        lines.append(f"at k = 2d = {2 * d} on the same {base['metrics']['test_prompts']} test prompts (mean +- sd "
-                     f"over {rows['looped']['seeds']} training seeds): looped {cell(rows['looped'])}, standard "
-                     f"{cell(rows['standard'])}, averaging {av:.3f}"
-                     + (f" (expected (d+1)/k = {expected:.3f})" if expected is not None else "")
-                     + f", least squares {rows['least_squares']['k=2d']:.3g}")
-        if "looped / averaging" in ratios:
-            vs_expected = (f"; against averaging's expected value {rows['looped']['k=2d'] / expected:.3f}"
-                           if expected else "")
-            lines.append("looped / averaging at k = 2d: " + ratio_line(ratios["looped / averaging"])
-                         + "; target <= 1/3" + vs_expected)
-        lines.append("looped - standard at k = 2d: " + describe(verdicts([_welch_row(rows["looped"],
-                                                                                   rows["standard"])])[0]))
-    by_loops = {r["loops"]: r["mean"] for r in loops["tables"]["loops"]}
-    last = by_loops[max(by_loops)]
-    lines.append("error at k = 2d against inference loops: " + ", ".join(f"{b}: {v:.3f}" for b, v in by_loops.items())
-                 + (" (stable past the trained loops)" if last <= 1.5 * min(by_loops.values()) + 1e-3
-                    else " (drifts away: no stable fixed point)"))
-    opts = {r["model"]: r for r in rows_from_records(list(option_records.values()))}
-    names = [n for n in opts if n != "plain"] if "plain" in opts else []
-    # each option against plain, Holm-corrected over the options; one training seed per option is no test
-    for name, v in zip(names, verdicts([_welch_row(opts[n], opts["plain"]) for n in names])):
-        lines.append(f"option {name}: k = 2d error {cell(opts[name])} vs plain {cell(opts['plain'])}: "
-                     f"{describe(v)}")
+    if headline:
+        gates = gate_table(headline, base)
+        failed = gates[gates["gate (< 1/3)"] == "FAIL"]
+        lines.append(f"gate (every seed of both arms below 1/3 of averaging's error at k = 2d, "
+                     f"{base['metrics']['averaging.k=2d']:.3f} on the same {base['metrics']['test_prompts']} prompts): "
+                     f"{'met' if failed.empty else 'MISSED'}: {len(gates) - len(failed)} of {len(gates)} runs pass"
+                     + ("" if failed.empty else "; failing: " + ", ".join(f"{r.arm} s{r.seed}"
+                                                                          for r in failed.itertuples())))
+        esc = escape_table(headline, base, recs.get("regime", []))
+        lines.append("left the predict-zero plateau: " + "; ".join(
+            f"{arm} {r['reported escaped']} reported, {r['tuning escaped']} tuning seeds" for arm, r in esc.iterrows())
+            + _fisher(esc.iloc[0]["Fisher p (looped vs standard)"]))
+        lines.append(verdict_line(headline, margin) if recs.get("looped") and recs.get("standard") else
+                     "looped vs standard: an arm has no runs: no test")
+        cost = cost_table(headline)
+        lines.append("cost per prediction: " + "; ".join(
+            f"{arm} {int(r['params']):,} parameters, {r['forward FLOPs per prediction']:.3g} forward FLOPs"
+            for arm, r in cost.iterrows()))
+        for r in ratio_rows(headline, base):
+            if r["comparison"] == "looped / averaging":
+                met = ("met" if r["hi"] <= GATE else "met on the mean, not by the interval" if r["ratio"] <= GATE
+                       else "missed")
+                lines.append(f"looped / averaging at k = 2d: {r['ratio']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] (95% "
+                             f"bootstrap over {r['seeds']} seeds and {r['prompts']} prompts): target <= 1/3 {met}")
+        d = drift(headline)
+        if d:
+            txt = (f"loop stability: error at {d['far']} inference loops / at the trained {d['trained']}: "
+                   f"{d['far.ratio']:.2f} [{d['far.lo']:.2f}, {d['far.hi']:.2f}] (95% t interval over seeds)")
+            if d.get("paper"):
+                txt += (f"; at the paper's {d['paper']}: {d['paper.ratio']:.2f} [{d['paper.lo']:.2f}, "
+                        f"{d['paper.hi']:.2f}]")
+            lines.append(txt + (": the error drifts up past the trained loops" if d["far.lo"] > 1 else
+                                ": no drift shown past the trained loops" if d["far.hi"] >= 1 >= d["far.lo"] else
+                                ": the error keeps falling past the trained loops"))
+    if recs.get("options"):
+        for r in options_rows(recs["options"], base):
+            lines.append(f"option {r['option']}: {r['error k=2d']:.3f}" + (f" +- {r['sd']:.3f}" if r["sd"] else "")
+                         + f" (n={r['seeds']}); " + (r["vs plain"] or "the reference arm"))
+    for r in tasks_rows(recs.get("tasks", []) + recs.get("task_baselines", [])):
+        lines.append(f"task {r['task']}: looped {r['looped k=2d']:.3f} (n={r['seeds']}) against zero "
+                     f"{r.get('zero', float('nan')):.3f}, 3-NN {r.get('3-nn', float('nan')):.3f}"
+                     + (f", averaging {r['averaging']:.3f}" if "averaging" in r else "")
+                     + f"; {'learned' if r['learned'] else 'not learned at this budget'}; structural baseline "
+                     f"{r['structural']} ({'beaten' if r['beats structural'] else 'not beaten'})")
     return "\n".join(lines)
 
 
-def _welch_row(a: dict, b: dict, col: str = "k=2d"):
-    """Welch comparison of two seed_rows rows at a column (sd None = one seed)."""
-    return welch(a[col], a.get(f"{col} sd") or 0.0, a["seeds"], b[col], b.get(f"{col} sd") or 0.0, b["seeds"])
-
-
-def report(records: list[dict]):
-    """Analysis.ipynb's section for notebook 05, from records only (no torch)."""
-
+def report(records: list[dict]) -> Report:
+    """Analysis.ipynb's section for notebook 05 (and the notebook's last cell), from records only."""
     rep = Report(TITLE, records)
     recs = by_experiment(rep.records)
-    base, loops = recs.get("baselines", [None])[0], recs.get("loops", [None])[0]
-    tuned = {(r["variant"], r["seed"]): r for r in recs.get("tune", [])}
-    pair = {(r["experiment"], r["seed"]): r for e in ("looped", "standard") for r in recs.get(e, [])}
-    opts = {(r["variant"], r["seed"]): r for r in recs.get("options", [])}
-    if tuned:
-        rep.table("learning-rate search, both arms, validation prompts", tuning_table(tuned))
-    if base is not None:
-        rep.figure("error vs k", bands_figure(base))
-        rep.table("error at k = d and 2d (mean and sd over seeds)", at_k_table(base))
-        if base["tables"].get("ratios_k2d"):
-            rep.table("ratios at k = 2d (95% bootstrap over seeds and prompts)", ratios_table(base))
-    if pair:
-        rep.table("looped vs standard: training", training_table(pair))
-    if loops is not None:
-        rep.figure("error vs inference loops", loops_figure(loops))
-    if opts:
-        rep.table("the seed's options, same steps", options_table(opts))
-    if recs.get("tasks"):
-        rep.table("other tasks against their baselines", tasks_table({r["variant"]: r for r in recs["tasks"]}))
+    base = recs.get("baselines", [None])[0]
+    headline = recs.get("looped", []) + recs.get("standard", [])
     if recs.get("regime"):
-        budgets = sorted({b for r in recs["regime"]
-                          if (b := r.get("config", {}).get("train", {}).get("time_budget_s")) is not None})
-        trained = f"trained {', '.join(f'{b:g} s' for b in budgets)} each, " if budgets else ""
-        rep.table(f"regime search (benchmarks/looped_regime.py; n = 1 training seed per point, {trained}scored on "
-                  "the test prompts' seed)", regime_table(recs["regime"]))
-    if base is not None and loops is not None:
-        rep.text = conclusion(base, loops, opts, tuned)
+        rep.table("regime search (benchmarks/looped_regime.py; tuning seeds, validation prompts)",
+                  regime_table(recs["regime"]))
+    if base is not None and headline:
+        rep.figure("error vs k", bands_figure(headline, base))
+        rep.table("the gate: every run at k = 2d", gate_table(headline, base))
+        rep.table("escape from the predict-zero plateau", escape_table(headline, base, recs.get("regime", [])))
+        rep.table("cost per prediction", cost_table(headline))
+        rep.table("ratios at k = 2d (95% bootstrap over seeds and prompts)", frame(ratio_rows(headline, base),
+                                                                                   "comparison"))
+        rep.table("looped vs standard: training", training_table(headline))
+        if loops_rows(headline):
+            rep.figure("error vs inference loops", loops_figure(headline))
+            rep.table("error at k = 2d against inference loops", frame(loops_rows(headline), "loops"))
+        if recs.get("options"):
+            rep.table("the seed's options (gated against the trivial references)",
+                      frame(options_rows(recs["options"], base), "option"))
+        rep.text = conclusion(recs, base["config"]["parity_margin"])
+    if recs.get("tasks"):
+        rep.table("other tasks against their references", frame(tasks_rows(recs["tasks"] +
+                                                                            recs.get("task_baselines", [])), "task"))
     return rep

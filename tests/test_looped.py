@@ -6,7 +6,7 @@ import torch
 from helpers import icl
 from helpers.looped import Block, LoopedConfig, LoopedTransformer, keep_mask
 from helpers.icl_train import ICLTrainConfig, fixed_test_set, train_model
-from helpers.looped_study import LoopedStudyConfig, seed_rows
+from helpers.looped_study import LoopedStudyConfig
 
 
 def small(**kw):
@@ -160,6 +160,24 @@ def test_curriculum_schedule_semantics():
     assert [s(t) for t in (0, 4999, 5000, 74_999, 75_000, 10**6)] == [5, 5, 6, 19, 20, 20]
     with pytest.raises(ValueError, match="moves away"):
         icl.Schedule(5, 20, -1, 10)
+    with pytest.raises(ValueError, match=r"moves away from end 5 \(start 9\)"):      # a start past its end
+        icl.Schedule(9, 5, 1, 10)
+    with pytest.raises(ValueError, match="never gets from 9 to 5"):
+        icl.Schedule(9, 5, 0, 10)
+
+
+def test_training_applies_the_first_increment_after_interval_steps(monkeypatch):
+    """Steps count from 0 in the curriculum (Garg et al. update after each step): with interval 2 the first two
+    optimizer steps see the start setting, the third the first increment."""
+    from helpers import icl_train
+
+    seen = []
+    real = icl.sample_xs
+    monkeypatch.setattr(icl_train.icl, "sample_xs", lambda b, n, d, a, g: seen.append((n, a)) or real(b, n, d, a, g))
+    tcfg = ICLTrainConfig(steps=5, batch_size=4, dims=icl.Schedule(2, 4, 1, 2), points=icl.Schedule(3, 7, 2, 2),
+                          loops=icl.Schedule(2, 2, 0, 1), log_every=1)
+    train_model(small(n_positions=7), tcfg, seed=0)
+    assert seen == [(3, 2), (3, 2), (5, 3), (5, 3), (7, 4)]
 
 
 def test_test_set_is_at_the_final_curriculum_setting():
@@ -182,12 +200,25 @@ def _task_errors(task, d=8, n=12, P=96, names=None, seed=0):
 
 
 def test_noisy_regression_leaves_least_squares_at_the_noise_floor():
-    """y = <w, x> + N(0, 0.5^2): least squares from k > d + 1 pairs has expected error
-    0.25 (1 + d / (k - d - 1)) / d, not 0 (noise missing) and not the zero predictor's ~1."""
+    """y = <w, x> + N(0, 0.1^2) (the looped paper's code): least squares from k > d + 1 pairs has expected error
+    0.01 (1 + d / (k - d - 1)) / d, not 0 (noise missing) and not the zero predictor's ~1."""
+    assert icl.NOISE == 0.1
     e = _task_errors("noisy_linear_regression", d=4, n=14, P=4000, names=("least_squares",))
     k = 13
-    expected = 0.25 * (1 + 4 / (k - 4 - 1)) / 4
+    expected = icl.NOISE ** 2 * (1 + 4 / (k - 4 - 1)) / 4
     assert e["least_squares"][k] == pytest.approx(expected, rel=0.15)
+
+
+def test_each_task_is_normalized_by_its_own_scale():
+    """The papers' plots: squared error / d for dense regression, / the sparsity for sparse regression, / 1 for
+    trees; predicting zero then scores ~1 on (sparse) linear regression."""
+    assert icl.error_scale("linear_regression", 8) == 8 and icl.error_scale("decision_tree", 8) == 1
+    assert icl.error_scale("sparse_linear_regression", 8) == 3 and icl.error_scale("sparse_linear_regression", 2) == 2
+    g = torch.Generator().manual_seed(0)
+    xs = icl.sample_xs(4000, 5, 8, 8, g)
+    ys = icl.sample_task("sparse_linear_regression", xs, 8, g)
+    zero = icl.normalized_sq_error(torch.zeros_like(ys), ys, icl.error_scale("sparse_linear_regression", 8))
+    assert float(zero.mean()) == pytest.approx(1.0, rel=0.1)
 
 
 def test_each_task_has_the_baseline_its_structure_favours():
@@ -240,54 +271,31 @@ def test_bootstrap_band_over_seeds_holds_the_seed_spread():
     assert ((hi3 - lo3) > 2 * (hi_avg - lo_avg)).all()
 
 
-def test_seed_rows_mean_and_spread_over_seeds():
-    e = np.zeros((2, 4, 5))
-    e[0, :, 2], e[1, :, 2] = 1.0, 3.0                                        # k = d = 2: seeds at 1 and 3
-    e[:, :, 4] = 0.5
-    looped, zero = seed_rows({"looped": e, "zero": np.ones((4, 5))}, active=2, extra={"looped": {"params": 7}})
-    assert looped["k=d"] == 2.0 and np.isclose(looped["k=d sd"], np.sqrt(2))
-    assert looped["k=2d"] == 0.5 and looped["k=2d sd"] == 0
-    assert looped["seeds"] == 2 and looped["params"] == 7 and looped["model"] == "looped"
-    assert zero["k=d"] == 1 and zero["k=d sd"] is None                       # one seed: no spread
+def test_regime_search_trains_both_arms_on_validation_prompts_and_skips_recorded_points(results_root):
+    from helpers.families import resolve
+    from helpers.looped_study import at_dims, regime_search
 
-
-def test_regime_search_scores_each_variant_at_its_own_dimension_and_skips_recorded_points(results_root):
-    from helpers.looped_study import PROFILES, at_dims, regime_search
-    from helpers.profiles import resolve
-
-    run = resolve("05_looped_transformer", PROFILES, "tiny", quiet=True)
-    points = {"d=2": {}, "d=3 extra_dim": {**at_dims(run.cfg, 3), "model.token_format": "extra_dim"}}
-    out = regime_search(run, points)
-    assert out["d=2"]["metrics"]["d"] == 2 and out["d=3 extra_dim"]["metrics"]["d"] == 3
+    run = resolve("05_looped_transformer", "tiny", quiet=True)
+    points = {"d=2": {}, "d=3": at_dims(run.cfg, 3)}
+    out = regime_search(run, points, seeds=(100, 101))
+    assert set(out) == {(n, s) for n in points for s in (100, 101)}
+    assert out["d=2", 100]["metrics"]["d"] == 2 and out["d=3", 100]["metrics"]["d"] == 3
     for rec in out.values():
         m = rec["metrics"]
-        assert m["steps"] == run.cfg.train.steps and m["least_squares.k=2d"] < 1e-6
-        assert m["ratio_to_averaging.k=2d"] == m["looped.k=2d"] / m["averaging.k=2d"]
-    # the denominator is averaging on the same test prompts, recomputed here with plain numpy
-    xs, ys, d = fixed_test_set(run.cfg.train, run.cfg.model.n_dims)
+        assert m["looped.steps"] == m["standard.steps"] == run.cfg.train.steps
+        for arm in ("looped", "standard"):
+            assert m[f"{arm}.ratio_to_averaging"] == pytest.approx(m[f"{arm}.k=2d"] / m["averaging.k=2d"])
+    # the denominator is averaging on the VALIDATION prompts (val_seed), recomputed here with plain numpy
+    xs, ys, d = fixed_test_set(run.cfg.train, run.cfg.model.n_dims, seed=run.cfg.val_seed)
     xs, ys, k = xs.numpy().astype(float), ys.numpy().astype(float), 2 * d
     w = (ys[:, :k, None] * xs[:, :k]).mean(1)                                    # (P, dims)
     by_hand = (((xs[:, k] * w).sum(-1) - ys[:, k]) ** 2 / d).mean()
-    assert out["d=2"]["metrics"]["averaging.k=2d"] == pytest.approx(by_hand, rel=1e-5)
-    again = regime_search(run, points)                      # recorded: loaded, not retrained
+    assert out["d=2", 100]["metrics"]["averaging.k=2d"] == pytest.approx(by_hand, rel=1e-5)
+    assert out["d=2", 100]["metrics"]["looped.k=2d"] != out["d=2", 101]["metrics"]["looped.k=2d"]
+    again = regime_search(run, points, seeds=(100, 101))                  # recorded: loaded, not retrained
     assert {n: r["created"] for n, r in again.items()} == {n: r["created"] for n, r in out.items()}
-    assert {n: r["metrics"] for n, r in again.items()} == {n: r["metrics"] for n, r in out.items()}
     with pytest.raises(Exception, match="unknown setting"):
         regime_search(run, {"bad": {"model.depth": 3}})
-
-
-def test_rows_from_records_mean_and_sd_over_seeds_and_bands_from_curves():
-    from helpers.looped_report import bands_from_curves, rows_from_records
-
-    recs = [{"variant": "looped-lr", "seed": s, "metrics": {"err.k=d": e, "err.k=2d": e / 2, "steps": 10,
-                                                             "steps_per_s": 5.0}, "params": {"total": 100}}
-            for s, e in enumerate([1.0, 3.0, 5.0])]
-    (row,) = rows_from_records(recs)
-    assert row["seeds"] == 3 and row["k=d"] == 3.0 and row["k=d sd"] == 2.0 and row["k=2d"] == 1.5
-    curves = {"looped": {"1": 0.5, "0": 1.0, "10": 0.1}, "looped.lo": {"0": 0.9, "1": 0.4, "10": 0.05},
-              "looped.hi": {"0": 1.1, "1": 0.6, "10": 0.2}}
-    assert bands_from_curves(curves) == {"looped": {"mean": [1.0, 0.5, 0.1], "lo": [0.9, 0.4, 0.05],
-                                                    "hi": [1.1, 0.6, 0.2]}}
 
 
 # ------------------------------------------------------------------------------------------------ analytic baselines
@@ -345,7 +353,7 @@ def test_bootstrap_band_width_matches_the_known_standard_error():
 
 
 def test_ratio_interval_covers_the_true_ratio_and_is_exact_for_a_constant_ratio():
-    from helpers.looped_study import ratio_interval
+    from helpers.looped_report import ratio_interval
 
     rng = np.random.default_rng(2)
     den = rng.exponential(size=500)
@@ -362,32 +370,20 @@ def test_ratio_interval_covers_the_true_ratio_and_is_exact_for_a_constant_ratio(
 
 # ------------------------------------------------------------------------------------------------ study sections
 def _tiny_run(**over):
-    from helpers.looped_study import PROFILES
-    from helpers.profiles import resolve
+    from helpers.families import resolve
 
-    return resolve("05_looped_transformer", PROFILES, "tiny", overrides=over, quiet=True)
+    return resolve("05_looped_transformer", "tiny", overrides=over, quiet=True)
 
 
-def test_tuning_picks_each_arms_lr_on_validation_prompts_and_ignores_cut_runs():
-    from helpers.looped_study import chosen_lrs
-
-    cfg = _tiny_run().cfg
-
-    def rec(arm, lr, err, status="ok", seed=100):
-        return {"variant": f"tune {arm} lr={lr:g}", "status": status, "seed": seed,
-                "metrics": {"lr": lr, "err.k=2d": err, "err.k=d": err}}
-
-    recs = {i: r for i, r in enumerate([rec("looped", 1e-3, 0.5), rec("looped", 3e-3, 0.2),
-                                          rec("standard", 1e-3, 0.4), rec("standard", 3e-3, 0.1, "partial")])}
-    assert chosen_lrs(cfg, recs) == {"looped": 3e-3, "standard": 1e-3}
-    # by the mean over tuning seeds: one lucky seed does not win against an lr that works on every seed
-    more = {**recs, 10: rec("looped", 3e-3, 1.0, seed=101), 11: rec("looped", 1e-3, 0.3, seed=101)}
-    assert chosen_lrs(cfg, more)["looped"] == 1e-3
-    assert chosen_lrs(cfg, {}) == {"looped": cfg.train.lr, "standard": cfg.train.lr}
+def test_bad_study_settings_are_refused_naming_the_value():
     with pytest.raises(ValueError, match="test set's seed"):
         _tiny_run(val_seed=1234)
-    with pytest.raises(ValueError, match="must not hold a reported seed"):
-        _tiny_run(tune_seeds=(0, 100))
+    with pytest.raises(ValueError, match="parity_margin must be > 0"):
+        _tiny_run(parity_margin=0.0)
+    with pytest.raises(ValueError, match="seeds must name at least one seed"):
+        _tiny_run(seeds=())
+    with pytest.raises(ValueError, match="unknown task"):
+        _tiny_run(tasks=("sorting",))
 
 
 def test_validation_prompts_differ_from_the_test_prompts():
@@ -397,50 +393,53 @@ def test_validation_prompts_differ_from_the_test_prompts():
     assert xs_t.shape == xs_v.shape and not torch.allclose(xs_t, xs_v)
 
 
-def test_section_runs_are_loaded_on_rerun_and_retrained_when_their_weights_are_gone(results_root, monkeypatch):
+def test_headline_records_hold_what_later_sections_need_and_load_on_rerun(results_root, monkeypatch):
+    """Every seed of both arms is trained once; its record holds the per-prompt test errors (all k) and, looped, the
+    error against inference loops; a rerun loads them (no weights needed) with identical numbers."""
     from helpers import looped_study as S
 
     run = _tiny_run()
     calls = []
     real = S.train_model
     monkeypatch.setattr(S, "train_model", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
-    tuned = S.tune(run)
-    lrs = S.chosen_lrs(run.cfg, tuned)
-    first = S.looped_vs_standard(run, lrs)
-    n_first = len(calls)
-    assert n_first == 2 * len(run.cfg.tune_lrs) * len(run.cfg.tune_seeds) + 2 * len(run.cfg.seeds)
-    assert {rec["config"]["train"]["lr"] for (arm, _), rec in first["records"].items() if arm == "looped"} == \
-        {lrs["looped"]}
-    again = S.looped_vs_standard(run, lrs)
-    assert len(calls) == n_first                                             # loaded, weights read back
-    created = {k: r["created"] for k, r in first["records"].items()}
-    assert {k: r["created"] for k, r in again["records"].items()} == created
-    for arm in ("looped", "standard"):                                       # the same models: the same errors
-        assert np.allclose(again["errors"][arm], first["errors"][arm])
-    S.tune(run)
-    assert len(calls) == n_first
-    gone = S.model_path(run, "standard-linear_regression",
-                        {"model": first["records"]["standard", 0]["config"]["model"],
-                         "train": first["records"]["standard", 0]["config"]["train"]}, 0)
-    assert gone.exists()
-    gone.unlink()
-    S.looped_vs_standard(run, lrs)
-    assert len(calls) == n_first + 1                                         # only the run without weights
+    first = S.headline(run)
+    assert sorted((r["experiment"], r["seed"]) for r in first.values()) == sorted(
+        (arm, s) for arm in ("looped", "standard") for s in run.cfg.seeds)
+    assert sorted(calls) == sorted(2 * list(run.cfg.seeds))
+    rec = first["looped-linear_regression", 0]
+    n_points = run.cfg.train.points.end
+    assert len(rec["tables"]["test_errors"]) == n_points
+    assert len(rec["tables"]["test_errors"][0]["errors"]) == run.cfg.train.test_prompts
+    assert [r["loops"] for r in rec["tables"]["loops"]] == list(run.cfg.eval_loops)
+    assert "loops" not in first["standard-linear_regression", 0]["tables"]
+    mean_2d = np.mean(rec["tables"]["test_errors"][2 * rec["metrics"]["d"]]["errors"])
+    assert mean_2d == pytest.approx(rec["metrics"]["err.k=2d"], rel=1e-5)
+    again = S.headline(run)
+    assert len(calls) == 2 * len(run.cfg.seeds)                              # loaded
+    assert {k: r["created"] for k, r in again.items()} == {k: r["created"] for k, r in first.items()}
 
 
 def test_a_run_cut_by_the_safety_budget_is_recorded_as_partial_and_trained_again(results_root, monkeypatch):
     import helpers.looped_study as S
-    from helpers.looped_study import options
 
     calls = []
     real = S.train_model
     monkeypatch.setattr(S, "train_model", lambda *a, **k: calls.append(1) or real(*a, **k))
-    run = _tiny_run(**{"option_steps": 100_000, "train.time_budget_s": 0.0, "options": {}})
-    rec = options(run)["plain", 0]
+    run = _tiny_run(**{"option_steps": 100_000, "train.time_budget_s": 0.0, "options": {}, "option_seeds": (0,)})
+    rec = S.options(run, {})["plain", 0]
     assert rec["status"] == "partial" and rec["metrics"]["steps"] == 1
-    options(run)                                                             # never loaded as the full run
+    S.options(run, {})                                                       # never loaded as the full run
     assert len(calls) == 2
-    done = _tiny_run(**{"options": {}})                                      # no budget: a full run, then loaded
-    assert options(done)["plain", 0]["status"] == "ok"
-    options(done)
+    done = _tiny_run(**{"options": {}, "option_seeds": (0,)})               # no budget: a full run, then loaded
+    assert S.options(done, {})["plain", 0]["status"] == "ok"
+    S.options(done, {})
     assert len(calls) == 3
+
+
+def test_options_at_the_headline_steps_reuse_the_headline_looped_runs(results_root):
+    from helpers import looped_study as S
+
+    run = _tiny_run(option_steps=None, options={})
+    head = S.headline(run)
+    out = S.options(run, head)
+    assert out["plain", 0] is head["looped-linear_regression", 0] and ("plain", 1) in out
