@@ -4,11 +4,11 @@ the standard transformer of the same width) learn linear regression in context o
 Each point trains both arms for its steps with 3 tuning seeds (100-102, never reported) and scores them on
 validation prompts (cfg.val_seed, never the test prompts) against averaging on the same prompts at k = 2d. The gate
 the notebook asks of its reported seeds is the one read here: error < 1/3 of averaging's, every seed, both arms.
-Points vary one factor at a time around the local profile (d = 4, 11 points, the paper's curriculum shortened,
-1,000 steps, Adam 1e-3): the curriculum, the steps and the lr. Records: results/05_looped_transformer/regime-*;
+Points vary one lever at a time around a first guess (d = 4, 11 points, the paper's curriculum shortened, 1,000 steps
+of batch 128, Adam 1e-3): the lr, the task's dimension, the steps. Records: results/05_looped_transformer/regime-*;
 the table is in the notebook and Analysis.ipynb.
 
-    python benchmarks/looped_regime.py                 # 5 points x 3 seeds x 2 arms, two side by side (~25 min)
+    python benchmarks/looped_regime.py                 # 4 points x 3 seeds x 2 arms, two side by side (~25 min)
     python benchmarks/looped_regime.py --only local    # one point
 """
 from __future__ import annotations
@@ -20,20 +20,21 @@ import pandas as pd
 from helpers import icl
 from helpers import looped_report as LR
 from helpers import looped_study as L
-from helpers.icl_train import fixed
 from helpers.families import resolve
 
 
 def grid(cfg) -> dict:
-    """{name: dotted overrides of the local profile}: the local point and one factor moved at a time."""
+    """{name: dotted overrides of the local profile}: the local point and one lever moved at a time (the lr; an
+    easier task, d = 3; twice the steps at half the batch, the curriculum stretched to match)."""
     d, n = cfg.train.dims.end, cfg.train.points.end
     return {
-        "local": {},
-        "no curriculum": {"train.dims": fixed(d), "train.points": fixed(n), "train.loops": fixed(cfg.model.loops)},
-        "600 steps": {"train.steps": 600,
-                      "train.dims": icl.Schedule(2, d, 1, 90), "train.points": icl.Schedule(5, n, 2, 60)},
+        "2000 steps x batch 64": {"train.steps": 2000, "train.batch_size": 64,
+                                  "train.dims": icl.Schedule(2, d, 1, 300), "train.points": icl.Schedule(5, n, 2, 200),
+                                  "train.loops": icl.Schedule(4, cfg.model.loops, 2, 200)},
+        "d=3": {**L.at_dims(cfg, 3), "train.dims": icl.Schedule(2, 3, 1, 150),
+                "train.points": icl.Schedule(5, 9, 2, 100)},
         "lr 2e-3": {"train.lr": 2e-3},
-        "lr 5e-4": {"train.lr": 5e-4},
+        "local": {},
     }
 
 
