@@ -31,7 +31,7 @@ torch-free, shared by the notebook's last cell and Analysis.ipynb.
   surgery, lowrank -> surgery_experiments, surgery_study / _report  seed 000 (01-03)
   compress         -> compression_study / compression_report      seed 001 (04)
   looped, icl, icl_train -> looped_study / looped_report          seed 002 (05)
-  sft (TRL + PEFT) -> sft_study / sft_report                      seed 004 (06)
+  sft (TRL + PEFT), sft_data -> sft_study / sft_report           seed 004 (06)
   pretrain         -> pretrain_study / pretrain_report            seed 003 (07)
 """
 __version__ = "0.1.0"

@@ -5,10 +5,12 @@ calibration set (streaming: no activation is stored).
 
 Factorizations of nn.Linear(in, out) at rank r, each returning the shared LowRankLinear:
   svd     plain truncated SVD of the weight (ignores the data)
-  whiten  the closed-form minimiser of the output error on the calibration inputs: with C the (centred) input
-          covariance and S S^T = C, take V_r = top-r right singular vectors of S^T W (= those of X W), then
-          W* = W V_r V_r^T, b* = b + (W - W*)^T mu (same optimum as SVD-LLM's whitening; no inverse is needed,
-          so a singular covariance is fine; a relative ridge `jitter` is added and reported)
+  whiten  the closed-form minimiser of the output error on the calibration inputs: with C the input second moment
+          and S S^T = C, take V_r = top-r right singular vectors of S^T W (= those of X W), then W* = W V_r V_r^T.
+          With center=False this is SVD-LLM's whitening (the same optimum of ||X W - X W*||). With center=True
+          (the default) C is the centred covariance and the mean's error goes into a bias b* = b + (W - W*)^T mu,
+          which a bias-free Linear gains (and the budget counts): the optimum of the centred error, which is not
+          SVD-LLM's. No inverse is needed, so a singular C is fine; a relative ridge `jitter` is added and reported.
   scaled  ASVD-style: diagonal scaling s_i = E|x_i|^alpha, W* = S^-1 [S W]_r
 Budgets: `param_budget` counts a plan on the `meta` device (no weights).
 
@@ -37,6 +39,7 @@ class InputStats:
     GPU during calibration: a 14336-wide x^T x per block is milliseconds there and seconds on a CPU)."""
 
     dim: int
+    name: str = ""                  # the module's name, for errors
     n: int = 0
     total: torch.Tensor = None      # (in,)   sum of x
     outer: torch.Tensor = None      # (in, in) sum of x x^T
@@ -48,10 +51,17 @@ class InputStats:
         self.outer = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
         self.abs_total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
 
-    def update(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+    def update(self, x: torch.Tensor, mask: torch.Tensor | None = None, where: str = "") -> None:
+        """Add a batch of inputs (..., dim), skipping positions where mask is 0. Non-finite values are refused here,
+        at the source: once in the sums every statistic is NaN and the factorization fails much later."""
         x = x.detach().reshape(-1, self.dim)
         if mask is not None:
             x = x[mask.reshape(-1).bool().to(x.device)]
+        if not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"{where or 'calibration inputs'}: {bad} non-finite value(s) (NaN/inf) in the input of "
+                             f"{self.name or 'this Linear'}; the statistics would be NaN and no factorization could be "
+                             "computed. Check the model's dtype (fp16 overflows) and the batch's tokens.")
         x = x.to(self.total.device, torch.float64)
         self.n += x.shape[0]
         self.total += x.sum(0)
@@ -127,7 +137,7 @@ def _passes(modules: dict[str, nn.Linear], budget: int) -> list[list[str]]:
 
 
 def _calibration_pass(model, batches, modules: dict[str, nn.Linear], device: str, stats_device: str):
-    stats = {name: InputStats(m.in_features, device=stats_device) for name, m in modules.items()}
+    stats = {name: InputStats(m.in_features, name=name, device=stats_device) for name, m in modules.items()}
     current, seen = {}, {}
 
     def hook(name):
@@ -140,12 +150,7 @@ def _calibration_pass(model, batches, modules: dict[str, nn.Linear], device: str
                 stats[name] = stats[first[0]]
                 return
             seen[key] = (name, args[0])
-            if not torch.isfinite(args[0]).all():
-                bad = int((~torch.isfinite(args[0])).sum())
-                raise ValueError(f"calibration batch {current['index']}: {bad} non-finite value(s) (NaN/inf) in the "
-                                 f"input of {name}; the statistics would be NaN and no factorization could be "
-                                 "computed. Check the model's dtype (fp16 overflows) and the batch's tokens.")
-            stats[name].update(args[0], current.get("mask"))
+            stats[name].update(args[0], current.get("mask"), f"calibration batch {current['index']}")
         return fn
 
     handles = [m.register_forward_pre_hook(hook(name)) for name, m in modules.items()]

@@ -190,9 +190,10 @@ def describe(row: dict) -> str:
     if row.get("p") is None or row.get("t") is None:
         test = "" if row["test"] == row["verdict"] else f"{row['test']}; "
         return f"{row['diff']:+.3f} ({test}n = {row['n_a']} vs {row['n_b']}): {row['verdict']}"
-    if row.get("test") == "Dunnett":
-        return (f"{row['diff']:+.3f} (Dunnett t = {row['t']:.2f}, pooled df = {row['df']:.0f}, adjusted p = "
-                f"{row['p']:.3g} over {row['m']}; n = {row['n_a']} vs {row['n_b']}): {row['verdict']}")
+    if row.get("test") == "Dunnett":       # scipy's multivariate-t integral reads 0 below its precision
+        p = f"= {row['p']:.3g}" if row["p"] >= 1e-6 else "< 1e-6"
+        return (f"{row['diff']:+.3f} (Dunnett t = {row['t']:.2f}, pooled df = {row['df']:.0f}, adjusted p {p} "
+                f"over {row['m']}; n = {row['n_a']} vs {row['n_b']}): {row['verdict']}")
     return (f"{row['diff']:+.3f} (Welch t = {row['t']:.2f}, df = {row['df']:.1f}, p = {row['p']:.3g}, Holm p = "
             f"{row['p_holm']:.3g} over {row['m']}; n = {row['n_a']} vs {row['n_b']}): {row['verdict']}")
 

@@ -8,11 +8,10 @@ import math
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from scipy import stats as st
 
 from . import plots
 from .analysis import Report, frame, select
-from .stats import describe, verdicts, welch
+from .stats import describe, describe_equivalence, equivalence, many_to_one
 from .surgery_experiments import EXPERIMENTS, NOTEBOOK_OF, NOTEBOOKS, ORIGINAL, Scale, same_model, stand_in
 
 __all__ = ["NOTEBOOKS", "TITLE", "readme_block", "report"]   # NOTEBOOKS: the family registry reads it here
@@ -32,8 +31,10 @@ def rows(records) -> pd.DataFrame:
 
 
 def summarize(df, reference=None, same: dict | None = None) -> pd.DataFrame:
-    """Mean +- std over seeds per experiment, with parameters, ratio and delta to the original of the same model
-    (experiment 1 or 19; Welch + Holm over the table), and the share of attention's benefit each 410m variant keeps.
+    """Mean +- std over seeds per experiment (and the per-seed losses), with parameters, ratio and delta to the
+    original of the same model (experiment 1 or 19), and the share of attention's benefit each 410m variant keeps.
+    Every variant faces one control, so the test is many-to-one: Dunnett's test on the variance pooled over the
+    control and its variants (df = runs - groups; helpers.stats.many_to_one), each variant's Welch p beside it.
     `reference`: a summary holding experiments this df lacks (the original and no-attention runs of notebook 01).
     `same`: {experiment: N} of experiments that are the same model as N at this scale (rows marked, not measured).
 
@@ -44,6 +45,7 @@ def summarize(df, reference=None, same: dict | None = None) -> pd.DataFrame:
     out = g.agg(params=("params.total", "first"), full_scale=("params.full_scale", "first"),
                 loss_mean=("eval_loss", "mean"), loss_std=("eval_loss", "std"), seeds=("seed", "count"),
                 tokens_per_s=("tokens_per_s", "mean")).reset_index()
+    out["losses"] = out["id"].map(df.groupby("id")["eval_loss"].apply(list))
     for col in ("bigram_ce", "unigram_ce"):
         if col in df.columns:
             out[col] = out["id"].map(df.groupby("id")[col].first())
@@ -53,19 +55,19 @@ def summarize(df, reference=None, same: dict | None = None) -> pd.DataFrame:
     if reference is not None:
         extra = reference[~reference["id"].isin(ref.index)].set_index("id")
         ref = pd.concat([ref, extra])
-    comps = {}
+    families = {}                                   # control -> {row index: variant losses}
     for i, row in out.iterrows():
         b = ORIGINAL[EXPERIMENTS[row["id"]].model]
         if b in ref.index:
             out.loc[i, "params_ratio"] = row["params"] / ref.loc[b, "params"]
             if row["id"] != b:
-                comps[i] = welch(row["loss_mean"], row["loss_std"], int(row["seeds"]), ref.loc[b, "loss_mean"],
-                                 ref.loc[b, "loss_std"], int(ref.loc[b, "seeds"]))
-    # one family of comparisons per table: Holm over every variant compared with its original here
-    for i, v in zip(comps, verdicts(list(comps.values()))):
-        for col, key in (("delta_loss", "diff"), ("delta_se", "se"), ("df", "df"), ("p", "p"), ("p_holm", "p_holm"),
-                         ("n_ref", "n_b"), ("verdict", "verdict"), ("m", "m"), ("t", "t"), ("test", "test")):
-            out.loc[i, col] = v[key]
+                families.setdefault(b, {})[i] = row["losses"]
+    for b, variants in families.items():
+        for i, v in zip(variants, many_to_one(variants, ref.loc[b, "losses"])):
+            for col, key in (("delta_loss", "diff"), ("delta_se", "se"), ("df", "df"), ("p", "p"),
+                             ("p_welch", "p_welch"), ("n_ref", "n_b"), ("verdict", "verdict"), ("m", "m"), ("t", "t"),
+                             ("test", "test"), ("levene_p", "levene_p"), ("sd_ratio", "sd_ratio")):
+                out.loc[i, col] = v[key]
     if {1, 6} <= set(ref.index):
         for i, row in out.iterrows():
             if EXPERIMENTS[row["id"]].model == "410m":       # the original and no attention: 1 and 0 by definition
@@ -111,9 +113,9 @@ def mean_curves(df) -> dict:
 
 
 def conclusion(summary) -> str:
-    """Plain sentences from the measured numbers: each variant against the original of its model by Welch's t-test
-    over seeds, Holm-corrected over the table's comparisons (one seed in an arm is "n = 1: no test"), the share of
-    attention's benefit it keeps, and the experiments that are the same model as another at this scale."""
+    """Plain sentences from the measured numbers: each variant against the original of its model by Dunnett's
+    many-to-one test over seeds (pooled variance; one seed in an arm is "n = 1: no test"), the variance check, the
+    share of attention's benefit it keeps, and the experiments that are the same model as another at this scale."""
     lines = []
     if "bigram_ce" in summary.columns and summary["bigram_ce"].notna().any():
         ref = summary.dropna(subset=["bigram_ce"]).iloc[0]
@@ -132,6 +134,14 @@ def conclusion(summary) -> str:
         lines.append("no original to compare with in this profile (run notebook 01 first for experiment 1)")
     else:
         lines += [_line(r) for _, r in measured.sort_values("delta_loss").iterrows()]
+        lev = measured.dropna(subset=["levene_p"]) if "levene_p" in measured.columns else measured.iloc[:0]
+        if len(lev):
+            r = lev.iloc[0]
+            unlike = r["levene_p"] < 0.05 or r["sd_ratio"] > 4
+            caveat = (f" (the spreads look unlike, and with {int(r['seeds'])} runs an arm the test has little power: "
+                      "read each row's Welch p beside Dunnett's)" if unlike else " (no evidence against pooling)")
+            lines.append(f"the pooled variance: largest / smallest arm sd {r['sd_ratio']:.1f}, Brown-Forsythe p = "
+                         f"{r['levene_p']:.3g}{caveat}")
     if "same_as" in summary.columns:
         for _, r in summary[summary["same_as"].notna()].iterrows():
             lines.append(f"exp {int(r['id']):>2}: same model as exp {int(r['same_as'])} at this scale (after depth "
@@ -142,14 +152,15 @@ def conclusion(summary) -> str:
 def _line(r) -> str:
     exp = EXPERIMENTS[int(r["id"])]
     row = {"diff": r["delta_loss"], "n_a": int(r["seeds"]), "n_b": int(r["n_ref"]), "test": r["test"],
-           "verdict": r["verdict"], "t": _num(r["t"]), "df": _num(r["df"]), "p": _num(r["p"]),
-           "p_holm": _num(r["p_holm"]), "m": int(r["m"])}
+           "verdict": r["verdict"], "t": _num(r["t"]), "df": _num(r["df"]), "p": _num(r["p"]), "m": int(r["m"])}
+    welch_p = _num(r.get("p_welch"))
     kept = ""
     if _num(r.get("retained")) is not None:
         se = _num(r.get("retained_se"))
         kept = f"; keeps {r['retained']:.2f}" + (f" +- {se:.2f}" if se is not None else "") + " of attention's benefit"
     return (f"exp {int(r['id']):>2} ({exp.describe()}): {r['params_ratio']:.2f}x the parameters, loss "
-            f"{r['loss_mean']:.3f} +- {r['loss_std']:.3f}, delta {describe(row)}{kept}")
+            f"{r['loss_mean']:.3f} +- {r['loss_std']:.3f}, delta {describe(row)}"
+            + (f" [Welch p = {welch_p:.3g}]" if welch_p is not None and row["t"] is not None else "") + kept)
 
 
 def _num(x):
@@ -186,20 +197,23 @@ def table_from_records(records: list[dict]):
     return out
 
 
+CLAIM_MARGIN = 0.05    # nats: "matched the original" means within +-0.05 of it (stated before the test, issue 28)
 CLAIM_TESTS = {
     # claim -> (what the data must show for the claim to hold, in words)
-    "matched the original": "no measurable difference from the original",
-    "loss much higher": "worse than the original",
-    "loss higher, only ~10M fewer params": "worse than the original",
+    "matched the original": f"equivalent to the original within +-{CLAIM_MARGIN:g} nats (TOST)",
+    "loss much higher": "worse than the original (Dunnett)",
+    "loss higher, only ~10M fewer params": "worse than the original (Dunnett)",
 }
 
 
-def claims(summary) -> str:
-    """Every verbal result of the notes beside its verdict from the data (Welch + Holm over the table): a claim of a
-    match holds when no difference is measurable (not an equivalence test: the interval is printed), a claim of a
-    higher loss holds when the variant is measurably worse. Runs the author marked wrong are reported as run.
-    Only the experiments in `summary` are listed."""
+def claims(summary, margin: float = CLAIM_MARGIN) -> str:
+    """Every verbal result of the notes beside its verdict from the data: a claim of a match is tested for
+    equivalence (TOST, Welch's df, against +-margin stated before the data): CONSISTENT when equivalent,
+    CONTRADICTED when measurably different, UNDECIDED otherwise; a claim of a higher loss holds when the variant is
+    worse by the table's Dunnett test. Runs the author marked wrong are reported as run. Only the experiments in
+    `summary` are listed."""
     by_id = {int(r["id"]): r for _, r in summary.iterrows()}
+    ref = summary.set_index("id")
     out = []
     for exp in EXPERIMENTS.values():
         r = by_id.get(exp.id)
@@ -215,20 +229,19 @@ def claims(summary) -> str:
             out.append(f"exp {exp.id}: notes '{exp.claim}' -> measured as specified: {_line(r)}")
             continue
         need = CLAIM_TESTS[exp.claim]
-        if r["verdict"] == "n = 1: no test":
-            verdict = "untested"
-        elif need.startswith("no measurable"):
-            verdict = "consistent" if r["verdict"] == "no measurable difference" else "contradicted"
+        if exp.claim == "matched the original":
+            b = ORIGINAL[exp.model]
+            eq = equivalence(r["losses"], ref.loc[b, "losses"], margin)
+            verdict = {"equivalent": "consistent", "different": "contradicted",
+                       "inconclusive": "undecided"}.get(eq["verdict"], "untested")
+            measured = describe_equivalence(eq)
         else:
-            verdict = "confirmed" if r["verdict"] == "worse" else "not confirmed"
-        lo = hi = float("nan")
-        if not _isna(r["delta_se"]) and not _isna(r["df"]):       # Welch's 95% interval (t quantile at its df)
-            q = float(st.t.ppf(0.975, r["df"]))
-            lo, hi = r["delta_loss"] - q * r["delta_se"], r["delta_loss"] + q * r["delta_se"]
-        ci = "" if _isna(lo) else f" [{lo:+.3f}, {hi:+.3f}] (95% Welch interval, not Holm-adjusted)"
+            verdict = ("untested" if r["verdict"] in ("n = 1: no test", "no spread: no test") else
+                       "confirmed" if r["verdict"] == "worse" else "not confirmed")
+            measured = f"{r['delta_loss']:+.3f}, {r['verdict']} (Dunnett adjusted p = {_fmt(r['p'])}, " \
+                       f"n = {int(r['seeds'])} vs {int(r['n_ref'])})"
         out.append(f"exp {exp.id}: notes '{exp.claim}' -> {verdict.upper()} (needs: {need}); measured delta "
-                   f"{r['delta_loss']:+.3f}{ci}, {r['verdict']} (Holm p = {_fmt(r['p_holm'])}, "
-                   f"n = {int(r['seeds'])} vs {int(r['n_ref'])})")
+                   f"{measured}")
     return "\n".join(out)
 
 
@@ -271,7 +284,7 @@ def params_figure(summary, title: str):
 
 
 TABLE_COLUMNS = ["id", "name", "stand_in", "same_as", "params", "params_ratio", "loss_mean", "loss_std", "seeds",
-                 "delta_loss", "delta_se", "p_holm", "verdict", "retained", "retained_se", "tokens_per_s",
+                 "delta_loss", "delta_se", "df", "p", "p_welch", "verdict", "retained", "retained_se", "tokens_per_s",
                  "full_scale", "notes_params"]
 
 
@@ -286,8 +299,8 @@ def report(records: list[dict]):
     table = table_from_records(rep.records)
     if table is not None:
         rep.table("all experiments: parameters, validation loss over seeds, delta to the original of the same model "
-                  "(Welch + Holm), share of attention's benefit kept", table[[c for c in TABLE_COLUMNS
-                                                                           if c in table.columns]])
+                  "(Dunnett, pooled variance; Welch p beside), share of attention's benefit kept",
+                  table[[c for c in TABLE_COLUMNS if c in table.columns]])
         rep.figure("validation loss vs parameters", params_figure(table, "seed 000: validation loss vs parameters "
                                                                          "(Pareto frontier dashed)"))
         rep.text = conclusion(table) + "\n\nThe notes' claims:\n" + claims(table)
@@ -341,27 +354,32 @@ def readme_block(records: list[dict]) -> str:
         o, n = by.loc[1], by.loc[6]
         out.append(f"- Attention is used: original {o['loss_mean']:.3f} +- {o['loss_std']:.3f}, no attention (6) "
                    f"{n['loss_mean']:.3f} +- {n['loss_std']:.3f}: gap {n['delta_loss']:.3f} nats, s.e. "
-                   f"{n['delta_se']:.3f} ({n['delta_loss'] / n['delta_se']:.0f} s.e.; Welch df {n['df']:.1f}, n = "
+                   f"{n['delta_se']:.3f} ({n['delta_loss'] / n['delta_se']:.0f} s.e.; pooled df {n['df']:.0f}, n = "
                    f"{int(n['seeds'])} vs {int(n['n_ref'])}). Bigram table of the same tokens {o['bigram_ce']:.3f}, "
                    f"unigram {o['unigram_ce']:.3f}: the original ends {abs(o['bigram_ce'] - o['loss_mean']):.3f} "
                    f"nats {'below' if o['bigram_ce'] > o['loss_mean'] else 'above'} the bigram line.")
     measured = table.dropna(subset=["delta_loss"])
     counts = measured["verdict"].value_counts().to_dict()
     m = int(measured["m"].iloc[0]) if len(measured) else 0
-    out.append(f"- Each variant vs the original of its model (Welch's t-test over seeds, Holm over the {m} "
-               f"comparisons): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ". retained = share of "
-               "attention's benefit kept, (L6 - L) / (L6 - L1), +- delta-method s.e.")
-    out += ["", "| exp | on the stand-in | loss | delta | Holm p | verdict | retained |",
-            "|---|---|---|---|---|---|---|"]
+    lev = measured.dropna(subset=["levene_p"])
+    check = (f"; arm sds within {lev['sd_ratio'].iloc[0]:.1f}x, Brown-Forsythe p = {lev['levene_p'].iloc[0]:.2g}"
+             if len(lev) else "")
+    df_txt = f", pooled df {int(measured['df'].dropna().iloc[0])}" if measured["df"].notna().any() else ""
+    out.append(f"- Each variant vs the original of its model (Dunnett's many-to-one test over seeds, {m} variants"
+               f"{df_txt}{check}): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ". retained = share "
+               "of attention's benefit kept, (L6 - L) / (L6 - L1), +- delta-method s.e.")
+    out += ["", "| exp | on the stand-in | loss | delta | Dunnett p | Welch p | verdict | retained |",
+            "|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         if not _isna(r["same_as"]):
-            out.append(f"| {int(r['id'])} | {r['stand_in']} | same model as {int(r['same_as'])} | | | | |")
+            out.append(f"| {int(r['id'])} | {r['stand_in']} | same model as {int(r['same_as'])} | | | | | |")
             continue
         kept = "" if _isna(r.get("retained")) else f"{r['retained']:.2f}" + (
             "" if _isna(r.get("retained_se")) or r["id"] in (1, 6) else f" +- {r['retained_se']:.2f}")
         delta = "" if _isna(r.get("delta_loss")) else f"{r['delta_loss']:+.3f}"
         out.append(f"| {int(r['id'])} | {r['stand_in']} | {r['loss_mean']:.3f} +- {r['loss_std']:.3f} | {delta} | "
-                   f"{_fmt(r.get('p_holm'))} | {'' if _isna(r.get('verdict')) else r['verdict']} | {kept} |")
+                   f"{_fmt(r.get('p'))} | {_fmt(r.get('p_welch'))} | "
+                   f"{'' if _isna(r.get('verdict')) else r['verdict']} | {kept} |")
     out += ["", "The notes' claims, re-tested here:", ""]
     out += [f"- {line}" for line in claims(table).splitlines()]
     return "\n".join(out)

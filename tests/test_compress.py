@@ -179,6 +179,22 @@ def test_non_finite_activations_in_calibration_name_the_module_and_the_batch():
     assert not any(m._forward_pre_hooks for m in mods.values())        # hooks removed even so
 
 
+def test_statistics_fed_directly_refuse_non_finite_inputs_and_keep_what_they_had():
+    """The clear error is at the source (InputStats.update), not only on calibrate()'s path: before, a NaN fed
+    here ended in linalg.eigh failing to converge inside factorize."""
+    st = InputStats(4, name="model.layers.0.self_attn.v_proj")
+    st.update(torch.ones(3, 4))
+    x = torch.ones(2, 4)
+    x[1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"1 non-finite value\(s\) .* model\.layers\.0\.self_attn\.v_proj"):
+        st.update(x)
+    assert st.n == 3 and torch.equal(st.total, torch.full((4,), 3.0, dtype=torch.float64))
+    x[1, 2] = float("inf")
+    masked = torch.tensor([1, 0])                      # a padded position is skipped, so it may hold anything
+    st.update(x, masked)
+    assert st.n == 4
+
+
 @pytest.mark.parametrize("method", ["whiten", "scaled"])
 def test_statistics_on_the_cpu_and_weights_on_another_device(method):
     """On CUDA the calibration statistics stay on the CPU (float64) while the weights live on the GPU; the

@@ -244,65 +244,76 @@ def test_looped_notebook_full_profile(full_offline):
     from helpers import looped_report as R, looped_study as S
 
     run = full_run("05_looped_transformer", {"train.steps": 2, "train.test_prompts": 16, "train.log_every": 1,
-                                   "option_steps": 1, "task_steps": 1, "seeds": (0,), "baseline_prompts": 16,
-                                   "eval_loops": (1, 30)})
+                                   "option_steps": 1, "task_steps": 1, "seeds": (0, 1), "option_seeds": (0,),
+                                   "task_seeds": (0,), "baseline_prompts": 16, "eval_loops": (1, 30, 240),
+                                   "tasks": ("decision_tree",)})
     assert run.cfg.model.n_dims == 20 and run.cfg.model.loops == 30
-    pair = S.looped_vs_standard(run)
-    base, loops = S.error_vs_k(run, pair), S.error_vs_loops(run, pair)
-    options, tasks = S.options(run), S.tasks(run)
-    R.training_table(pair["records"]), R.at_k_table(base), R.options_table(options), R.tasks_table(tasks)
-    R.training_figure(pair["records"]), R.bands_figure(base), R.loops_figure(loops)
+    base, head = S.baselines(run), S.headline(run)
+    options, tasks = S.options(run, head), S.tasks(run)
+    R.baselines_table(base), R.training_table(head), R.gate_table(head, base), R.escape_table(head, base)
+    R.cost_table(head), R.ratio_rows(head, base), R.options_rows(options, base), R.tasks_rows(tasks)
+    R.training_figure(head), R.bands_figure(head, base), R.loops_figure(head)
+    assert R.verdict_line(head, run.cfg.parity_margin) and R.drift(head)["far"] == 240
     reported(R, run)
-    assert_finite(pair["records"], "05 pair")
-    assert_finite(options, "05 options")
-    assert_finite(tasks, "05 tasks")
+    for recs in (base, head, options, tasks):
+        assert_finite(recs, "05")
 
 
 def test_pretraining_notebook_full_profile(full_offline):
     """Notebook 07's LM (NeoX 768 x 10, a 32,000-token BPE trained on the Russian Wikipedia stand-in), one grid
-    cell, one schedule, one learning rate, each for a budget of a couple of seconds."""
+    cell, one schedule, one learning rate, each for a budget of a couple of seconds or two steps."""
     from helpers import pretrain_report as R, pretrain_study as S
 
     full = S.PROFILES["full"]
-    run = full_run("07_pretraining", {"lm.block": 64, "lm.eval_blocks": 2, "lm.train.time_budget_s": 2.0,
-                                   "lm.train.warmup_steps": 0, "lm.train.log_every": 1,
-                                   "grid": S.grid_declaration((1,), (1,)), "noise_seeds": (),
-                                   "schedules": dict(list(full.schedules.items())[:1]),
-                                   "lr_range": full.lr_range[:1], "new_tokens": 4,
+    run = full_run("07_pretraining", {"lm.block": 64, "lm.eval_blocks": 2, "lm.train.time_budget_s": 3.0,
+                                   "lm.train.warmup_steps": 0, "lm.train.log_every": 1, "lm.train.batch_size": 1,
+                                   "lm.train.grad_accum": 1, "grid": S.grid_declaration((1,), (1,)),
+                                   "grid_seeds": (0,), "reruns": 1, "equal_tokens": 128, "token_seeds": (0,),
+                                   "schedule_steps": 2, "schedules": dict(list(S.seed_schedules(2).items())[:1]),
+                                   "schedule_seeds": (0,), "lr_range": full.lr_range[:1], "lr_seeds": (0,),
+                                   "new_tokens": 4, "quality_samples": 1,
                                    # W&B keeps process-wide state that would leak into later tests; its logging
                                    # is tested in a process of its own (test_pretrain_study.py)
                                    "wandb": False})
     assert run.cfg.lm.size.hidden == 768 and full.wandb
-    grid = S.noise(run, S.batch_grid(run))
+    data = S.data_check(run)
+    grid, tokens = S.equal_time_grid(run), S.equal_token_grid(run)
+    assert S.reruns(run) == {}                          # reruns = 1: the grid run is the only one
     schedules, lrs = S.schedules(run), S.lr_range(run)
-    R.grid_figure(grid), R.schedules_figure(schedules), R.lr_figure(lrs)
-    R.run_table(grid), R.generations_table(grid, schedules, lrs)
-    assert R.grid_verdict(grid) is not None and R.conclusion(grid, schedules, lrs)
-    for recs in (grid, schedules, lrs):
+    R.grid_figure(grid), R.schedules_figure(schedules), R.lr_figure(lrs, schedules), R.grid_figure(tokens)
+    R.run_table(grid), R.lr_table(lrs, schedules), R.generations_table({"grid": grid}, data)
+    reported(R, run)
+    for recs in (data, grid, tokens, schedules, lrs):
         assert_finite(recs, "07")
 
 
 def test_sft_notebook_full_profile(full_offline):
     """SmolLM2-360M's shape (4 of its 32 layers) with a ChatML template on UltraChat / UltraFeedback stand-ins:
-    every section of notebook 06, one optimizer step per SFT variant and DPO loss."""
+    every section of notebook 06, one optimizer step per SFT variant, DPO search point and DPO loss."""
     from helpers import sft_report as R, sft_study as S
 
-    run = full_run("06_sft_dpo", {"train_rows": 8, "pair_rows": 4, "val_rows": 4, "test_rows": 4, "test_pairs": 4,
-                                   "gen_rows": 2, "gen_tokens": 4, "show_words": 2, "worst_k": 2, "accum_examples": 4,
-                                   "accum_micro": 1, "speed_batch": 1, "speed_length": 32, "sft.steps": 1,
-                                   "sft.batch_size": 2, "sft.eval_every": 1, "sft.eval_rows": 2, "sft.warmup_steps": 0,
-                                   "dpo.steps": 1, "dpo.batch_size": 2, "dpo.eval_every": 1, "dpo.eval_rows": 2})
+    run = full_run("06_sft_dpo", {"train_rows": 8, "policy_rows": 4, "val_rows": 4, "test_rows": 4,
+                                   "heldout_rows": 4, "hard_pairs": 4, "gen_rows": 2, "gen_tokens": 4,
+                                   "show_words": 2, "worst_k": 2, "accum_examples": 4, "accum_micro": 1,
+                                   "seeds": (0,), "lesson_seeds": (0,), "dpo_seeds": (0,), "search_steps": 1,
+                                   "dpo_search": ((0.1, 5e-5),), "probe_pairs": 2, "speed_batch": 1,
+                                   "speed_length": 32, "sft.steps": 1, "sft.batch_size": 2, "sft.eval_every": 1,
+                                   "sft.eval_rows": 2, "sft.warmup_steps": 0, "dpo.steps": 1, "dpo.batch_size": 2,
+                                   "dpo.eval_every": 1, "dpo.eval_rows": 2})
     assert run.cfg.model == "HuggingFaceTB/SmolLM2-360M" and run.cfg.chat_template == "chatml"
     data = S.prepare(run)
     a = S.data_section(run, data)
-    b = S.masking(run, data)
-    c = S.lessons(run, data)
-    d = S.dpo(run, data, b)
-    e = S.compare(run, data, a, b, d)
-    R.comparison_table(c), R.compare_table(e), R.answers_table(e), R.lessons_tables(c["lessons"])
-    R.curves_figure(c, d)
+    sft_runs = S.sft_runs(run, data)
+    c = S.lessons_record(run, data, sft_runs)
+    pairs = S.preference_pairs(run, data, sft_runs)
+    search = S.dpo_search(run, data, sft_runs, pairs)
+    dpo = S.dpo_runs(run, data, sft_runs, pairs, search)
+    e = S.compare(run, data, dpo)
+    R.sft_table(sft_runs), R.lessons_tables(c), R.pairs_table(pairs), R.search_table(search, pairs)
+    R.curves_figure(sft_runs, dpo), R.dpo_rows(dpo, pairs, sft_runs["baseline", 0])
+    R.models_table(a, sft_runs, dpo, pairs), R.answers_table(e)
     reported(R, run)
-    for recs in (a, b, c, d, e):
+    for recs in (a, sft_runs, c, pairs, search, dpo, e):
         assert_finite(recs, "06")
 
 

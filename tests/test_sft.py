@@ -218,23 +218,109 @@ def test_bad_input_errors_name_the_value(tok, small_lm):
         sft.SFTSettings(scheduler="step")
 
 
-def test_dpo_without_an_sft_checkpoint_says_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="SFT baseline's adapter"):
-        S.dpo_job(S.PROFILES["tiny"], "sigmoid", {}, str(tmp_path / "missing"), str(tmp_path / "out"), {}, 0,
-                  "cpu")
+def _chat(word, gloss, q=None):
+    return {"prompt": [{"role": "user", "content": q or f'What does "{word}" mean?'}],
+            "completion": [{"role": "assistant", "content": gloss}], "word": word, "rejected": None}
 
 
-def test_accumulation_arms_see_the_same_examples_and_other_variants_change_one_thing():
+def test_on_policy_pairs_take_the_models_wrong_answers_and_never_its_right_ones():
+    rows = [_chat("bank", "sloping land beside a body of water"), _chat("cell", "the basic unit of all organisms"),
+            _chat("run", "a score in baseball"), _chat("zymurgy", "the chemistry of fermentation")]
+    answers = ["sloping land beside the water", "a small room in a prison", "", "a word"]
+    pairs, counts = sft.on_policy_pairs(rows, answers, max_f1=0.3)
+    assert [p["word"] for p in pairs] == ["cell", "zymurgy"]                    # wrong: F1 < 0.3; empty skipped
+    assert all(p["chosen"][0]["content"] != p["rejected"][0]["content"] for p in pairs)
+    assert pairs[0]["rejected"][0]["content"] == "a small room in a prison" and pairs[0]["kind"] == "own answer"
+    assert counts == {"right (F1 >= 0.3): no pair": 1, "wrong: a pair": 2, "empty answer": 1}
+    with pytest.raises(sft.DataError, match="answered 3 of 4 prompts with nothing"):
+        sft.on_policy_pairs(rows, ["", "", "", "x"])
+    with pytest.raises(sft.DataError, match="4 prompts but 3 answers"):
+        sft.on_policy_pairs(rows, answers[:3])
+
+
+def test_identical_pairs_are_refused_and_over_long_pairs_dropped_and_counted(tok):
+    same = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a b"}],
+            "rejected": [{"role": "assistant", "content": "a b "}]}
+    with pytest.raises(sft.DataError, match="1 of 1 preference pairs have identical chosen and rejected"):
+        sft.check_pairs([same])
+    short = {**same, "rejected": [{"role": "assistant", "content": "c"}]}
+    long = {**same, "rejected": [{"role": "assistant", "content": "word " * 200}]}
+    kept, dropped = sft.drop_long_pairs(tok, [short, long], max_length=64)
+    assert kept == [short] and dropped == 1
+
+
+def test_the_held_out_pairs_never_share_a_headword_with_training(monkeypatch):
+    """The split is by headword: the words of the held-out prompts (which give the held-out pairs) never occur among
+    the SFT or the on-policy training prompts."""
     cfg = S.PROFILES["local"]
-    arms = {v: S.variant_settings(cfg, v)[0] for v in S.SFT_VARIANTS}
+    parts, _ = S.load_rows(cfg)
+    train_words = {r["word"].lower() for p in ("sft_train", "policy") for r in parts[p]}
+    held_words = {r["word"].lower() for p in ("heldout", "test") for r in parts[p]}
+    assert len(parts["heldout"]) == cfg.heldout_rows and not train_words & held_words
+    assert parts["heldout"][0]["prompt"][0] == {"role": "system", "content": cfg.system_prompt}
+
+
+def test_repeat_rate_and_dpo_settings_refuse_bad_values():
+    assert sft.repeat_rate("a ray of a ray of a ray of light") == pytest.approx(4 / 8)    # 8 trigrams, 4 distinct
+    assert sft.repeat_rate("one two") == 0.0
+    with pytest.raises(ValueError, match="dpo.beta must be > 0, got 0"):
+        sft.DPOSettings(beta=0)
+    with pytest.raises(ValueError, match="dpo.lr must be > 0, got -1"):
+        sft.DPOSettings(lr=-1)
+    with pytest.raises(ValueError, match="sft.lr must be > 0"):
+        sft.SFTSettings(lr=0)
+    with pytest.raises(ValueError, match="dpo.beta must be > 0"):
+        S.SFTDPOConfig(dpo_search=((0.0, 1e-3),))
+
+
+def test_more_dpo_steps_than_pairs_warn_with_the_epochs(tok, small_lm, monkeypatch):
+    import helpers.sft as F
+
+    def stop(*a, **k):
+        raise RuntimeError("stop")                                       # the warning comes before any training
+
+    monkeypatch.setattr(F, "DPOConfig", stop)
+    pair = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
+            "rejected": [{"role": "assistant", "content": "b"}]}
+    with pytest.warns(UserWarning, match=r"10 DPO steps of 4 pairs see each of the 8 training pairs 5.0 times"):
+        with pytest.raises(RuntimeError, match="stop"):
+            sft.train_dpo(small_lm(), tok, [pair] * 8, sft.DPOSettings(steps=10, batch_size=4), sft.LoraSettings(),
+                          64)
+
+
+def _rec(variant, seed, loss):
+    return {"experiment": "sft", "variant": variant, "seed": seed, "metrics": {"test_loss": loss}}
+
+
+def test_lessons_are_judged_over_training_seeds_with_holm_across_lessons():
+    from scipy import stats
+
+    from helpers import sft_report as R
+
+    recs = [_rec("baseline", s, x) for s, x in enumerate((3.10, 3.12, 3.08))] + \
+        [_rec("whole-sequence", s, x) for s, x in enumerate((3.50, 3.55))] + \
+        [_rec("truncate", s, x) for s, x in enumerate((3.11, 3.07))] + [_rec("plateau", 0, 3.0)]
+    rows = {r["arm"]: r for r in R.lesson_rows(recs)}
+    assert set(rows) == {"whole-sequence", "truncate", "plateau"}             # accumulation arms absent: not compared
+    w = rows["whole-sequence"]
+    assert w["p"] == pytest.approx(stats.ttest_ind((3.50, 3.55), (3.10, 3.12, 3.08), equal_var=False).pvalue)
+    assert w["m"] == 2 and w["p_holm"] == pytest.approx(min(1, 2 * w["p"])) and w["verdict"] == "worse"
+    assert rows["truncate"]["verdict"] == "no measurable difference"
+    assert rows["plateau"]["verdict"] == "n = 1: no test" and (w["n_a"], w["n_b"]) == (2, 3)
+
+
+def test_accumulation_arms_at_equal_examples_and_equal_steps_and_other_variants_change_one_thing():
+    cfg = S.PROFILES["local"]
+    arms = {v: S.variant_settings(cfg, v) for v in S.SFT_VARIANTS}
     seen = {v: s.steps * s.batch_size * s.grad_accum for v, s in arms.items()}
-    assert seen["accum-1"] == seen["accum-4"] == cfg.accum_examples
+    assert seen["accum-1"] == seen["accum-4"] == cfg.accum_examples and seen["accum-4-steps"] == 4 * seen["accum-1"]
+    assert arms["accum-4-steps"].steps == arms["accum-1"].steps == 4 * arms["accum-4"].steps
     assert arms["accum-1"].batch_size == arms["accum-4"].batch_size == cfg.accum_micro
     base = dataclasses.asdict(arms["baseline"])
     for v, field in (("whole-sequence", "completion_only"), ("truncate", "long")):
         diff = {k for k, x in dataclasses.asdict(arms[v]).items() if base[k] != x}
         assert diff == {field}
-    # run ids differ by variant settings; the data key does not depend on the training settings
+    assert arms["plateau"].plateau_patience == 0 and arms["plateau"].eval_every < arms["baseline"].eval_every
     assert S.sft_key(cfg, "baseline") != S.sft_key(cfg, "truncate")
     assert S.data_key(dataclasses.replace(cfg, sft=arms["plateau"])) == S.data_key(cfg)
 

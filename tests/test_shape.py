@@ -139,6 +139,6 @@ def test_sweep_runs_missing_points_only_and_reruns_a_changed_setting(results_roo
     assert both["a", 0]["created"] == first["a", 0]["created"]            # loaded
     assert both["b", 0]["config"]["train"]["lr"] == 2e-3                   # new point trained
     changed = sweep(run, "regime", {"a": {"train.steps": 5}}, regime_point)
-    assert changed["a", 0]["metrics"]["steps"] == 5 and changed["a", 0]["run_id"] != first["a", 0]["run_id"]
+    assert changed["a", 0]["metrics"]["looped.steps"] == 5 and changed["a", 0]["run_id"] != first["a", 0]["run_id"]
     forced = sweep(run, "regime", {"a": {}}, regime_point, force=True)
     assert forced["a", 0]["run_id"] == first["a", 0]["run_id"]

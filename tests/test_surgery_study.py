@@ -109,6 +109,29 @@ def test_claims_get_verdicts_from_the_data():
     assert "exp 25: notes 'loss much higher' -> CONFIRMED" in text
     assert "exp 26: notes 'loss higher, only ~10M fewer params' -> NOT CONFIRMED" in text
     assert "exp 24" not in text                                           # not in this table
+    # a match that the spread cannot place inside +-0.05 nats is undecided, not "consistent" for want of a p-value
+    wide = _runs([(1, s, 2.0 + 0.1 * s, 100) for s in range(3)] + [(23, s, 2.03 + 0.1 * s, 60) for s in range(3)])
+    assert "exp 23: notes 'matched the original' -> UNDECIDED" in SR.claims(SR.summarize(wide))
+    apart = _runs([(1, s, 2.0 + 0.01 * s, 100) for s in range(3)] + [(23, s, 2.2 + 0.01 * s, 60) for s in range(3)])
+    assert "exp 23: notes 'matched the original' -> CONTRADICTED" in SR.claims(SR.summarize(apart))
+
+
+def test_variants_against_one_original_use_dunnett_on_the_pooled_variance():
+    """Six variants of 3 seeds against one original: df = 21 - 7 = 14 (not Welch's ~4 per pair), and a clear
+    difference stays "worse" where Holm over six Welch tests at df ~2 would not call it."""
+    from scipy import stats as st
+
+    noise = (-0.02, 0.0, 0.02)
+    rows = [(1, s, 2.0 + e, 100) for s, e in enumerate(noise)]
+    for i, shift in zip((2, 3, 4, 5, 7, 8), (0.1, 0.0, 0.0, 0.0, 0.0, 0.0)):
+        rows += [(i, s, 2.0 + shift + e * (1 + 0.1 * i), 80) for s, e in enumerate(noise)]
+    s = SR.summarize(_runs(rows)).set_index("id")
+    assert set(s.loc[[2, 3, 4, 5, 7, 8], "df"]) == {14} and set(s.loc[[2, 3], "test"]) == {"Dunnett"}
+    arms = [_runs(rows).query("id == @i")["eval_loss"].to_numpy() for i in (2, 3, 4, 5, 7, 8, 1)]
+    ref = st.dunnett(*arms[:-1], control=arms[-1], rng=0).pvalue
+    assert s.loc[2, "p"] == pytest.approx(ref[0], abs=1e-3) and s.loc[2, "verdict"] == "worse"
+    assert s.loc[3, "verdict"] == "no measurable difference" and s.loc[2, "p_welch"] > s.loc[2, "p"]
+    assert "Dunnett t = " in SR.conclusion(s.reset_index()) and "pooled df = 14" in SR.conclusion(s.reset_index())
 
 
 def test_byte_tokenizer_is_utf8_bytes():
@@ -189,12 +212,13 @@ def test_regime_point_records_both_losses_the_gap_and_the_references():
     assert list(table["point"]) == ["other", "tiny"] and table.loc[1, "layers x width"] == "6 x 16"
 
 
-def test_the_standard_error_of_a_difference_holds_both_arms():
-    """delta_se = sqrt(sd_a^2 / n_a + sd_b^2 / n_b): an arm with no spread still counts the other's (a wrong se
-    from one arm only, or sd / n without the root, fails here)."""
-    df = _runs([(1, 0, 5.0, 100), (1, 1, 5.2, 100), (1, 2, 5.4, 100),          # original: sd 0.2, n = 3
-                (6, 0, 5.9, 70), (6, 1, 5.9, 70),                               # no attention: sd 0, n = 2
-                (8, 0, 5.3, 75), (8, 1, 5.5, 75)])                              # sd 0.1414, n = 2
+def test_the_standard_error_of_a_difference_pools_every_arm():
+    """delta_se = s_pooled sqrt(1/n_a + 1/n_b) with s_pooled^2 = the within-arm sum of squares / (N - groups): an
+    arm with no spread still gets the others' (a se from one arm only, or without the root, fails here)."""
+    df = _runs([(1, 0, 5.0, 100), (1, 1, 5.2, 100), (1, 2, 5.4, 100),          # original: SS 0.08, n = 3
+                (6, 0, 5.9, 70), (6, 1, 5.9, 70),                               # no attention: SS 0, n = 2
+                (8, 0, 5.3, 75), (8, 1, 5.5, 75)])                              # SS 0.02, n = 2
     s = SR.summarize(df).set_index("id")
-    assert s.loc[6, "delta_se"] == pytest.approx(0.2 / 3 ** 0.5)
-    assert s.loc[8, "delta_se"] == pytest.approx((0.04 / 3 + 0.02 / 2) ** 0.5)
+    pooled = ((0.08 + 0.0 + 0.02) / (7 - 3)) ** 0.5
+    assert s.loc[6, "delta_se"] == pytest.approx(pooled * (1 / 2 + 1 / 3) ** 0.5)
+    assert s.loc[8, "delta_se"] == pytest.approx(pooled * (1 / 2 + 1 / 3) ** 0.5) and s.loc[8, "df"] == 4
