@@ -95,19 +95,20 @@ def _counts(config_json: str) -> tuple:
 def training_plan(name: str, config, batch: int, seq: int, precision: str = "bf16-autocast",
                   trainable: int | None = None, checkpointing: bool = False, other: float = 0.0,
                   host: float = 0.0, params: int | None = None) -> MemoryPlan:
-    """AdamW training step. precision: fp32 | bf16-autocast (fp32 weights, bf16 matmuls) | pure-bf16 (bf16 weights
+    """AdamW training step. precision: fp32 | bf16-autocast (fp32 weights, bf16 matmuls) | fp16-amp (the same bytes,
+    fp16 matmuls with a loss scaler: GPUs without bf16) | pure-bf16 (bf16 weights
     and optimizer state, no master copy) | bf16-frozen (bf16 frozen weights, fp32 trainable adapters: LoRA).
     `params`: the model's size where it differs from `config`'s (a compressed student); activations follow config."""
-    allowed = ("fp32", "bf16-autocast", "pure-bf16", "bf16-frozen")
+    allowed = ("fp32", "bf16-autocast", "fp16-amp", "pure-bf16", "bf16-frozen")
     if precision not in allowed:
         raise ValueError(f"unknown precision '{precision}'; allowed: {', '.join(allowed)}")
     c = counts(config)
     n = c["total"] if params is None else params
     t = c["trainable"] if trainable is None else trainable
-    w = {"fp32": 4, "bf16-autocast": 4, "pure-bf16": 2, "bf16-frozen": 2}[precision]
+    w = {"fp32": 4, "bf16-autocast": 4, "fp16-amp": 4, "pure-bf16": 2, "bf16-frozen": 2}[precision]
     tw = 2 if precision == "pure-bf16" else 4                        # bytes of a trainable parameter
     frozen_w = (n - t) * w + t * tw if precision == "bf16-frozen" else n * w
-    act = "fp32" if precision == "fp32" else "bf16"
+    act = "fp32" if precision == "fp32" else "fp16" if precision == "fp16-amp" else "bf16"
     setting = f"{precision}, batch {batch} x {seq}" + (", gradient checkpointing" if checkpointing else "")
     return MemoryPlan(name, n, t, frozen_w, t * tw, 2 * t * tw,
                       activation_bytes(config, batch, seq, act, checkpointing), other, host, setting)

@@ -29,7 +29,7 @@ from .provenance import Tracker
 
 SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau", "time_drop")
 CLOCKS = (None, "cpu")
-PRECISIONS = ("auto", "fp32", "bf16-autocast", "pure-bf16")
+PRECISIONS = ("auto", "fp32", "bf16-autocast", "pure-bf16", "fp16-amp")
 
 
 @dataclass
@@ -58,7 +58,8 @@ class TrainConfig:
     budget_clock: str | None = None      # the clock of time_budget_s and drop_after_s: None = wall time (evaluation
                                          # excluded); "cpu" = this process's CPU time, which a run beside it on
                                          # another core does not eat into (one torch thread per run)
-    precision: str = "auto"              # auto = bf16 autocast on CUDA with bf16 support, else fp32
+    precision: str = "auto"              # auto = bf16 autocast on CUDA with bf16, fp16 mixed precision (loss
+                                         # scaling) on CUDA without it (T4, P100, V100), else fp32
     gradient_checkpointing: bool | None = None   # recompute activations in backward (None = off; the full profile
                                                  # sets it where the memory plan needs it)
     checkpoint_every_s: float | None = None      # save a checkpoint this often (seconds of wall time) when the caller
@@ -242,13 +243,22 @@ def bf16_available(device: str) -> bool:
 
 
 def effective_precision(precision: str, device: str) -> str:
-    """The precision a run gets: auto = bf16 autocast on CUDA with bf16, else fp32; an explicit bf16 request on a
-    device without bf16 falls back to fp32 with a warning (instead of failing in the first step)."""
+    """The precision a run gets. auto: bf16 autocast on CUDA with bf16; fp16 mixed precision (fp32 master weights,
+    fp16 matmuls, the Trainer's dynamic loss scaler) on CUDA without it (T4, P100, V100: the standard choice there,
+    several times faster than fp32); else fp32. An explicit bf16 request on a device without bf16 falls back, with
+    a warning, to fp16 mixed precision on CUDA and to fp32 elsewhere (instead of failing in the first step); fp16
+    mixed precision asked for off CUDA falls back to fp32 likewise."""
+    cuda = str(device).startswith("cuda")
     if precision == "auto":
-        return "bf16-autocast" if str(device).startswith("cuda") and bf16_available(device) else "fp32"
+        return ("bf16-autocast" if bf16_available(device) else "fp16-amp") if cuda else "fp32"
     if precision in ("bf16-autocast", "pure-bf16") and not bf16_available(device):
-        warnings.warn(f"precision '{precision}' asked for on {device}, which has no bf16 support: training in fp32 "
-                      "instead (set precision='fp32' to silence this)", stacklevel=2)
+        instead = "fp16-amp" if cuda else "fp32"
+        warnings.warn(f"precision '{precision}' asked for on {device}, which has no bf16 support: training in "
+                      f"{'fp16 mixed precision' if cuda else 'fp32'} instead (set precision='{instead}' to silence "
+                      "this)", stacklevel=2)
+        return instead
+    if precision == "fp16-amp" and not cuda:
+        warnings.warn(f"precision 'fp16-amp' needs a CUDA device, not {device}: training in fp32", stacklevel=2)
         return "fp32"
     return precision
 
@@ -265,9 +275,11 @@ def model_dtype(device: str):
 
 def trainer_precision(device: str) -> dict:
     """TrainingArguments (and TRL config) precision settings for fine-tuning a model loaded in model_dtype: bf16
-    on a GPU with bf16, else fp32; never TRL's defaults (bf16, gradient checkpointing), which are wrong on a CPU."""
-    cuda = str(device).startswith("cuda")
-    return {"bf16": cuda and bf16_available(device), "fp16": False, "use_cpu": not cuda,
+    on a GPU with bf16, fp16 mixed precision on a GPU without it (the model is then loaded in fp32: fp16 master
+    weights would not train), fp32 on a CPU; never TRL's defaults (bf16, gradient checkpointing), which are wrong
+    on a CPU."""
+    mode = effective_precision("auto", device)
+    return {"bf16": mode == "bf16-autocast", "fp16": mode == "fp16-amp", "use_cpu": not str(device).startswith("cuda"),
             "gradient_checkpointing": False}
 
 
@@ -283,7 +295,7 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     (provenance.resumed_from_step) and the folder is removed once the run has finished.
     """
     if cfg.precision != "auto" and effective_precision(cfg.precision, device) != cfg.precision:
-        cfg = replace(cfg, precision="fp32")             # warned once here; the record says what ran
+        cfg = replace(cfg, precision=effective_precision(cfg.precision, device))   # warned here; the record says
     if cfg.precision == "pure-bf16":
         model = model.to(torch.bfloat16)
     if cfg.wandb:
@@ -332,6 +344,7 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
         save_total_limit=1 if checkpointing else None,
         report_to=["wandb"] if cfg.wandb else "none",
         bf16=_use_bf16_autocast(cfg, device),
+        fp16=effective_precision(cfg.precision, device) == "fp16-amp",
         activation_checkpointing=bool(cfg.gradient_checkpointing),
         use_cpu=device == "cpu",
         seed=seed,  # Trainer re-seeds before building the data order
@@ -369,6 +382,7 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
     return {"metrics": metrics, "curves": meter.curves, "config": asdict(cfg), "model": trainer.model,
             "provenance": {**tr.as_dict(), "tokens_per_s": metrics["tokens_per_s"], "world_size": world,
                            "bf16_autocast": args.bf16, "pure_bf16": cfg.precision == "pure-bf16",
+                           "fp16_amp": args.fp16,
                            "gradient_checkpointing": bool(cfg.gradient_checkpointing),
                            "resumed_from_step": _step_of(resume) if resume else None}}
 

@@ -154,11 +154,30 @@ def test_bf16_on_a_device_without_bf16_falls_back_to_fp32_with_a_warning(tiny_mo
 
     monkeypatch.setattr(T, "bf16_available", lambda device: False)
     train, _ = tiny_blocks
-    with pytest.warns(UserWarning, match="no bf16 support: training in fp32"):
+    with pytest.warns(UserWarning, match="no bf16 support: training in fp32"):     # a CPU: fp32
         res = train_causal_lm(tiny_model(), train, None, cfg(max_steps=2, precision="pure-bf16"), seed=0)
     assert all(p.dtype == torch.float32 for p in res["model"].parameters())
     assert not res["provenance"]["pure_bf16"] and not res["provenance"]["bf16_autocast"]
-    assert T.effective_precision("auto", "cuda") == "fp32"          # auto never picks bf16 where there is none
+    assert T.effective_precision("auto", "cpu") == "fp32"
+
+
+def test_a_gpu_without_bf16_gets_fp16_mixed_precision(monkeypatch):
+    """A T4 / P100 / V100 (no bf16): auto and an explicit bf16 request get fp16 mixed precision with the Trainer's
+    loss scaler and fp32 master weights, not an fp32 fallback; TRL's and the Trainer's flags say the same; off
+    CUDA fp16 is refused for fp32. Simulated: the training core is told this CUDA device lacks bf16."""
+    import helpers.train as T
+
+    monkeypatch.setattr(T, "bf16_available", lambda device: not str(device).startswith("cuda"))
+    assert T.effective_precision("auto", "cuda") == "fp16-amp"
+    with pytest.warns(UserWarning, match="no bf16 support: training in fp16 mixed precision"):
+        assert T.effective_precision("pure-bf16", "cuda:0") == "fp16-amp"
+    with pytest.warns(UserWarning, match="needs a CUDA device"):
+        assert T.effective_precision("fp16-amp", "cpu") == "fp32"
+    assert T.trainer_precision("cuda") == {"bf16": False, "fp16": True, "use_cpu": False,
+                                           "gradient_checkpointing": False}
+    assert T.model_dtype("cuda") == torch.float32                 # fp16 master weights would not train
+    monkeypatch.setattr(T, "bf16_available", lambda device: True)  # an A100 / H100
+    assert T.effective_precision("auto", "cuda") == "bf16-autocast" and T.trainer_precision("cuda")["bf16"]
 
 
 def test_gradient_checkpointing_gives_the_same_training(tiny_model, tiny_blocks):
