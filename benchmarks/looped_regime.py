@@ -25,7 +25,7 @@ from helpers.families import resolve
 
 def grid(cfg) -> dict:
     """{name: dotted overrides of the local profile}: the local point and one lever moved at a time (the lr; an
-    easier task, d = 3; twice the steps at half the batch, the curriculum stretched to match)."""
+    easier task, d = 3 or 2; twice the steps at half the batch, the curriculum stretched to match)."""
     d, n = cfg.train.dims.end, cfg.train.points.end
     return {
         "2000 steps x batch 64": {"train.steps": 2000, "train.batch_size": 64,
@@ -33,6 +33,8 @@ def grid(cfg) -> dict:
                                   "train.loops": icl.Schedule(4, cfg.model.loops, 2, 200)},
         "d=3": {**L.at_dims(cfg, 3), "train.dims": icl.Schedule(2, 3, 1, 150),
                 "train.points": icl.Schedule(5, 9, 2, 100)},
+        "d=2": {**L.at_dims(cfg, 2), "train.dims": icl.Schedule(2, 2, 0, 1),
+                "train.points": icl.Schedule(5, 7, 2, 100)},
         "lr 2e-3": {"train.lr": 2e-3},
         "local": {},
     }
