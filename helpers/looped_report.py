@@ -4,6 +4,7 @@ prediction, looped / averaging with a bootstrap interval over seeds and prompts,
 the other tasks against their trivial references, the regime search, the conclusion and `report()`."""
 from __future__ import annotations
 
+import json
 import math
 
 import matplotlib.pyplot as plt
@@ -296,9 +297,11 @@ def training_table(headline):
                   for r in records_of(headline)], "run")
 
 
-def regime_table(records: list[dict]):
+def regime_table(records: list[dict], chosen: dict | None = None):
     """One row per regime point: both arms' error / averaging at k = 2d on validation prompts, per tuning seed, and
-    how many seeds of each arm pass the gate (< 1/3)."""
+    how many seeds of each arm pass the gate (< 1/3); `chosen` ({"model", "train"}, e.g. a headline record's
+    config or looped_study.regime_key(cfg)) marks the point the notebook runs."""
+    same = json.loads(json.dumps({k: chosen[k] for k in ("model", "train")})) if chosen else None
     by = {}
     for r in records:
         by.setdefault(r["variant"].removeprefix("regime "), []).append(r)
@@ -313,6 +316,8 @@ def regime_table(records: list[dict]):
             row[f"{arm} / averaging"] = ", ".join(f"{x:.2f}" for x in ratios)
             row[f"{arm} pass"] = f"{sum(x < GATE for x in ratios)} of {len(ratios)}" if ratios else "-"
         row["wall s (looped)"] = float(np.mean([r["metrics"].get("looped.wall_s", np.nan) for r in rs]))
+        if same is not None:
+            row["run here"] = "<- chosen" if {k: c0.get(k) for k in same} == same else ""
         rows.append(row)
     return frame(rows, "point")
 
@@ -386,7 +391,7 @@ def report(records: list[dict]) -> Report:
     headline = recs.get("looped", []) + recs.get("standard", [])
     if recs.get("regime"):
         rep.table("regime search (benchmarks/looped_regime.py; tuning seeds, validation prompts)",
-                  regime_table(recs["regime"]))
+                  regime_table(recs["regime"], headline[0]["config"] if headline else None))
     if base is not None and headline:
         rep.figure("error vs k", bands_figure(headline, base))
         rep.table("the gate: every run at k = 2d", gate_table(headline, base))

@@ -94,12 +94,14 @@ PROFILES = {
                              test_prompts=32, log_every=1),
         seeds=(0, 1), eval_loops=(1, 3, 6, 24), option_steps=3, options={"skip_connection": {"skip_connection": True}},
         baseline_prompts=16, task_steps=3, tasks=("noisy_linear_regression", "decision_tree")),
+    # d = 2, the regime search's point (point "d=2"): at d = 3 and 4 (the first guess, point "local") neither arm
+    # left the predict-zero plateau on every tuning seed within 1,000-2,000 steps; at d = 2 both did on all three
     "local": LoopedStudyConfig(
-        model=LoopedConfig(n_dims=4, n_positions=11, width=64, n_head=4, loops=8, window=4, token_format="extra_dim"),
+        model=LoopedConfig(n_dims=2, n_positions=7, width=64, n_head=4, loops=8, window=4, token_format="extra_dim"),
         standard_layers=3,
-        # the paper's curriculum, shortened: 2 -> 4 dimensions and 5 -> 11 points by step 300, loops 4 -> 8
+        # the paper's curriculum, shortened: 5 -> 7 points by step 100, loops 4 -> 8 by step 200 (d fixed at 2)
         train=ICLTrainConfig(steps=1000, batch_size=128, lr=1e-3, warmup=50, time_budget_s=1800,
-                             dims=icl.Schedule(2, 4, 1, 150), points=icl.Schedule(5, 11, 2, 100),
+                             dims=fixed(2), points=icl.Schedule(5, 7, 2, 100),
                              loops=icl.Schedule(4, 8, 2, 100), test_prompts=1024, log_every=50),
         eval_loops=(1, 2, 4, 8, 16, 32, 64, 500), option_steps=600, baseline_prompts=256, task_steps=500,
         workers=2),

@@ -215,6 +215,11 @@ def curves_figure(sft_records, dpo_records):
 
 
 # ------------------------------------------------------------------------------------------------ conclusion
+def _num(x, spec: str) -> str:
+    """A number formatted, or "not logged" (e.g. a run shorter than its logging interval)."""
+    return "not logged" if x is None else format(x, spec)
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "missed"
 
@@ -267,10 +272,11 @@ def conclusion(recs: dict) -> str:
             rs = [r for r in rows if r["loss"] == loss]
             seeds = ", ".join(f"s{r['seed']}: {r['held-out acc SFT']:.1%} -> {r['held-out acc DPO']:.1%} "
                               f"({r['points']:+.1f} points, {r['gained']} gained / {r['lost']} lost, McNemar p = "
-                              f"{r['McNemar p']:.2g}; train loss {r['final train loss']:.3f}; answer loss "
+                              f"{r['McNemar p']:.2g}; train loss {_num(r['final train loss'], '.3f')}; answer loss "
                               f"{r['answer loss - SFT']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}])" for r in rs)
             ok_points = all(r["points"] >= TARGETS["dpo_points"] and r["McNemar p"] < 0.05 for r in rs)
-            ok_loss = all(r["final train loss"] <= TARGETS["dpo_train_loss"] for r in rs)
+            ok_loss = all(r["final train loss"] is not None and r["final train loss"] <= TARGETS["dpo_train_loss"]
+                          for r in rs)
             ok_answer = all(r["answer loss - SFT"] <= TARGETS["dpo_answer_loss"] for r in rs)
             lines.append(f"f. DPO ({loss}, {len(rs)} training seed{'s' if len(rs) > 1 else ''}) on "
                          f"{rs[0]['pairs']} held-out pairs: {seeds}. Targets on every seed: >= "
