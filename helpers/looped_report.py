@@ -368,7 +368,9 @@ def conclusion(recs: dict, margin: float) -> str:
                 txt += (f"; at the paper's {d['paper']}: {d['paper.ratio']:.2f} [{d['paper.lo']:.2f}, "
                         f"{d['paper.hi']:.2f}]")
             lines.append(txt + (": the error drifts up past the trained loops" if d["far.lo"] > 1 else
-                                ": no drift shown past the trained loops" if d["far.hi"] >= 1 >= d["far.lo"] else
+                                f": the interval holds 1, so no drift is shown, and none is excluded (up to "
+                                f"{d['far.hi']:.2f}x) with {len(d['far.per_seed'])} seeds"
+                                if d["far.hi"] >= 1 >= d["far.lo"] else
                                 ": the error keeps falling past the trained loops"))
     if recs.get("options"):
         for r in options_rows(recs["options"], base):

@@ -79,6 +79,7 @@ def test_drift_past_the_trained_loops_is_a_ratio_with_an_interval_over_seeds():
     assert "the error drifts up past the trained loops" in text
     flat = [_rec("looped", s, 0.1, loops={4: 0.2, 32: 0.2 * (1 + (-1) ** s * 0.05)}) for s in range(4)]
     assert R.drift(flat)["far.lo"] < 1 < R.drift(flat)["far.hi"]
+    assert "no drift is shown, and none is excluded" in R.conclusion({"baselines": [_base()], "looped": flat}, 0.05)
 
 
 def test_options_and_tasks_that_do_not_beat_their_trivial_references_are_not_compared():
