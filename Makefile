@@ -46,7 +46,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_compression.py
 	$(BIN)/python benchmarks/bench_looped.py
 
-# seed 002's regime search (13 points x 240 s, two side by side: ~28 min); not part of `make bench`
+# seed 002's regime search (5 points x 3 tuning seeds x both arms, two side by side: ~36 min); not part of `make bench`
 looped-regime: setup
 	$(BIN)/python benchmarks/looped_regime.py
 

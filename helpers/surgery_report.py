@@ -253,6 +253,11 @@ def _fmt(x) -> str:
     return "-" if _isna(x) else f"{x:.3g}"
 
 
+def _pfmt(x) -> str:
+    """A Dunnett p: scipy's multivariate-t integral reads 0 below its precision."""
+    return "< 1e-6" if not _isna(x) and x < 1e-6 else _fmt(x)
+
+
 # ------------------------------------------------------------------------------------------------ figures, report
 def _hlines(frame) -> dict:
     """{"bigram": ce, "unigram": ce} from a rows or summary frame that carries the references."""
@@ -378,7 +383,7 @@ def readme_block(records: list[dict]) -> str:
             "" if _isna(r.get("retained_se")) or r["id"] in (1, 6) else f" +- {r['retained_se']:.2f}")
         delta = "" if _isna(r.get("delta_loss")) else f"{r['delta_loss']:+.3f}"
         out.append(f"| {int(r['id'])} | {r['stand_in']} | {r['loss_mean']:.3f} +- {r['loss_std']:.3f} | {delta} | "
-                   f"{_fmt(r.get('p'))} | {_fmt(r.get('p_welch'))} | "
+                   f"{_pfmt(r.get('p'))} | {_fmt(r.get('p_welch'))} | "
                    f"{'' if _isna(r.get('verdict')) else r['verdict']} | {kept} |")
     out += ["", "The notes' claims, re-tested here:", ""]
     out += [f"- {line}" for line in claims(table).splitlines()]
