@@ -80,6 +80,7 @@ class CompressionConfig:
                                                                   scheduler="constant", log_every=10,
                                                                   progress=False))
     heal_block: int = 128
+    heal_seeds: tuple | None = None        # healing's training seeds, each with its control (None: run.seed, +1)
 
     def __post_init__(self):
         if isinstance(self.heal, dict):
@@ -325,16 +326,24 @@ def measure_sensitivity(data, cfg: CompressionConfig, device: str = "cpu") -> di
 
 
 # ------------------------------------------------------------------------------------------------ e. healing
-def measure_healing(data, cfg: CompressionConfig, stats: dict, device: str = "cpu", seed: int = 0) -> dict:
+def measure_healing(data, cfg: CompressionConfig, stats: dict, device: str = "cpu", seed: int = 0,
+                    control: bool = False) -> dict:
     """Compress every block Linear by heal_reduction with heal_method, then fine-tune only the low-rank factors on
-    the calibration (train) text for a few steps: how much of the loss increase comes back?"""
+    the calibration (train) text for a few steps: how much of the loss increase comes back?
 
+    control=True is the control arm: the uncompressed teacher, the same Linears made trainable (full rank), the same
+    tokens, steps and seed. Its gain is what fine-tuning on this text does without any compression (domain
+    adaptation), so only the student's gain beyond it counts as recovery."""
     base = teacher_loss(data, cfg.sweep_eval_blocks, device)
     student = copy.deepcopy(data["model"])
-    made = bases(data, cfg, cfg.heal_method, stats)
     ranks = C.resolve_plan(student, [C.Target(("attention", "mlp"), cfg.layers, ratio=1 - cfg.heal_reduction)])
     params_before = count_params(student)
-    C.replace(student, {p: made.module(p, r) for p, r in ranks.items()})
+    if control:
+        for path in ranks:
+            student.get_submodule(path).weight.requires_grad_(True)
+    else:
+        made = bases(data, cfg, cfg.heal_method, stats)
+        C.replace(student, {p: made.module(p, r) for p, r in ranks.items()})
     params_after = count_params(student)
     before = heldout_losses(student, data, cfg.sweep_eval_blocks, device)["english"]["loss"]
     train = lm_blocks(data["calib_split"], data["tok"], cfg.heal_block,
@@ -349,8 +358,8 @@ def measure_healing(data, cfg: CompressionConfig, stats: dict, device: str = "cp
     after = heldout_losses(res["model"], data, cfg.sweep_eval_blocks, device)["english"]["loss"]
     trainable = count_params(student, trainable_only=True)
     return {"metrics": {"teacher_loss": base, "compressed_loss": before, "healed_loss": after,
-                        "recovered_fraction": (before - after) / max(before - base, 1e-9),
-                        "params_before": params_before, "params_after": params_after,
+                        "recovered_fraction": (before - after) / max(before - base, 1e-9) if not control else None,
+                        "control": control, "params_before": params_before, "params_after": params_after,
                         "trainable": trainable, "steps": res["metrics"]["steps"],
                         "tokens": res["metrics"]["tokens"]},
             "curves": {"train_loss": res["curves"]["train_loss"]}, "provenance": res["provenance"]}
@@ -455,10 +464,18 @@ def sensitivity(run, data, force: bool = False) -> dict:
 
 
 def healing(run, data, force: bool = False) -> dict:
-    """e. A short fine-tune of the compressed model's factors and the share of the loss increase it recovers."""
-
-    return load_or_run(run, "e_healing", f"{run.cfg.heal_method}-{int(run.cfg.heal_reduction * 100)}pct",
-                       lambda: measure_healing(data, run.cfg, data["stats"], run.device, run.seed), force=force)
+    """e. A short fine-tune of the compressed model's factors and the share of the loss increase it recovers, over
+    training seeds (cfg.heal_seeds), each beside its control arm (the teacher fine-tuned the same way):
+    {(variant, seed): record}."""
+    cfg, out = run.cfg, {}
+    for seed in cfg.heal_seeds or (run.seed, run.seed + 1):
+        r = run.with_seed(seed)
+        out.update(load_or_run(r, "e_healing", f"{cfg.heal_method}-{int(cfg.heal_reduction * 100)}pct",
+                               lambda s=seed: measure_healing(data, cfg, data["stats"], run.device, s), force=force))
+        out.update(load_or_run(r, "e_healing", "teacher-control",
+                               lambda s=seed: measure_healing(data, cfg, data["stats"], run.device, s, control=True),
+                               force=force))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ full-profile plan

@@ -29,7 +29,8 @@ def test_the_conclusion_leads_with_whitens_own_increase_and_says_which_targets_m
     from helpers.analysis import by_experiment
     from helpers.results import load_records
 
-    recs = {e: rs[0] for e, rs in by_experiment(load_records(notebook="04_lowrank_compression")).items()}
+    recs = {e: rs if e == "e_healing" else rs[0]
+            for e, rs in by_experiment(load_records(notebook="04_lowrank_compression")).items()}
     if set(CR.SECTIONS) - set(recs):
         pytest.skip("notebook 04's local records are not all committed")
     text = CR.conclusion(*(recs[s] for s in CR.SECTIONS))
@@ -39,12 +40,33 @@ def test_the_conclusion_leads_with_whitens_own_increase_and_says_which_targets_m
     assert f"worse than a uniform guess over the vocabulary ({math.log(49152):.2f})" in text
     speed = CR.target_ratios(recs["b_sweep"], recs["c_fitting"])["speedup_vs_adam"]
     assert f"(target >= 100: {'met' if speed >= 100 else 'missed'})" in text
-    assert "no control arm" in text and "uncorrected over the map's" in text
+    controlled = any(r["metrics"].get("control") for r in load_records(notebook="04_lowrank_compression")
+                     if r["experiment"] == "e_healing")
+    assert ("net of that domain adaptation" if controlled else "no control arm") in text
+    assert "uncorrected over the map's" in text
     fast = copy.deepcopy(recs["c_fitting"])
     for row in fast["tables"]["fit"]:
         if row["fit"] == "closed form (whiten)":
             row["wall_s"] = 1e-6
     assert "(target >= 100: met)" in CR.conclusion(*(fast if s == "c_fitting" else recs[s] for s in CR.SECTIONS))
+
+
+def test_healing_is_counted_net_of_the_teachers_own_gain_over_seeds():
+    """Recovered = (compressed - healed) / (compressed - teacher); net of the control arm (the teacher fine-tuned on
+    the same tokens) = 1 - (healed - tuned teacher) / (compressed - teacher); a t interval over seeds."""
+    def rec(seed, healed, control=False, compressed=5.0):
+        return {"run_id": f"{seed}{control}", "seed": seed, "metrics": {
+            "teacher_loss": 3.0, "compressed_loss": 3.0 if control else compressed, "healed_loss": healed,
+            "recovered_fraction": None if control else (compressed - healed) / (compressed - 3.0),
+            "control": control, "steps": 30, "tokens": 100}}
+
+    e = [rec(0, 4.0), rec(0, 2.8, True), rec(1, 4.2), rec(1, 2.9, True)]
+    rows = {r["seed"]: r for r in CR.healing_rows(e)}
+    assert rows[0]["recovered"] == pytest.approx(0.5) and rows[0]["net recovered"] == pytest.approx(1 - 1.2 / 2)
+    assert rows[1]["net recovered"] == pytest.approx(1 - 1.3 / 2)
+    line = CR.healing_line(e)
+    assert "2 training seeds" in line and "net of that domain adaptation 37% is recovered [" in line
+    assert "no control arm" in CR.healing_line([rec(0, 4.0)]) and "n = 1: no interval" in CR.healing_line([rec(0, 4.0)])
 
 
 @pytest.mark.parametrize("kw, match", [
