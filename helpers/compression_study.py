@@ -499,6 +499,10 @@ def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
                               trainable=student_trainable, checkpointing=bool(heal.gradient_checkpointing),
                               params=n - block_params + student_trainable)
     heal_plan.setting += ", teacher on the host meanwhile"
+    # the control arm: the teacher itself, its same Linears trainable at full rank (bf16 weights and AdamW states)
+    control_plan = training_plan("04 healing control (teacher)", conf, heal.batch_size, cfg.heal_block, "pure-bf16",
+                                 trainable=block_params, checkpointing=bool(heal.gradient_checkpointing))
+    runs = len(cfg.heal_seeds or (0, 1))
     calib = inference_plan("04 calibration / evaluation (teacher)", conf, 4, cfg.block, host=stats_host + v_elems * 4)
     calib_weights = calib.weights
     tokens_fwd = (cfg.calib_blocks + cfg.eval_blocks + 3 * len(cfg.reductions) * len(cfg.groups) *
@@ -513,12 +517,13 @@ def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
                          + (passes - 1) * (train_seconds(b, "04 Mistral-7B forward, batch 1", n, cfg.calib_blocks *
                                                     cfg.block, flops_per_param=2) or 0))
     bases_s = layer and L * (layer["whiten_bases_s_per_layer"] * 2 + layer["svd_bases_s_per_layer"] * 2)
-    heal_s = train_seconds(b, "04 Mistral-7B forward, batch 1", n, heal.max_steps * heal.batch_size * heal.grad_accum *
-                      cfg.heal_block, flops_per_param=6)
-    return NotebookPlan(notebook, [calib, heal_plan], [
+    heal_s = train_seconds(b, "04 Mistral-7B forward, batch 1", n, 2 * runs * heal.max_steps * heal.batch_size *
+                           heal.grad_accum * cfg.heal_block, flops_per_param=6)
+    return NotebookPlan(notebook, [calib, heal_plan, control_plan], [
         (f"forward passes (calibration, teacher, sweeps, sensitivity): {tokens_fwd / 1e6:.1f}M tokens", fwd),
         (f"calibration statistics (float64, on the GPU in {passes} passes): {cfg.calib_blocks} blocks x {L} layers",
          stats_s),
         ("bases (whiten and svd/scaled, each twice: sweep and healing)", bases_s),
-        (f"healing: {heal.max_steps} steps of {heal.batch_size * heal.grad_accum} x {cfg.heal_block} tokens", heal_s),
+        (f"healing and its control, {runs} seeds each: {heal.max_steps} steps of {heal.batch_size * heal.grad_accum} x "
+         f"{cfg.heal_block} tokens", heal_s),
     ], b.get("gpu"), "host memory: float64 statistics and offloaded bases live on the CPU (see 'host')")
