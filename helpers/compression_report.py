@@ -7,10 +7,10 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy import stats as st
 
 from . import plots
 from .analysis import Report, by_experiment, frame, one, records_of
+from .stats import mean_interval
 
 NOTEBOOK = "04_lowrank_compression"
 TITLE = "Low-rank compression of a pretrained model (seed 001)"
@@ -131,14 +131,6 @@ def healing_rows(e) -> list[dict]:
     return rows
 
 
-def _t_interval(x) -> tuple[float, float, float]:
-    x = np.asarray(x, dtype=float)
-    if len(x) < 2:
-        return float(x.mean()), float("nan"), float("nan")
-    half = float(st.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
-
-
 def healing_table(e):
     return frame(healing_rows(e), "seed")
 
@@ -146,7 +138,7 @@ def healing_table(e):
 def healing_line(e) -> str:
     rows = healing_rows(e)
     h = rows[0]
-    mean, lo, hi = _t_interval([r["recovered"] for r in rows])
+    mean, lo, hi = mean_interval([r["recovered"] for r in rows])
     n = len(rows)
     head = (f"e. healing ({n} training seed{'s' if n > 1 else ''}): {h['steps']} steps on {h['tokens']:,} tokens bring "
             f"the loss from {h['compressed']:.3f} to " + ", ".join(f"{r['healed']:.3f}" for r in rows) +
@@ -156,7 +148,7 @@ def healing_line(e) -> str:
     if any(r["net recovered"] is None for r in rows):
         return head + ("; no control arm: the teacher fine-tuned on the same tokens would also gain from domain "
                        "adaptation, so this is an upper bound on recovery.")
-    net, nlo, nhi = _t_interval([r["net recovered"] for r in rows])
+    net, nlo, nhi = mean_interval([r["net recovered"] for r in rows])
     return head + (f"; the teacher fine-tuned the same way (the control) goes from {h['teacher']:.3f} to "
                    + ", ".join(f"{r['teacher fine-tuned']:.3f}" for r in rows) +
                    f", so net of that domain adaptation {100 * net:.0f}% is recovered"

@@ -345,7 +345,8 @@ def measure_healing(data, cfg: CompressionConfig, stats: dict, device: str = "cp
         made = bases(data, cfg, cfg.heal_method, stats)
         C.replace(student, {p: made.module(p, r) for p, r in ranks.items()})
     params_after = count_params(student)
-    before = heldout_losses(student, data, cfg.sweep_eval_blocks, device)["english"]["loss"]
+    # the control starts as the teacher itself: its loss is the teacher's, already evaluated
+    before = base if control else heldout_losses(student, data, cfg.sweep_eval_blocks, device)["english"]["loss"]
     train = lm_blocks(data["calib_split"], data["tok"], cfg.heal_block,
                       max_blocks=cfg.heal.max_steps * cfg.heal.batch_size * cfg.heal.grad_accum)
     teacher = data["model"]

@@ -5,7 +5,6 @@ the other tasks against their trivial references, the regime search, the conclus
 from __future__ import annotations
 
 import json
-import math
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -13,7 +12,7 @@ from scipy import stats as st
 
 from . import plots
 from .analysis import Report, by_experiment, frame, one, records_of
-from .stats import describe, describe_equivalence, equivalence, verdicts, welch_samples
+from .stats import describe, describe_equivalence, equivalence, mean_interval, verdicts, welch_samples
 
 NOTEBOOK = "05_looped_transformer"
 TITLE = "Looped transformer, in-context learning (seed 002)"
@@ -72,14 +71,18 @@ def gate_table(headline, base):
     return frame(rows)
 
 
+def _point(config: dict) -> dict:
+    """What makes a regime point the same as a run's: its model and training, as JSON reads them back."""
+    return json.loads(json.dumps({k: config.get(k) for k in ("model", "train")}))
+
+
 def _regime_of(regime: list[dict], headline) -> list[dict]:
     """The regime search's runs of the headline's own configuration (its tuning seeds)."""
     h = by_arm(headline).get("looped", [])
     if not h:
         return []
-    cfg = h[0]["config"]
-    return [r for r in records_of(regime) if r["config"].get("model") == cfg["model"]
-            and r["config"].get("train") == cfg["train"]]
+    point = _point(h[0]["config"])
+    return [r for r in records_of(regime) if _point(r["config"]) == point]
 
 
 def escape_table(headline, base, regime=()):
@@ -183,12 +186,9 @@ def drift(headline, up_to: float = 8) -> dict | None:
     for key, L in (("far", far), ("paper", out["paper"])):
         if L is None:
             continue
-        ratios = np.array([c[L] / c[trained] for c in curves])
-        half = (float(st.t.ppf(0.975, len(ratios) - 1) * ratios.std(ddof=1) / math.sqrt(len(ratios)))
-                if len(ratios) > 1 else float("nan"))
-        out[f"{key}.ratio"], out[f"{key}.lo"], out[f"{key}.hi"] = float(ratios.mean()), ratios.mean() - half, \
-            ratios.mean() + half
-        out[f"{key}.per_seed"] = ratios.tolist()
+        ratios = [c[L] / c[trained] for c in curves]
+        out[f"{key}.ratio"], out[f"{key}.lo"], out[f"{key}.hi"] = mean_interval(ratios)
+        out[f"{key}.per_seed"] = ratios
     return out
 
 
@@ -301,7 +301,7 @@ def regime_table(records: list[dict], chosen: dict | None = None):
     """One row per regime point: both arms' error / averaging at k = 2d on validation prompts, per tuning seed, and
     how many seeds of each arm pass the gate (< 1/3); `chosen` ({"model", "train"}, e.g. a headline record's
     config or looped_study.regime_key(cfg)) marks the point the notebook runs."""
-    same = json.loads(json.dumps({k: chosen[k] for k in ("model", "train")})) if chosen else None
+    same = _point(chosen) if chosen else None
     by = {}
     for r in records:
         by.setdefault(r["variant"].removeprefix("regime "), []).append(r)
@@ -317,7 +317,7 @@ def regime_table(records: list[dict], chosen: dict | None = None):
             row[f"{arm} pass"] = f"{sum(x < GATE for x in ratios)} of {len(ratios)}" if ratios else "-"
         row["wall s (looped)"] = float(np.mean([r["metrics"].get("looped.wall_s", np.nan) for r in rs]))
         if same is not None:
-            row["run here"] = "<- chosen" if {k: c0.get(k) for k in same} == same else ""
+            row["run here"] = "<- chosen" if _point(c0) == same else ""
         rows.append(row)
     return frame(rows, "point")
 

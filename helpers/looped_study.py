@@ -33,7 +33,6 @@ from .sweep import Point, run_points, sweep
 # the paper's loops per task (b, T); at other scales the profile's own loops are scaled by the same ratio
 TASK_LOOPS = {"linear_regression": (30, 15), "noisy_linear_regression": (30, 15), "sparse_linear_regression": (20, 10),
               "decision_tree": (70, 15), "relu_2nn": (12, 5)}
-PAPER_INFERENCE_LOOPS = {"decision_tree": 200}       # the paper evaluates at 500 inference loops, trees at 200
 
 
 @dataclass
@@ -150,6 +149,12 @@ def _status(res: dict) -> str:
     return "partial" if res.get("stopped_by_budget") else "ok"
 
 
+def _at_k(prefix: str, mean_over_k, active: int) -> dict:
+    """{"<prefix>.k=d": .., "<prefix>.k=2d": ..} from an error per position k (positions past the prompt left out)."""
+    return {f"{prefix}.{label}": float(mean_over_k[k]) for label, k in zip(K_LABELS, (active, 2 * active))
+            if k < len(mean_over_k)}
+
+
 def _errors_table(errors: np.ndarray) -> list[dict]:
     """Per-prompt errors (P, n) as record rows: one row per position k with the P errors (6 significant digits)."""
     return [{"k": k, "errors": [float(f"{e:.6g}") for e in errors[:, k]]} for k in range(errors.shape[1])]
@@ -167,8 +172,7 @@ def arm_job(mcfg: LoopedConfig, tcfg: ICLTrainConfig, eval_loops: tuple, seed: i
     k2 = 2 * active
     metrics = {"steps": res["steps"], "wall_s": res["wall_s"], "steps_per_s": res["steps_per_s"], "d": active,
                "test_prompts": len(xs), "trained_loops": mcfg.loops if mcfg.looped else None,
-               "flops_per_prediction": flops_per_prediction(mcfg, ys.shape[1]),
-               **{f"err.{label}": float(mean[k]) for label, k in zip(K_LABELS, (active, k2)) if k < len(mean)}}
+               "flops_per_prediction": flops_per_prediction(mcfg, ys.shape[1]), **_at_k("err", mean, active)}
     tables = {"test_errors": _errors_table(errors)}
     if mcfg.looped and eval_loops and k2 < len(mean):
         tables["loops"] = [{"loops": L, "error": v}
@@ -189,15 +193,12 @@ def baselines(run, force: bool = False) -> dict:
     cfg = run.cfg
 
     def compute():
-        xs, ys, active = fixed_test_set(cfg.train, cfg.model.n_dims)
-        base = baseline_errors(cfg.train.task, xs, ys, active, len(xs))
-        tables = {f"errors.{n}": _errors_table(e) for n, e in base.items()}
-        metrics = {"d": active, "test_prompts": len(xs),
-                   **{f"{n}.{label}": float(e.mean(0)[k]) for n, e in base.items()
-                      for label, k in zip(K_LABELS, (active, 2 * active)) if k < xs.shape[1]}}
+        metrics, tables = _baseline_parts(cfg.train, cfg.model.n_dims)
+        d, n = metrics["d"], cfg.train.points.end
+        metrics["test_prompts"] = cfg.train.test_prompts
         if cfg.train.task == "linear_regression":
-            metrics.update({f"averaging_expected.{label}": icl.expected_averaging_error(active, k)
-                            for label, k in zip(K_LABELS, (active, 2 * active)) if k < xs.shape[1]})
+            metrics.update({f"averaging_expected.{label}": icl.expected_averaging_error(d, k)
+                            for label, k in zip(K_LABELS, (d, 2 * d)) if k < n})
         return {"metrics": metrics, "tables": tables}
 
     key = {"task": cfg.train.task, "dims": cfg.train.dims.end, "points": cfg.train.points.end,
@@ -264,13 +265,20 @@ def tasks(run, force: bool = False) -> dict:
     return out
 
 
-def _task_baselines(tcfg: ICLTrainConfig, mcfg: LoopedConfig) -> dict:
-    xs, ys, active = fixed_test_set(tcfg, mcfg.n_dims)
+def _baseline_parts(tcfg: ICLTrainConfig, n_dims: int) -> tuple[dict, dict]:
+    """The task's baselines and predicting zero on the fixed test prompts: metrics (d and each at k = d, 2d) and
+    their per-prompt errors as tables."""
+    xs, ys, active = fixed_test_set(tcfg, n_dims)
     base = baseline_errors(tcfg.task, xs, ys, active, len(xs))
-    return {"metrics": {"d": active, "scale": icl.error_scale(tcfg.task, active),
-                        **{f"{n}.{label}": float(e.mean(0)[k]) for n, e in base.items()
-                           for label, k in zip(K_LABELS, (active, 2 * active)) if k < xs.shape[1]}},
-            "tables": {f"errors.{n}": _errors_table(e) for n, e in base.items()}}
+    metrics = {"d": active}
+    for name, e in base.items():
+        metrics.update(_at_k(name, e.mean(0), active))
+    return metrics, {f"errors.{name}": _errors_table(e) for name, e in base.items()}
+
+
+def _task_baselines(tcfg: ICLTrainConfig, mcfg: LoopedConfig) -> dict:
+    metrics, tables = _baseline_parts(tcfg, mcfg.n_dims)
+    return {"metrics": {**metrics, "scale": icl.error_scale(tcfg.task, metrics["d"])}, "tables": tables}
 
 
 # ------------------------------------------------------------------------------------------------ regime search

@@ -40,7 +40,7 @@ from .paths import checkpoints_dir
 from .planning import NotebookPlan, lora_params, train_seconds
 from .results import config_hash, keyed, recorded, save_result
 from .sft import DPOSettings, LoraSettings, SFTSettings, load_chat_model
-from .sft_data import data_key, encode_pairs, load_rows, prepare  # noqa: F401 (load_rows: the hub test)
+from .sft_data import data_key, encode_pairs, prepare  # noqa: F401 (prepare: the notebook's S.prepare(run))
 from .sft_report import SFT_VARIANTS, chosen_search_point
 from .sweep import Point, run_points
 

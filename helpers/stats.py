@@ -184,16 +184,31 @@ def mcnemar(before, after) -> dict:
             "diff": float(after.mean() - before.mean()), "gained": gained, "lost": lost, "p": p}
 
 
+def mean_interval(x, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi): the mean of runs (seeds) with its t interval; one run gives (mean, nan, nan)."""
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()), float("nan"), float("nan")
+    half = float(st.t.ppf((1 + level) / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+
+
+def p_text(p: float) -> str:
+    """A p-value for print; below 1e-6 as '< 1e-6' (scipy's Dunnett integral reads 0 below its precision)."""
+    return "< 1e-6" if p < 1e-6 else f"{p:.3g}"
+
+
 def describe(row: dict) -> str:
     """'+0.120 (Welch t = 2.10, df = 3.4, p = 0.13, Holm p = 0.90 over 24; n = 3 vs 3): no measurable difference';
     a many_to_one row: '+0.120 (Dunnett t = 4.10, pooled df = 48, adjusted p = 0.003 over 22; n = 3 vs 3): worse'."""
     if row.get("p") is None or row.get("t") is None:
         test = "" if row["test"] == row["verdict"] else f"{row['test']}; "
         return f"{row['diff']:+.3f} ({test}n = {row['n_a']} vs {row['n_b']}): {row['verdict']}"
-    if row.get("test") == "Dunnett":       # scipy's multivariate-t integral reads 0 below its precision
-        p = f"= {row['p']:.3g}" if row["p"] >= 1e-6 else "< 1e-6"
-        return (f"{row['diff']:+.3f} (Dunnett t = {row['t']:.2f}, pooled df = {row['df']:.0f}, adjusted p {p} "
-                f"over {row['m']}; n = {row['n_a']} vs {row['n_b']}): {row['verdict']}")
+    if row.get("test") == "Dunnett":
+        p = p_text(row["p"])
+        return (f"{row['diff']:+.3f} (Dunnett t = {row['t']:.2f}, pooled df = {row['df']:.0f}, adjusted p "
+                f"{p if p.startswith('<') else '= ' + p} over {row['m']}; n = {row['n_a']} vs {row['n_b']}): "
+                f"{row['verdict']}")
     return (f"{row['diff']:+.3f} (Welch t = {row['t']:.2f}, df = {row['df']:.1f}, p = {row['p']:.3g}, Holm p = "
             f"{row['p_holm']:.3g} over {row['m']}; n = {row['n_a']} vs {row['n_b']}): {row['verdict']}")
 

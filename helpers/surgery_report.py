@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import plots
 from .analysis import Report, frame, select
-from .stats import describe, describe_equivalence, equivalence, many_to_one
+from .stats import describe, describe_equivalence, equivalence, many_to_one, p_text
 from .surgery_experiments import EXPERIMENTS, NOTEBOOK_OF, NOTEBOOKS, ORIGINAL, Scale, same_model, stand_in
 
 __all__ = ["NOTEBOOKS", "TITLE", "readme_block", "report"]   # NOTEBOOKS: the family registry reads it here
@@ -254,8 +254,7 @@ def _fmt(x) -> str:
 
 
 def _pfmt(x) -> str:
-    """A Dunnett p: scipy's multivariate-t integral reads 0 below its precision."""
-    return "< 1e-6" if not _isna(x) and x < 1e-6 else _fmt(x)
+    return "-" if _isna(x) else p_text(x)
 
 
 # ------------------------------------------------------------------------------------------------ figures, report

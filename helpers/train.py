@@ -263,10 +263,6 @@ def effective_precision(precision: str, device: str) -> str:
     return precision
 
 
-def _use_bf16_autocast(cfg: TrainConfig, device: str) -> bool:
-    return effective_precision(cfg.precision, device) == "bf16-autocast"
-
-
 def model_dtype(device: str):
     """The dtype a pretrained model is loaded in: bf16 on a GPU with bf16 (a 7B model is 14 GB instead of 29 GB in
     fp32), fp32 elsewhere (bf16 matmuls are slow on a CPU)."""
@@ -294,8 +290,9 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
     position, curves) is kept there; started again after a crash, the same run resumes from it
     (provenance.resumed_from_step) and the folder is removed once the run has finished.
     """
-    if cfg.precision != "auto" and effective_precision(cfg.precision, device) != cfg.precision:
-        cfg = replace(cfg, precision=effective_precision(cfg.precision, device))   # warned here; the record says
+    precision = effective_precision(cfg.precision, device)      # warns (once) where the request cannot be met
+    if cfg.precision != "auto" and precision != cfg.precision:
+        cfg = replace(cfg, precision=precision)                    # the record says what ran
     if cfg.precision == "pure-bf16":
         model = model.to(torch.bfloat16)
     if cfg.wandb:
@@ -320,6 +317,7 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
 def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, collator, scratch: str,
            callbacks=(), checkpointing: bool = False) -> dict:
     eval_every = cfg.eval_every if eval_ds is not None else 0
+    precision = effective_precision(cfg.precision, device)     # cfg.precision is already what can run: no warning
     args = TrainingArguments(
         output_dir=scratch,
         run_name=cfg.run_name,
@@ -343,8 +341,8 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
         save_strategy="no",                  # checkpoints, when asked for, are saved by time (Meter), not by steps
         save_total_limit=1 if checkpointing else None,
         report_to=["wandb"] if cfg.wandb else "none",
-        bf16=_use_bf16_autocast(cfg, device),
-        fp16=effective_precision(cfg.precision, device) == "fp16-amp",
+        bf16=precision == "bf16-autocast",
+        fp16=precision == "fp16-amp",
         activation_checkpointing=bool(cfg.gradient_checkpointing),
         use_cpu=device == "cpu",
         seed=seed,  # Trainer re-seeds before building the data order

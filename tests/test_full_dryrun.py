@@ -325,7 +325,7 @@ def test_hub_ids_table_matches_what_the_code_loads(full_offline):
     every hub id named in a study's full profile is in the table."""
     import dataclasses
 
-    from helpers import compression_study, data_study, pretrain_study, sft_study, surgery_study
+    from helpers import compression_study, data_study, pretrain_study, sft_data, sft_study, surgery_study
     from helpers.data import load_corpus, load_pretrained, load_tokenizer
 
     load_corpus("wikitext2"), load_corpus("ruwiki")
@@ -333,7 +333,7 @@ def test_hub_ids_table_matches_what_the_code_loads(full_offline):
     load_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct"), load_pretrained("Open-Orca/Mistral-7B-OpenOrca")
     load_pretrained("HuggingFaceTB/SmolLM2-360M")
     compression_study._splits(compression_study.PROFILES["full"])
-    sft_study.load_rows(sft_study.PROFILES["full"])
+    sft_data.load_rows(sft_study.PROFILES["full"])
     seen = {(fn, ident, arg) for fn, ident, arg in full_offline.calls}
     expected = set()
     for ident, spec in hub.HUB_IDS.items():

@@ -10,6 +10,7 @@ import pytest
 
 from helpers import sft
 from helpers.data import CHATML, ensure_chat_template
+from helpers import sft_data
 from helpers import sft_study as S
 
 
@@ -253,7 +254,7 @@ def test_the_held_out_pairs_never_share_a_headword_with_training(monkeypatch):
     """The split is by headword: the words of the held-out prompts (which give the held-out pairs) never occur among
     the SFT or the on-policy training prompts."""
     cfg = S.PROFILES["local"]
-    parts, _ = S.load_rows(cfg)
+    parts, _ = sft_data.load_rows(cfg)
     train_words = {r["word"].lower() for p in ("sft_train", "policy") for r in parts[p]}
     held_words = {r["word"].lower() for p in ("heldout", "test") for r in parts[p]}
     assert len(parts["heldout"]) == cfg.heldout_rows and not train_words & held_words
