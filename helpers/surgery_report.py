@@ -49,6 +49,10 @@ def summarize(df, reference=None, same: dict | None = None) -> pd.DataFrame:
     for col in ("bigram_ce", "unigram_ce"):
         if col in df.columns:
             out[col] = out["id"].map(df.groupby("id")[col].first())
+    if "bigram_ce" in df.columns:       # seeds that learned no more than the previous token (named in the conclusion)
+        at = df[df["eval_loss"] >= df["bigram_ce"]]
+        out["at_bigram_seeds"] = out["id"].map(at.groupby("id")["seed"].apply(list)).map(
+            lambda x: x if isinstance(x, list) else [])
     out["loss_std"] = out["loss_std"].fillna(0.0)
     out["ppl"] = out["loss_mean"].map(lambda x: math.exp(min(x, 50)))
     ref = out.set_index("id")
@@ -129,6 +133,9 @@ def conclusion(summary) -> str:
                          f"bigram line (loss {o['loss_mean']:.3f} +- {o['loss_std']:.3f}, n = {int(o['seeds'])})"
                          + ("" if gap > 0 else ": it has not learned to use context, so no comparison of attention "
                                                "variants means anything here"))
+        failed = _bigram_failures(summary)
+        if failed:
+            lines.append(failed)
     measured = summary.dropna(subset=["delta_loss"]) if "delta_loss" in summary.columns else None
     if measured is None or not len(measured):
         lines.append("no original to compare with in this profile (run notebook 01 first for experiment 1)")
@@ -147,6 +154,21 @@ def conclusion(summary) -> str:
             lines.append(f"exp {int(r['id']):>2}: same model as exp {int(r['same_as'])} at this scale (after depth "
                          "mapping and rank scaling); not trained again")
     return "\n".join(lines)
+
+
+def _bigram_failures(summary) -> str:
+    """One sentence naming every run that ends at or above the bigram table of its own tokens ('' when none)."""
+    if "at_bigram_seeds" not in summary.columns:
+        return ""
+    bad = [(int(r["id"]), r["at_bigram_seeds"], int(r["seeds"])) for _, r in summary.iterrows()
+           if isinstance(r["at_bigram_seeds"], list) and r["at_bigram_seeds"]]
+    if not bad:
+        return ""
+    named = "; ".join(f"exp {i} ({EXPERIMENTS[i].name}) seed{'s' if len(s) > 1 else ''} "
+                      f"{', '.join(map(str, s))} of {n}" for i, s, n in bad)
+    return (f"runs that end at or above the bigram table of their own tokens, i.e. learned no more than the previous "
+            f"token: {named}. Beside an original that learned, that is a finding about the variant, not a place "
+            f"in a ranking")
 
 
 def _line(r) -> str:
@@ -288,6 +310,7 @@ def params_figure(summary, title: str):
 
 
 TABLE_COLUMNS = ["id", "name", "stand_in", "same_as", "params", "params_ratio", "loss_mean", "loss_std", "seeds",
+                 "at_bigram_seeds",
                  "delta_loss", "delta_se", "df", "p", "p_welch", "verdict", "retained", "retained_se", "tokens_per_s",
                  "full_scale", "notes_params"]
 
@@ -362,6 +385,9 @@ def readme_block(records: list[dict]) -> str:
                    f"{int(n['seeds'])} vs {int(n['n_ref'])}). Bigram table of the same tokens {o['bigram_ce']:.3f}, "
                    f"unigram {o['unigram_ce']:.3f}: the original ends {abs(o['bigram_ce'] - o['loss_mean']):.3f} "
                    f"nats {'below' if o['bigram_ce'] > o['loss_mean'] else 'above'} the bigram line.")
+    failed = _bigram_failures(table)
+    if failed:
+        out.append(f"- {failed[0].upper()}{failed[1:]}.")
     measured = table.dropna(subset=["delta_loss"])
     counts = measured["verdict"].value_counts().to_dict()
     m = int(measured["m"].iloc[0]) if len(measured) else 0

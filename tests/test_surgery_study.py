@@ -159,6 +159,19 @@ def test_summarize_and_conclusion_call_differences_by_welch_with_holm():
     assert "no measurable difference" in text.split("exp  8")[1].splitlines()[0]
 
 
+def test_runs_at_or_above_the_bigram_table_are_named():
+    """A seed that ends at or above the bigram table of its tokens learned no more than the previous token: the
+    conclusion names it (experiment and seed), beside an original that learned; none named when every run is below."""
+    df = _runs([(1, 0, 2.00, 100), (1, 1, 2.02, 100), (9, 0, 2.47, 70), (9, 1, 2.50, 70), (9, 2, 2.48, 70)])
+    df["bigram_ce"], df["unigram_ce"] = 2.48, 3.08
+    s = SR.summarize(df).set_index("id")
+    assert s.loc[9, "at_bigram_seeds"] == [1, 2] and s.loc[1, "at_bigram_seeds"] == []
+    text = SR.conclusion(s.reset_index())
+    assert "exp 9 (linea-mlp-9) seeds 1, 2 of 3" in text and "exp 1 (" not in text.split("at or above")[1]
+    df["bigram_ce"] = 2.6
+    assert "at or above" not in SR.conclusion(SR.summarize(df))
+
+
 def test_one_seed_is_no_test_and_no_original_is_said():
     """The full profile trains one seed: a difference of two single runs has no spread to test against, so it must
     not be called better or worse; without experiment 1 there is nothing to compare with."""
