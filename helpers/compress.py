@@ -7,10 +7,13 @@ Factorizations of nn.Linear(in, out) at rank r, each returning the shared LowRan
   svd     plain truncated SVD of the weight (ignores the data)
   whiten  the closed-form minimiser of the output error on the calibration inputs: with C the input second moment
           and S S^T = C, take V_r = top-r right singular vectors of S^T W (= those of X W), then W* = W V_r V_r^T.
-          With center=False this is SVD-LLM's whitening (the same optimum of ||X W - X W*||). With center=True
-          (the default) C is the centred covariance and the mean's error goes into a bias b* = b + (W - W*)^T mu,
-          which a bias-free Linear gains (and the budget counts): the optimum of the centred error, which is not
-          SVD-LLM's. No inverse is needed, so a singular C is fine; a relative ridge `jitter` is added and reported.
+          `center` picks, per Linear, which second moment: uncentred ("none": SVD-LLM's whitening, the optimum of
+          ||X W - X W*||, no bias added) or centred (C the covariance; the mean's error goes into a bias
+          b* = b + (W - W*)^T mu, which a bias-free Linear gains and the budget counts: the optimum of the error
+          with a free bias, not SVD-LLM's). "all" centres every Linear; "except-v" every one but v_proj, whose
+          centred factors lose at the first position of each sequence (an attention sink: notebook 04, section f,
+          measures all three). No inverse is needed, so a singular C is fine; a relative ridge `jitter` is added
+          and reported.
   scaled  ASVD-style: diagonal scaling s_i = E|x_i|^alpha, W* = S^-1 [S W]_r
 Budgets: `param_budget` counts a plan on the `meta` device (no weights).
 
@@ -30,6 +33,18 @@ from .lowrank import LowRankLinear, check_rank
 from .models import FACTORIZATIONS, LLAMA_GROUPS, LLAMA_LINEARS, count_params, from_config
 
 METHODS = FACTORIZATIONS
+# whiten's centring policies (module docstring); True / False are "all" / "none"
+CENTERINGS = ("none", "all", "except-v")
+DEFAULT_CENTER = "except-v"
+
+
+def centers(policy: str | bool, path: str) -> bool:
+    """Whether whiten centres the statistics of the Linear at `path` under `policy` (one of CENTERINGS)."""
+    if policy is True or policy is False:
+        return policy
+    if policy not in CENTERINGS:
+        raise ValueError(f"unknown centring '{policy}'; allowed: {', '.join(CENTERINGS)} (or True / False)")
+    return policy == "all" or (policy == "except-v" and not path.endswith(LLAMA_LINEARS["v"]))
 
 
 # ------------------------------------------------------------------------------------------------ calibration
@@ -179,24 +194,25 @@ class Factorization:
 
 def _factors(linear: nn.Linear, down: torch.Tensor, up: torch.Tensor, bias: torch.Tensor | None,
              rank: int, method: str) -> LowRankLinear:
-    """LowRankLinear with down.weight (r, in), up.weight (out, r), bias on the up factor only."""
+    """LowRankLinear with down.weight (r, in), up.weight (out, r), a bias on the up factor only (no down bias: it
+    would stay zero and still count in the budget)."""
     w = linear.weight
     has_bias = bias is not None
     with torch.device(w.device):
-        new = LowRankLinear(linear.in_features, linear.out_features, rank, bias=has_bias).to(w.dtype)
+        new = LowRankLinear(linear.in_features, linear.out_features, rank, bias=has_bias, down_bias=False).to(w.dtype)
     with torch.no_grad():
         new.down.weight.copy_(down.to(w.dtype))
         new.up.weight.copy_(up.to(w.dtype))
         if has_bias:
-            new.down.bias.zero_()
             new.up.bias.copy_(bias.to(w.dtype))
     return new
 
 
 def factorize(linear: nn.Linear, rank: int, method: str = "svd", stats: InputStats | None = None,
-              jitter: float = 1e-6, alpha: float = 0.5, center: bool = True) -> Factorization:
+              jitter: float = 1e-6, alpha: float = 0.5, center: str | bool = True) -> Factorization:
     """Rank-`rank` LowRankLinear replacing `linear` by `method` (see module docstring), with warnings for a rank
-    that does not compress and for fewer calibration tokens than the rank. One module's case of `Bases`."""
+    that does not compress and for fewer calibration tokens than the rank. One module's case of `Bases`; a lone
+    Linear has no path, so `center` is True (centred) or False (SVD-LLM's)."""
     if method not in METHODS:
         raise ValueError(f"unknown factorization method '{method}'; allowed: {', '.join(METHODS)}")
     d_in, d_out = linear.in_features, linear.out_features
@@ -289,7 +305,7 @@ def compress_model(model, plan: list[Target], method: str = "svd", stats: dict |
         lin = model.get_submodule(path)
         if lin.weight.device.type == "meta":
             with torch.device("meta"):
-                new = LowRankLinear(lin.in_features, lin.out_features, r, bias=lin.bias is not None)
+                new = LowRankLinear(lin.in_features, lin.out_features, r, bias=lin.bias is not None, down_bias=False)
             _set(model, path, new)
             continue
         f = factorize(lin, r, method, None if stats is None else stats.get(path), **kw)
@@ -316,10 +332,11 @@ class Bases:
     done."""
 
     def __init__(self, modules: dict[str, nn.Linear], method: str, stats: dict | None = None, jitter: float = 1e-6,
-                 alpha: float = 0.5, center: bool = True, dtype: torch.dtype = torch.float32,
+                 alpha: float = 0.5, center: str | bool = DEFAULT_CENTER, dtype: torch.dtype = torch.float32,
                  offload: bool | None = None):
         if method not in METHODS:
             raise ValueError(f"unknown factorization method '{method}'; allowed: {', '.join(METHODS)}")
+        centers(center, "")                                      # a bad policy fails before any decomposition
         self.method, self.modules, self.parts, self.jitter, self.dtype = method, modules, {}, {}, dtype
         cov_cache = {}
         for path, lin in modules.items():
@@ -340,10 +357,11 @@ class Bases:
                 u, s, vh = torch.linalg.svd((d[:, None] * W).T, full_matrices=False)
                 self.parts[path] = ("svd", keep(u), keep(s[:, None] * vh / d[None, :]), keep(b))
                 continue
-            key = id(st)                     # q/k/v (and gate/up) share one input: one eigendecomposition
+            centred = centers(center, path)
+            key = (id(st), centred)          # q/k/v (and gate/up) share one input: one eigendecomposition
             if key not in cov_cache:
                 # statistics live on the CPU (float64), the weights on the model's device: decompose there
-                C = st.covariance(centered=center)
+                C = st.covariance(centered=centred)
                 ridge = jitter * torch.trace(C).item() / C.shape[0]
                 C = C.to(W.device)
                 evals, Q = torch.linalg.eigh(C + ridge * torch.eye(C.shape[0], dtype=C.dtype, device=C.device))
@@ -352,7 +370,7 @@ class Bases:
             _, _, vh = torch.linalg.svd(S.T.to(dtype) @ W, full_matrices=False)
             # the weight itself is not kept (it is the module's): V and the bias parts are all a rank needs
             self.parts[path] = ("whiten", None, keep(vh.T), (keep(b), keep(st.mean.to(W.device, dtype))
-                                                              if center else None))
+                                                              if centred else None))
             self.jitter[path] = ridge
 
     def module(self, path: str, rank: int) -> LowRankLinear:

@@ -1,5 +1,6 @@
 """Notebook 04 from its records (torch-free): the notes' experiment 3 beside ours, the method x reduction sweep,
-closed form vs Adam, the layer-sensitivity map, healing, the conclusion and `report()` for Analysis.ipynb."""
+closed form vs Adam, the layer-sensitivity map, healing, whiten's centring policies over calibration draws, the
+conclusion and `report()` for Analysis.ipynb."""
 from __future__ import annotations
 
 import math
@@ -155,6 +156,100 @@ def healing_line(e) -> str:
                    + (f" [{100 * nlo:.0f}%, {100 * nhi:.0f}%]" if n > 1 else " (n = 1: no interval)") + ".")
 
 
+POLICY_NAMES = {"none": "uncentred (SVD-LLM's whitening)", "all": "centred", "except-v": "centred except v_proj"}
+
+
+def whitening_rows(f) -> list[dict]:
+    """Per (reduction, held-out set, policy), over the calibration draws (section f's records): mean loss, the mean
+    difference from SVD-LLM's whitening ("none") with its 95% t interval over draws, and in how many draws the
+    paired bootstrap interval over sequences lies below / above 0."""
+    recs = sorted(records_of(f), key=lambda r: r["seed"])
+    cells = {}
+    for r in recs:
+        for row in r["tables"]["policies"]:
+            cells.setdefault((row["reduction"], row["set"], row["policy"]), []).append(row)
+    out = []
+    for (red, name, policy), rows in sorted(cells.items()):
+        diffs = [x["vs_none"] for x in rows]
+        mean, lo, hi = mean_interval(diffs)
+        out.append({"reduction": red, "set": name, "policy": policy, "draws": len(rows),
+                    "loss": float(np.mean([x["loss"] for x in rows])), "teacher": rows[0]["teacher_loss"],
+                    "delta": float(np.mean([x["delta"] for x in rows])), "vs_none": mean, "vs_none_lo": lo,
+                    "vs_none_hi": hi, "better_draws": sum(x["vs_none_hi"] < 0 for x in rows),
+                    "worse_draws": sum(x["vs_none_lo"] > 0 for x in rows), "bias_params": rows[0]["bias_params"]})
+    return out
+
+
+def whitening_table(f):
+    """(reduction, set) x policy: mean held-out loss over draws and the difference from SVD-LLM's whitening."""
+    df = frame(whitening_rows(f))
+    df["loss, vs SVD-LLM [95% CI over draws]"] = [
+        f"{r.loss:.3f}" + ("" if r.policy == "none" else
+                           f", {r.vs_none:+.3f} [{r.vs_none_lo:+.3f}, {r.vs_none_hi:+.3f}] {r.better_draws}/{r.draws} "
+                           "better") for r in df.itertuples()]
+    return df.pivot(index=["reduction", "set"], columns="policy", values="loss, vs SVD-LLM [95% CI over draws]")
+
+
+def whitening_choice(f) -> tuple[str | None, str]:
+    """The policy with the lowest mean loss on every held-out set at every reduction (None when no policy is best
+    everywhere), and the reason in words."""
+    rows = whitening_rows(f)
+    best = {}
+    for r in rows:
+        k = (r["reduction"], r["set"])
+        if k not in best or r["loss"] < best[k]["loss"]:
+            best[k] = r
+    winners = {r["policy"] for r in best.values()}
+    if len(winners) == 1:
+        return winners.pop(), f"lowest mean loss on all {len(best)} (reduction, set) cells"
+    return None, "no policy is best on every (reduction, set): " + ", ".join(
+        f"{red:.0%} {name}: {r['policy']}" for (red, name), r in sorted(best.items()))
+
+
+def whitening_lines(f, default: str | None) -> list[str]:
+    """The conclusion's lines for section f: each policy against SVD-LLM's whitening over draws, the choice against
+    the default the other sections used, and where centring v_proj loses."""
+    rows = whitening_rows(f)
+    n = max(r["draws"] for r in rows)
+    lines = []
+    for red in sorted({r["reduction"] for r in rows}):
+        here = [r for r in rows if r["reduction"] == red and r["policy"] != "none"]
+        parts = []
+        for r in here:
+            ci = (f" [{r['vs_none_lo']:+.3f}, {r['vs_none_hi']:+.3f}]" if n > 1 else " (n = 1: no interval)")
+            parts.append(f"{POLICY_NAMES.get(r['policy'], r['policy'])} on {r['set']} {r['vs_none']:+.3f}{ci} "
+                         f"(better in {r['better_draws']}, worse in {r['worse_draws']} of {r['draws']} draws)")
+        ref = {r["set"]: r["loss"] for r in rows if r["reduction"] == red and r["policy"] == "none"}
+        lines.append(f"f. whitening at {red:.0%} fewer block-Linear parameters, {n} calibration draws, against "
+                     f"SVD-LLM's (uncentred: " + ", ".join(f"{k} {v:.3f}" for k, v in ref.items()) +
+                     "; 95% t interval over draws, paired bootstrap per draw): " + "; ".join(parts) + ".")
+    choice, why = whitening_choice(f)
+    lines.append(f"f. chosen: {POLICY_NAMES.get(choice, choice) if choice else 'none'} ({why}); sections b-e used "
+                 f"'{default}': " + ("the measured choice." if choice == default else
+                                     "NOT the measured choice." if choice else "no policy won everywhere."))
+    pos = [r for r in records_of(f) if r["seed"] == min(x["seed"] for x in records_of(f))][0]
+    v = pos["tables"].get("v_positions") or []
+    if v and "all_first" in v[0]:
+        m = lambda k: float(np.mean([r[k] for r in v if r.get(k) is not None]))  # noqa: E731
+        first, rest = m("all_first") - m("none_first"), m("all_rest") - m("none_rest")
+        sink = "first_position_mass" in v[0] and m("first_position_mass") > 5 * m("uniform_mass")
+        head = (f"f. v_proj's relative output error (mean over {len(v)} layers, draw {pos['seed']}, "
+                f"{pos['metrics']['v_positions_reduction']:.0%}): at the first position of each held-out block "
+                f"{m('all_first'):.2f} centred vs {m('none_first'):.2f} uncentred, at the others {m('all_rest'):.2f} "
+                f"vs {m('none_rest'):.2f}; the first position's input norm is {m('first_norm_over_rest'):.1f}x the "
+                "others'" + (f", and later positions put {m('first_position_mass'):.0%} of their attention on it "
+                             f"(uniform: {m('uniform_mass'):.0%})" if "first_position_mass" in v[0] else ""))
+        if first > 0 and first > rest and sink:
+            head += (": centring loses where it matters most, on an attention sink's value vector, which every "
+                     "later position reads.")
+        elif first > 0 and first > rest:
+            head += ": centring loses most at the first position, but the attention on it is no sink here."
+        else:
+            head += ": no first-position effect here (centring does not lose more there than elsewhere)."
+        lines.append(head)
+    return lines
+
+
 def conclusion(a: dict, b: dict, c: dict, d: dict, e: dict) -> str:
     """Sentences from the records of the five sections (e: every healing record, with its control arms)."""
     a, b, c, d = (one(a), one(b), one(c), one(d))
@@ -214,7 +309,7 @@ def report(records: list[dict]):
     """Analysis.ipynb's section for notebook 04, from records only (no torch)."""
     rep = Report(TITLE, records)
     every = by_experiment(rep.records)
-    recs = {e: (rs if e == "e_healing" else rs[0]) for e, rs in every.items()}
+    recs = {e: (rs if e in ("e_healing", "f_whitening") else rs[0]) for e, rs in every.items()}
     if "b_sweep" in recs:
         rep.figure("held-out loss vs parameters", sweep_figure(recs["b_sweep"]))
         rep.table("loss increase over the teacher at 10/20/40% fewer block-Linear parameters",
@@ -227,6 +322,11 @@ def report(records: list[dict]):
         rep.table("closed form vs Adam", fit_table(recs["c_fitting"]))
     if "e_healing" in recs:
         rep.table("healing", healing_table(recs["e_healing"]))
+    if "f_whitening" in recs:
+        rep.table("whitening: centring policies over calibration draws", whitening_table(recs["f_whitening"]))
     if all(s in recs for s in SECTIONS):
         rep.text = conclusion(*(recs[s] for s in SECTIONS))
+        if "f_whitening" in recs:
+            rep.text += "\n" + "\n".join(whitening_lines(recs["f_whitening"],
+                                                          recs["b_sweep"]["config"].get("whitening", "all")))
     return rep

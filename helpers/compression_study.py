@@ -12,6 +12,8 @@ Sections (each returns a result dict for the run record):
   c. fitting      closed form vs the seed's Adam fit on the same captured activations and rank; the one-prompt trap
   d. sensitivity  loss increase when one layer at a time is compressed (attention and MLP separately)
   e. healing      a short fine-tune of the compressed model's factors and the loss it recovers
+  f. whitening    whiten's centring policies (SVD-LLM's uncentred, centred, centred except v_proj) over
+                  calibration draws on both held-out sets: the measurement that chose `whitening`'s default
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import torch
 from datasets import load_dataset
 
 from . import compress as C
+from . import compression_whitening as W
 from . import hub
 from .data import (
     definition_chats,
@@ -42,7 +45,7 @@ from .models import FACTORIZATIONS, LLAMA_LINEARS, count_params, mistral_config
 from .planning import NotebookPlan, train_seconds
 from .provenance import track
 from .results import load_or_run
-from .train import TrainConfig, lm_collator, model_dtype, train_causal_lm
+from .train import TrainConfig, model_dtype, train_causal_lm
 
 
 @dataclass
@@ -81,6 +84,11 @@ class CompressionConfig:
                                                                   progress=False))
     heal_block: int = 128
     heal_seeds: tuple | None = None        # healing's training seeds, each with its control (None: run.seed, +1)
+    # whiten's centring (compress.CENTERINGS) in sections b, c and e: chosen by section f's records (README)
+    whitening: str = C.DEFAULT_CENTER
+    center_policies: tuple = C.CENTERINGS  # section f: every policy, each calibrated on center_draws disjoint draws
+    center_draws: int = 3
+    center_reductions: tuple = (0.2, 0.4)
 
     def __post_init__(self):
         if isinstance(self.heal, dict):
@@ -93,6 +101,8 @@ class CompressionConfig:
             raise ValueError(f"unknown group(s) {bad}; allowed: mlp, attention, both")
         if any(not 0 < r < 1 for r in self.reductions):
             raise ValueError(f"reductions must lie in (0, 1), got {self.reductions}")
+        for p in (self.whitening, *self.center_policies):
+            C.centers(p, "")                   # an unknown centring fails here, naming the allowed ones
         if self.fit_module not in LLAMA_LINEARS or self.fit_module == "lm_head":
             raise ValueError(f"fit_module must be a block Linear ({', '.join(list(LLAMA_LINEARS)[:-1])}), "
                              f"got '{self.fit_module}'")
@@ -103,7 +113,8 @@ PROFILES = {
                               reductions=(0.2,), groups=("both",), sweep_eval_blocks=1, fit_rank=8,
                               fit_steps=(5, 20), fit_tokens=256, trap_tokens=16, trap_rank=24, sens_eval_blocks=1,
                               heal=TrainConfig(max_steps=2, batch_size=2, lr=1e-4, scheduler="constant",
-                                               log_every=1, progress=False), heal_block=32),
+                                               log_every=1, progress=False), heal_block=32,
+                              center_policies=("none", "except-v"), center_draws=2, center_reductions=(0.2,)),
     "local": CompressionConfig(fit_steps=(100, 300, 1000), fit_tokens=2048),   # 10k Adam steps: benchmarks/
     # full: calibrated on the notes' OpenOrca split, evaluated on WikiText-2 test (text the OpenOrca model was not
     # tuned on, and the set SVD-LLM reports), not on OpenOrca rows
@@ -135,7 +146,7 @@ def load(cfg: CompressionConfig, device: str = "cpu"):
         # OpenOrca's models speak ChatML (their model card): installed only where the tokenizer ships no template
         ensure_chat_template(tok, None if getattr(tok, "chat_template", None) else "chatml")
         orca = instruction_chats(orca_split, tok, cfg.openorca_rows, cfg.block)
-    batches = [lm_collator([calib[j] for j in range(i, min(i + 4, len(calib)))]) for i in range(0, len(calib), 4)]
+    batches = W.batches_of(calib)
     return {"model": model, "tok": tok, "calib_split": calib_split, "calib": calib, "calib_batches": batches,
             "held": held, "chats": chats, "openorca": orca}
 
@@ -169,7 +180,7 @@ def bases(data, cfg: CompressionConfig, method: str, stats: dict | None = None) 
     memo = data.setdefault("bases", {})
     if method in memo:
         return memo[method]
-    made = C.Bases(block_modules(data["model"], layers=cfg.layers), method, stats)
+    made = C.Bases(block_modules(data["model"], layers=cfg.layers), method, stats, center=cfg.whitening)
     if method in ("svd", "whiten"):
         memo[method] = made
     return made
@@ -281,7 +292,7 @@ def measure_fitting(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
     stats = C.InputStats(lin.in_features)
     stats.update(x_cal)
     t0 = time.perf_counter()
-    closed = C.factorize(lin32, cfg.fit_rank, "whiten", stats)
+    closed = C.factorize(lin32, cfg.fit_rank, "whiten", stats, center=C.centers(cfg.whitening, path))
     closed_s = time.perf_counter() - t0
     adam = C.fit_adam(lin32, x_cal, cfg.fit_rank, steps=max(cfg.fit_steps), lr=cfg.fit_lr,
                       report_at=tuple(cfg.fit_steps), held_out=x_held)
@@ -297,7 +308,7 @@ def measure_fitting(data, cfg: CompressionConfig, device: str = "cpu") -> dict:
     st = C.InputStats(lin.in_features)
     st.update(x_trap)
     trap = C.factorize(lin32, cfg.trap_rank, "whiten", st, center=False)
-    full = C.factorize(lin32, cfg.trap_rank, "whiten", stats)
+    full = C.factorize(lin32, cfg.trap_rank, "whiten", stats, center=C.centers(cfg.whitening, path))
     out["trap"] = {"tokens": cfg.trap_tokens, "rank": cfg.trap_rank, "warnings": trap.warnings,
                    "calib_mse": C.output_mse(trap.module, lin32, x_trap),
                    "heldout_mse": C.output_mse(trap.module, lin32, x_held),
@@ -477,6 +488,25 @@ def healing(run, data, force: bool = False) -> dict:
                                lambda s=seed: measure_healing(data, cfg, data["stats"], run.device, s, control=True),
                                force=force))
     return out
+
+
+def whitening(run, data, force: bool = False) -> dict:
+    """f. whiten's centring policies, each record one calibration draw (its seed; W.draw_stats), on both held-out
+    sets: {(variant, draw): record}, keyed by what determines it (not by `whitening`, the default it chooses)."""
+    key, out = {k: getattr(run.cfg, k) for k in W.DETERMINED_BY}, {}
+    for draw in range(run.cfg.center_draws):
+        out.update(load_or_run(run.with_seed(draw), "f_whitening", "centring-policies",
+                               lambda d=draw: _whitening(run, data, d), config=key, force=force))
+    return out
+
+
+def _whitening(run, data, draw: int) -> dict:
+    cfg, model = run.cfg, data["model"]
+    with track(run.device) as t:
+        stats = data["stats"] if draw == 0 else W.draw_stats(model, block_modules(model), data, cfg, draw, run.device)
+        res = W.measure(model, block_modules(model, layers=cfg.layers), stats, cfg, data,
+                        lambda m: heldout_losses(m, data, device=run.device))
+    return {**res, "metrics": {"draw": draw, **res["metrics"]}, "provenance": t.as_dict()}
 
 
 # ------------------------------------------------------------------------------------------------ full-profile plan

@@ -21,16 +21,18 @@ def check_rank(rank: int, in_features: int, out_features: int, what: str = "laye
 
 class LowRankLinear(nn.Module):
     """x (..., in) -> down (..., r) -> act -> up (..., out). `bias` applies to both factors (the seed's LinearLora
-    has two biases; a bias-free source Linear gives two bias-free factors)."""
+    has two biases; a bias-free source Linear gives two bias-free factors); `down_bias=False` keeps the up factor's
+    only (without an activation a down bias is redundant: up.W @ b_down folds into the up bias, so a factorization
+    that would leave it at zero should not carry, or count, it)."""
 
     def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True,
-                 activation: str | None = None):
+                 activation: str | None = None, down_bias: bool | None = None):
         super().__init__()
         check_rank(rank, in_features, out_features)
         if activation is not None and activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation '{activation}'; allowed: None, {', '.join(ACTIVATIONS)}")
         self.in_features, self.out_features, self.rank, self.activation = in_features, out_features, rank, activation
-        self.down = nn.Linear(in_features, rank, bias=bias)
+        self.down = nn.Linear(in_features, rank, bias=bias if down_bias is None else down_bias)
         self.act = ACTIVATIONS[activation]() if activation else nn.Identity()
         self.up = nn.Linear(rank, out_features, bias=bias)
 
