@@ -29,7 +29,7 @@ record}, and the full-profile planner `full_plan`; <family>_report = tables, fig
 torch-free, shared by the notebook's last cell and Analysis.ipynb.
   data_study / data_report                                        notebook 00
   surgery, lowrank -> surgery_experiments, surgery_study / _report  seed 000 (01-03)
-  compress         -> compression_study / compression_report      seed 001 (04)
+  compress, compression_whitening -> compression_study / _report  seed 001 (04)
   looped, icl, icl_train -> looped_study / looped_report          seed 002 (05)
   sft (TRL + PEFT), sft_data -> sft_study / sft_report           seed 004 (06)
   pretrain         -> pretrain_study / pretrain_report            seed 003 (07)

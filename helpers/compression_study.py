@@ -120,8 +120,8 @@ PROFILES = {
     # tuned on, and the set SVD-LLM reports), not on OpenOrca rows
     "full": CompressionConfig(model="Open-Orca/Mistral-7B-OpenOrca", calib_corpus="oo-gpt4", eval_corpus="wikitext2",
                               calib_blocks=256, block=1024, eval_blocks=256, chats=0, openorca_rows=256,
-                              sweep_eval_blocks=64,
-                              sens_eval_blocks=16, fit_tokens=16384, heal_block=1024,
+                              sweep_eval_blocks=64, sens_eval_blocks=16, fit_tokens=16384, heal_block=1024,
+                              center_draws=2, center_reductions=(0.2,),  # 2 x 3 x 32 layers of whiten bases: 0.6 h
                               # micro-batch 1 x 4 and checkpointing: see full_plan below
                               heal=TrainConfig(max_steps=200, batch_size=1, grad_accum=4, lr=1e-4, scheduler="cosine",
                                                warmup_steps=20, log_every=20, gradient_checkpointing=True)),
@@ -491,8 +491,8 @@ def healing(run, data, force: bool = False) -> dict:
 
 
 def whitening(run, data, force: bool = False) -> dict:
-    """f. whiten's centring policies, each record one calibration draw (its seed; W.draw_stats), on both held-out
-    sets: {(variant, draw): record}, keyed by what determines it (not by `whitening`, the default it chooses)."""
+    """f. whiten's centring policies, a record per calibration draw (its seed; W.draw_stats), on both held-out sets:
+    {(variant, draw): record}, keyed by what determines it (not by `whitening`, the default it chooses)."""
     key, out = {k: getattr(run.cfg, k) for k in W.DETERMINED_BY}, {}
     for draw in range(run.cfg.center_draws):
         out.update(load_or_run(run.with_seed(draw), "f_whitening", "centring-policies",
@@ -501,12 +501,9 @@ def whitening(run, data, force: bool = False) -> dict:
 
 
 def _whitening(run, data, draw: int) -> dict:
-    cfg, model = run.cfg, data["model"]
     with track(run.device) as t:
-        stats = data["stats"] if draw == 0 else W.draw_stats(model, block_modules(model), data, cfg, draw, run.device)
-        res = W.measure(model, block_modules(model, layers=cfg.layers), stats, cfg, data,
-                        lambda m: heldout_losses(m, data, device=run.device))
-    return {**res, "metrics": {"draw": draw, **res["metrics"]}, "provenance": t.as_dict()}
+        res = W.measure_draw(data, run.cfg, draw, lambda m: heldout_losses(m, data, device=run.device), run.device)
+    return {**res, "provenance": t.as_dict()}
 
 
 # ------------------------------------------------------------------------------------------------ full-profile plan
@@ -534,10 +531,12 @@ def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
     control_plan = training_plan("04 healing control (teacher)", conf, heal.batch_size, cfg.heal_block, "pure-bf16",
                                  trainable=block_params, checkpointing=bool(heal.gradient_checkpointing))
     runs = len(cfg.heal_seeds or (0, 1))
-    calib = inference_plan("04 calibration / evaluation (teacher)", conf, 4, cfg.block, host=stats_host + v_elems * 4)
+    calib = inference_plan("04 calibration / evaluation (teacher)", conf, 4, cfg.block,   # f: 2 draws' statistics
+                           host=stats_host * min(cfg.center_draws, 2) + v_elems * 4)
+    f_evals = cfg.center_draws * len(cfg.center_policies) * len(cfg.center_reductions)   # section f's evaluations
     calib_weights = calib.weights
-    tokens_fwd = (cfg.calib_blocks + cfg.eval_blocks + 3 * len(cfg.reductions) * len(cfg.groups) *
-                  cfg.sweep_eval_blocks + L * 2 * cfg.sens_eval_blocks) * cfg.block
+    tokens_fwd = (cfg.calib_blocks * cfg.center_draws + cfg.eval_blocks * (1 + f_evals) + 3 * len(cfg.reductions) *
+                  len(cfg.groups) * cfg.sweep_eval_blocks + L * 2 * cfg.sens_eval_blocks) * cfg.block
     fwd = train_seconds(b, "04 Mistral-7B forward, batch 1", n, tokens_fwd, flops_per_param=2)
     layer = (b.get("cases") or {}).get("04 Mistral-7B layer: statistics and bases")
     # statistics accumulate on the GPU in passes of layers that fit half the memory the teacher leaves (calibrate);
@@ -547,14 +546,15 @@ def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
     stats_s = layer and (per_block * L * cfg.calib_blocks * cfg.block / layer["block_tokens"]
                          + (passes - 1) * (train_seconds(b, "04 Mistral-7B forward, batch 1", n, cfg.calib_blocks *
                                                     cfg.block, flops_per_param=2) or 0))
-    bases_s = layer and L * (layer["whiten_bases_s_per_layer"] * 2 + layer["svd_bases_s_per_layer"] * 2)
+    bases_s = layer and L * (layer["whiten_bases_s_per_layer"] * (2 + cfg.center_draws * len(cfg.center_policies))
+                             + layer["svd_bases_s_per_layer"] * 2)
     heal_s = train_seconds(b, "04 Mistral-7B forward, batch 1", n, 2 * runs * heal.max_steps * heal.batch_size *
                            heal.grad_accum * cfg.heal_block, flops_per_param=6)
     return NotebookPlan(notebook, [calib, heal_plan, control_plan], [
-        (f"forward passes (calibration, teacher, sweeps, sensitivity): {tokens_fwd / 1e6:.1f}M tokens", fwd),
-        (f"calibration statistics (float64, on the GPU in {passes} passes): {cfg.calib_blocks} blocks x {L} layers",
-         stats_s),
-        ("bases (whiten and svd/scaled, each twice: sweep and healing)", bases_s),
+        (f"forward passes (calibration, teacher, sweeps, sensitivity, whitening): {tokens_fwd / 1e6:.1f}M tokens", fwd),
+        (f"calibration statistics (float64, on the GPU in {passes} passes): {cfg.center_draws} draws of "
+         f"{cfg.calib_blocks} blocks x {L} layers", stats_s and stats_s * cfg.center_draws),
+        ("bases (whiten and svd/scaled twice: sweep and healing; whiten per policy and draw)", bases_s),
         (f"healing and its control, {runs} seeds each: {heal.max_steps} steps of {heal.batch_size * heal.grad_accum} x "
          f"{cfg.heal_block} tokens", heal_s),
     ], b.get("gpu"), "host memory: float64 statistics and offloaded bases live on the CPU (see 'host')")

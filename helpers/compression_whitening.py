@@ -45,6 +45,15 @@ def draw_stats(model, modules: dict, data: dict, cfg, draw: int, device: str = "
     return C.calibrate(model, batches_of(blocks.select(range(draw * n, (draw + 1) * n))), modules, device)
 
 
+def measure_draw(data: dict, cfg, draw: int, evaluate, device: str = "cpu") -> dict:
+    """Section f's result for calibration draw `draw` (data: the notebook's prepared teacher, sets and statistics)."""
+    model = data["model"]
+    every = {p: model.get_submodule(p) for p in ranks_at(model, "all", 0.5)}
+    stats = data["stats"] if draw == 0 else draw_stats(model, every, data, cfg, draw, device)
+    res = measure(model, {p: every[p] for p in ranks_at(model, cfg.layers, 0.5)}, stats, cfg, data, evaluate)
+    return {**res, "metrics": {"draw": draw, **res["metrics"]}}
+
+
 def measure(model, modules: dict, stats: dict, cfg, data: dict, evaluate) -> dict:
     """Section f's result for one draw: the policies' rows (policy_rows) and v_proj's per-position errors at the
     first reduction (v_positions)."""

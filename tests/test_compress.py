@@ -253,3 +253,49 @@ def test_calibration_in_passes_of_layers_equals_one_pass():
         assert several[name].n == one[name].n
     q, k = (f"model.layers.1.self_attn.{p}_proj" for p in "qk")
     assert several[q] is several[k] and one[q] is one[k]
+
+
+def test_uncentred_whiten_is_svd_llms_optimum_and_adds_no_bias():
+    """center=False minimises ||X W - X W*|| over the raw calibration inputs (SVD-LLM's objective): its error equals
+    the tail of the singular values of the uncentred X W, no bias appears on a bias-free Linear, and the centred
+    variant gains only an up bias (no dead down bias), counted in its parameters."""
+    torch.manual_seed(0)
+    lin = nn.Linear(48, 32, bias=False)
+    x = correlated_inputs()
+    st = stats_of(x)
+    raw = factorize(lin, 6, "whiten", st, center=False).module
+    s = torch.linalg.svdvals(x.double() @ lin.weight.double().T)
+    assert output_mse(raw, lin, x) == pytest.approx((s[6:] ** 2).sum().item() / (x.shape[0] * 32), rel=1e-3)
+    assert raw.up.bias is None and raw.down.bias is None
+    centred = factorize(lin, 6, "whiten", st, center=True).module
+    assert centred.down.bias is None and centred.up.bias is not None
+    assert sum(p.numel() for p in centred.parameters()) == 6 * (48 + 32) + 32
+    # the centred factors minimise the error once the mean is free (its residual variance is below the raw
+    # factors' on centred inputs)
+    xc = x - x.mean(0)
+    err_c = ((centred(x) - lin(x)) - (centred(x) - lin(x)).mean(0)).pow(2).mean()
+    err_r = ((raw(xc) - lin(xc)) ** 2).mean()
+    assert err_c <= err_r * 1.0001
+
+
+def test_centring_policies_choose_per_linear_and_bad_ones_are_named():
+    from helpers.compress import CENTERINGS, centers
+
+    assert [centers("except-v", f"model.layers.0.self_attn.{p}_proj") for p in "qkvo"] == [True, True, False, True]
+    assert centers("except-v", "model.layers.0.mlp.down_proj") and centers("all", "x.v_proj")
+    assert not centers("none", "model.layers.0.mlp.up_proj") and centers(True, "v_proj") and not centers(False, "q")
+    with pytest.raises(ValueError, match="unknown centring 'mean'; allowed: " + ", ".join(CENTERINGS)):
+        centers("mean", "q")
+    model = tiny_llama()
+    mods = find_linears(model, r"model\.layers\.\d+\.(self_attn|mlp)\.\w+")
+    stats = calibrate(model, [{"input_ids": torch.randint(0, 50, (4, 16))}], mods)
+    with pytest.raises(ValueError, match="unknown centring 'mean'"):
+        Bases(mods, "whiten", stats, center="mean")
+    made = {pol: Bases(mods, "whiten", stats, center=pol) for pol in CENTERINGS}
+    for path in mods:
+        biased = {pol: made[pol].module(path, 4).up.bias is not None for pol in CENTERINGS}
+        assert biased == {"none": False, "all": True, "except-v": not path.endswith("v_proj")}, path
+        # except-v is "all" on every other Linear and "none" on v_proj, module for module
+        same = made["none" if path.endswith("v_proj") else "all"].module(path, 4)
+        x = torch.randn(5, mods[path].in_features)
+        assert torch.allclose(made["except-v"].module(path, 4)(x), same(x), atol=1e-5)

@@ -218,7 +218,8 @@ def test_data_notebook_full_profile(full_offline):
 
 def test_compression_notebook_full_profile(full_offline):
     """Mistral-7B-shaped teacher (cut as the module docstring says) through every section of notebook 04: bf16
-    never on the CPU, calibration, the three methods, the fit, sensitivity and healing with checkpointing."""
+    never on the CPU, calibration, the three methods, the fit, sensitivity, healing with checkpointing and the
+    whitening policies over two calibration draws on both held-out sets (WikiText-2 and the OpenOrca rows)."""
     from helpers import compression_report as R, compression_study as S
 
     run = full_run("04_lowrank_compression", {"calib_blocks": 2, "block": 64, "eval_blocks": 2, "sweep_eval_blocks": 1,
@@ -231,11 +232,13 @@ def test_compression_notebook_full_profile(full_offline):
     assert next(data["model"].parameters()).dtype == (torch.bfloat16 if run.device == "cuda" else torch.float32)
     a, b = S.exp3(run, data), S.method_sweep(run, data)
     c, d, e = S.fitting(run, data), S.sensitivity(run, data), S.healing(run, data)
-    R.exp3_table(a), R.sweep_table(b), R.fit_table(c), R.healing_table(e)
+    f = S.whitening(run, data)
+    R.exp3_table(a), R.sweep_table(b), R.fit_table(c), R.healing_table(e), R.whitening_table(f)
     R.sweep_figure(b), R.sensitivity_figure(d)
     assert R.trap_text(c)
+    assert sorted(k[1] for k in f) == [0, 1] and {r["set"] for r in R.whitening_rows(f)} == {"english", S.OPENORCA_SET}
     reported(R, run)
-    assert_finite([a, b, c, d, e], "04")
+    assert_finite([a, b, c, d, e, f], "04")
 
 
 def test_looped_notebook_full_profile(full_offline):
@@ -268,7 +271,9 @@ def test_pretraining_notebook_full_profile(full_offline):
     # the stand-in corpus holds ~480 distinct BPE merges' worth of text, and check_inputs refuses a 32,000-token BPE
     # it cannot support (as it should): the dry run trains a 256-token BPE of the same kind on it instead
     run = full_run("07_pretraining", {"lm.tokenizer": "ruwiki-bpe-256", "lm.block": 64, "lm.eval_blocks": 2,
-                                   "lm.train.time_budget_s": 3.0,
+                                   # a budget well above one step of the 768 x 10 model (~2-5 CPU s, more on a
+                                   # loaded machine): check_inputs refuses a budget shorter than one step
+                                   "lm.train.time_budget_s": 8.0,
                                    "lm.train.warmup_steps": 0, "lm.train.log_every": 1, "lm.train.batch_size": 1,
                                    "lm.train.grad_accum": 1, "grid": S.grid_declaration((1,), (1,)),
                                    "grid_seeds": (0,), "reruns": 1, "equal_tokens": 128, "token_seeds": (0,),
