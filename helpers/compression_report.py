@@ -229,7 +229,10 @@ def whitening_lines(f, default: str | None) -> list[str]:
                      f"SVD-LLM's (uncentred: " + ", ".join(f"{k} {v:.3f}" for k, v in ref.items()) +
                      "; 95% t interval over draws, paired bootstrap per draw): " + "; ".join(parts) + ".")
     choice, why = whitening_choice(f)
-    lines.append(f"f. chosen: {POLICY_NAMES.get(choice, choice)} ({why}); sections b-e used '{default}': "
+    added = next(r["bias_params"] for r in rows if r["policy"] == choice)
+    lines.append(f"f. chosen: {POLICY_NAMES.get(choice, choice)} ({why}"
+                 + (f"; its factors carry {added:,} added bias parameters, counted in every budget" if added else "")
+                 + f"); sections b-e used '{default}': "
                  + ("the measured choice." if choice == default else "NOT the measured choice."))
     # a policy that beats SVD-LLM's whitening in every draw, on every set, at every reduction is a result of its own
     for p in sorted({r["policy"] for r in rows} - {"none"}):

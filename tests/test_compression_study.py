@@ -177,7 +177,8 @@ def test_paired_bootstrap_interval_has_the_known_width_and_uses_the_pairing():
 def _policy_record(draw, cells, v_positions=None):
     """A section-f record: cells {(policy, reduction, set): (loss, vs_none, lo, hi)}."""
     rows = [{"policy": p, "reduction": red, "set": name, "loss": loss, "teacher_loss": 3.0, "delta": loss - 3.0,
-             "lo": 0.1, "hi": 0.2, "vs_none": d, "vs_none_lo": lo, "vs_none_hi": hi, "bias_params": 0}
+             "lo": 0.1, "hi": 0.2, "vs_none": d, "vs_none_lo": lo, "vs_none_hi": hi,
+             "bias_params": {"none": 0, "all": 70, "except-v": 60}[p]}
             for (p, red, name), (loss, d, lo, hi) in cells.items()]
     return {"experiment": "f_whitening", "variant": "centring-policies", "seed": draw,
             "metrics": {"draw": draw, "v_positions_reduction": 0.2},
@@ -208,6 +209,7 @@ def test_whitening_policies_are_compared_over_draws_and_the_choice_must_hold_on_
     choice, why = CR.whitening_choice(recs)
     assert choice == "except-v" and "best in a cell but not holding everywhere: 20% chats: all" in why
     lines = CR.whitening_lines(recs, "all")
+    assert any("chosen: centred except v_proj" in x and "carry 60 added bias parameters" in x for x in lines)
     assert any("NOT the measured choice" in x for x in lines)
     assert any("better in 3, worse in 0 of 3 draws" in x for x in lines)
     assert any("the measured choice." in x and "NOT" not in x for x in CR.whitening_lines(recs, "except-v"))
