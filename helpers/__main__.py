@@ -4,7 +4,7 @@
   notebooks [--profile local] [--nb 01] [--quiet]                   execute notebooks with papermill, then Analysis
                                                                     (cell progress and outputs stream; QUIET=1: not)
   params [--json]                                                   seed 000's 26 parameter counts vs the notes
-  plan [--markdown]                                                 the full profile's memory plan and estimated time
+  plan [--markdown] [--device t4]                                   the full profile's memory plan and estimated time
                                                                     per notebook on the benchmarked GPU
   pretrain [--profile tiny|local|full]                              the 00 notebook's from-scratch LM as a script
                                                                     (runs under `accelerate launch` on several GPUs)
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--json", action="store_true")
     pl = sub.add_parser("plan", help="memory plan and estimated full-run time of every notebook (full profile)")
     pl.add_argument("--markdown", action="store_true", help="the README's table")
+    pl.add_argument("--device", default=None, help="show the plans on this card: h100, a100, t4, p100")
     t = sub.add_parser("pretrain", help="train the small from-scratch LM of notebook 00 (accelerate-launchable)")
     t.add_argument("--profile", default="auto")
     t.add_argument("--seed", type=int, default=0)
@@ -70,9 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         return print_param_table(as_json=args.json)
     elif args.cmd == "plan":
         from .families import all_plans
-        from .planning import markdown
+        from .planning import CARDS, markdown
 
+        if args.device and args.device.lower() not in CARDS:
+            print(f"error: unknown device '{args.device}'; allowed: {', '.join(CARDS)}", file=sys.stderr)
+            return 2
         plans = all_plans()
+        if args.device:
+            plans = [p.on(CARDS[args.device.lower()]) for p in plans]
         print(markdown(plans) if args.markdown else "\n\n".join(p.text() for p in plans))
     elif args.cmd == "pretrain":
         pretrain_command(args.profile, args.seed, args.max_steps)

@@ -14,6 +14,7 @@ on first use (it imports torch), so reading results never loads a model library.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -73,6 +74,10 @@ def resolve(notebook: str, profile: str | None = None, seed: int = 0, overrides:
     """A notebook's start: its family's settings for the profile (profiles.resolve), and in the full profile the
     memory plan and time estimate first, so that a run which cannot fit this GPU stops here, not in hour two."""
     study = family(notebook).study_module()
+    if (profile or os.environ.get("NB_PROFILE") or "auto").strip().lower() == "auto":
+        profile, why = auto_profile(notebook)
+        if not quiet:
+            print(f"profile auto -> {profile}: {why}", flush=True)
     run = profiles.resolve(notebook, study.PROFILES, profile, seed, overrides, device, check_hub, quiet)
     if run.profile == "full":
         p = plan(notebook, cfg=run.cfg)
@@ -80,6 +85,24 @@ def resolve(notebook: str, profile: str | None = None, seed: int = 0, overrides:
             print(p.text(), flush=True)
         planning.check(p, run.device)
     return run
+
+
+def auto_profile(notebook: str) -> tuple[str, str]:
+    """What `auto` runs for this notebook here, and why: full where a CUDA GPU holds the full plan's largest step,
+    else local (no CUDA GPU, or one too small for the full plan: there is no profile for small GPUs yet, so the CPU
+    scale runs, on the GPU)."""
+    import torch      # here, not at the top: this registry is read by torch-free code (Analysis, the README)
+
+    if not torch.cuda.is_available():
+        return "local", "no CUDA GPU"
+    props = torch.cuda.get_device_properties(0)
+    have = props.total_memory / planning.GiB
+    peak = plan(notebook).peak
+    step = f"the full plan's largest step ({peak.name}) needs {peak.total / planning.GiB:.1f} GiB"
+    if peak.fits(have):
+        return "full", f"{step}; this {props.name} has {have:.1f} GiB"
+    return "local", (f"{step}, more than this {props.name} ({have:.1f} GiB) holds; no profile for small GPUs yet, "
+                     "so the CPU-scale local profile runs on it (PROFILE='full' with OVERRIDES forces the full scale)")
 
 
 # ------------------------------------------------------------------------------------------------ plans

@@ -9,7 +9,9 @@ model's steps/s and notebook 04's per-layer statistics and bases are measured di
 (evaluation passes, data preparation, Python overhead) makes these lower bounds; the notebook runner's per-cell
 timeout in the full profile is `TIMEOUT_FACTOR` x the estimate, at least one hour.
 
-    python -m helpers plan          # prints every notebook's plan and estimate
+    python -m helpers plan                  # prints every notebook's plan and estimate (the benchmark's GPU)
+    python -m helpers plan --device t4      # the same plans on another card (CARDS): memory against its memory
+                                            # and host RAM, times scaled by the ratio of the cards' peak FLOP/s
 """
 from __future__ import annotations
 
@@ -26,6 +28,34 @@ TIMEOUT_FACTOR = 3
 MIN_TIMEOUT_S = 3600
 
 
+@dataclasses.dataclass(frozen=True)
+class Card:
+    """A GPU a user may run on: memory, the dense 16-bit tensor peak (bf16 where it has it, else fp16) from the
+    vendor's data sheet, whether it has bf16, and the host RAM of the usual machine that offers it."""
+    name: str
+    memory_gib: float
+    peak_tflops: float
+    bf16: bool
+    host_gib: float | None = None
+    offered_by: str = ""
+
+
+CARDS = {
+    "h100": Card("NVIDIA H100 80GB", 80.0, 989.4, True, None, "the benchmark's card"),
+    "a100": Card("NVIDIA A100 80GB", 80.0, 312.0, True),
+    # free cards: Colab's T4 (15 GiB usable, ~12.7 GB of host RAM), Kaggle's P100 16 GB (~30 GB of host RAM); the
+    # P100 has no tensor cores: 18.7 TFLOP/s is its fp16 vector peak
+    "t4": Card("NVIDIA T4", 15.0, 65.0, False, 12.7, "Colab (free)"),
+    "p100": Card("NVIDIA P100 16GB", 16.0, 18.7, False, 29.0, "Kaggle"),
+}
+
+
+def card_of(gpu: str | None) -> Card | None:
+    """The CARDS entry of a device name ("NVIDIA H100 80GB HBM3" -> h100), or None."""
+    name = (gpu or "").lower()
+    return next((c for key, c in CARDS.items() if key in name), None)
+
+
 @dataclasses.dataclass
 class NotebookPlan:
     notebook: str
@@ -33,6 +63,8 @@ class NotebookPlan:
     work: list[tuple[str, float | None]]       # (what, seconds on the benchmark's GPU; None = no measurement)
     gpu: str | None = None
     notes: str = ""
+    card: Card | None = None                    # set by on(): the card the plan is shown for
+    fixed: tuple = ()                           # work items that are wall-clock budgets: the same on every card
 
     @property
     def peak(self) -> MemoryPlan:
@@ -47,9 +79,24 @@ class NotebookPlan:
         est = self.estimate_s
         return MIN_TIMEOUT_S if est is None else max(MIN_TIMEOUT_S, int(TIMEOUT_FACTOR * est))
 
+    def on(self, card: Card) -> "NotebookPlan":
+        """This plan on another card: times scaled by (benchmark card's peak / this card's peak), i.e. at the MFU
+        measured on the benchmark's card (optimistic on older cards, which rarely reach it); memory as planned."""
+        bench = card_of(self.gpu)
+        factor = None if bench is None else bench.peak_tflops / card.peak_tflops
+        return dataclasses.replace(self, work=[(w, s if w in self.fixed else None if s is None or factor is None
+                                                else s * factor) for w, s in self.work], gpu=card.name, card=card)
+
     def text(self) -> str:
-        lines = [f"== memory and time plan of {self.notebook} (full profile)"]
-        lines += ["  " + p.line() for p in self.memory]
+        gib = self.card.memory_gib if self.card else 80.0
+        lines = [f"== memory and time plan of {self.notebook} (full profile)"
+                 + (f" on {self.card.name} ({gib:.0f} GiB; times scaled from the benchmark by peak FLOP/s)"
+                    if self.card else "")]
+        lines += ["  " + p.line(gib) for p in self.memory]
+        host = max(m.host for m in self.memory)
+        if self.card and self.card.host_gib and host > self.card.host_gib * GiB:
+            lines.append(f"  host memory {host / GiB:.1f} GiB does NOT fit the {self.card.host_gib:.1f} GB of "
+                         f"{self.card.offered_by or 'its usual machine'}")
         for what, s in self.work:
             lines.append(f"  {what}: " + (f"{s / 3600:.2f} h" if s is not None else "no GPU measurement yet"))
         est = self.estimate_s
@@ -83,22 +130,28 @@ def train_seconds(b: dict, case: str, params: int, tokens: float, flops_per_para
 
 
 def table(plans: list[NotebookPlan], gpu_gib: float = 80.0) -> list[dict]:
-    """One row per notebook: peak GPU memory, host memory, fits, estimated hours (README's full-profile table)."""
+    """One row per notebook: peak GPU memory, host memory, fits (the card's memory where the plan is shown for one,
+    else gpu_gib), estimated hours (README's full-profile table)."""
     return [{"notebook": p.notebook, "peak_gib": round(p.peak.total / GiB, 1), "peak_step": p.peak.name,
              "host_gib": round(max(m.host for m in p.memory) / GiB, 1),
-             "fits_80gb": all(m.fits(gpu_gib) for m in p.memory),
+             "fits_80gb": all(m.fits(p.card.memory_gib if p.card else gpu_gib) for m in p.memory),
+             "host_fits": not (p.card and p.card.host_gib and max(m.host for m in p.memory) > p.card.host_gib * GiB),
              "hours": None if p.estimate_s is None else round(p.estimate_s / 3600, 1),
              "timeout_h": round(p.timeout_s() / 3600, 1)} for p in plans]
 
 
 def markdown(plans: list[NotebookPlan]) -> str:
-    """The README's full-profile table, generated from the plans (and so from the benchmark record)."""
+    """The README's full-profile table, generated from the plans (and so from the benchmark record); for plans
+    shown on a card (NotebookPlan.on), its memory and host RAM decide "fits"."""
     gpu = next((p.gpu for p in plans if p.gpu), None)
-    head = (f"| notebook | largest step | GPU memory (plan) | host memory | fits 80 GB | est. time on {gpu or '-'} |\n"
+    card = plans[0].card if plans else None
+    size = f"{card.memory_gib:.0f} GiB" if card else "80 GB"
+    head = (f"| notebook | largest step | GPU memory (plan) | host memory | fits {size} | est. time on {gpu or '-'} |\n"
             "|---|---|---|---|---|---|")
     rows = []
     for r in table(plans):
-        host = f"{r['host_gib']} GiB" if r["host_gib"] else "-"
+        host = (f"{r['host_gib']} GiB" + ("" if r["host_fits"] else " (more than the host has)")) if r["host_gib"] \
+            else "-"
         hours = "unknown" if r["hours"] is None else f"{r['hours']} h"
         rows.append(f"| {r['notebook']} | {r['peak_step']} | {r['peak_gib']} GiB | {host} | "
                     f"{'yes' if r['fits_80gb'] else 'NO'} | {hours} |")

@@ -479,9 +479,10 @@ def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
     stepped = len(cfg.schedules) * len(cfg.schedule_seeds) + len(cfg.lr_range) * len(cfg.lr_seeds)
     tokens = len(grid_cells) * len(cfg.token_seeds) if cfg.equal_tokens else 0
     per_step = budget / max(cfg.schedule_steps, 1)     # the profile's steps are sized to fill about one budget
+    timed_work = (f"{timed} runs of a {budget / 60:.0f}-minute budget (grid {len(grid_cells)} x {len(cfg.grid_seeds)} "
+                  f"seeds, {cfg.reruns - 1} reruns)")
     return NotebookPlan(notebook, [plan], [
-        (f"{timed} runs of a {budget / 60:.0f}-minute budget (grid {len(grid_cells)} x {len(cfg.grid_seeds)} seeds, "
-         f"{cfg.reruns - 1} reruns)", timed * budget),
+        (timed_work, timed * budget),
         (f"{stepped} runs of {cfg.schedule_steps:,} steps (schedules, lr range) and {tokens} equal-token runs",
          (stepped + tokens) * per_step * cfg.schedule_steps)], b.get("gpu"),
-        "budget-defined runs: the time does not depend on the GPU, the steps they reach do")
+        "budget-defined runs: the time does not depend on the GPU, the steps they reach do", fixed=(timed_work,))

@@ -3,7 +3,8 @@
   tiny   tests and CI: every notebook top to bottom in well under a minute on 2 CPU cores, offline
   local  the default main job on a CPU machine without a model hub: real local data and models, minutes per notebook
   full   the seeds' scale on a GPU box with hub access
-  auto   full when CUDA is available, else local
+  auto   full when a CUDA GPU holds the notebook's full plan (helpers.families.auto_profile, which says why),
+         else local
 
 A notebook's settings are a typed dataclass (validated in __post_init__) with one instance per profile.
 `resolve()` picks the profile (the notebook's PROFILE parameter, else the env var NB_PROFILE, else auto), applies
@@ -46,7 +47,8 @@ def pick_device(prefer: str | None = None) -> str:
 
 
 def profile_name(profile: str | None = None) -> str:
-    """The effective profile: explicit argument, else $NB_PROFILE, else auto; auto -> full with CUDA else local."""
+    """The effective profile: explicit argument, else $NB_PROFILE, else auto; auto -> full with CUDA else local
+    (a notebook's start decides auto by its plan first: helpers.families.auto_profile)."""
     name = (profile or os.environ.get("NB_PROFILE") or "auto").strip().lower()
     if name not in CHOICES:
         raise ProfileError(f"unknown profile '{name}'; allowed: {', '.join(CHOICES)}")

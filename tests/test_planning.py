@@ -109,3 +109,52 @@ def test_the_readme_table_is_the_generated_plan():
     regenerate it when a profile or the record changes."""
     readme = (REPO_ROOT / "README.md").read_text()
     assert P.markdown(F.all_plans()) in readme
+
+
+def test_plans_on_another_card_scale_compute_keep_budgets_and_judge_its_memory():
+    """On a T4: compute-bound work takes (H100 peak / T4 peak) times as long as on the benchmark's H100, a
+    wall-clock budget (07's grid) as long as there, and "fits" is judged against 15 GiB and Colab's host RAM."""
+    rec = {**_bench_record(flops=1e14), "config": {"gpu": "NVIDIA H100 80GB HBM3"}}
+    t4, h100 = P.CARDS["t4"], P.CARDS["h100"]
+    factor = h100.peak_tflops / t4.peak_tflops
+    base = F.plan("01_attention_lowrank", [rec])
+    on = base.on(t4)
+    assert on.estimate_s == pytest.approx(factor * base.estimate_s) and on.gpu == "NVIDIA T4"
+    pre = F.plan("07_pretraining", [rec])
+    (timed, s_timed), (stepped, s_stepped) = pre.work
+    assert dict(pre.on(t4).work) == {timed: s_timed, stepped: pytest.approx(factor * s_stepped)}
+    rows = {r["notebook"]: r for r in P.table([F.plan(nb, [rec]).on(t4) for nb in F.NOTEBOOKS])}
+    assert not rows["03_partial_layers"]["fits_80gb"] and rows["05_looped_transformer"]["fits_80gb"]
+    assert not rows["04_lowrank_compression"]["host_fits"] and rows["01_attention_lowrank"]["host_fits"]
+    table = P.markdown([F.plan(nb, [rec]).on(t4) for nb in F.NOTEBOOKS])
+    assert "| fits 15 GiB | est. time on NVIDIA T4 |" in table and "(more than the host has)" in table
+    assert "host memory 142.2 GiB does NOT fit the 12.7 GB of Colab (free)" in F.plan(
+        "04_lowrank_compression", [rec]).on(t4).text()
+    assert P.card_of("Tesla T4") is t4 and P.card_of("NVIDIA H100 80GB HBM3") is h100 and P.card_of("x") is None
+    out = subprocess.run([sys.executable, "-m", "helpers", "plan", "--device", "v100"], capture_output=True,
+                         text=True, cwd=REPO_ROOT, timeout=120)
+    assert out.returncode == 2 and "unknown device 'v100'; allowed: h100, a100, t4, p100" in out.stderr
+
+
+def _fake_gpu(monkeypatch, gib: float, name: str):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda d: type("P", (), {"total_memory": gib * GiB, "name": name}))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: name)
+
+
+def test_auto_runs_full_only_where_the_gpu_holds_the_full_plan_and_says_why(monkeypatch, capsys):
+    monkeypatch.delenv("NB_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert F.auto_profile("05_looped_transformer") == ("local", "no CUDA GPU")
+    _fake_gpu(monkeypatch, 15.0, "Tesla T4")
+    # 01's Pythia-410m plans 15.9 GiB: more than a T4 holds; 05's looped model (3 GiB) fits
+    profile, why = F.auto_profile("01_attention_lowrank")
+    assert profile == "local" and "needs 15.9 GiB, more than this Tesla T4 (15.0 GiB) holds" in why
+    assert F.auto_profile("05_looped_transformer")[0] == "full"
+    run = F.resolve("01_attention_lowrank", "auto", check_hub=False, quiet=False, overrides={})
+    assert run.profile == "local" and run.device == "cuda"
+    assert "profile auto -> local: the full plan's largest step" in capsys.readouterr().out
+    _fake_gpu(monkeypatch, 80.0, "NVIDIA H100 80GB HBM3")
+    assert F.auto_profile("03_partial_layers") == ("full", "the full plan's largest step (pythia-2.8b) needs 47.3 GiB; "
+                                                           "this NVIDIA H100 80GB HBM3 has 80.0 GiB")
