@@ -109,6 +109,7 @@ def test_the_readme_table_is_the_generated_plan():
     regenerate it when a profile or the record changes."""
     readme = (REPO_ROOT / "README.md").read_text()
     assert P.markdown(F.all_plans()) in readme
+    assert P.markdown([p.on(P.CARDS["t4"]) for p in F.all_plans()]) in readme    # `plan --device t4 --markdown`
 
 
 def test_plans_on_another_card_scale_compute_keep_budgets_and_judge_its_memory():
