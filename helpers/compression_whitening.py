@@ -5,9 +5,10 @@ bias added), "all" centres every Linear's statistics and puts the mean's error i
 gain and the budget counts), "except-v" centres every Linear but v_proj. For each calibration draw (disjoint sets
 of training blocks; draw 0 is the notebook's own calibration set) every policy compresses every targeted block
 Linear at each reduction, and is scored on both held-out sets (English blocks, WordNet chats) against the teacher
-and, paired on the same sequences, against "none". `v_positions` says where centring v_proj loses: its relative
-output error at the first position of each held-out block against the other positions, and the first position's
-input norm (an attention sink's: every later query attends to that value vector, so its error reaches them all).
+and, paired on the same sequences, against "none". `v_positions` looks for where centring v_proj loses: its
+relative output error at the first position of each held-out block against the other positions, that position's
+input norm, and the attention the later positions put on it (an attention sink, if most of it: then that one value
+vector's error reaches every later position).
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def draw_stats(model, modules: dict, data: dict, cfg, draw: int, device: str = "
 def measure_draw(data: dict, cfg, draw: int, evaluate, device: str = "cpu") -> dict:
     """Section f's result for calibration draw `draw` (data: the notebook's prepared teacher, sets and statistics)."""
     model = data["model"]
-    every = {p: model.get_submodule(p) for p in ranks_at(model, "all", 0.5)}
+    every = {p: model.get_submodule(p) for p in ranks_at(model, "all", 0.5)}     # every block Linear (the paths)
     stats = data["stats"] if draw == 0 else draw_stats(model, every, data, cfg, draw, device)
     res = measure(model, {p: every[p] for p in ranks_at(model, cfg.layers, 0.5)}, stats, cfg, data, evaluate)
     return {**res, "metrics": {"draw": draw, **res["metrics"]}}
