@@ -118,3 +118,39 @@ def test_unknown_notebook_selection():
 def test_non_finite_metrics_are_found_at_any_depth():
     nan, inf = float("nan"), float("inf")
     assert _non_finite({"a": 1.0, "b": {"c": nan, "d": 2}, "e": [0.5, inf], "f": None, "g": "x"}) == ["b.c", "e.1"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_hosted_setup_installs_once_and_a_restarted_kernel_steps_back_into_the_clone(path, tmp_path, monkeypatch):
+    """The setup cell on a simulated Colab: the first run clones, installs (keeping the hosted torch: no torch pin
+    reinstalled) and prepares the assets, then works inside the clone; after a kernel restart (the working folder is
+    the session's again) it installs nothing and steps back into the clone; off Colab/Kaggle it does nothing."""
+    import os
+    import subprocess
+    import sys
+    import types
+
+    source = "\n".join(line for line in _code_cells(nbformat.read(path, 4))[0].source.splitlines()
+                       if not line.lstrip().startswith("%"))
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append((cmd, kw.get("cwd")))
+        if isinstance(cmd, list) and cmd[:2] == ["git", "clone"]:
+            (tmp_path / "llm-lowrank-lab").mkdir()
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    exec(source, {})                                                   # not hosted: nothing happens
+    assert calls == [] and os.getcwd() == str(tmp_path)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    exec(source, {})
+    assert [c[0][:2] if isinstance(c[0], list) else "pip" for c in calls] == [
+        ["git", "clone"], "pip", [sys.executable, "-m"]]
+    assert "grep -v '^torch=='" in calls[1][0] and calls[1][1] == calls[2][1] == "llm-lowrank-lab"
+    assert os.getcwd() == str(tmp_path / "llm-lowrank-lab")
+    monkeypatch.chdir(tmp_path)                                        # a kernel restart
+    exec(source, {})
+    assert len(calls) == 3 and os.getcwd() == str(tmp_path / "llm-lowrank-lab")
