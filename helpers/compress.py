@@ -290,6 +290,11 @@ def resolve_plan(model, plan: list[Target]) -> dict[str, int]:
     return out
 
 
+def block_modules(model, groups=("attention", "mlp"), layers: str = "all") -> dict[str, nn.Linear]:
+    """{path: Linear} of the block Linears of `groups` in `layers` (every one by default)."""
+    return {p: model.get_submodule(p) for p in resolve_plan(model, [Target(tuple(groups), layers, rank=1)])}
+
+
 def _set(model, path: str, module: nn.Module) -> None:
     parent, _, name = path.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, name, module)

@@ -169,8 +169,7 @@ def _splits(cfg: CompressionConfig):
     return load_corpus(cfg.calib_corpus)["train"], load_corpus(cfg.eval_corpus)["test"], None
 
 
-def block_modules(model, groups=("attention", "mlp"), layers: str = "all") -> dict:
-    return {p: model.get_submodule(p) for p in C.resolve_plan(model, [C.Target(tuple(groups), layers, rank=1)])}
+block_modules = C.block_modules        # the study's sections select their Linears by it (as section f does)
 
 
 def bases(data, cfg: CompressionConfig, method: str, stats: dict | None = None) -> "C.Bases":

@@ -49,9 +49,8 @@ def draw_stats(model, modules: dict, data: dict, cfg, draw: int, device: str = "
 def measure_draw(data: dict, cfg, draw: int, evaluate, device: str = "cpu") -> dict:
     """Section f's result for calibration draw `draw` (data: the notebook's prepared teacher, sets and statistics)."""
     model = data["model"]
-    every = {p: model.get_submodule(p) for p in ranks_at(model, "all", 0.5)}     # every block Linear (the paths)
-    stats = data["stats"] if draw == 0 else draw_stats(model, every, data, cfg, draw, device)
-    res = measure(model, {p: every[p] for p in ranks_at(model, cfg.layers, 0.5)}, stats, cfg, data, evaluate)
+    stats = data["stats"] if draw == 0 else draw_stats(model, C.block_modules(model), data, cfg, draw, device)
+    res = measure(model, C.block_modules(model, layers=cfg.layers), stats, cfg, data, evaluate)
     return {**res, "metrics": {"draw": draw, **res["metrics"]}}
 
 

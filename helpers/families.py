@@ -74,10 +74,9 @@ def resolve(notebook: str, profile: str | None = None, seed: int = 0, overrides:
     """A notebook's start: its family's settings for the profile (profiles.resolve), and in the full profile the
     memory plan and time estimate first, so that a run which cannot fit this GPU stops here, not in hour two."""
     study = family(notebook).study_module()
-    if (profile or os.environ.get("NB_PROFILE") or "auto").strip().lower() == "auto":
-        profile, why = auto_profile(notebook)
-        if not quiet:
-            print(f"profile auto -> {profile}: {why}", flush=True)
+    profile, why = profile_for(notebook, profile)
+    if why and not quiet:
+        print(f"profile auto -> {profile}: {why}", flush=True)
     run = profiles.resolve(notebook, study.PROFILES, profile, seed, overrides, device, check_hub, quiet)
     if run.profile == "full":
         p = plan(notebook, cfg=run.cfg)
@@ -85,6 +84,14 @@ def resolve(notebook: str, profile: str | None = None, seed: int = 0, overrides:
             print(p.text(), flush=True)
         planning.check(p, run.device)
     return run
+
+
+def profile_for(notebook: str, profile: str | None = None) -> tuple[str, str | None]:
+    """The profile a notebook runs (explicit, else $NB_PROFILE, else auto) and, where auto chose it, why: the one
+    decision that a notebook's start and the notebook runner's cell timeouts share."""
+    if (profile or os.environ.get("NB_PROFILE") or "auto").strip().lower() == "auto":
+        return auto_profile(notebook)
+    return profiles.profile_name(profile), None
 
 
 def auto_profile(notebook: str) -> tuple[str, str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 import papermill as pm
 from nbclient.exceptions import DeadKernelError
 
-from .families import cell_timeout
+from .families import cell_timeout, profile_for
 from .paths import REPO_ROOT
-from .profiles import CHOICES, profile_name
+from .profiles import CHOICES
 from .provenance import git_state
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -84,7 +84,7 @@ def run_all(profile: str = "local", select: str = "", analysis: bool = True, qui
     for nb in list_notebooks(select):
         print(f"== {nb.name} [{profile}]", flush=True)
         times[nb.stem] = execute(nb, REPO_ROOT / "runs" / profile / nb.name, profile, verbose=not quiet,
-                                 timeout=cell_timeout(nb.stem, profile_name(profile)))
+                                 timeout=cell_timeout(nb.stem, profile_for(nb.stem, profile)[0]))
         print(f"   done in {times[nb.stem]:.0f} s -> runs/{profile}/{nb.name}", flush=True)
     if analysis:
         print("== Analysis.ipynb (in place)", flush=True)

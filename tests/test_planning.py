@@ -153,6 +153,9 @@ def test_auto_runs_full_only_where_the_gpu_holds_the_full_plan_and_says_why(monk
     profile, why = F.auto_profile("01_attention_lowrank")
     assert profile == "local" and "needs 15.9 GiB, more than this Tesla T4 (15.0 GiB) holds" in why
     assert F.auto_profile("05_looped_transformer")[0] == "full"
+    # the notebook runner's cell timeouts follow the same decision as the notebook's start
+    assert F.profile_for("01_attention_lowrank", "auto") == (profile, why)
+    assert F.profile_for("01_attention_lowrank", "tiny") == ("tiny", None)
     run = F.resolve("01_attention_lowrank", "auto", check_hub=False, quiet=False, overrides={})
     assert run.profile == "local" and run.device == "cuda"
     assert "profile auto -> local: the full plan's largest step" in capsys.readouterr().out
