@@ -1,6 +1,6 @@
 # The README's two commands:  `make run`  (set up + all notebooks in the local profile + Analysis.ipynb)
 #                             `make test` (set up + lint + unit tests + every notebook in the tiny profile + Analysis)
-# Variables: PROFILE=tiny|local|full|auto (default local), NB=01 (one notebook), PY=python3.11 (base interpreter),
+# Variables: PROFILE=tiny|local|gpu-small|full|auto (default local), NB=01 (one notebook), PY=python3.11 (base interpreter),
 #            QUIET=1 (one line per notebook instead of streamed cell progress and outputs)
 SHELL := /bin/bash
 PY ?= python3

@@ -10,8 +10,8 @@ Reading results (torch-free: Analysis.ipynb, the README generator and the notebo
   families     THE registry: notebook -> study module, report module, README block; reports, plans, a run's start
   readme       the README's generated results blocks (`python -m helpers readme [--check]`)
   notebooks    executing notebooks with papermill (`make run`)
-  profiles     tiny / local / full / auto, overrides, `profiles.resolve` (families.resolve adds the full plan)
-  planning     a notebook's full-profile plan (memory + time from the GPU benchmark) and the plans' tables
+  profiles     tiny / local / gpu-small / full / auto, overrides, `profiles.resolve` (families.resolve adds the plan)
+  planning     a notebook's plan in a GPU profile (memory + time from the GPU benchmark), cards, the plans' tables
   memory       memory plans of one training or inference step, from parameter counts on the meta device
   hub          Hugging Face hub access: reachability, offline switches, one error for "no network", HUB_IDS
 Running (torch)
@@ -25,11 +25,11 @@ Running (torch)
   parallel     small models trained side by side in single-threaded processes
   layers       layer selections ("after:k", "a-b") and their mapping onto shallower stand-ins
 Families: <family>_study = typed config and PROFILES, jobs, record-keyed sections that return {(variant, seed):
-record}, and the full-profile planner `full_plan`; <family>_report = tables, figures, conclusion and report(records),
+record}, and the GPU profiles' planner `full_plan`; <family>_report = tables, figures, conclusion and report(records),
 torch-free, shared by the notebook's last cell and Analysis.ipynb.
   data_study / data_report                                        notebook 00
   surgery, lowrank -> surgery_experiments, surgery_study / _report  seed 000 (01-03)
-  compress, compression_whitening -> compression_study / _report  seed 001 (04)
+  compress, compression_whitening, compression_plan -> compression_study / _report  seed 001 (04)
   looped, icl, icl_train -> looped_study / looped_report          seed 002 (05)
   sft (TRL + PEFT), sft_data -> sft_study / sft_report           seed 004 (06)
   pretrain         -> pretrain_study / pretrain_report            seed 003 (07)

@@ -4,9 +4,9 @@
   notebooks [--profile local] [--nb 01] [--quiet]                   execute notebooks with papermill, then Analysis
                                                                     (cell progress and outputs stream; QUIET=1: not)
   params [--json]                                                   seed 000's 26 parameter counts vs the notes
-  plan [--markdown] [--device t4]                                   the full profile's memory plan and estimated time
+  plan [--markdown] [--device t4] [--profile gpu-small]             a GPU profile's memory plan and estimated time
                                                                     per notebook on the benchmarked GPU
-  pretrain [--profile tiny|local|full]                              the 00 notebook's from-scratch LM as a script
+  pretrain [--profile tiny|local|gpu-small|full]                    the 00 notebook's from-scratch LM as a script
                                                                     (runs under `accelerate launch` on several GPUs)
   readme [--check]                                                  regenerate (or check) README.md's results
                                                                     blocks from results/
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--quiet", action="store_true", help="one line per notebook (no cell progress, no cell output)")
     pp = sub.add_parser("params", help="parameter counts of the 26 Pythia experiments at full scale vs the notes")
     pp.add_argument("--json", action="store_true")
-    pl = sub.add_parser("plan", help="memory plan and estimated full-run time of every notebook (full profile)")
+    pl = sub.add_parser("plan", help="memory plan and estimated time of every notebook (a GPU profile)")
+    pl.add_argument("--profile", default="full", choices=("full", "gpu-small"), help="the GPU profile planned")
     pl.add_argument("--markdown", action="store_true", help="the README's table")
     pl.add_argument("--device", default=None, help="show the plans on this card: h100, a100, t4, p100")
     t = sub.add_parser("pretrain", help="train the small from-scratch LM of notebook 00 (accelerate-launchable)")
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.device and args.device.lower() not in CARDS:
             print(f"error: unknown device '{args.device}'; allowed: {', '.join(CARDS)}", file=sys.stderr)
             return 2
-        plans = all_plans()
+        plans = all_plans(profile=args.profile)
         if args.device:
             plans = [p.on(CARDS[args.device.lower()]) for p in plans]
         print(markdown(plans) if args.markdown else "\n\n".join(p.text() for p in plans))

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-PROFILE_ORDER = ("full", "local", "tiny")
+PROFILE_ORDER = ("full", "gpu-small", "local", "tiny")
 
 
 def pick_profile(records: list[dict], preferred: tuple = PROFILE_ORDER) -> str | None:

@@ -4,7 +4,8 @@ local = SmolLM2-135M-Instruct (offline asset), calibrated on the English train s
 (test split) and held-out WordNet-definition chats (answer tokens only). full = Open-Orca/Mistral-7B-OpenOrca,
 calibrated on the notes' own split of openaccess-ai-collective/oo-gpt4-filtered (train_test_split(test_size=100000,
 seed=42)) and evaluated on WikiText-2 test: the notes evaluated on OpenOrca rows, which the model was very likely
-fine-tuned on (eval_corpus="oo-gpt4" reproduces that).
+fine-tuned on (eval_corpus="oo-gpt4" reproduces that). gpu-small = SmolLM2-360M on WikiText-2 (train / test), sized
+for one 16 GB GPU and Colab's RAM. The GPU profiles' plan is helpers.compression_plan.
 
 Sections (each returns a result dict for the run record):
   a. exp3         the notes' experiment 3: one middle layer's MLP at rank 16 by plain SVD, teacher vs student + CI
@@ -18,7 +19,6 @@ Sections (each returns a result dict for the run record):
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -40,9 +40,8 @@ from .data import (
 from .evaluate import lm_loss
 from .stats import paired_bootstrap
 from .layers import parse_layers
-from .memory import GiB, counts, inference_plan, training_plan
-from .models import FACTORIZATIONS, LLAMA_LINEARS, count_params, mistral_config
-from .planning import NotebookPlan, train_seconds
+from .compression_plan import full_plan  # noqa: F401  (the family registry reads each study's full_plan)
+from .models import FACTORIZATIONS, LLAMA_LINEARS, count_params
 from .provenance import track
 from .results import load_or_run
 from .train import TrainConfig, model_dtype, train_causal_lm
@@ -116,6 +115,16 @@ PROFILES = {
                                                log_every=1, progress=False), heal_block=32,
                               center_policies=("none", "except-v"), center_draws=2, center_reductions=(0.2,)),
     "local": CompressionConfig(fit_steps=(100, 300, 1000), fit_tokens=2048),   # 10k Adam steps: benchmarks/
+    # gpu-small: one 16 GB GPU and ~12 GB of host RAM (Colab): the largest Llama-family model whose float64
+    # statistics fit that RAM twice over (section f holds two draws): SmolLM2-360M (2.4 GB per draw; SmolLM2-1.7B
+    # would need 15 GB per draw, a 1.1B TinyLlama 7.8 GB), calibrated on WikiText-2 train and scored on its test split
+    # at the full profile's sequence length, healed with fp16 mixed precision
+    "gpu-small": CompressionConfig(model="HuggingFaceTB/SmolLM2-360M", calib_corpus="wikitext2",
+                                   eval_corpus="wikitext2", calib_blocks=128, block=1024, eval_blocks=128, chats=0,
+                                   sweep_eval_blocks=32, sens_eval_blocks=8, fit_tokens=8192, heal_block=1024,
+                                   heal=TrainConfig(max_steps=200, batch_size=2, grad_accum=2, lr=1e-4,
+                                                    scheduler="cosine", warmup_steps=20, log_every=20,
+                                                    gradient_checkpointing=True)),
     # full: calibrated on the notes' OpenOrca split, evaluated on WikiText-2 test (text the OpenOrca model was not
     # tuned on, and the set SVD-LLM reports), not on OpenOrca rows
     "full": CompressionConfig(model="Open-Orca/Mistral-7B-OpenOrca", calib_corpus="oo-gpt4", eval_corpus="wikitext2",
@@ -503,57 +512,3 @@ def _whitening(run, data, draw: int) -> dict:
     with track(run.device) as t:
         res = W.measure_draw(data, run.cfg, draw, lambda m: heldout_losses(m, data, device=run.device), run.device)
     return {**res, "provenance": t.as_dict()}
-
-
-# ------------------------------------------------------------------------------------------------ full-profile plan
-def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
-    """The full profile's plan: Mistral-7B calibration statistics on the GPU in passes, bases, forward passes and
-    healing (helpers.planning)."""
-    cfg = cfg or PROFILES["full"]
-    conf = mistral_config()
-    n = counts(conf)["total"]
-    h, i, L = conf.hidden_size, conf.intermediate_size, conf.num_hidden_layers
-    stats_host = L * (3 * h * h + i * i) * 8                       # float64 second moments of 4 inputs per layer
-    block_params = n - 2 * conf.vocab_size * h                      # the Linears that get compressed
-    # whiten bases keep V (out x min(in, out)) per Linear in float32, offloaded to the host
-    kv = h * conf.num_key_value_heads // conf.num_attention_heads
-    v_elems = L * (h * h + kv * kv * 2 + h * h + 2 * h * i + h * h)
-    heal = cfg.heal
-    student_trainable = round((1 - cfg.heal_reduction) * block_params)
-    # healing: the student (bf16, factors trainable) alone on the GPU (the teacher waits on the CPU); AdamW states
-    # follow the parameters' dtype (bf16)
-    heal_plan = training_plan("04 healing (student)", conf, heal.batch_size, cfg.heal_block, "pure-bf16",
-                              trainable=student_trainable, checkpointing=bool(heal.gradient_checkpointing),
-                              params=n - block_params + student_trainable)
-    heal_plan.setting += ", teacher on the host meanwhile"
-    # the control arm: the teacher itself, its same Linears trainable at full rank (bf16 weights and AdamW states)
-    control_plan = training_plan("04 healing control (teacher)", conf, heal.batch_size, cfg.heal_block, "pure-bf16",
-                                 trainable=block_params, checkpointing=bool(heal.gradient_checkpointing))
-    runs = len(cfg.heal_seeds or (0, 1))
-    calib = inference_plan("04 calibration / evaluation (teacher)", conf, 4, cfg.block,   # f: 2 draws' statistics
-                           host=stats_host * min(cfg.center_draws, 2) + v_elems * 4)
-    f_evals = cfg.center_draws * len(cfg.center_policies) * len(cfg.center_reductions)   # section f's evaluations
-    calib_weights = calib.weights
-    tokens_fwd = (cfg.calib_blocks * cfg.center_draws + cfg.eval_blocks * (1 + f_evals) + 3 * len(cfg.reductions) *
-                  len(cfg.groups) * cfg.sweep_eval_blocks + L * 2 * cfg.sens_eval_blocks) * cfg.block
-    fwd = train_seconds(b, "04 Mistral-7B forward, batch 1", n, tokens_fwd, flops_per_param=2)
-    layer = (b.get("cases") or {}).get("04 Mistral-7B layer: statistics and bases")
-    # statistics accumulate on the GPU in passes of layers that fit half the memory the teacher leaves (calibrate);
-    # each pass after the first repeats the calibration forward passes. Older records timed the CPU path only.
-    passes = math.ceil(stats_host / (0.5 * (80 * GiB - calib_weights)))
-    per_block = layer and layer.get("stats_s_per_layer_block_cuda", layer.get("stats_s_per_layer_block"))
-    stats_s = layer and (per_block * L * cfg.calib_blocks * cfg.block / layer["block_tokens"]
-                         + (passes - 1) * (train_seconds(b, "04 Mistral-7B forward, batch 1", n, cfg.calib_blocks *
-                                                    cfg.block, flops_per_param=2) or 0))
-    bases_s = layer and L * (layer["whiten_bases_s_per_layer"] * (2 + cfg.center_draws * len(cfg.center_policies))
-                             + layer["svd_bases_s_per_layer"] * 2)
-    heal_s = train_seconds(b, "04 Mistral-7B forward, batch 1", n, 2 * runs * heal.max_steps * heal.batch_size *
-                           heal.grad_accum * cfg.heal_block, flops_per_param=6)
-    return NotebookPlan(notebook, [calib, heal_plan, control_plan], [
-        (f"forward passes (calibration, teacher, sweeps, sensitivity, whitening): {tokens_fwd / 1e6:.1f}M tokens", fwd),
-        (f"calibration statistics (float64, on the GPU in {passes} passes): {cfg.center_draws} draws of "
-         f"{cfg.calib_blocks} blocks x {L} layers", stats_s and stats_s * cfg.center_draws),
-        ("bases (whiten and svd/scaled twice: sweep and healing; whiten per policy and draw)", bases_s),
-        (f"healing and its control, {runs} seeds each: {heal.max_steps} steps of {heal.batch_size * heal.grad_accum} x "
-         f"{cfg.heal_block} tokens", heal_s),
-    ], b.get("gpu"), "host memory: float64 statistics and offloaded bases live on the CPU (see 'host')")

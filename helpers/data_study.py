@@ -59,6 +59,16 @@ PROFILES = {
                           train=TrainConfig(max_steps=600, batch_size=16, lr=2e-3, eval_every=100, log_every=20,
                                             warmup_steps=30, scheduler="cosine", weight_decay=0.1, adam_beta2=0.95,
                                             time_budget_s=1200))),   # a safety stop only: the run is 600 steps
+    # gpu-small: the full profile's data, reference model and LM on one 16 GB GPU, the LM for a third of its steps
+    # (under half an hour on a T4 by the plan)
+    "gpu-small": DataStudyConfig(
+        stats_corpora=("wikitext2",), tokenizers=("EleutherAI/pythia-410m",),
+        ref_model="HuggingFaceTB/SmolLM2-135M-Instruct", ref_corpora=("wikitext2",), ref_blocks=256, ref_block=1024,
+        lm=PretrainConfig(corpus="wikitext2", tokenizer="EleutherAI/pythia-410m",
+                          size=NeoXSize(hidden=512, layers=8, heads=8), block=1024, eval_blocks=256,
+                          train=TrainConfig(max_steps=1000, batch_size=8, grad_accum=2, lr=6e-4, eval_every=100,
+                                            log_every=50, warmup_steps=50, scheduler="cosine", weight_decay=0.1,
+                                            adam_beta2=0.95))),
     "full": DataStudyConfig(
         stats_corpora=("wikitext2",), tokenizers=("EleutherAI/pythia-410m",),
         ref_model="HuggingFaceTB/SmolLM2-135M-Instruct", ref_corpora=("wikitext2",), ref_blocks=256, ref_block=1024,
@@ -125,12 +135,12 @@ def pretrain(run, force: bool = False) -> dict:
     return load_or_run(run, "pretrain", "neox-from-scratch", compute, {"lm": asdict(run.cfg.lm)}, force)
 
 
-def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
+def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
     """The full profile's memory plan and time: the from-scratch NeoX at its steps (helpers.planning)."""
     lm = (cfg or PROFILES["full"]).lm
     conf = neox_config(lm.size, vocab_size=50304)
     t = lm.train
-    plan = training_plan("NeoX from scratch", conf, t.batch_size, lm.block, "bf16-autocast")
+    plan = training_plan("NeoX from scratch", conf, t.batch_size, lm.block, "bf16-autocast" if bf16 else "fp16-amp")
     tokens = t.max_steps * t.batch_size * t.grad_accum * lm.block
     return NotebookPlan(notebook, [plan], [
         (f"NeoX {lm.size.hidden} x {lm.size.layers}: {t.max_steps} steps of {t.batch_size * t.grad_accum} x "

@@ -13,6 +13,7 @@ on first use (it imports torch), so reading results never loads a model library.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from dataclasses import dataclass
@@ -71,15 +72,16 @@ def reports(records: list[dict]) -> dict[str, Report]:
 # ------------------------------------------------------------------------------------------------ starting a run
 def resolve(notebook: str, profile: str | None = None, seed: int = 0, overrides: dict | None = None,
             device: str | None = None, check_hub: bool = True, quiet: bool = False) -> profiles.Run:
-    """A notebook's start: its family's settings for the profile (profiles.resolve), and in the full profile the
-    memory plan and time estimate first, so that a run which cannot fit this GPU stops here, not in hour two."""
+    """A notebook's start: its family's settings for the profile (profiles.resolve), and in a GPU profile (full,
+    gpu-small) the memory plan and time estimate first, so that a run which cannot fit this GPU stops here, not in
+    hour two."""
     study = family(notebook).study_module()
     profile, why = profile_for(notebook, profile)
     if why and not quiet:
         print(f"profile auto -> {profile}: {why}", flush=True)
     run = profiles.resolve(notebook, study.PROFILES, profile, seed, overrides, device, check_hub, quiet)
-    if run.profile == "full":
-        p = plan(notebook, cfg=run.cfg)
+    if run.profile in profiles.GPU_PROFILES:
+        p = plan(notebook, cfg=run.cfg, profile=run.profile)
         if not quiet:
             print(p.text(), flush=True)
         planning.check(p, run.device)
@@ -95,36 +97,55 @@ def profile_for(notebook: str, profile: str | None = None) -> tuple[str, str | N
 
 
 def auto_profile(notebook: str) -> tuple[str, str]:
-    """What `auto` runs for this notebook here, and why: full where a CUDA GPU holds the full plan's largest step,
-    else local (no CUDA GPU, or one too small for the full plan: there is no profile for small GPUs yet, so the CPU
-    scale runs, on the GPU)."""
+    """What `auto` runs for this notebook here, and why: full where a CUDA GPU holds the full plan's largest step
+    and this machine's RAM its host memory, gpu-small where the GPU holds that profile's plan instead (a 16 GB
+    card), else local (no CUDA GPU, or one too small even for gpu-small: the CPU scale then runs on it)."""
     import torch      # here, not at the top: this registry is read by torch-free code (Analysis, the README)
 
     if not torch.cuda.is_available():
         return "local", "no CUDA GPU"
     props = torch.cuda.get_device_properties(0)
     have = props.total_memory / planning.GiB
-    peak = plan(notebook).peak
-    step = f"the full plan's largest step ({peak.name}) needs {peak.total / planning.GiB:.1f} GiB"
-    if peak.fits(have):
+    full_plan = plan(notebook)
+    full, small = full_plan.peak, plan(notebook, profile="gpu-small").peak
+    step = f"the full plan's largest step ({full.name}) needs {full.total / planning.GiB:.1f} GiB"
+    ram = planning.host_ram()
+    if full.fits(have) and full_plan.host <= ram:
         return "full", f"{step}; this {props.name} has {have:.1f} GiB"
-    return "local", (f"{step}, more than this {props.name} ({have:.1f} GiB) holds; no profile for small GPUs yet, "
-                     "so the CPU-scale local profile runs on it (PROFILE='full' with OVERRIDES forces the full scale)")
+    if full.fits(have):
+        step += (f" (this {props.name} has {have:.1f} GiB), but its {full_plan.host / planning.GiB:.1f} GiB of host "
+                 f"memory is more than this machine's {ram / planning.GiB:.1f} GiB")
+    else:
+        step += f", more than this {props.name} ({have:.1f} GiB) holds"
+    if small.fits(have):
+        return "gpu-small", (f"{step}; gpu-small's largest step ({small.name}) needs {small.total / planning.GiB:.1f} "
+                             "GiB (PROFILE='full' with OVERRIDES forces the full scale)")
+    return "local", (f"{step}, and so does gpu-small's ({small.name}, {small.total / planning.GiB:.1f} GiB): the "
+                     "CPU-scale local profile runs on it")
 
 
 # ------------------------------------------------------------------------------------------------ plans
-def plan(notebook: str, records: list[dict] | None = None, cfg=None) -> planning.NotebookPlan:
-    """The plan of a notebook's full profile (or of `cfg`, a full config with the user's overrides)."""
-    return family(notebook).study_module().full_plan(notebook, planning.bench(records), cfg)
+def plan(notebook: str, records: list[dict] | None = None, cfg=None, profile: str = "full") -> planning.NotebookPlan:
+    """The plan of a notebook's GPU profile (full or gpu-small), or of `cfg`, that profile's config with the user's
+    overrides; the family's planner (`full_plan`) plans any config of its study."""
+    if profile not in profiles.GPU_PROFILES:
+        raise ValueError(f"plans exist for the GPU profiles only ({', '.join(profiles.GPU_PROFILES)}), not "
+                         f"'{profile}'")
+    study = family(notebook).study_module()
+    # gpu-small is planned for the cards it is sized for, which have no bf16 (fp32 weights where full keeps bf16)
+    made = study.full_plan(notebook, planning.bench(records), cfg or study.PROFILES[profile], bf16=profile == "full")
+    return dataclasses.replace(made, profile=profile)
 
 
-def all_plans(records: list[dict] | None = None) -> list[planning.NotebookPlan]:
-    b = planning.bench(records)
-    return [f.study_module().full_plan(nb, b) for f in FAMILIES for nb in f.notebooks]
+def all_plans(records: list[dict] | None = None, profile: str = "full") -> list[planning.NotebookPlan]:
+    if records is None:
+        records = planning.bench_records()
+    return [plan(nb, records, profile=profile) for nb in NOTEBOOKS]
 
 
 def cell_timeout(notebook: str, profile: str) -> int:
-    """The notebook runner's per-cell limit: one hour in tiny/local, TIMEOUT_FACTOR x the estimate in full."""
-    if profile != "full" or notebook not in NOTEBOOKS:
+    """The notebook runner's per-cell limit: one hour in tiny/local, TIMEOUT_FACTOR x the estimate in a GPU
+    profile."""
+    if profile not in profiles.GPU_PROFILES or notebook not in NOTEBOOKS:
         return planning.MIN_TIMEOUT_S
-    return plan(notebook).timeout_s()
+    return plan(notebook, profile=profile).timeout_s()

@@ -1,4 +1,4 @@
-"""Hugging Face hub access in one place: which ids the full profile loads, whether the hub is reachable, the
+"""Hugging Face hub access in one place: which ids the GPU profiles load, whether the hub is reachable, the
 offline switches of tiny/local, and one wrapper that turns the clients' many "no network" errors into one message.
 """
 from __future__ import annotations
@@ -11,15 +11,15 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_
 HUB_HOST = "huggingface.co"
 
 
-# Every hub id the full profile uses, in one place: what the code loads and what it expects of it (splits, columns,
-# vocabulary). The dry runs in tests/test_full_dryrun.py build their offline stand-ins from this table, and a test
-# compares it with the ids the code actually passes to from_pretrained / load_dataset.
+# Every hub id the GPU profiles (full, gpu-small) use, in one place: what the code loads and what it expects of it
+# (splits, columns, vocabulary). The dry runs in tests/test_full_dryrun.py build their offline stand-ins from this
+# table, and a test compares it with the ids the code actually passes to from_pretrained / load_dataset.
 HUB_IDS = {
     # models and tokenizers: vocab = len(tokenizer); embedding rows may be padded beyond it
     "EleutherAI/pythia-410m": {"kind": "tokenizer", "notebooks": ("00", "01", "02", "03"), "vocab": 50277},
     "HuggingFaceTB/SmolLM2-135M-Instruct": {"kind": "model", "notebooks": ("00",), "vocab": 49152},
     "Open-Orca/Mistral-7B-OpenOrca": {"kind": "model", "notebooks": ("04",), "vocab": 32002},
-    "HuggingFaceTB/SmolLM2-360M": {"kind": "model", "notebooks": ("06",), "vocab": 49152},
+    "HuggingFaceTB/SmolLM2-360M": {"kind": "model", "notebooks": ("04", "06"), "vocab": 49152},
     # datasets: load_dataset(repo, config) or (repo, split=...); the splits and columns the code reads
     "Salesforce/wikitext": {"kind": "dataset", "notebooks": ("00", "01", "02", "03", "04"),
                             "config": "wikitext-2-raw-v1",
@@ -65,7 +65,7 @@ def reachable(host: str = HUB_HOST, port: int = 443, timeout: float = 3.0) -> bo
 def require(what: str = "PROFILE=full") -> None:
     """Raise HubUnavailable at once (not in hour two) when the hub is needed, not cached offline, and unreachable."""
     if not is_offline() and not reachable():
-        raise HubUnavailable(f"{what} loads WikiText-2, Pythia and Open-Orca from the Hugging Face hub, and this "
+        raise HubUnavailable(f"{what} loads its models and data from the Hugging Face hub, and this "
                              f"machine cannot reach {HUB_HOST}. Run PROFILE=local (offline assets) here, or set "
                              "HF_HUB_OFFLINE=1 if the hub files are already in the local HF cache.")
 

@@ -104,6 +104,19 @@ PROFILES = {
                              loops=icl.Schedule(4, 8, 2, 100), test_prompts=1024, log_every=50),
         eval_loops=(1, 2, 4, 8, 16, 32, 64, 500), option_steps=600, baseline_prompts=256, task_steps=500,
         workers=2),
+    # gpu-small: d = 10 (the paper's d = 20 halved; 2d + 1 points) with the paper's loops (b = 30, window T = 15) at
+    # half its width (128: a quarter of the FLOPs per block) and half its batch (32), the curriculum shortened to
+    # 6,000 steps (dims 5 -> 10 and points 11 -> 21 every 500 steps, loops 15 -> 30 every 200), lr 3e-4 for the
+    # shorter run, two seeds per arm, the options and two of the other tasks at 1,500 steps over two seeds: under an
+    # hour on a T4 by the plan. Not measured on a GPU here: the notebook's gates (each arm against least squares and
+    # averaging) say whether it learned.
+    "gpu-small": LoopedStudyConfig(
+        model=LoopedConfig(n_dims=10, n_positions=21, width=128, n_head=4, loops=30, window=15), standard_layers=12,
+        train=ICLTrainConfig(steps=6_000, batch_size=32, lr=3e-4, dims=icl.Schedule(5, 10, 1, 500),
+                             points=icl.Schedule(11, 21, 2, 500), loops=icl.Schedule(15, 30, 2, 200),
+                             test_prompts=1280, log_every=200),
+        seeds=(0, 1), option_steps=1_500, baseline_prompts=512, task_steps=1_500,
+        tasks=("sparse_linear_regression", "decision_tree")),
     "full": LoopedStudyConfig(
         model=LoopedConfig(n_dims=20, n_positions=41, width=256, n_head=8, loops=30, window=15), standard_layers=12,
         train=ICLTrainConfig(steps=100_000, batch_size=64, lr=1e-4, dims=icl.Schedule(5, 20, 1, 5000),
@@ -324,7 +337,7 @@ def regime(run) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ full-profile plan
-def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
+def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
     """The full profile's plan: the looped model's memory and steps/s from the GPU benchmark (helpers.planning)."""
     cfg = cfg or PROFILES["full"]
     with torch.device("meta"):
@@ -332,10 +345,18 @@ def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
     tokens = cfg.train.batch_size * 2 * cfg.model.n_positions
     # every loop's block activations are kept for backward (fp32): ~20 floats per token and width, per loop
     act = tokens * cfg.model.loops * 20 * cfg.model.width * 4
-    mem = MemoryPlan("looped d=20", n, n, 4 * n, 4 * n, 8 * n, act, setting=f"fp32, batch {cfg.train.batch_size}, "
-                     f"{cfg.model.loops} loops")
+    mem = MemoryPlan(f"looped d={cfg.model.n_dims}", n, n, 4 * n, 4 * n, 8 * n, act,
+                     setting=f"fp32, batch {cfg.train.batch_size}, {cfg.model.loops} loops")
     row = (b.get("cases") or {}).get("05 looped d=20")
     lps, sps = (row["looped_steps_per_s"], row["standard_steps_per_s"]) if row else (None, None)
+    # measured on the full profile's d = 20 models; another size is scaled by its FLOPs per step (batch x prompt x
+    # FLOPs per prediction), which a latency-bound small model does not fully gain
+    ref = PROFILES["full"]
+    if lps and cfg.model != ref.model:
+        def per_step(c, m):
+            return c.train.batch_size * m.n_positions * flops_per_prediction(m, m.n_positions)
+        lps *= per_step(ref, ref.model) / per_step(cfg, cfg.model)
+        sps *= per_step(ref, standard_config(ref)) / per_step(cfg, standard_config(cfg))
     seeds = len(cfg.seeds)
     option_steps = cfg.option_steps or cfg.train.steps
     n_options = len(cfg.options) + (option_steps != cfg.train.steps)
@@ -347,4 +368,5 @@ def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
             (f"{len(cfg.tasks)} tasks x {len(cfg.task_seeds)} seeds x {cfg.task_steps:,} steps (scaled by their loops)",
              lps and len(cfg.task_seeds) * task_steps / lps)]
     return NotebookPlan(notebook, [mem], work, b.get("gpu"),
-                        "steps/s measured at the final curriculum point (the largest prompts): an upper bound")
+                        "steps/s measured at the final curriculum point (the largest prompts): an upper bound"
+                        + ("" if cfg.model == ref.model else "; scaled from d = 20 by FLOPs per step"))

@@ -1,21 +1,25 @@
-"""The full profile on one GPU, planned before anyone pays for it: the shape of a notebook's plan (the memory plan
-of its largest step, helpers.memory, and an estimate of its wall time from the newest GPU benchmark record,
+"""The GPU profiles (full, gpu-small) planned before anyone pays for them: the shape of a notebook's plan (the memory
+plan of its largest step, helpers.memory, and an estimate of its wall time from the newest GPU benchmark record,
 benchmarks/bench_gpu.py -> results/benchmarks/throughput-*.json), and the tables of all of them. Each family's
-planner (`full_plan(notebook, bench, cfg)`) lives in its study module; helpers.families collects them.
+planner (`full_plan(notebook, bench, cfg, bf16)`: any config of its study, bf16 or not) lives in its study module;
+helpers.families collects them.
 
 Time model: a training run of a model with N parameters over T tokens takes 6 N T / (MFU x peak FLOP/s), with the MFU
 measured by the benchmark on the most similar case (same model where there is one); inference 2 N T. The looped
-model's steps/s and notebook 04's per-layer statistics and bases are measured directly. What the model leaves out
+model's steps/s and notebook 04's per-layer statistics and bases are measured directly (on the full profile's
+shapes; gpu-small's smaller ones are scaled from them, as their planners say). What the model leaves out
 (evaluation passes, data preparation, Python overhead) makes these lower bounds; the notebook runner's per-cell
-timeout in the full profile is `TIMEOUT_FACTOR` x the estimate, at least one hour.
+timeout in a GPU profile is `TIMEOUT_FACTOR` x the estimate, at least one hour.
 
     python -m helpers plan                  # prints every notebook's plan and estimate (the benchmark's GPU)
     python -m helpers plan --device t4      # the same plans on another card (CARDS): memory against its memory
                                             # and host RAM, times scaled by the ratio of the cards' peak FLOP/s
+    python -m helpers plan --profile gpu-small --device t4     # the profile sized for one 16 GB GPU, on a T4
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from .memory import GiB, MemoryPlan, check_fits
 from .results import load_records
@@ -65,10 +69,16 @@ class NotebookPlan:
     notes: str = ""
     card: Card | None = None                    # set by on(): the card the plan is shown for
     fixed: tuple = ()                           # work items that are wall-clock budgets: the same on every card
+    profile: str = "full"                       # the GPU profile planned (full or gpu-small)
 
     @property
     def peak(self) -> MemoryPlan:
         return max(self.memory, key=lambda p: p.total)
+
+    @property
+    def host(self) -> float:
+        """Bytes of host memory the plan's largest step holds (float64 statistics, offloaded bases)."""
+        return max(m.host for m in self.memory)
 
     @property
     def estimate_s(self) -> float | None:
@@ -89,11 +99,11 @@ class NotebookPlan:
 
     def text(self) -> str:
         gib = self.card.memory_gib if self.card else 80.0
-        lines = [f"== memory and time plan of {self.notebook} (full profile)"
+        lines = [f"== memory and time plan of {self.notebook} ({self.profile} profile)"
                  + (f" on {self.card.name} ({gib:.0f} GiB; times scaled from the benchmark by peak FLOP/s)"
                     if self.card else "")]
         lines += ["  " + p.line(gib) for p in self.memory]
-        host = max(m.host for m in self.memory)
+        host = self.host
         if self.card and self.card.host_gib and host > self.card.host_gib * GiB:
             lines.append(f"  host memory {host / GiB:.1f} GiB does NOT fit the {self.card.host_gib:.1f} GB of "
                          f"{self.card.offered_by or 'its usual machine'}")
@@ -110,9 +120,14 @@ class NotebookPlan:
 
 
 # ------------------------------------------------------------------------------------------------ the benchmark
+def bench_records() -> list[dict]:
+    """The committed benchmark records (what bench() reads when given none)."""
+    return load_records(notebook="benchmarks", report=False)
+
+
 def bench(records: list[dict] | None = None) -> dict:
     """{"gpu", "peak", "cases": {case: row}} from the newest bench_gpu record (empty when there is none)."""
-    recs = [r for r in (records if records is not None else load_records(notebook="benchmarks", report=False))
+    recs = [r for r in (records if records is not None else bench_records())
             if r.get("experiment") == "bench_gpu" and r.get("status") == "ok"]
     if not recs:
         return {}
@@ -133,9 +148,9 @@ def table(plans: list[NotebookPlan], gpu_gib: float = 80.0) -> list[dict]:
     """One row per notebook: peak GPU memory, host memory, fits (the card's memory where the plan is shown for one,
     else gpu_gib), estimated hours (README's full-profile table)."""
     return [{"notebook": p.notebook, "peak_gib": round(p.peak.total / GiB, 1), "peak_step": p.peak.name,
-             "host_gib": round(max(m.host for m in p.memory) / GiB, 1),
+             "host_gib": round(p.host / GiB, 1),
              "fits_80gb": all(m.fits(p.card.memory_gib if p.card else gpu_gib) for m in p.memory),
-             "host_fits": not (p.card and p.card.host_gib and max(m.host for m in p.memory) > p.card.host_gib * GiB),
+             "host_fits": not (p.card and p.card.host_gib and p.host > p.card.host_gib * GiB),
              "hours": None if p.estimate_s is None else round(p.estimate_s / 3600, 1),
              "timeout_h": round(p.timeout_s() / 3600, 1)} for p in plans]
 
@@ -158,11 +173,24 @@ def markdown(plans: list[NotebookPlan]) -> str:
     return "\n".join([head, *rows])
 
 
+def host_ram() -> int:
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def check(plan: NotebookPlan, device: str) -> None:
-    """Stop a run whose plan does not fit the GPU in use, naming the overrides that lower it."""
+    """Stop a GPU run whose plan does not fit the GPU in use or this machine's RAM, naming the overrides that lower
+    it (and, for the full profile, the profile sized for 16 GB cards)."""
+    smaller = (" or PROFILE='gpu-small' (sized for one 16 GB GPU: `python -m helpers plan --profile gpu-small "
+               "--device t4`)" if plan.profile == "full" else "")
     for m in plan.memory:
         check_fits(m, device, "a smaller micro-batch with more accumulation (train.batch_size / train.grad_accum) "
-                              "or train.gradient_checkpointing=True, via the notebook's OVERRIDES")
+                              "or train.gradient_checkpointing=True, via the notebook's OVERRIDES" + smaller)
+    host, ram = plan.host, host_ram()
+    if str(device).startswith("cuda") and host > ram:
+        raise MemoryError(f"{plan.notebook} ({plan.profile} profile) plans {host / GiB:.1f} GiB of host memory "
+                          f"(float64 statistics, offloaded bases); this machine has {ram / GiB:.1f} GiB"
+                          + (smaller.replace(" or ", ". Use ", 1) if smaller else ""))
 
 
 def lora_params(config, lora) -> int:

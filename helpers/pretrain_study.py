@@ -39,7 +39,7 @@ from .evaluate import lm_loss
 from .memory import training_plan
 from .models import NeoXSize, count_params, neox_config
 from .paths import REPO_ROOT
-from .planning import NotebookPlan
+from .planning import NotebookPlan, train_seconds
 from .pretrain import LMData, PretrainConfig, bits_per_char, config_data, generate, new_neox
 from .profiles import apply_overrides
 from .results import keyed, load_or_run, save_result
@@ -174,6 +174,17 @@ PROFILES = {
         lr_range=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1), workers=2),
     # full: the seed's scale on a dedicated GPU (wall-clock budget), one training seed per arm as the seed ran it
     # (its verdicts say "n = 1: no test"); helpers/planning's plan gives the hours
+    # gpu-small: the seed's corpus and grid on one free GPU, a 384 x 6 NeoX with a 16,000-token BPE: 45-second
+    # budgets (the grid's 12 cells x 2 seeds, 3 reruns of one cell: the spread of an identical configuration) and
+    # 300-step schedule / lr runs of the 4 x 4 cell over 2 seeds each, under an hour on a T4 by the plan
+    "gpu-small": PretrainStudyConfig(
+        lm=PretrainConfig(corpus="ruwiki", tokenizer="ruwiki-bpe-16000", size=NeoXSize(hidden=384, layers=6, heads=6),
+                          block=512, eval_blocks=256,
+                          train=_train(batch_size=4, grad_accum=4, lr=1e-3, warmup_steps=30, time_budget_s=45,
+                                       log_every=20)),
+        grid=grid_declaration((4, 6, 8, 10), (4, 6, 8)), grid_seeds=(0, 1), reruns=3, equal_tokens=None,
+        schedule_steps=300, schedules=seed_schedules(300), schedule_seeds=(0, 1),
+        lr_range=(3e-4, 1e-3, 3e-3), lr_seeds=(0, 1)),
     "full": PretrainStudyConfig(
         lm=PretrainConfig(corpus="ruwiki", tokenizer="ruwiki-bpe-32000", size=NeoXSize(hidden=768, layers=10, heads=12),
                           block=512, eval_blocks=512,
@@ -466,23 +477,29 @@ def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = Fals
 
 
 # ------------------------------------------------------------------------------------------------ full-profile plan
-def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
-    """The full profile's plan: the largest grid cell's memory; time = the budget-defined runs x the budget, plus the
-    steps-defined ones at the base cell's steps per budget (helpers.planning)."""
+def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
+    """A GPU profile's plan: the largest grid cell's memory; time = the budget-defined runs x the budget, plus the
+    steps-defined ones (and the equal-token ones) at the MFU the benchmark measured for the full profile's LM
+    (helpers.planning)."""
     cfg = cfg or PROFILES["full"]
     lm = cfg.lm
     grid_cells = [(p["lm.train.batch_size"], p["lm.train.grad_accum"]) for p in cells(cfg.grid).values()]
     big = max(bs for bs, _ in grid_cells)
-    plan = training_plan("07 LM", neox_config(lm.size, vocab_size=32000), big, lm.block, "bf16-autocast")
+    vocab = int(lm.tokenizer.rpartition("-bpe-")[2]) if "-bpe-" in lm.tokenizer else 32000
+    plan = training_plan("07 LM", neox_config(lm.size, vocab_size=vocab), big, lm.block,
+                         "bf16-autocast" if bf16 else "fp16-amp")
     budget = lm.train.time_budget_s
     timed = len(grid_cells) * len(cfg.grid_seeds) + cfg.reruns - 1
     stepped = len(cfg.schedules) * len(cfg.schedule_seeds) + len(cfg.lr_range) * len(cfg.lr_seeds)
     tokens = len(grid_cells) * len(cfg.token_seeds) if cfg.equal_tokens else 0
-    per_step = budget / max(cfg.schedule_steps, 1)     # the profile's steps are sized to fill about one budget
-    timed_work = (f"{timed} runs of a {budget / 60:.0f}-minute budget (grid {len(grid_cells)} x {len(cfg.grid_seeds)} "
-                  f"seeds, {cfg.reruns - 1} reruns)")
+    t = lm.train
+    steps_tokens = stepped * cfg.schedule_steps * t.batch_size * t.grad_accum * lm.block + tokens * (cfg.equal_tokens
+                                                                                                   or 0)
+    timed_work = (f"{timed} runs of a {budget / 60:.2g}-minute budget (grid {len(grid_cells)} x "
+                  f"{len(cfg.grid_seeds)} seeds, {cfg.reruns - 1} reruns)")
     return NotebookPlan(notebook, [plan], [
         (timed_work, timed * budget),
-        (f"{stepped} runs of {cfg.schedule_steps:,} steps (schedules, lr range) and {tokens} equal-token runs",
-         (stepped + tokens) * per_step * cfg.schedule_steps)], b.get("gpu"),
+        (f"{stepped} runs of {cfg.schedule_steps:,} steps of {t.batch_size * t.grad_accum} x {lm.block} tokens "
+         f"(schedules, lr range) and {tokens} equal-token runs",
+         train_seconds(b, "07 pretraining LM train, batch 8", plan.params, steps_tokens))], b.get("gpu"),
         "budget-defined runs: the time does not depend on the GPU, the steps they reach do", fixed=(timed_work,))

@@ -1,15 +1,18 @@
-"""Profiles: one code path, three scales.
+"""Profiles: one code path, four scales.
 
-  tiny   tests and CI: every notebook top to bottom in well under a minute on 2 CPU cores, offline
-  local  the default main job on a CPU machine without a model hub: real local data and models, minutes per notebook
-  full   the seeds' scale on a GPU box with hub access
-  auto   full when a CUDA GPU holds the notebook's full plan (helpers.families.auto_profile, which says why),
-         else local
+  tiny       tests and CI: every notebook top to bottom in well under a minute on 2 CPU cores, offline
+  local      the default main job on a CPU machine without a model hub: real local data and models, minutes per
+             notebook
+  gpu-small  one free 16 GB GPU without bf16 (Colab's T4, Kaggle's P100) and ~12 GB of host RAM, with hub access:
+             each notebook at the largest scale of its seed that its plan puts under an hour on a T4
+  full       the seeds' scale on a large GPU with hub access
+  auto       full when a CUDA GPU holds the notebook's full plan, gpu-small when it holds that plan instead, else
+             local (helpers.families.auto_profile, which says why)
 
 A notebook's settings are a typed dataclass (validated in __post_init__) with one instance per profile.
 `resolve()` picks the profile (the notebook's PROFILE parameter, else the env var NB_PROFILE, else auto), applies
 overrides, seeds torch/numpy/random, picks the device (cuda, then mps, then cpu), switches the hub clients offline in
-tiny and local, and prints the effective configuration. The full-profile memory plan is checked by
+tiny and local, and prints the effective configuration. The GPU profiles' memory plans are checked by
 helpers.families.resolve, which notebooks call. This module is read by the torch-free notebook runner and the family
 registry, so torch is imported only in the three functions that touch it.
 """
@@ -26,8 +29,9 @@ import numpy as np
 
 from . import hub
 
-PROFILES = ("tiny", "local", "full")
+PROFILES = ("tiny", "local", "gpu-small", "full")
 CHOICES = PROFILES + ("auto",)
+GPU_PROFILES = ("gpu-small", "full")      # planned before they run (helpers.planning); they load from the hub
 
 
 class ProfileError(ValueError):
@@ -48,7 +52,7 @@ def pick_device(prefer: str | None = None) -> str:
 
 def profile_name(profile: str | None = None) -> str:
     """The effective profile: explicit argument, else $NB_PROFILE, else auto; auto -> full with CUDA else local
-    (a notebook's start decides auto by its plan first: helpers.families.auto_profile)."""
+    (a notebook's start decides auto by its plans first: helpers.families.auto_profile)."""
     name = (profile or os.environ.get("NB_PROFILE") or "auto").strip().lower()
     if name not in CHOICES:
         raise ProfileError(f"unknown profile '{name}'; allowed: {', '.join(CHOICES)}")
@@ -125,8 +129,8 @@ def resolve(notebook: str, table: dict, profile: str | None = None, seed: int = 
         cfg = apply_overrides(cfg, overrides, notebook)
     env = hub.go_offline() if name in ("tiny", "local") else {}
     os.environ.setdefault("WANDB_MODE", "disabled")
-    if name == "full" and check_hub:
-        hub.require("PROFILE=full")
+    if name in GPU_PROFILES and check_hub:
+        hub.require(f"PROFILE={name}")
     seed_everything(seed)
     run = Run(notebook=notebook, profile=name, seed=seed, device=pick_device(device), cfg=cfg, env=env)
     if not quiet:

@@ -120,6 +120,16 @@ PROFILES = {
                           sft=SFTSettings(steps=30, batch_size=4, warmup_steps=3, eval_every=10, eval_rows=32),
                           dpo=DPOSettings(steps=40, batch_size=4, eval_every=20)),
     # full: a base model taught to chat, sized for about two hours on one 80 GB GPU (python -m helpers plan)
+    # gpu-small: the full profile's model and data on one 16 GB GPU without bf16 (fp32 frozen weights, fp16 mixed
+    # precision), sequences of up to 384 tokens, a tenth of its steps and rows, two seeds for every arm (DPO's too)
+    "gpu-small": SFTDPOConfig(model="HuggingFaceTB/SmolLM2-360M", chat_template="chatml", data="ultra",
+                              max_length=384, train_rows=2_000, policy_rows=800, val_rows=128, test_rows=128,
+                              heldout_rows=128, hard_pairs=0, gen_rows=48, gen_tokens=96, accum_examples=480,
+                              accum_micro=4, seeds=(0, 1), lesson_seeds=(0, 1), dpo_seeds=(0, 1), search_steps=20,
+                              dpo_search=((0.1, 5e-5), (0.5, 5e-5), (0.1, 2e-4)),
+                              sft=SFTSettings(steps=50, batch_size=8, lr=2e-4, warmup_steps=5, eval_every=25,
+                                              eval_rows=64, log_every=10),
+                              dpo=DPOSettings(steps=60, batch_size=4, lr=5e-5, eval_every=20, log_every=10)),
     "full": SFTDPOConfig(model="HuggingFaceTB/SmolLM2-360M", chat_template="chatml", data="ultra", max_length=1024,
                          train_rows=20_000, policy_rows=8_000, val_rows=1_000, test_rows=1_000, heldout_rows=1_000,
                          hard_pairs=0, gen_rows=128, gen_tokens=128, accum_examples=4_000, accum_micro=4,
@@ -510,15 +520,18 @@ def run_records(run, experiment: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ full-profile plan
-def full_plan(notebook: str, b: dict, cfg=None) -> NotebookPlan:
+def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
     """The full profile's plan: SFT and DPO steps of LoRA on SmolLM2-360M, held-out scoring (helpers.planning)."""
     cfg = cfg or PROFILES["full"]
     conf = smollm2_config()
     n, lora = counts(conf)["total"], lora_params(conf, cfg.lora)
     d, T = cfg.dpo, cfg.max_length
-    plans = [training_plan("06 SFT (LoRA)", conf, cfg.sft.batch_size, T, "bf16-frozen", trainable=lora),
+    # on a card without bf16 the frozen weights stay fp32 and the adapters train in fp16 mixed precision
+    # (helpers.train.trainer_precision)
+    precision = "bf16-frozen" if bf16 else "fp16-amp"
+    plans = [training_plan("06 SFT (LoRA)", conf, cfg.sft.batch_size, T, precision, trainable=lora),
              # DPO: chosen and rejected of each pair go through the model together
-             training_plan("06 DPO (LoRA)", conf, 2 * d.batch_size, T, "bf16-frozen", trainable=lora)]
+             training_plan("06 DPO (LoRA)", conf, 2 * d.batch_size, T, precision, trainable=lora)]
     runs = {v: len(cfg.seeds if v == "baseline" else cfg.lesson_seeds) for v in SFT_VARIANTS}
     sft_tokens = sum(k * (s := variant_settings(cfg, v)).steps * s.batch_size * s.grad_accum * T
                      for v, k in runs.items())

@@ -112,6 +112,21 @@ PROFILES = {
                            workers=2,
                            train=TrainConfig(max_steps=300, batch_size=16, lr=5e-3, scheduler="linear",
                                              warmup_steps=10, log_every=50, eval_every=50, progress=False)),
+    # gpu-small: one 16 GB GPU without bf16 (T4, P100), each notebook under an hour by the plan on a T4: the seed's
+    # data and tokenizer (WikiText-2, Pythia's BPE, sequences of 1,024) on Pythia-70m's shape standing in for 410m
+    # and a deeper one of the same width (12 layers, as local's 2.8b stand-in is deeper, not wider) for 2.8b (layer
+    # selections mapped by depth, ranks by width), two seeds (the verdicts need n >= 2), 1.5 epochs instead of 10.
+    # The seed's recipe (lr 5e-5, no warmup, 16 sequences per step) was set for 410m over 10 epochs; 1.5 epochs of it
+    # are ~250 steps, where a from-scratch model would stay near the bigram line, so these small models take
+    # 8 sequences per step (~500 steps) at Pythia-70m's own pretraining lr (1e-3) with a short warmup: chosen from
+    # Pythia's recipe, not measured here (no GPU); every run is drawn against the bigram, which says if it learned.
+    "gpu-small": SurgeryConfig(corpus="wikitext2", tokenizer="EleutherAI/pythia-410m", block=1024, seeds=(0, 1),
+                               sizes={"410m": {"hidden": 512, "layers": 6, "heads": 8},
+                                      "2.8b": {"hidden": 512, "layers": 12, "heads": 8}},
+                               epochs=1.5, eval_blocks=None, workers=1,
+                               train=TrainConfig(batch_size=8, grad_accum=1, lr=1e-3, weight_decay=0.0,
+                                                 checkpoint_every_s=900, scheduler="linear", warmup_steps=50,
+                                                 log_every=50)),
     "full": SurgeryConfig(corpus="wikitext2", tokenizer="EleutherAI/pythia-410m", block=1024, seeds=(0,),
                           epochs=10, eval_blocks=None, workers=1,
                           # 16 sequences per step, as micro-batch 8 x 2: 3.5x the tokens/s of 2 x 8 for 410m on an
@@ -320,7 +335,7 @@ def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = Fals
 
 
 # ------------------------------------------------------------------------------------------------ full-profile plan
-def full_plan(nb: str, b: dict, cfg=None) -> NotebookPlan:
+def full_plan(nb: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
     """The full profile's plan of one of notebooks 01-03: each Pythia size it trains, its runs x seeds x tokens."""
     cfg = cfg or PROFILES["full"]
     mem, work = [], []
@@ -329,8 +344,10 @@ def full_plan(nb: str, b: dict, cfg=None) -> NotebookPlan:
         if not exps:
             continue
         bs, accum = (cfg.micro_batch or {}).get(size, (cfg.train.batch_size, cfg.train.grad_accum))
-        conf = pythia_config(size)
-        plan = training_plan(f"pythia-{size}", conf, bs, cfg.block, "bf16-autocast",
+        conf = model_config(cfg, size, 50304)[0]          # Pythia's, or the profile's stand-in for it
+        name = f"pythia-{size}" + ("" if cfg.sizes[size] is None else
+                                   f" stand-in {conf.hidden_size} x {conf.num_hidden_layers}")
+        plan = training_plan(name, conf, bs, cfg.block, "bf16-autocast" if bf16 else "fp16-amp",
                              checkpointing=bool(cfg.train.gradient_checkpointing))
         mem.append(plan)
         if cfg.epochs:
@@ -342,7 +359,10 @@ def full_plan(nb: str, b: dict, cfg=None) -> NotebookPlan:
         tokens = len(exps) * len(cfg.seeds) * per_run
         case = ("pythia-410m train sdpa" if (size, bs) == ("410m", 8)
                 else f"pythia-{size} train sdpa, notebook batch 2")
-        work.append((f"{len(exps)} pythia-{size} runs x {len(cfg.seeds)} seed(s) x {length}, micro-batch {bs} x "
+        work.append((f"{len(exps)} {name} runs x {len(cfg.seeds)} seed(s) x {length}, micro-batch {bs} x "
                      f"{accum}", train_seconds(b, case, plan.params, tokens)))
+    small = any(cfg.sizes.values())
     return NotebookPlan(nb, mem, work, b.get("gpu"),
-                        "low-rank variants are timed as the original (their matmuls are smaller: an upper bound)")
+                        "low-rank variants are timed as the original (their matmuls are smaller: an upper bound)"
+                        + ("; stand-ins at the MFU measured for Pythia-410m (smaller models reach less: optimistic)"
+                           if small else ""))

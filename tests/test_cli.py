@@ -20,7 +20,7 @@ def _run(args, **env):
 
 def test_unknown_profile_and_notebook_exit_with_clear_message():
     r = _run([sys.executable, "-m", "helpers", "notebooks", "--profile", "huge"])
-    assert r.returncode == 2 and "unknown profile 'huge'; allowed: tiny, local, full, auto" in r.stderr
+    assert r.returncode == 2 and "unknown profile 'huge'; allowed: tiny, local, gpu-small, full, auto" in r.stderr
     r = _run([sys.executable, "-m", "helpers", "notebooks", "--profile", "tiny", "--nb", "99"])
     assert r.returncode == 2 and "no notebook matches '99'" in r.stderr
 

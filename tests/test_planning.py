@@ -104,12 +104,38 @@ def test_bench_gpu_says_so_and_exits_0_without_cuda():
                                                "machine)"]
 
 
-def test_the_readme_table_is_the_generated_plan():
-    """The README's full-profile table is `python -m helpers plan --markdown` of the committed benchmark record:
-    regenerate it when a profile or the record changes."""
+def test_the_readme_tables_are_the_generated_plans():
+    """The README's plan tables are `python -m helpers plan --markdown` (full profile) and `plan --profile gpu-small
+    --device t4 / p100 --markdown` of the committed benchmark record: regenerate them when a profile or the record
+    changes."""
     readme = (REPO_ROOT / "README.md").read_text()
     assert P.markdown(F.all_plans()) in readme
-    assert P.markdown([p.on(P.CARDS["t4"]) for p in F.all_plans()]) in readme    # `plan --device t4 --markdown`
+    for card in ("t4", "p100"):
+        assert P.markdown([p.on(P.CARDS[card]) for p in F.all_plans(profile="gpu-small")]) in readme
+
+
+def test_gpu_small_plans_each_notebook_under_an_hour_on_a_t4_within_its_memory_and_colabs_ram():
+    """The gpu-small profile's target, by the committed benchmark record: every notebook <= 1 h on a T4, its largest
+    step within the T4's 15 GiB, its host memory within Colab's 12.7 GB; each plan is of that profile's own config
+    (stand-ins, SmolLM2-360M, d = 10), with fp32 weights (no bf16 on the card)."""
+    t4 = P.CARDS["t4"]
+    plans = {p.notebook: p.on(t4) for p in F.all_plans(profile="gpu-small")}
+    assert set(plans) == set(F.NOTEBOOKS)
+    for nb, p in plans.items():
+        assert p.profile == "gpu-small" and "(gpu-small profile)" in p.text()
+        assert p.estimate_s is not None and p.estimate_s <= 3600, (nb, p.estimate_s)
+        assert all(m.fits(t4.memory_gib) for m in p.memory), nb
+        assert max(m.host for m in p.memory) <= t4.host_gib * GiB, nb
+        assert p.estimate_s < F.plan(nb).on(t4).estimate_s, nb            # less work than the full profile
+    assert plans["01_attention_lowrank"].peak.name == "pythia-410m stand-in 512 x 6"
+    assert plans["05_looped_transformer"].peak.name == "looped d=10"
+    heal = plans["04_lowrank_compression"].memory[1]
+    assert "fp16-amp" in heal.setting and heal.params < 400e6                 # SmolLM2-360M's student, fp32 weights
+    with pytest.raises(ValueError, match="plans exist for the GPU profiles only"):
+        F.plan("01_attention_lowrank", profile="local")
+    out = subprocess.run([sys.executable, "-m", "helpers", "plan", "--profile", "gpu-small", "--device", "t4"],
+                         capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert out.returncode == 0 and out.stdout.count("(gpu-small profile) on NVIDIA T4") == len(F.NOTEBOOKS)
 
 
 def test_plans_on_another_card_scale_compute_keep_budgets_and_judge_its_memory():
@@ -144,21 +170,50 @@ def _fake_gpu(monkeypatch, gib: float, name: str):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: name)
 
 
-def test_auto_runs_full_only_where_the_gpu_holds_the_full_plan_and_says_why(monkeypatch, capsys):
+def test_auto_runs_full_where_the_gpu_holds_its_plan_else_gpu_small_else_local_and_says_why(monkeypatch, capsys):
+    from helpers import train as T
+
     monkeypatch.delenv("NB_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert F.auto_profile("05_looped_transformer") == ("local", "no CUDA GPU")
     _fake_gpu(monkeypatch, 15.0, "Tesla T4")
-    # 01's Pythia-410m plans 15.9 GiB: more than a T4 holds; 05's looped model (3 GiB) fits
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)      # a T4 has no bf16
+    # 01's Pythia-410m plans 15.9 GiB: more than a T4 holds, so gpu-small (its 70m-shaped stand-in, 5.6 GiB);
+    # 05's looped model (3 GiB) fits: full
     profile, why = F.auto_profile("01_attention_lowrank")
-    assert profile == "local" and "needs 15.9 GiB, more than this Tesla T4 (15.0 GiB) holds" in why
+    assert profile == "gpu-small" and "needs 15.9 GiB, more than this Tesla T4 (15.0 GiB) holds" in why
+    assert "gpu-small's largest step (pythia-410m stand-in 512 x 6) needs 5.6 GiB" in why
     assert F.auto_profile("05_looped_transformer")[0] == "full"
     # the notebook runner's cell timeouts follow the same decision as the notebook's start
     assert F.profile_for("01_attention_lowrank", "auto") == (profile, why)
     assert F.profile_for("01_attention_lowrank", "tiny") == ("tiny", None)
+    assert F.cell_timeout("01_attention_lowrank", "gpu-small") == F.plan("01_attention_lowrank",
+                                                                          profile="gpu-small").timeout_s()
     run = F.resolve("01_attention_lowrank", "auto", check_hub=False, quiet=False, overrides={})
-    assert run.profile == "local" and run.device == "cuda"
-    assert "profile auto -> local: the full plan's largest step" in capsys.readouterr().out
+    assert run.profile == "gpu-small" and run.device == "cuda" and run.cfg.sizes["410m"]["hidden"] == 512
+    out = capsys.readouterr().out
+    assert "profile auto -> gpu-small: the full plan's largest step" in out and "(gpu-small profile)" in out
+    # there it trains in fp16 mixed precision (the Trainer's loss scaler), not in fp32
+    assert T.effective_precision(run.cfg.train.precision, run.device) == "fp16-amp"
+    assert T.trainer_precision(run.device)["fp16"] and not T.trainer_precision(run.device)["bf16"]
+    # a GPU too small even for gpu-small's plan: local, saying so
+    _fake_gpu(monkeypatch, 4.0, "a 4 GB card")
+    profile, why = F.auto_profile("01_attention_lowrank")
+    assert profile == "local" and "and so does gpu-small's (pythia-410m stand-in 512 x 6, 5.6 GiB)" in why
+    # PROFILE=full on a T4 stops at once, naming the profile that fits
+    _fake_gpu(monkeypatch, 15.0, "Tesla T4")
+    with pytest.raises(MemoryError, match="PROFILE='gpu-small'"):
+        F.resolve("01_attention_lowrank", "full", check_hub=False, quiet=True)
+    # and a plan's host memory is held against this machine's RAM (a 16 GiB machine here): 04's full plan stops
+    _fake_gpu(monkeypatch, 80.0, "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(P.os, "sysconf", lambda k: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 16 * GiB // 4096}[k])
+    with pytest.raises(MemoryError, match=r"plans 142.2 GiB of host memory .* this machine has 16.0 GiB. Use "
+                                          r"PROFILE='gpu-small'"):
+        P.check(F.plan("04_lowrank_compression"), "cuda")
+    P.check(F.plan("04_lowrank_compression", profile="gpu-small"), "cuda")      # 5.4 GiB: fits
+    # auto weighs the host too: an H100 in a 16 GiB machine runs 04 at gpu-small's scale, saying why
+    profile, why = F.auto_profile("04_lowrank_compression")
+    assert profile == "gpu-small" and "but its 142.2 GiB of host memory is more than this machine's 16.0 GiB" in why
     _fake_gpu(monkeypatch, 80.0, "NVIDIA H100 80GB HBM3")
     assert F.auto_profile("03_partial_layers") == ("full", "the full plan's largest step (pythia-2.8b) needs 47.3 GiB; "
                                                            "this NVIDIA H100 80GB HBM3 has 80.0 GiB")

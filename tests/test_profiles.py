@@ -23,11 +23,11 @@ class Cfg:
     inner: Inner = field(default_factory=Inner)
 
 
-TABLE = {"tiny": Cfg(1), "local": Cfg(2), "full": Cfg(3)}
+TABLE = {"tiny": Cfg(1), "local": Cfg(2), "gpu-small": Cfg(4), "full": Cfg(3)}
 
 
 def test_unknown_profile_names_the_allowed_ones(monkeypatch):
-    with pytest.raises(ProfileError, match="unknown profile 'huge'; allowed: tiny, local, full, auto"):
+    with pytest.raises(ProfileError, match="unknown profile 'huge'; allowed: tiny, local, gpu-small, full, auto"):
         profile_name("huge")
     monkeypatch.setenv("NB_PROFILE", "bogus")
     with pytest.raises(ProfileError, match="bogus"):
@@ -63,13 +63,14 @@ def test_overrides_are_validated():
         apply_overrides(Cfg(), {"inner.steps": 0})
 
 
-def test_full_without_hub_gives_clear_error(monkeypatch):
+@pytest.mark.parametrize("profile", ["full", "gpu-small"])
+def test_a_gpu_profile_without_hub_gives_clear_error(monkeypatch, profile):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(hub, "reachable", lambda *a, **k: False)
-    with pytest.raises(HubUnavailable, match="PROFILE=local"):
-        resolve("nb", TABLE, "full")
+    with pytest.raises(HubUnavailable, match=f"PROFILE={profile} loads .*PROFILE=local"):
+        resolve("nb", TABLE, profile)
 
 
 def test_missing_profile_in_table():
-    with pytest.raises(ProfileError, match="lacks profile"):
+    with pytest.raises(ProfileError, match=r"lacks profile\(s\) \['local', 'gpu-small', 'full'\]"):
         resolve("nb", {"tiny": Cfg()}, "tiny")

@@ -21,7 +21,7 @@ MAX_LINES = 560
 @pytest.mark.parametrize("fam", families.FAMILIES, ids=lambda f: f.study)
 def test_every_family_has_a_study_and_a_report_with_the_family_interface(fam):
     study = fam.study_module()
-    assert set(study.PROFILES) == {"tiny", "local", "full"} and callable(study.full_plan)
+    assert set(study.PROFILES) == {"tiny", "local", "gpu-small", "full"} and callable(study.full_plan)
     assert callable(fam.report.report) and isinstance(fam.title, str)
     assert fam.report.__name__ == f"helpers.{fam.study.removesuffix('_study')}_report"
     assert all((REPO_ROOT / "notebooks" / f"{nb}.ipynb").exists() for nb in fam.notebooks)
