@@ -123,8 +123,9 @@ def test_non_finite_metrics_are_found_at_any_depth():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_the_hosted_setup_installs_once_and_a_restarted_kernel_steps_back_into_the_clone(path, tmp_path, monkeypatch):
     """The setup cell on a simulated Colab: the first run clones, installs (keeping the hosted torch: no torch pin
-    reinstalled) and prepares the assets, then works inside the clone; after a kernel restart (the working folder is
-    the session's again) it installs nothing and steps back into the clone; off Colab/Kaggle it does nothing."""
+    reinstalled) and, without a GPU, prepares the assets, then works inside the clone; after a kernel restart (the
+    working folder is the session's again) it installs nothing and steps back into the clone; off Colab/Kaggle it
+    does nothing; with a GPU (a GPU profile, which loads from the hub) it prepares no assets."""
     import os
     import subprocess
     import sys
@@ -154,3 +155,13 @@ def test_the_hosted_setup_installs_once_and_a_restarted_kernel_steps_back_into_t
     monkeypatch.chdir(tmp_path)                                        # a kernel restart
     exec(source, {})
     assert len(calls) == 3 and os.getcwd() == str(tmp_path / "llm-lowrank-lab")
+    # a hosted GPU machine runs a GPU profile, which loads from the hub: no offline assets prepared
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    (tmp_path / "gpu").mkdir()
+    monkeypatch.chdir(tmp_path / "gpu")
+    calls.clear()
+    tmp_path = tmp_path / "gpu"
+    exec(source, {})
+    assert [c[0][:2] if isinstance(c[0], list) else "pip" for c in calls] == [["git", "clone"], "pip"]
