@@ -172,10 +172,8 @@ PROFILES = {
         lm=_LOCAL_LM, grid=grid_declaration((2, 4, 8), (1, 2, 4)), grid_seeds=(0, 1, 2), reruns=3,
         equal_tokens=800 * 8 * 128, token_seeds=(0, 1), schedule_steps=600, schedules=seed_schedules(600),
         lr_range=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1), workers=2),
-    # full: the seed's scale on a dedicated GPU (wall-clock budget), one training seed per arm as the seed ran it
-    # (its verdicts say "n = 1: no test"); helpers/planning's plan gives the hours
     # gpu-small: the seed's corpus and grid on one free GPU, a 384 x 6 NeoX with a 16,000-token BPE: 45-second
-    # budgets (the grid's 12 cells x 2 seeds, 3 reruns of one cell: the spread of an identical configuration) and
+    # budgets (the grid's 12 cells x 2 seeds; the base cell run 3 times in all: the spread of one configuration) and
     # 300-step schedule / lr runs of the 4 x 4 cell over 2 seeds each, under an hour on a T4 by the plan
     "gpu-small": PretrainStudyConfig(
         lm=PretrainConfig(corpus="ruwiki", tokenizer="ruwiki-bpe-16000", size=NeoXSize(hidden=384, layers=6, heads=6),
@@ -185,6 +183,8 @@ PROFILES = {
         grid=grid_declaration((4, 6, 8, 10), (4, 6, 8)), grid_seeds=(0, 1), reruns=3, equal_tokens=None,
         schedule_steps=300, schedules=seed_schedules(300), schedule_seeds=(0, 1),
         lr_range=(3e-4, 1e-3, 3e-3), lr_seeds=(0, 1)),
+    # full: the seed's scale on a dedicated GPU (wall-clock budget), one training seed per arm as the seed ran it
+    # (its verdicts say "n = 1: no test"); helpers/planning's plan gives the hours
     "full": PretrainStudyConfig(
         lm=PretrainConfig(corpus="ruwiki", tokenizer="ruwiki-bpe-32000", size=NeoXSize(hidden=768, layers=10, heads=12),
                           block=512, eval_blocks=512,

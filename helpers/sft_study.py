@@ -119,9 +119,9 @@ PROFILES = {
                           dpo_search=((0.1, 1e-3), (0.5, 1e-3), (0.5, 3e-3)), dpo_seeds=(0, 1),
                           sft=SFTSettings(steps=30, batch_size=4, warmup_steps=3, eval_every=10, eval_rows=32),
                           dpo=DPOSettings(steps=40, batch_size=4, eval_every=20)),
-    # full: a base model taught to chat, sized for about two hours on one 80 GB GPU (python -m helpers plan)
     # gpu-small: the full profile's model and data on one 16 GB GPU without bf16 (fp32 frozen weights, fp16 mixed
-    # precision), sequences of up to 384 tokens, a tenth of its steps and rows, two seeds for every arm (DPO's too)
+    # precision), sequences of up to 384 tokens, a tenth of its rows, 50 SFT and 60 DPO steps (1,000 and 400 in
+    # full), two seeds for every arm (DPO's too)
     "gpu-small": SFTDPOConfig(model="HuggingFaceTB/SmolLM2-360M", chat_template="chatml", data="ultra",
                               max_length=384, train_rows=2_000, policy_rows=800, val_rows=128, test_rows=128,
                               heldout_rows=128, hard_pairs=0, gen_rows=48, gen_tokens=96, accum_examples=480,
@@ -130,6 +130,7 @@ PROFILES = {
                               sft=SFTSettings(steps=50, batch_size=8, lr=2e-4, warmup_steps=5, eval_every=25,
                                               eval_rows=64, log_every=10),
                               dpo=DPOSettings(steps=60, batch_size=4, lr=5e-5, eval_every=20, log_every=10)),
+    # full: a base model taught to chat, sized for about two hours on one 80 GB GPU (python -m helpers plan)
     "full": SFTDPOConfig(model="HuggingFaceTB/SmolLM2-360M", chat_template="chatml", data="ultra", max_length=1024,
                          train_rows=20_000, policy_rows=8_000, val_rows=1_000, test_rows=1_000, heldout_rows=1_000,
                          hard_pairs=0, gen_rows=128, gen_tokens=128, accum_examples=4_000, accum_micro=4,
