@@ -20,6 +20,7 @@ from .models import NeoXSize, count_params, neox_config
 from .planning import NotebookPlan, train_seconds
 from .pretrain import PretrainConfig, head
 from .pretrain import pretrain as train_lm
+from .profiles import apply_overrides
 from .provenance import track
 from .results import load_or_run
 from .train import TrainConfig
@@ -59,16 +60,6 @@ PROFILES = {
                           train=TrainConfig(max_steps=600, batch_size=16, lr=2e-3, eval_every=100, log_every=20,
                                             warmup_steps=30, scheduler="cosine", weight_decay=0.1, adam_beta2=0.95,
                                             time_budget_s=1200))),   # a safety stop only: the run is 600 steps
-    # gpu-small: the full profile's data, reference model and LM on one 16 GB GPU, the LM for a third of its steps
-    # (under half an hour on a T4 by the plan)
-    "gpu-small": DataStudyConfig(
-        stats_corpora=("wikitext2",), tokenizers=("EleutherAI/pythia-410m",),
-        ref_model="HuggingFaceTB/SmolLM2-135M-Instruct", ref_corpora=("wikitext2",), ref_blocks=256, ref_block=1024,
-        lm=PretrainConfig(corpus="wikitext2", tokenizer="EleutherAI/pythia-410m",
-                          size=NeoXSize(hidden=512, layers=8, heads=8), block=1024, eval_blocks=256,
-                          train=TrainConfig(max_steps=1000, batch_size=8, grad_accum=2, lr=6e-4, eval_every=100,
-                                            log_every=50, warmup_steps=50, scheduler="cosine", weight_decay=0.1,
-                                            adam_beta2=0.95))),
     "full": DataStudyConfig(
         stats_corpora=("wikitext2",), tokenizers=("EleutherAI/pythia-410m",),
         ref_model="HuggingFaceTB/SmolLM2-135M-Instruct", ref_corpora=("wikitext2",), ref_blocks=256, ref_block=1024,
@@ -78,6 +69,10 @@ PROFILES = {
                                             log_every=50, warmup_steps=100, scheduler="cosine", weight_decay=0.1,
                                             adam_beta2=0.95))),
 }
+# gpu-small: the full profile's data, reference model and LM on one 16 GB GPU, the LM for a third of its steps
+# (under half an hour on a T4 by the plan)
+PROFILES["gpu-small"] = apply_overrides(PROFILES["full"], {"lm.train.max_steps": 1000, "lm.train.eval_every": 100,
+                                                           "lm.train.warmup_steps": 50})
 
 
 # ------------------------------------------------------------------------------------------------ sections
