@@ -1,0 +1,74 @@
+"""A CPU probe of notebook 05's gpu-small profile (no GPU was available to choose it): does each arm leave the
+predict-zero plateau in the first steps of its curriculum? Each variant trains one arm, one tuning seed (100, never
+reported), for its first steps on one thread, and is scored on validation prompts (cfg.val_seed) at the point the
+curriculum has reached, against averaging on the same prompts at k = 2d. One record in results/benchmarks/.
+
+It answers a narrower question than a regime search (the first 1,500-2,000 of 6,000 steps, one seed), on the CPU
+because that is what this machine has: a plateau here says the profile's first steps have not learned, not that the
+whole run cannot.
+
+    python benchmarks/gpu_small_probe.py            # 3 variants, two side by side (~8 minutes on 2 cores)
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from helpers import icl
+from helpers import looped_study as L
+from helpers.icl_train import baseline_errors, errors_vs_k, fixed, fixed_test_set, train_model
+from helpers.parallel import map_processes
+from helpers.results import save_run
+
+SEED = 100
+
+
+def variants(cfg) -> dict:
+    """{name: (arm, training config)}: the profile as configured, each arm; and the looped arm with the local
+    regime's cures (a curriculum from d = 2 and from 4 loops, lr 1e-3)."""
+    first = dataclasses.replace(cfg.train, steps=1500, log_every=100)
+    easier = dataclasses.replace(cfg.train, steps=2000, log_every=100, lr=1e-3, dims=icl.Schedule(2, 10, 1, 500),
+                                 points=icl.Schedule(5, 21, 2, 500), loops=icl.Schedule(4, 30, 2, 250))
+    return {"looped, as configured": ("looped", first), "standard, as configured": ("standard", first),
+            "looped, from d=2 and 4 loops, lr 1e-3": ("looped", easier)}
+
+
+def probe(arm: str, tcfg, cfg) -> dict:
+    mcfg = L.arms(cfg)[arm]
+    res = train_model(mcfg, tcfg, SEED)
+    last = tcfg.steps - 1
+    d, b = tcfg.dims(last), tcfg.loops(last)
+    xs, ys, _ = fixed_test_set(dataclasses.replace(tcfg, dims=fixed(d), points=fixed(tcfg.points(last))),
+                               mcfg.n_dims, seed=cfg.val_seed)
+    k = min(2 * d, xs.shape[1] - 1)
+    err = errors_vs_k(res["model"], xs, ys, icl.error_scale(tcfg.task, d), loops=b if mcfg.looped else None).mean(0)
+    avg = baseline_errors(tcfg.task, xs, ys, d, len(xs))["averaging"].mean(0)
+    tail = [v for s, v in res["curve"].items() if s > tcfg.steps - 500]
+    return {"arm": arm, "steps": res["steps"], "lr": tcfg.lr, "d": d, "points": int(xs.shape[1]), "loops": b,
+            "train_loss_last_500": sum(tail) / len(tail), "error_k2d": float(err[k]), "averaging_k2d": float(avg[k]),
+            "ratio_to_averaging": float(err[k] / avg[k]), "wall_s": res["wall_s"], "curve": res["curve"]}
+
+
+def main():
+    torch.set_num_threads(1)
+    cfg = L.PROFILES["gpu-small"]
+    jobs = {name: (arm, tcfg, cfg) for name, (arm, tcfg) in variants(cfg).items()}
+    rows = map_processes(probe, jobs, workers=2, progress="probe")
+    for name, r in rows.items():
+        print(f"{name:<42} {r['steps']:>5} steps (d = {r['d']}, {r['points']} points, {r['loops']} loops): train loss "
+              f"{r['train_loss_last_500']:.3f} (1 = predicting zero), error at k = 2d {r['error_k2d']:.3f} vs "
+              f"averaging {r['averaging_k2d']:.3f}")
+    config = {"profile": "gpu-small", "seed": SEED, "model": dataclasses.asdict(cfg.model),
+              "standard_layers": cfg.standard_layers, "val_seed": cfg.val_seed,
+              "variants": {n: {"arm": a, "train": dataclasses.asdict(t)} for n, (a, t) in variants(cfg).items()}}
+    metrics = {f"{n}.{k}": v for n, r in rows.items() for k, v in r.items() if isinstance(v, float)}
+    path = save_run("benchmarks", "gpu_small_probe", "looped-first-steps", config, metrics, profile="gpu-small",
+                    seed=SEED, device="cpu", curves={n: r["curve"] for n, r in rows.items()},
+                    tables={"variants": [{"variant": n, **{k: v for k, v in r.items() if k != "curve"}}
+                                         for n, r in rows.items()]})
+    print(f"record: {path}")
+
+
+if __name__ == "__main__":
+    main()
