@@ -108,8 +108,8 @@ PROFILES = {
     # half its width (128: a quarter of the FLOPs per block) and half its batch (32), the curriculum shortened to
     # 6,000 steps (dims 5 -> 10 and points 11 -> 21 every 500 steps, loops 15 -> 30 every 200), lr 3e-4 for the
     # shorter run, two seeds per arm, the options and two of the other tasks at 1,500 steps over two seeds: under an
-    # hour on a T4 by the plan. Not measured on a GPU here: the notebook's gates (each arm against least squares and
-    # averaging) say whether it learned.
+    # hour on a T4 by the plan. Not run on a GPU; a CPU probe of its first 1,500 steps (benchmarks/gpu_small_probe.py)
+    # left both arms on the predict-zero plateau: a regime search on a GPU should move this point (README).
     "gpu-small": LoopedStudyConfig(
         model=LoopedConfig(n_dims=10, n_positions=21, width=128, n_head=4, loops=30, window=15), standard_layers=12,
         train=ICLTrainConfig(steps=6_000, batch_size=32, lr=3e-4, dims=icl.Schedule(5, 10, 1, 500),
