@@ -115,7 +115,7 @@ PROFILES = {
                                                log_every=1, progress=False), heal_block=32,
                               center_policies=("none", "except-v"), center_draws=2, center_reductions=(0.2,)),
     "local": CompressionConfig(fit_steps=(100, 300, 1000), fit_tokens=2048),   # 10k Adam steps: benchmarks/
-    # gpu-small: one 16 GB GPU and ~12 GB of host RAM (Colab): the largest Llama-family model whose float64
+    # gpu-small: one 16 GB GPU and ~12 GB of host RAM (Colab): the largest SmolLM2 (a Llama) whose float64
     # statistics fit that RAM twice over (section f holds two draws): SmolLM2-360M (2.4 GB per draw; SmolLM2-1.7B
     # would need 15 GB per draw, a 1.1B TinyLlama 7.8 GB), calibrated on WikiText-2 train and scored on its test split
     # at the full profile's sequence length, healed with fp16 mixed precision

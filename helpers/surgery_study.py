@@ -364,5 +364,6 @@ def full_plan(nb: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
     small = any(cfg.sizes.values())
     return NotebookPlan(nb, mem, work, b.get("gpu"),
                         "low-rank variants are timed as the original (their matmuls are smaller: an upper bound)"
-                        + ("; stand-ins at the MFU measured for Pythia-410m (smaller models reach less: optimistic)"
+                        + ("; stand-ins at the MFU measured for the real Pythia sizes (smaller models reach less: "
+                           "optimistic)"
                            if small else ""))
