@@ -11,20 +11,12 @@ from __future__ import annotations
 import math
 
 from .memory import GiB, counts, inference_plan, training_plan
-from .models import mistral_config, smollm2_config
+from .models import llama_linear_shapes, mistral_config, smollm2_config
 from .planning import NotebookPlan, train_seconds
 
 # the models a GPU profile compresses: their shapes (no download) and the GPU memory the plan assumes for the
 # statistics' passes (the profile's card)
 SHAPES = {"Open-Orca/Mistral-7B-OpenOrca": (mistral_config, 80), "HuggingFaceTB/SmolLM2-360M": (smollm2_config, 15)}
-
-
-def _linears(conf) -> list[tuple[int, int]]:
-    """(in, out) of one decoder layer's Linears: q, k, v, o, gate, up, down."""
-    h, i = conf.hidden_size, conf.intermediate_size
-    kv = getattr(conf, "head_dim", None) or h // conf.num_attention_heads
-    kv *= conf.num_key_value_heads
-    return [(h, h), (h, kv), (h, kv), (h, h), (h, i), (h, i), (i, h)]
 
 
 def _stats_cost(conf) -> float:
@@ -33,7 +25,7 @@ def _stats_cost(conf) -> float:
 
 
 def _basis_cost(conf, whiten: bool) -> float:
-    return sum(a * b * min(a, b) + (a ** 3 if whiten else 0) for a, b in _linears(conf))
+    return sum(a * b * min(a, b) + (a ** 3 if whiten else 0) for a, b in llama_linear_shapes(conf).values())
 
 
 def full_plan(notebook: str, b: dict, cfg, bf16: bool = True) -> NotebookPlan:
@@ -51,7 +43,7 @@ def full_plan(notebook: str, b: dict, cfg, bf16: bool = True) -> NotebookPlan:
     emb = conf.vocab_size * h * (1 if conf.tie_word_embeddings else 2)
     block_params = n - emb                                          # the Linears that get compressed
     # whiten bases keep V (out x min(in, out)) per Linear in float32, offloaded to the host
-    v_elems = L * sum(b_ * min(a, b_) for a, b_ in _linears(conf))
+    v_elems = L * sum(b_ * min(a, b_) for a, b_ in llama_linear_shapes(conf).values())
     heal = cfg.heal
     student_trainable = round((1 - cfg.heal_reduction) * block_params)
     # healing: the student (factors trainable) alone on the GPU (the teacher waits on the CPU); with pure-bf16 the

@@ -17,7 +17,7 @@ from .data import corpus_stats, lm_blocks, load_corpus, load_pretrained, load_to
 from .evaluate import lm_loss
 from .memory import training_plan
 from .models import NeoXSize, count_params, neox_config
-from .planning import NotebookPlan, train_seconds
+from .planning import NotebookPlan, mixed_precision, train_seconds
 from .pretrain import PretrainConfig, head
 from .pretrain import pretrain as train_lm
 from .profiles import apply_overrides
@@ -135,7 +135,7 @@ def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPl
     lm = (cfg or PROFILES["full"]).lm
     conf = neox_config(lm.size, vocab_size=50304)
     t = lm.train
-    plan = training_plan("NeoX from scratch", conf, t.batch_size, lm.block, "bf16-autocast" if bf16 else "fp16-amp")
+    plan = training_plan("NeoX from scratch", conf, t.batch_size, lm.block, mixed_precision(bf16))
     tokens = t.max_steps * t.batch_size * t.grad_accum * lm.block
     return NotebookPlan(notebook, [plan], [
         (f"NeoX {lm.size.hidden} x {lm.size.layers}: {t.max_steps} steps of {t.batch_size * t.grad_accum} x "

@@ -106,8 +106,9 @@ def auto_profile(notebook: str) -> tuple[str, str]:
         return "local", "no CUDA GPU"
     props = torch.cuda.get_device_properties(0)
     have = props.total_memory / planning.GiB
-    full_plan = plan(notebook)
-    full, small = full_plan.peak, plan(notebook, profile="gpu-small").peak
+    bench = planning.bench_records()                    # read once for both plans
+    full_plan = plan(notebook, bench)
+    full, small = full_plan.peak, plan(notebook, bench, profile="gpu-small").peak
     step = f"the full plan's largest step ({full.name}) needs {full.total / planning.GiB:.1f} GiB"
     ram = planning.host_ram()
     if full.fits(have) and full_plan.host <= ram:

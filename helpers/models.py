@@ -153,4 +153,13 @@ class LoopedConfig:
 LLAMA_LINEARS = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
                  "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj", "lm_head": "lm_head"}
 LLAMA_GROUPS = {"attention": ("q", "k", "v", "o"), "mlp": ("gate", "up", "down")}
+
+
+def llama_linear_shapes(config) -> dict[str, tuple[int, int]]:
+    """(in, out) of one decoder layer's block Linears of a Llama / Mistral-shaped config, by module name (the plans'
+    parameter and memory arithmetic: LoRA's adapters, notebook 04's statistics and bases)."""
+    h, i = config.hidden_size, config.intermediate_size
+    kv = (getattr(config, "head_dim", None) or h // config.num_attention_heads) * config.num_key_value_heads
+    return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h), "gate_proj": (h, i),
+            "up_proj": (h, i), "down_proj": (i, h)}
 FACTORIZATIONS = ("svd", "whiten", "scaled")

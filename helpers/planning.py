@@ -22,6 +22,7 @@ import dataclasses
 import os
 
 from .memory import GiB, MemoryPlan, check_fits
+from .models import llama_linear_shapes
 from .results import load_records
 
 # WikiText-2 (raw) training split: 2,088,628 words (Merity et al. 2016, Table 1) x 1.286 BPE tokens per word (the
@@ -120,6 +121,12 @@ class NotebookPlan:
 
 
 # ------------------------------------------------------------------------------------------------ the benchmark
+def mixed_precision(bf16: bool) -> str:
+    """The precision a full-weight training run is planned in: bf16 autocast on a card with bf16, fp16 with a loss
+    scaler on one without (helpers.train.effective_precision's choice; the same bytes either way)."""
+    return "bf16-autocast" if bf16 else "fp16-amp"
+
+
 def bench_records() -> list[dict]:
     """The committed benchmark records (what bench() reads when given none)."""
     return load_records(notebook="benchmarks", report=False)
@@ -181,22 +188,20 @@ def host_ram() -> int:
 def check(plan: NotebookPlan, device: str) -> None:
     """Stop a GPU run whose plan does not fit the GPU in use or this machine's RAM, naming the overrides that lower
     it (and, for the full profile, the profile sized for 16 GB cards)."""
-    smaller = (" or PROFILE='gpu-small' (sized for one 16 GB GPU: `python -m helpers plan --profile gpu-small "
-               "--device t4`)" if plan.profile == "full" else "")
+    smaller = ("PROFILE='gpu-small' (sized for one 16 GB GPU: `python -m helpers plan --profile gpu-small --device "
+               "t4`)" if plan.profile == "full" else "")
     for m in plan.memory:
         check_fits(m, device, "a smaller micro-batch with more accumulation (train.batch_size / train.grad_accum) "
-                              "or train.gradient_checkpointing=True, via the notebook's OVERRIDES" + smaller)
+                              "or train.gradient_checkpointing=True, via the notebook's OVERRIDES"
+                              + (f" or {smaller}" if smaller else ""))
     host, ram = plan.host, host_ram()
     if str(device).startswith("cuda") and host > ram:
         raise MemoryError(f"{plan.notebook} ({plan.profile} profile) plans {host / GiB:.1f} GiB of host memory "
                           f"(float64 statistics, offloaded bases); this machine has {ram / GiB:.1f} GiB"
-                          + (smaller.replace(" or ", ". Use ", 1) if smaller else ""))
+                          + (f". Use {smaller}" if smaller else ""))
 
 
 def lora_params(config, lora) -> int:
     """Trainable parameters of LoRA (rank r: r x (in + out) per adapted Linear) on a Llama-shaped model."""
-    h, i, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    kv = h * config.num_key_value_heads // config.num_attention_heads
-    shapes = {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h), "gate_proj": (h, i),
-              "up_proj": (h, i), "down_proj": (i, h)}
-    return L * sum(lora.r * sum(shapes[t]) for t in lora.targets)
+    shapes = llama_linear_shapes(config)
+    return config.num_hidden_layers * sum(lora.r * sum(shapes[t]) for t in lora.targets)

@@ -39,7 +39,7 @@ from .evaluate import lm_loss
 from .memory import training_plan
 from .models import NeoXSize, count_params, neox_config
 from .paths import REPO_ROOT
-from .planning import NotebookPlan, train_seconds
+from .planning import NotebookPlan, mixed_precision, train_seconds
 from .pretrain import LMData, PretrainConfig, bits_per_char, config_data, generate, new_neox
 from .profiles import apply_overrides
 from .results import keyed, load_or_run, save_result
@@ -486,8 +486,7 @@ def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPl
     grid_cells = [(p["lm.train.batch_size"], p["lm.train.grad_accum"]) for p in cells(cfg.grid).values()]
     big = max(bs for bs, _ in grid_cells)
     vocab = int(lm.tokenizer.rpartition("-bpe-")[2]) if "-bpe-" in lm.tokenizer else 32000
-    plan = training_plan("07 LM", neox_config(lm.size, vocab_size=vocab), big, lm.block,
-                         "bf16-autocast" if bf16 else "fp16-amp")
+    plan = training_plan("07 LM", neox_config(lm.size, vocab_size=vocab), big, lm.block, mixed_precision(bf16))
     budget = lm.train.time_budget_s
     timed = len(grid_cells) * len(cfg.grid_seeds) + cfg.reruns - 1
     stepped = len(cfg.schedules) * len(cfg.schedule_seeds) + len(cfg.lr_range) * len(cfg.lr_seeds)

@@ -22,7 +22,7 @@ from .data import check_tokenizer_name
 from .memory import training_plan
 from .models import PYTHIA, from_config, param_counts, pythia_config
 from .paths import checkpoints_dir
-from .planning import WIKITEXT2_TRAIN_TOKENS, NotebookPlan, train_seconds
+from .planning import WIKITEXT2_TRAIN_TOKENS, NotebookPlan, mixed_precision, train_seconds
 from .pretrain import lm_data
 from .profiles import apply_overrides
 from .results import find_record, keyed, run_id
@@ -347,7 +347,7 @@ def full_plan(nb: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
         conf = model_config(cfg, size, 50304)[0]          # Pythia's, or the profile's stand-in for it
         name = f"pythia-{size}" + ("" if cfg.sizes[size] is None else
                                    f" stand-in {conf.hidden_size} x {conf.num_hidden_layers}")
-        plan = training_plan(name, conf, bs, cfg.block, "bf16-autocast" if bf16 else "fp16-amp",
+        plan = training_plan(name, conf, bs, cfg.block, mixed_precision(bf16),
                              checkpointing=bool(cfg.train.gradient_checkpointing))
         mem.append(plan)
         if cfg.epochs:
