@@ -7,10 +7,16 @@ It answers a narrower question than a regime search (the first 1,500-2,000 of 6,
 because that is what this machine has: a plateau here says the profile's first steps have not learned, not that the
 whole run cannot.
 
-    python benchmarks/gpu_small_probe.py            # 3 variants, two side by side (~8 minutes on 2 cores)
+    python benchmarks/gpu_small_probe.py            # round 1: 3 variants, two side by side (~8 minutes on 2 cores)
+    python benchmarks/gpu_small_probe.py --round 2  # round 2: the local regime's batch 128 (~35 minutes on 2 cores)
+
+Round 1 left every variant on the plateau, the easier curriculum (from d = 2) too, at batch 32. Round 2 carries over
+what the local profile learned with (batch 128, lr 1e-3 with warmup, d = 2 first), at the profile's width and loops,
+with the curriculum held 400 steps per dimension, in the profile's token format and in the local one (extra_dim).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import torch
@@ -24,18 +30,26 @@ from helpers.results import save_run
 SEED = 100
 
 
-def variants(cfg) -> dict:
-    """{name: (arm, training config)}: the profile as configured, each arm; and the looped arm with the local
-    regime's cures (a curriculum from d = 2 and from 4 loops, lr 1e-3)."""
+def variants(cfg, rnd: int = 1) -> dict:
+    """{name: (arm, model overrides, training config)}. Round 1: the profile as configured, each arm; and the looped
+    arm with the local regime's cures (a curriculum from d = 2 and from 4 loops, lr 1e-3). Round 2: the looped arm
+    at the local regime's batch (128) and lr (1e-3, 100 warmup steps), d = 2 -> 6 over 2,000 steps, in each token
+    format."""
+    if rnd == 2:
+        t = dataclasses.replace(cfg.train, steps=2000, log_every=100, batch_size=128, lr=1e-3, warmup=100,
+                                dims=icl.Schedule(2, 10, 1, 400), points=icl.Schedule(5, 21, 2, 250),
+                                loops=icl.Schedule(4, 30, 2, 150))
+        return {"looped, batch 128, lr 1e-3, d=2 -> 6": ("looped", {}, t),
+                "looped, batch 128, lr 1e-3, d=2 -> 6, extra_dim": ("looped", {"token_format": "extra_dim"}, t)}
     first = dataclasses.replace(cfg.train, steps=1500, log_every=100)
     easier = dataclasses.replace(cfg.train, steps=2000, log_every=100, lr=1e-3, dims=icl.Schedule(2, 10, 1, 500),
                                  points=icl.Schedule(5, 21, 2, 500), loops=icl.Schedule(4, 30, 2, 250))
-    return {"looped, as configured": ("looped", first), "standard, as configured": ("standard", first),
-            "looped, from d=2 and 4 loops, lr 1e-3": ("looped", easier)}
+    return {"looped, as configured": ("looped", {}, first), "standard, as configured": ("standard", {}, first),
+            "looped, from d=2 and 4 loops, lr 1e-3": ("looped", {}, easier)}
 
 
-def probe(arm: str, tcfg, cfg) -> dict:
-    mcfg = L.arms(cfg)[arm]
+def probe(arm: str, overrides: dict, tcfg, cfg) -> dict:
+    mcfg = dataclasses.replace(L.arms(cfg)[arm], **overrides)
     res = train_model(mcfg, tcfg, SEED)
     last = tcfg.steps - 1
     d, b = tcfg.dims(last), tcfg.loops(last)
@@ -51,9 +65,12 @@ def probe(arm: str, tcfg, cfg) -> dict:
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--round", type=int, choices=(1, 2), default=1, help="which set of variants (default: 1)")
+    rnd = ap.parse_args().round
     torch.set_num_threads(1)
     cfg = L.PROFILES["gpu-small"]
-    jobs = {name: (arm, tcfg, cfg) for name, (arm, tcfg) in variants(cfg).items()}
+    jobs = {name: (arm, over, tcfg, cfg) for name, (arm, over, tcfg) in variants(cfg, rnd).items()}
     rows = map_processes(probe, jobs, workers=2, progress="probe")
     for name, r in rows.items():
         print(f"{name:<42} {r['steps']:>5} steps (d = {r['d']}, {r['points']} points, {r['loops']} loops): train loss "
@@ -61,9 +78,10 @@ def main():
               f"averaging {r['averaging_k2d']:.3f}")
     config = {"profile": "gpu-small", "seed": SEED, "model": dataclasses.asdict(cfg.model),
               "standard_layers": cfg.standard_layers, "val_seed": cfg.val_seed,
-              "variants": {n: {"arm": a, "train": dataclasses.asdict(t)} for n, (a, t) in variants(cfg).items()}}
+              "variants": {n: {"arm": a, "train": dataclasses.asdict(t), **({"model_overrides": o} if o else {})}
+                           for n, (a, o, t) in variants(cfg, rnd).items()}}
     metrics = {f"{n}.{k}": v for n, r in rows.items() for k, v in r.items() if isinstance(v, float)}
-    path = save_run("benchmarks", "gpu_small_probe", "looped-first-steps", config, metrics, profile="gpu-small",
+    path = save_run("benchmarks", "gpu_small_probe", "looped-first-steps" + ("" if rnd == 1 else f"-round{rnd}"), config, metrics, profile="gpu-small",
                     seed=SEED, device="cpu", curves={n: r["curve"] for n, r in rows.items()},
                     tables={"variants": [{"variant": n, **{k: v for k, v in r.items() if k != "curve"}}
                                          for n, r in rows.items()]})
