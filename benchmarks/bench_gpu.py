@@ -6,7 +6,9 @@
   07 pretraining LM    the same for notebook 07's full model (NeoX 768 x 10, block 512)
   06 SFT step          SmolLM2-360M (bf16 weights) with LoRA r = 16 on every Linear, batch 8 x 1024
   04 calibration       Mistral-7B forward passes in bf16, batch 1 x 1024 (calibration and evaluation speed)
-  05 looped model      steps/s of the looped transformer at d = 20 (the full profile's final curriculum point)
+  05 looped model      steps/s of the looped transformer at d = 20 (the full profile's final curriculum point), alone
+                       and as the full profile packs it: per_gpu runs side by side on the one GPU (their summed
+                       steps/s over one run's is the packing speedup the plan reads)
 
 Weights are random (no download; throughput does not depend on their values). Each case also reports the measured
 peak memory (torch.cuda.max_memory_allocated) beside helpers.memory's plan for it. The record goes to
@@ -31,6 +33,7 @@ from helpers.compress import Bases, InputStats
 from helpers.icl_train import fixed, train_model
 from helpers.memory import inference_plan, training_plan
 from helpers.models import NeoXSize, count_params, mistral_config, neox_config, pythia_config, smollm2_config
+from helpers.parallel import map_processes
 from helpers.results import save_run
 
 # dense (not sparse) bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s; matched on the device name
@@ -163,6 +166,29 @@ def looped_steps(steps: int) -> dict:
             "loops": m.loops, "d": m.n_dims, "points": m.n_positions}
 
 
+def _packed_run(steps: int, seed: int, device: str) -> dict:
+    """One looped run in a worker pinned to the GPU (helpers.parallel): its wall-clock span."""
+    cfg = L.PROFILES["full"]
+    m = cfg.model
+    tcfg = dataclasses.replace(cfg.train, dims=fixed(m.n_dims), points=fixed(m.n_positions), loops=fixed(m.loops),
+                               time_budget_s=None, log_every=10**9)
+    train_model(m, dataclasses.replace(tcfg, steps=3), seed, device)               # warm-up in this process
+    start = time.time()
+    res = train_model(m, dataclasses.replace(tcfg, steps=steps), seed, device)
+    return {"start": start, "end": time.time(), "steps": res["steps"]}
+
+
+def looped_packed(steps: int, alone_steps_per_s: float) -> dict:
+    """per_gpu looped runs side by side on GPU 0 (the sweep runner's packing): summed steps/s over the span from the
+    first start to the last end, and its ratio to one run alone."""
+    k = L.PROFILES["full"].per_gpu
+    out = map_processes(_packed_run, {i: (steps, i, "cuda") for i in range(k)}, device="cuda", per_device=k,
+                        n_devices=1)
+    span = max(r["end"] for r in out.values()) - min(r["start"] for r in out.values())
+    total = sum(r["steps"] for r in out.values()) / span
+    return {"runs": k, "steps_per_s_summed": total, "speedup": total / alone_steps_per_s}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=10, help="timed steps per case (after warm-up)")
@@ -217,6 +243,10 @@ def main():
     rows["05 looped d=20"] = lp
     print(f"{'05 looped model d=20, 30 loops':<42} {lp['looped_steps_per_s']:8.1f} steps/s (batch {lp['batch']}); "
           f"standard {lp['standard_steps_per_s']:.1f} steps/s")
+    pk = looped_packed(args.looped_steps, lp["looped_steps_per_s"])
+    rows["05 looped d=20 packed"] = pk
+    print(f"{'05 looped model, ' + str(pk['runs']) + ' runs side by side':<42} {pk['steps_per_s_summed']:8.1f} steps/s "
+          f"summed: x{pk['speedup']:.2f} one run's")
     config = {"steps": args.steps, "looped_steps": args.looped_steps, "gpu": gpu, "attn": attns}
     metrics = {f"{case}.{k}": v for case, r in rows.items() for k, v in r.items() if not isinstance(v, str)}
     path = save_run("benchmarks", "bench_gpu", "throughput", config, metrics, profile="full", seed=0, device="cuda",

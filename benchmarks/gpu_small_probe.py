@@ -81,7 +81,8 @@ def main():
               "variants": {n: {"arm": a, "train": dataclasses.asdict(t), **({"model_overrides": o} if o else {})}
                            for n, (a, o, t) in variants(cfg, rnd).items()}}
     metrics = {f"{n}.{k}": v for n, r in rows.items() for k, v in r.items() if isinstance(v, float)}
-    path = save_run("benchmarks", "gpu_small_probe", "looped-first-steps" + ("" if rnd == 1 else f"-round{rnd}"), config, metrics, profile="gpu-small",
+    variant = "looped-first-steps" + ("" if rnd == 1 else f"-round{rnd}")
+    path = save_run("benchmarks", "gpu_small_probe", variant, config, metrics, profile="gpu-small",
                     seed=SEED, device="cpu", curves={n: r["curve"] for n, r in rows.items()},
                     tables={"variants": [{"variant": n, **{k: v for k, v in r.items() if k != "curve"}}
                                          for n, r in rows.items()]})

@@ -21,8 +21,10 @@ Running (torch)
   train        the training core for every causal-LM family (transformers Trainer), its Meter, the precision policy
   pretrain     the from-scratch LM core: one data path and cache, unigram/bigram references, `pretrain(cfg)`
   evaluate     token-weighted LM loss / perplexity (per row for paired comparisons)
-  sweep        the sweep runner: points -> one record each, recorded points loaded, CPU points over workers
-  parallel     small models trained side by side in single-threaded processes
+  sweep        the sweep runner: points -> one record each, recorded points loaded, points over workers; a
+               notebook's sweeps as named objects (Sweep)
+  points       one sweep point as one command (python -m helpers point) and the sweeps as W&B sweep files
+  parallel     models trained side by side: single-threaded CPU processes, or workers pinned to GPUs
   layers       layer selections ("after:k", "a-b") and their mapping onto shallower stand-ins
 Families: <family>_study = typed config and PROFILES, jobs, record-keyed sections that return {(variant, seed):
 record}, and the GPU profiles' planner `full_plan`; <family>_report = tables, figures, conclusion and report(records),

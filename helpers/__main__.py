@@ -6,6 +6,11 @@
   params [--json]                                                   seed 000's 26 parameter counts vs the notes
   plan [--markdown] [--device t4] [--profile gpu-small]             a GPU profile's memory plan and estimated time
                                                                     per notebook on the benchmarked GPU
+  point --notebook 07 --sweep grid (--variant NAME | --set KEY=VALUE ...) [--seed 0] [--profile full]
+                                                                    train (or load) one point of a notebook's sweep,
+                                                                    exactly as the notebook would (a W&B agent's
+                                                                    command; --KEY=VALUE works as --set KEY=VALUE)
+  sweeps [--profile full] [--out DIR] [--nb 07]                     write each notebook's sweeps as W&B sweep files
   pretrain [--profile tiny|local|gpu-small|full]                    the 00 notebook's from-scratch LM as a script
                                                                     (runs under `accelerate launch` on several GPUs)
   readme [--check]                                                  regenerate (or check) README.md's results
@@ -40,13 +45,27 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--profile", default="full", choices=("full", "gpu-small"), help="the GPU profile planned")
     pl.add_argument("--markdown", action="store_true", help="the README's table")
     pl.add_argument("--device", default=None, help="show the plans on this card: h100, a100, t4, p100")
+    pt = sub.add_parser("point", help="train (or load) one point of one of a notebook's sweeps")
+    pt.add_argument("--notebook", required=True, help="01_attention_lowrank or 01, ...")
+    pt.add_argument("--sweep", required=True, help="the sweep's name (python -m helpers sweeps lists them)")
+    pt.add_argument("--variant", default=None, help="the point's name (its record's variant)")
+    pt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the point's dotted overrides")
+    pt.add_argument("--seed", type=int, default=None, help="the training seed (one of the sweep's)")
+    pt.add_argument("--profile", default=None, help="default: the notebook's PROFILE, else $NB_PROFILE, else auto")
+    pt.add_argument("--force", action="store_true", help="retrain a point that already has a record")
+    sw = sub.add_parser("sweeps", help="write every notebook's sweeps as W&B sweep files (sweeps/<profile>/)")
+    sw.add_argument("--profile", default="full")
+    sw.add_argument("--out", default=None, help="folder (default: sweeps/<profile>)")
+    sw.add_argument("--nb", action="append", default=None, help="only this notebook (repeatable)")
     t = sub.add_parser("pretrain", help="train the small from-scratch LM of notebook 00 (accelerate-launchable)")
     t.add_argument("--profile", default="auto")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-steps", type=int, default=None)
     rd = sub.add_parser("readme", help="regenerate README.md's results blocks from the records")
     rd.add_argument("--check", action="store_true", help="exit 1 if a block differs from what the records give")
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)
+    if extra and args.cmd != "point":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
 
     if args.cmd == "assets":
         from .assets import AssetError, prepare_all
@@ -81,12 +100,46 @@ def main(argv: list[str] | None = None) -> int:
         if args.device:
             plans = [p.on(CARDS[args.device.lower()]) for p in plans]
         print(markdown(plans) if args.markdown else "\n\n".join(p.text() for p in plans))
+    elif args.cmd == "point":
+        return point_command(args, extra)
+    elif args.cmd == "sweeps":
+        from .points import export
+        from .sweep import SweepError
+
+        try:
+            for path in export(args.profile, args.out, args.nb):
+                print(path)
+        except (SweepError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     elif args.cmd == "pretrain":
         pretrain_command(args.profile, args.seed, args.max_steps)
     elif args.cmd == "readme":
         from .readme import main as readme_main
 
         return readme_main(check=args.check)
+    return 0
+
+
+def point_command(args, extra: list[str]) -> int:
+    """`python -m helpers point`: W&B's ${args} arrive as --KEY=VALUE (--seed=0, --variant=..., --lm.train.lr=...)."""
+    from .points import run_point
+    from .sweep import SweepError
+
+    sets = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
+    bad = [kv for kv in args.set if "=" not in kv] + [a for a in extra if not (a.startswith("--") and "=" in a)]
+    if bad:
+        print(f"error: {bad}: give overrides as --set KEY=VALUE or --KEY=VALUE", file=sys.stderr)
+        return 2
+    sets.update(a[2:].split("=", 1) for a in extra)
+    try:
+        rec = run_point(args.notebook, args.sweep, args.variant, sets or None, args.seed, args.profile, args.force)
+    except (SweepError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    shown = {k: v for k, v in rec["metrics"].items() if isinstance(v, (int, float))}
+    print(f"{rec['notebook']} {rec['experiment']} {rec['variant']!r} seed {rec['seed']}: run id {rec['run_id']}; "
+          + ", ".join(f"{k} {v:.4g}" for k, v in list(shown.items())[:4]))
     return 0
 
 

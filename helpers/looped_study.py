@@ -26,9 +26,9 @@ from .looped import LoopedTransformer
 from .looped_report import K_LABELS
 from .memory import MemoryPlan
 from .models import LoopedConfig, count_params
-from .planning import NotebookPlan
+from .planning import NotebookPlan, card_of
 from .results import keyed, load_or_run, load_records
-from .sweep import Point, run_points, sweep
+from .sweep import Point, Sweep, run_sweep, sweep
 
 # the paper's loops per task (b, T); at other scales the profile's own loops are scaled by the same ratio
 TASK_LOOPS = {"linear_regression": (30, 15), "noisy_linear_regression": (30, 15), "sparse_linear_regression": (20, 10),
@@ -55,6 +55,9 @@ class LoopedStudyConfig:
     baseline_prompts: int = 256             # the other tasks' test prompts (their baselines fit per prompt: slow)
     val_seed: int = 4321                    # the regime search's validation prompts (never the test set's)
     workers: int = 1                        # CPU: models trained side by side, one process and one thread each
+    # CUDA: runs side by side on each GPU (the looped model, ~3 GiB at d = 20, leaves an H100 mostly idle: its step
+    # is bound by kernel launches); not result-determining
+    per_gpu: int = 1
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -73,6 +76,8 @@ class LoopedStudyConfig:
         if not self.parity_margin > 0:
             raise ValueError(f"parity_margin must be > 0 (an equivalence margin stated before the data), got "
                              f"{self.parity_margin}")
+        if self.per_gpu < 1:
+            raise ValueError(f"per_gpu must be >= 1 (runs side by side on one GPU), got {self.per_gpu}")
         if self.val_seed == TEST_SEED:
             raise ValueError(f"val_seed {self.val_seed} is the test set's seed: choose any other")
         if any(L < 1 for L in self.eval_loops):
@@ -122,7 +127,7 @@ PROFILES = {
         train=ICLTrainConfig(steps=100_000, batch_size=64, lr=1e-4, dims=icl.Schedule(5, 20, 1, 5000),
                              points=icl.Schedule(11, 41, 2, 5000), loops=icl.Schedule(15, 30, 2, 500),
                              test_prompts=1280, log_every=500),
-        seeds=(0, 1, 2), option_steps=20_000, baseline_prompts=512, task_steps=100_000),
+        seeds=(0, 1, 2), option_steps=20_000, baseline_prompts=512, task_steps=100_000, per_gpu=8),
 }
 
 
@@ -223,17 +228,28 @@ def baselines(run, force: bool = False) -> dict:
 def headline(run, force: bool = False) -> dict:
     """Section 2: the looped model and a standard transformer of the same width, every seed of cfg.seeds, the same
     steps, curriculum and lr: {(arm, seed): record}."""
-    cfg = run.cfg
+    return run_sweep(run, headline_sweep(run.cfg), run.cfg.workers, force)
+
+
+def headline_sweep(cfg: LoopedStudyConfig) -> Sweep:
     points = [Point(arm, f"{arm}-{cfg.train.task}", (mcfg, cfg.train, tuple(cfg.eval_loops)),
                     run_key(mcfg, cfg.train, cfg.eval_loops), seeds=tuple(cfg.seeds))
               for arm, mcfg in arms(cfg).items()]
-    return run_points(run, points, arm_job, None, cfg.workers, force, "looped vs standard")
+    return Sweep("headline", points, arm_job, desc="looped vs standard", per_device=cfg.per_gpu)
 
 
 def options(run, headline_records: dict, force: bool = False) -> dict:
     """Section 3: each of the seed's options against the plain looped model, cfg.option_seeds each; at the
     headline's steps the plain arm is the headline's looped runs (no run twice), else a plain arm of its own."""
     cfg = run.cfg
+    out = run_sweep(run, options_sweep(cfg), cfg.workers, force)
+    if (cfg.option_steps or cfg.train.steps) == cfg.train.steps:
+        out.update({("plain", r["seed"]): r for r in headline_records.values() if r["experiment"] == "looped"
+                    and r["seed"] in cfg.option_seeds})
+    return out
+
+
+def options_sweep(cfg: LoopedStudyConfig) -> Sweep:
     steps = cfg.option_steps or cfg.train.steps
     tcfg = dataclasses.replace(cfg.train, steps=steps)
     variants = {name: dataclasses.replace(cfg.model, **opts) for name, opts in cfg.options.items()}
@@ -243,11 +259,7 @@ def options(run, headline_records: dict, force: bool = False) -> dict:
     order = sorted(variants, key=lambda n: not variants[n].use_ssm)
     points = [Point("options", name, (variants[name], tcfg, ()), run_key(variants[name], tcfg),
                     seeds=tuple(cfg.option_seeds)) for name in order]
-    out = run_points(run, points, arm_job, None, cfg.workers, force, "options")
-    if "plain" not in variants:
-        out.update({("plain", r["seed"]): r for r in headline_records.values() if r["experiment"] == "looped"
-                    and r["seed"] in cfg.option_seeds})
-    return out
+    return Sweep("options", points, arm_job, per_device=cfg.per_gpu)
 
 
 def task_config(cfg: LoopedStudyConfig, task: str) -> tuple[LoopedConfig, ICLTrainConfig]:
@@ -268,14 +280,24 @@ def tasks(run, force: bool = False) -> dict:
     """Section 4: each other task, cfg.task_seeds each, and its baselines on the same prompts (one record per task,
     experiment task_baselines): {(variant, seed): record} of both kinds."""
     cfg = run.cfg
-    out, points = {}, []
+    out = {}
     for task in cfg.tasks:
         mcfg, tcfg = task_config(cfg, task)
-        points.append(Point("tasks", task, (mcfg, tcfg, ()), run_key(mcfg, tcfg), seeds=tuple(cfg.task_seeds)))
         out.update(load_or_run(run, "task_baselines", f"baselines-{task}",
                                lambda t=tcfg, m=mcfg: _task_baselines(t, m), run_key(mcfg, tcfg), force))
-    out.update(run_points(run, points, arm_job, None, cfg.workers, force, "tasks"))
+    out.update(run_sweep(run, tasks_sweep(cfg), cfg.workers, force))
     return out
+
+
+def tasks_sweep(cfg: LoopedStudyConfig) -> Sweep:
+    points = [Point("tasks", task, (mcfg, tcfg, ()), run_key(mcfg, tcfg), seeds=tuple(cfg.task_seeds))
+              for task in cfg.tasks for mcfg, tcfg in [task_config(cfg, task)]]
+    return Sweep("tasks", points, arm_job, per_device=cfg.per_gpu)
+
+
+def sweeps(run, params: dict | None = None) -> dict[str, Sweep]:
+    """The notebook's sweeps at run.cfg (helpers.points): headline, options, tasks."""
+    return {"headline": headline_sweep(run.cfg), "options": options_sweep(run.cfg), "tasks": tasks_sweep(run.cfg)}
 
 
 def _baseline_parts(tcfg: ICLTrainConfig, n_dims: int) -> tuple[dict, dict]:
@@ -362,11 +384,32 @@ def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPl
     n_options = len(cfg.options) + (option_steps != cfg.train.steps)
     task_steps = sum(max(1, task_config(cfg, t)[0].loops) / cfg.model.loops for t in cfg.tasks) * cfg.task_steps
     work = [(f"looped and standard, {seeds} seeds x {cfg.train.steps:,} steps",
-             lps and seeds * cfg.train.steps * (1 / lps + 1 / sps)),
+             lps and seeds * cfg.train.steps * (1 / lps + 1 / sps), 2 * seeds),
             (f"{n_options} options x {len(cfg.option_seeds)} seeds x {option_steps:,} steps",
-             lps and n_options * len(cfg.option_seeds) * option_steps / lps),
+             lps and n_options * len(cfg.option_seeds) * option_steps / lps, n_options * len(cfg.option_seeds)),
             (f"{len(cfg.tasks)} tasks x {len(cfg.task_seeds)} seeds x {cfg.task_steps:,} steps (scaled by their loops)",
-             lps and len(cfg.task_seeds) * task_steps / lps)]
-    return NotebookPlan(notebook, [mem], work, b.get("gpu"),
+             lps and len(cfg.task_seeds) * task_steps / lps, len(cfg.tasks) * len(cfg.task_seeds))]
+    return NotebookPlan(notebook, [mem], [(w, s) for w, s, _ in work], b.get("gpu"),
                         "steps/s measured at the final curriculum point (the largest prompts): an upper bound"
-                        + ("" if cfg.model == ref.model else "; scaled from d = 20 by FLOPs per step"))
+                        + ("" if cfg.model == ref.model else "; scaled from d = 20 by FLOPs per step"),
+                        runs={w: n for w, _, n in work}, per_device=cfg.per_gpu,
+                        pack_speedup=lps and pack_speedup(b, cfg, lps))
+
+
+def pack_speedup(b: dict, cfg: LoopedStudyConfig, lps: float) -> float:
+    """The planned throughput of cfg.per_gpu looped runs side by side on one GPU over one run's: free (per_gpu) until
+    together they reach the MFU the benchmark measured for Pythia-410m (what that GPU does when it is busy), then
+    capped there. An assumption: a latency-bound step leaves the GPU idle between kernels, which other processes'
+    kernels fill (time-sliced, not concurrent, without MPS). The packed case of benchmarks/bench_gpu.py measures it;
+    once recorded at this per_gpu, that measurement is used instead."""
+    packed = (b.get("cases") or {}).get("05 looped d=20 packed")
+    if packed and packed.get("runs") == cfg.per_gpu:
+        return packed["speedup"]                          # measured (benchmarks/bench_gpu.py)
+    busy = ((b.get("cases") or {}).get("pythia-410m train sdpa") or {}).get("mfu")
+    card = card_of(b.get("gpu"))
+    if not busy or card is None:
+        return cfg.per_gpu
+    m = cfg.model
+    run_mfu = 3 * cfg.train.batch_size * m.n_positions * flops_per_prediction(m, m.n_positions) * lps \
+        / (card.peak_tflops * 1e12)                       # training = 3 x the forward FLOPs
+    return min(cfg.per_gpu, busy / run_mfu)

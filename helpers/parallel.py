@@ -1,15 +1,23 @@
-"""Training several small models at once on a CPU: one process per core, one torch thread each.
+"""Training several models at once: on a CPU one process per core, one torch thread each; on CUDA one process per
+visible GPU, or several per GPU for models too small to keep one busy.
 
 Small models use two single-threaded processes far better than one process with two threads (and two processes
 each running two threads on two cores slow each other down badly). Workers are spawned, so `fn` must be importable.
 The pool lives as long as the notebook's kernel: a second sweep reuses the same workers and whatever they cached
 (tokenized data, references), instead of paying the spawn and the data preparation again.
+
+On CUDA each worker is pinned to one device when it starts (torch.cuda.set_device: a job's "cuda" is that device),
+round-robin, `per_device` workers per device; a single worker stays in this process. A small model's step is bound
+by kernel-launch latency, not by the GPU's arithmetic (notebook 05's looped model: ~1% MFU on an H100), so several
+such runs side by side on one GPU fill the gaps between each other's kernels.
 """
 from __future__ import annotations
 
 import atexit
 import multiprocessing as mp
+import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
@@ -17,8 +25,28 @@ import torch
 from tqdm.auto import tqdm
 
 
-def _init(threads: int) -> None:
+DEVICE_INDEX: int | None = None      # in a worker pinned to a GPU: its device (helpers.parallel.gpu_slots)
+
+
+def _init(threads: int, slots=None) -> None:
+    global DEVICE_INDEX
     torch.set_num_threads(threads)
+    if slots is not None:
+        DEVICE_INDEX = slots.get()
+        if torch.cuda.is_available():
+            torch.cuda.set_device(DEVICE_INDEX)
+
+
+def worker_device(hold_s: float = 0.0) -> tuple[int, int | None]:
+    """(this process's id, the GPU it is pinned to or None): where a job ran (after hold_s seconds, a stand-in for
+    a job's work)."""
+    time.sleep(hold_s)
+    return os.getpid(), DEVICE_INDEX
+
+
+def gpu_slots(n_devices: int, per_device: int) -> list[int]:
+    """The device of each worker: [0, 1, ..., n-1, 0, 1, ...], per_device times round."""
+    return [i % n_devices for i in range(n_devices * per_device)]
 
 
 def _call(packed):
@@ -29,12 +57,22 @@ def _call(packed):
 _POOLS: dict = {}
 
 
-def pool(workers: int) -> ProcessPoolExecutor:
-    """The process pool of this many single-threaded workers, started once and reused."""
-    ex = _POOLS.get(workers)
+def pool(workers: int, slots: tuple | None = None) -> ProcessPoolExecutor:
+    """The process pool of this many workers, started once and reused: single-threaded CPU workers, or workers
+    pinned to the GPUs `slots` names (one entry per worker), each with its share of the CPU threads."""
+    key = (workers, slots)
+    ex = _POOLS.get(key)
     if ex is None or getattr(ex, "_broken", False) or getattr(ex, "_shutdown_thread", False):
-        ex = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(1,))
-        _POOLS[workers] = ex
+        ctx = mp.get_context("spawn")
+        if slots is None:
+            initargs = (1,)
+        else:
+            queue = ctx.Queue()
+            for i in slots:
+                queue.put(i)
+            initargs = (max(1, (os.cpu_count() or 1) // workers), queue)
+        ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=initargs)
+        _POOLS[key] = ex
     return ex
 
 
@@ -48,18 +86,25 @@ atexit.register(shutdown)
 
 
 def map_processes(fn, jobs: dict, workers: int = 2, progress: str | None = None, device: str = "cpu",
-                  on_done=None) -> dict:
+                  on_done=None, per_device: int = 1, n_devices: int | None = None) -> dict:
     """{key: fn(*args)} for jobs {key: args}; in `workers` spawned processes (1 torch thread each) when workers > 1
     and the jobs run on the CPU (a single job too, so that it runs single-threaded like the others: a CPU-time budget
-    counts every thread), else one after another in this process (an accelerator is not split this way).
+    counts every thread), else one after another in this process. On CUDA: per_device workers on each of n_devices
+    GPUs (default: every visible one; `workers` is not read), in this process when that makes one worker; any other
+    accelerator runs one job at a time here.
     on_done(key, value), if given, is called in this process as soon as each job finishes (e.g. to write its record,
     so that a later failure loses nothing already finished); its return value replaces the job's in the result."""
-    if device != "cpu":
+    slots = None
+    if device == "cuda":
+        n = torch.cuda.device_count() if n_devices is None else n_devices
+        slots = tuple(gpu_slots(max(1, n), max(1, per_device)))
+        workers = len(slots)
+    elif device != "cpu":
         workers = 1
     out = {}
     bar = tqdm(total=len(jobs), desc=progress, unit="run", disable=progress is None)
     if workers > 1 and jobs:       # even one job: in a worker it gets the workers' one thread, as its neighbours did
-        ex = pool(workers)
+        ex = pool(workers, slots)
         futures = [ex.submit(_call, (fn, k, a)) for k, a in jobs.items()]
         try:
             for fut in as_completed(futures):
@@ -70,7 +115,7 @@ def map_processes(fn, jobs: dict, workers: int = 2, progress: str | None = None,
             for f in futures:
                 f.cancel()
             if isinstance(sys.exc_info()[1], BrokenProcessPool):
-                _POOLS.pop(workers, None)
+                _POOLS.pop((workers, slots), None)
             raise
     else:
         for k, a in jobs.items():

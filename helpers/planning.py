@@ -19,6 +19,7 @@ timeout in a GPU profile is `TIMEOUT_FACTOR` x the estimate, at least one hour.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 from .memory import GiB, MemoryPlan, check_fits
@@ -71,6 +72,9 @@ class NotebookPlan:
     card: Card | None = None                    # set by on(): the card the plan is shown for
     fixed: tuple = ()                           # work items that are wall-clock budgets: the same on every card
     profile: str = "full"                       # the GPU profile planned (full or gpu-small)
+    runs: dict = dataclasses.field(default_factory=dict)   # work item -> its independent runs (missing: 1)
+    per_device: int = 1                         # runs its sweeps put side by side on one GPU (not the budgets)
+    pack_speedup: float | None = None           # their throughput over one run's (None: per_device, i.e. free)
 
     @property
     def peak(self) -> MemoryPlan:
@@ -85,6 +89,22 @@ class NotebookPlan:
     def estimate_s(self) -> float | None:
         times = [s for _, s in self.work]
         return None if not times or any(s is None for s in times) else sum(times)
+
+    def wall_s(self, gpus: int = 1, packed: bool = True) -> float | None:
+        """The estimate with each work item's independent runs spread over `gpus` GPUs (W&B agents, or the sweep
+        runner on a multi-GPU machine) and, packed, per_device of them side by side on each GPU (not the wall-clock
+        budgets, which must not share a GPU): ceil(runs / slots) rounds of one run's time, the runs of an item
+        taken as equal, a packed round slowed by per_device / pack_speedup (the planner's assumption until a GPU
+        measures it: benchmarks/bench_gpu.py's packed case)."""
+        if self.estimate_s is None:
+            return None
+        total = 0.0
+        for what, s in self.work:
+            n = self.runs.get(what, 1)
+            k = self.per_device if packed and what not in self.fixed else 1
+            slowdown = k / min(k, self.pack_speedup or k)
+            total += math.ceil(n / (gpus * k)) * s / n * slowdown
+        return total
 
     def timeout_s(self) -> int:
         est = self.estimate_s
@@ -115,6 +135,12 @@ class NotebookPlan:
                      + (f"{est / 3600:.1f} h (a lower bound: evaluation and data preparation not counted); "
                         f"cell timeout {self.timeout_s() / 3600:.1f} h" if est is not None
                         else "unknown (run benchmarks/bench_gpu.py on a GPU)"))
+        if est is not None and (self.runs or self.per_device > 1):
+            spread = [(f"{self.per_device} runs per GPU", self.wall_s(1))] if self.per_device > 1 else []
+            each = f" x {self.per_device} runs each" if self.per_device > 1 else ""
+            spread += [(f"{g} GPUs{each}", self.wall_s(g)) for g in (2, 8)]
+            lines.append("  spread (planned, not measured; python -m helpers sweeps): "
+                         + "; ".join(f"{w} {s / 3600:.1f} h" for w, s in spread))
         if self.notes:
             lines.append("  " + self.notes)
         return "\n".join(lines)
@@ -178,6 +204,21 @@ def markdown(plans: list[NotebookPlan]) -> str:
         rows.append(f"| {r['notebook']} | {r['peak_step']} | {r['peak_gib']} GiB | {host} | "
                     f"{'yes' if r['fits_80gb'] else 'NO'} | {hours} |")
     return "\n".join([head, *rows])
+
+
+def spread_markdown(plans: list[NotebookPlan], gpus: int = 8) -> str:
+    """The README's "several GPUs" table: each notebook with sweeps on one GPU one run at a time (the plan), one GPU
+    with its small runs packed, and `gpus` GPUs (one W&B agent each), packed and not."""
+    gpu = next((p.gpu for p in plans if p.gpu), None) or "-"
+    rows = [f"| notebook | 1 GPU ({gpu}), as planned | 1 GPU, packed | {gpus} GPUs | {gpus} GPUs, packed |",
+            "|---|---|---|---|---|"]
+    for p in plans:
+        if not p.runs:
+            continue
+        cells = [p.wall_s(1, False), p.wall_s(1), p.wall_s(gpus, False), p.wall_s(gpus)]
+        rows.append(f"| {p.notebook} | " + " | ".join("unknown" if c is None else f"{c / 3600:.1f} h" for c in cells)
+                    + " |")
+    return "\n".join(rows)
 
 
 def host_ram() -> int:

@@ -43,7 +43,7 @@ from .planning import NotebookPlan, mixed_precision, train_seconds
 from .pretrain import LMData, PretrainConfig, bits_per_char, config_data, generate, new_neox
 from .profiles import apply_overrides
 from .results import keyed, load_or_run, save_result
-from .sweep import STATS, Point, grid, run_points, sweep
+from .sweep import STATS, Point, Sweep, grid, overrides_sweep, run_sweep, sweep
 from .train import TrainConfig, train_causal_lm
 
 SEED_NOTES = {  # seed 003's own numbers (REFERENCE.md section 4 and the seed file)
@@ -377,9 +377,9 @@ def run_key(cfg: PretrainStudyConfig) -> dict:
             "new_tokens": cfg.new_tokens, "sample_seed": cfg.sample_seed, "quality_samples": cfg.quality_samples}
 
 
-def _sweep(run, experiment: str, points: dict, seeds: tuple, force: bool, desc: str, key=run_key) -> dict:
-    """The sweep runner over {name: dotted overrides}, each record keyed by run_key of its config."""
-    return sweep(run, experiment, points, run_job, seeds, run.cfg.workers, force, desc, key=key)
+def _sweep(run, experiment: str, points: dict, seeds: tuple, desc: str, budgeted: bool = False) -> Sweep:
+    """The Sweep of {name: dotted overrides}, each record keyed by run_key of its config."""
+    return overrides_sweep(run, experiment, points, run_job, seeds, desc, run_key, budgeted)
 
 
 def _by_steps(steps: int) -> dict:
@@ -388,43 +388,56 @@ def _by_steps(steps: int) -> dict:
 
 def equal_time_grid(run, force: bool = False) -> dict:
     """Section 2: every batch x accumulation cell at the same training budget, every grid seed."""
-    return _sweep(run, "grid", cells(run.cfg.grid), tuple(run.cfg.grid_seeds), force, "batch x accum, equal time")
+    return run_sweep(run, sweeps(run)["grid"], run.cfg.workers, force)
 
 
 def reruns(run, force: bool = False) -> dict:
     """Section 3: the base cell with seed 0 again, reruns - 1 more times (its grid run is the first), side by side
     in the workers like every other run: how much the budget alone moves a result. Each rerun is recorded under its
     own index (in its key), so the sweep runner never loads one for another."""
-    cfg = apply_overrides(run.cfg, cells(run.cfg.grid)[run.cfg.base_cell], "the base cell")
-    points = [Point("rerun", f"rerun {i}", (cfg,), {**run_key(cfg), "rerun": i}) for i in range(1, run.cfg.reruns)]
-    return run_points(run, points, run_job, (0,), run.cfg.workers, force, "reruns")
+    return run_sweep(run, sweeps(run)["reruns"], run.cfg.workers, force)
 
 
 def equal_token_grid(run, force: bool = False) -> dict:
     """Section 4: the same cells, each for cfg.equal_tokens tokens (steps = tokens / (batch x accum x block)), no
     time budget: batch efficiency apart from throughput. Empty when equal_tokens is None."""
-    cfg = run.cfg
-    if cfg.equal_tokens is None:
-        return {}
-    points = {name: {**over, **_by_steps(max(1, cfg.equal_tokens // (over["lm.train.batch_size"] *
-                                                                    over["lm.train.grad_accum"] * cfg.lm.block)))}
-              for name, over in cells(cfg.grid).items()}
-    return _sweep(run, "grid_tokens", points, tuple(cfg.token_seeds), force, "batch x accum, equal tokens")
+    s = sweeps(run).get("grid_tokens")
+    return {} if s is None else run_sweep(run, s, run.cfg.workers, force)
 
 
 def schedules(run, force: bool = False) -> dict:
     """Section 5: the seed's schedules at the base cell, each for cfg.schedule_steps steps, every schedule seed."""
-    points = {name: {**over, **_by_steps(run.cfg.schedule_steps)} for name, over in run.cfg.schedules.items()}
-    return _sweep(run, "schedules", points, tuple(run.cfg.schedule_seeds), force, "schedules")
+    return run_sweep(run, sweeps(run)["schedules"], run.cfg.workers, force)
 
 
 def lr_range(run, force: bool = False) -> dict:
     """Section 6: peak learning rate over ~2 decades, constant with warmup at cfg.schedule_steps steps: where does
     training stop converging? (the profile's own lr is the constant+warmup schedule's runs)."""
+    return run_sweep(run, sweeps(run)["lr_range"], run.cfg.workers, force)
+
+
+def sweeps(run, params: dict | None = None) -> dict[str, Sweep]:
+    """The notebook's sweeps at run.cfg, as its sections run them (and helpers.points one point of): the grid at
+    equal time and the reruns of its base cell (wall-clock budgets), the grid at equal tokens (when configured), the
+    schedules and the lr range (steps)."""
     cfg = run.cfg
-    points = {f"lr={lr:g}": {"lm.train.scheduler": "constant", "lm.train.lr": lr, **_by_steps(cfg.schedule_steps)}
-              for lr in cfg.lr_range if lr != cfg.lm.train.lr}
-    return _sweep(run, "lr_range", points, tuple(cfg.lr_seeds), force, "lr range")
+    base = apply_overrides(cfg, cells(cfg.grid)[cfg.base_cell], "the base cell")
+    out = {"grid": _sweep(run, "grid", cells(cfg.grid), tuple(cfg.grid_seeds), "batch x accum, equal time", True),
+           "reruns": Sweep("rerun", [Point("rerun", f"rerun {i}", (base,), {**run_key(base), "rerun": i})
+                                     for i in range(1, cfg.reruns)], run_job, (0,), "reruns", budgeted=True)}
+    if cfg.equal_tokens is not None:
+        points = {name: {**over, **_by_steps(max(1, cfg.equal_tokens // (over["lm.train.batch_size"] *
+                                                                        over["lm.train.grad_accum"] * cfg.lm.block)))}
+                  for name, over in cells(cfg.grid).items()}
+        out["grid_tokens"] = _sweep(run, "grid_tokens", points, tuple(cfg.token_seeds), "batch x accum, equal tokens")
+    out["schedules"] = _sweep(run, "schedules", {name: {**over, **_by_steps(cfg.schedule_steps)}
+                                                 for name, over in cfg.schedules.items()},
+                              tuple(cfg.schedule_seeds), "schedules")
+    out["lr_range"] = _sweep(run, "lr_range", {f"lr={lr:g}": {"lm.train.scheduler": "constant", "lm.train.lr": lr,
+                                                              **_by_steps(cfg.schedule_steps)}
+                                               for lr in cfg.lr_range if lr != cfg.lm.train.lr},
+                             tuple(cfg.lr_seeds), "lr range")
+    return out
 
 
 def runner_overhead(run) -> dict:
@@ -496,9 +509,10 @@ def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPl
                                                                                                    or 0)
     timed_work = (f"{timed} runs of a {budget / 60:.2g}-minute budget (grid {len(grid_cells)} x "
                   f"{len(cfg.grid_seeds)} seeds, {cfg.reruns - 1} reruns)")
+    step_work = (f"{stepped} runs of {cfg.schedule_steps:,} steps of {t.batch_size * t.grad_accum} x {lm.block} "
+                 f"tokens (schedules, lr range) and {tokens} equal-token runs")
     return NotebookPlan(notebook, [plan], [
         (timed_work, timed * budget),
-        (f"{stepped} runs of {cfg.schedule_steps:,} steps of {t.batch_size * t.grad_accum} x {lm.block} tokens "
-         f"(schedules, lr range) and {tokens} equal-token runs",
-         train_seconds(b, "07 pretraining LM train, batch 8", plan.params, steps_tokens))], b.get("gpu"),
-        "budget-defined runs: the time does not depend on the GPU, the steps they reach do", fixed=(timed_work,))
+        (step_work, train_seconds(b, "07 pretraining LM train, batch 8", plan.params, steps_tokens))], b.get("gpu"),
+        "budget-defined runs: the time does not depend on the GPU, the steps they reach do", fixed=(timed_work,),
+        runs={timed_work: timed, step_work: stepped + tokens})

@@ -37,7 +37,7 @@ from .surgery_experiments import (
     stand_in,
     stand_in_ops,
 )
-from .sweep import Point, run_points, sweep
+from .sweep import Point, Sweep, run_sweep, sweep
 from .train import TrainConfig, train_causal_lm
 
 
@@ -271,6 +271,11 @@ def run_experiments(run, ids, force: bool = False) -> dict:
     is loaded instead; force retrains), one record each; returns {(experiment name, seed): record}.
 
     With cfg.workers > 1 on a CPU the runs go to spawned worker processes with one torch thread each."""
+    return run_sweep(run, experiments_sweep(run, ids), run.cfg.workers, force)
+
+
+def experiments_sweep(run, ids, quiet: bool = False) -> Sweep:
+    """The Sweep of experiments `ids` under run.cfg, one point per experiment trained (cfg.seeds each)."""
     cfg = run.cfg
     check_specs(cfg, ids)
     # an experiment that is the same model as an earlier one at this scale is not trained again: its canonical
@@ -278,12 +283,17 @@ def run_experiments(run, ids, force: bool = False) -> dict:
     same = same_model(cfg)
     todo = sorted({same.get(e.id, e.id) for e in get(ids)})
     for e in get(ids):
-        if e.id in same:
+        if e.id in same and not quiet:
             print(f"exp {e.id}: same model as exp {same[e.id]} at this scale ({stand_in(cfg, e)}); not trained again")
     # an experiment shared by several notebooks (the originals 1 and 8) is recorded once, in its home notebook
     points = [Point(f"exp{e.id:02d}", e.name, (e.id, cfg), run_config(cfg, e, run.profile), notebook=e.notebook)
               for e in get(todo)]
-    return run_points(run, points, _train_job, cfg.seeds, cfg.workers, force, "runs")
+    return Sweep("runs", points, _train_job, tuple(cfg.seeds), "runs")
+
+
+def sweeps(run, params: dict) -> dict[str, Sweep]:
+    """The notebook's sweeps at run.cfg (helpers.points): its experiments (params: its parameters cell)."""
+    return {"runs": experiments_sweep(run, params["EXPERIMENTS"], quiet=True)}
 
 
 def _train_job(exp_id: int, cfg: SurgeryConfig, seed: int, device: str) -> dict:
@@ -338,7 +348,7 @@ def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = Fals
 def full_plan(nb: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
     """The full profile's plan of one of notebooks 01-03: each Pythia size it trains, its runs x seeds x tokens."""
     cfg = cfg or PROFILES["full"]
-    mem, work = [], []
+    mem, work, runs = [], [], {}
     for size in ("410m", "2.8b"):
         exps = [e for e in EXPERIMENTS.values() if e.notebook == nb and e.model == size]
         if not exps:
@@ -359,11 +369,12 @@ def full_plan(nb: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
         tokens = len(exps) * len(cfg.seeds) * per_run
         case = ("pythia-410m train sdpa" if (size, bs) == ("410m", 8)
                 else f"pythia-{size} train sdpa, notebook batch 2")
-        work.append((f"{len(exps)} {name} runs x {len(cfg.seeds)} seed(s) x {length}, micro-batch {bs} x "
-                     f"{accum}", train_seconds(b, case, plan.params, tokens)))
+        what = f"{len(exps)} {name} runs x {len(cfg.seeds)} seed(s) x {length}, micro-batch {bs} x {accum}"
+        work.append((what, train_seconds(b, case, plan.params, tokens)))
+        runs[what] = len(exps) * len(cfg.seeds)
     small = any(cfg.sizes.values())
     return NotebookPlan(nb, mem, work, b.get("gpu"),
                         "low-rank variants are timed as the original (their matmuls are smaller: an upper bound)"
                         + ("; stand-ins at the MFU measured for the real Pythia sizes (smaller models reach less: "
                            "optimistic)"
-                           if small else ""))
+                           if small else ""), runs=runs)

@@ -11,6 +11,10 @@ such a {name: overrides} mapping over a notebook's resolved settings (one-factor
 mappings too).
 
     records = sweep(run, "regime", points, fn)     # fn(cfg, seed, device) -> {"metrics", "tables", "curves", ...}
+
+A notebook's sweeps are also named objects (`Sweep`: points, job function, seeds), built by its study's
+`sweeps(run)`: the notebook's sections run them here, and `python -m helpers point` runs one point of one of them
+(helpers.points), which is how W&B agents on several GPUs or machines share a sweep.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import dataclasses
 import itertools
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .parallel import map_processes
 from .profiles import apply_overrides
@@ -32,6 +37,24 @@ class Point:
     config: dict           # what the record is keyed by (its result-determining part gives the run id)
     seeds: tuple = field(default=())   # empty: the runner's seeds
     notebook: str | None = None        # the record's home notebook when it is not the running one (a shared run)
+    overrides: dict = field(default_factory=dict)   # the dotted overrides that made it, for a grid's points
+
+
+@dataclass
+class Sweep:
+    """One named sweep of a notebook as its section runs it: the points, fn(*point.args, seed, device), the seeds of
+    points that name none, and whether its runs are wall-clock budgets (then one run per device at a time: a
+    neighbour on the same GPU would change what a budget buys; per_device is then 1)."""
+    experiment: str
+    points: list[Point]
+    fn: Callable
+    seeds: tuple | None = None
+    desc: str | None = None
+    budgeted: bool = False
+    per_device: int = 1          # runs side by side on one GPU (small models: helpers.parallel)
+
+    def seeds_of(self, p: Point, default: int = 0) -> tuple:
+        return p.seeds or self.seeds or (default,)
 
 
 class SweepError(ValueError):
@@ -72,11 +95,12 @@ def grid(declaration: dict) -> dict[str, dict]:
 
 
 def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers: int = 1, force=False,
-               desc: str | None = "runs") -> dict:
+               desc: str | None = "runs", per_device: int = 1) -> dict:
     """{(variant, seed): record} for every point and seed (run.seed when no seeds are given): loaded when a record
     of the same config exists (unless force), else fn(*point.args, seed, device) is run and its record written.
     `force` is a bool or a function (point, seed) -> bool (e.g. retrain a recorded run whose saved model is gone).
-    A job's result may carry "status" ("partial": cut by a safety time budget); the default is "ok"."""
+    A job's result may carry "status" ("partial": cut by a safety time budget); the default is "ok". On CUDA the
+    jobs go to every visible GPU, per_device at a time on each (helpers.parallel)."""
     def seeds_of(p: Point) -> tuple:
         return p.seeds or seeds or (run.seed,)
 
@@ -112,7 +136,7 @@ def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers
         costs.append((received - end) + (time.time() - received))     # result transfer + record write
         return rec
 
-    out.update(map_processes(_timed, jobs, workers, desc, run.device, on_done=record))
+    out.update(map_processes(_timed, jobs, workers, desc, run.device, on_done=record, per_device=per_device))
     if jobs:
         # the runner's own cost: looking records up, starting the workers (until the first job starts), sending
         # results back and writing records; the jobs themselves (training, evaluation) are not overhead
@@ -125,14 +149,25 @@ def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers
     return {(p.variant, s): out[p.variant, s] for p in points for s in seeds_of(p)}
 
 
-def sweep(run, experiment: str, overrides: dict[str, dict], fn, seeds: tuple | None = None, workers: int = 1,
-          force: bool = False, desc: str | None = None, key=dataclasses.asdict) -> dict:
-    """run_points over {name: dotted overrides of run.cfg}: each point runs fn(cfg_with_overrides, seed, device) and
-    is recorded as (experiment, variant = name) keyed by key(overridden config) (default: the whole config).
-    Returns {(name, seed): record}. An override naming a setting the config does not have raises before anything
-    runs."""
+def overrides_sweep(run, experiment: str, overrides: dict[str, dict], fn, seeds: tuple | None = None,
+                    desc: str | None = None, key=dataclasses.asdict, budgeted: bool = False) -> Sweep:
+    """The Sweep of {name: dotted overrides of run.cfg}: each point runs fn(cfg_with_overrides, seed, device) and is
+    recorded as (experiment, variant = name) keyed by key(overridden config) (default: the whole config). An
+    override naming a setting the config does not have raises before anything runs."""
     points = []
     for name, over in overrides.items():
         cfg = apply_overrides(run.cfg, over, f"sweep point '{name}'")
-        points.append(Point(experiment, name, (cfg,), key(cfg)))
-    return run_points(run, points, fn, seeds, workers, force, desc or experiment)
+        points.append(Point(experiment, name, (cfg,), key(cfg), overrides=dict(over)))
+    return Sweep(experiment, points, fn, seeds, desc or experiment, budgeted)
+
+
+def run_sweep(run, s: Sweep, workers: int = 1, force=False) -> dict:
+    """run_points over a Sweep: {(variant, seed): record}."""
+    return run_points(run, s.points, s.fn, s.seeds, workers, force, s.desc or s.experiment,
+                      1 if s.budgeted else s.per_device)
+
+
+def sweep(run, experiment: str, overrides: dict[str, dict], fn, seeds: tuple | None = None, workers: int = 1,
+          force: bool = False, desc: str | None = None, key=dataclasses.asdict) -> dict:
+    """run_sweep of overrides_sweep(...): {(name, seed): record}."""
+    return run_sweep(run, overrides_sweep(run, experiment, overrides, fn, seeds, desc, key), workers, force)

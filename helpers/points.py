@@ -1,0 +1,186 @@
+"""One sweep point as one command, and a notebook's sweeps as W&B sweep files: how several GPUs or machines share a
+notebook's sweeps.
+
+    python -m helpers point --notebook 07 --sweep grid --set lm.train.batch_size=8 --set lm.train.grad_accum=1 --seed 0
+    python -m helpers point --notebook 05 --sweep headline --variant looped-linear_regression --seed 1
+    python -m helpers sweeps --profile full                   # sweeps/full/<notebook>-<sweep>.yaml, one per sweep
+    wandb sweep sweeps/full/07_pretraining-grid.yaml          # then on every GPU: CUDA_VISIBLE_DEVICES=i wandb agent ID
+
+A point trains exactly what the notebook's section would: the notebook's parameters cell (its OVERRIDES, SEED and,
+for 01-03, EXPERIMENTS) resolved in the profile, the study's `sweeps(run, params)` (the Sweep objects the sections
+run), the one point chosen, through the sweep runner: the same record under the same run id, and a point already
+recorded is loaded, not trained. Several agents may write into one results folder (ids are deterministic, every
+record is written atomically: helpers.results), and the notebook, run afterwards, loads what they recorded.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from . import families
+from .paths import REPO_ROOT
+from .sweep import Point, Sweep, SweepError, run_points
+
+SWEEPS_DIR = REPO_ROOT / "sweeps"
+RESERVED = {"seed", "variant"}          # W&B parameters the point command reads itself
+
+
+def notebook_name(name: str) -> str:
+    """'07' or '07_pretraining' -> '07_pretraining'."""
+    hits = [nb for nb in families.NOTEBOOKS if nb == name or nb.split("_")[0] == name]
+    if len(hits) != 1:
+        raise SweepError(f"unknown notebook {name!r}; allowed: {', '.join(families.NOTEBOOKS)} (or their numbers)")
+    return hits[0]
+
+
+def parameters(notebook: str) -> dict:
+    """The literals of a notebook's `parameters` cell ({"PROFILE": None, "SEED": 0, "OVERRIDES": {}, ...})."""
+    nb = json.loads((REPO_ROOT / "notebooks" / f"{notebook}.ipynb").read_text())
+    cell = next((c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        raise SweepError(f"{notebook} has no cell tagged 'parameters'")
+    out = {}
+    for node in ast.parse("".join(cell["source"])).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+def notebook_sweeps(notebook: str, profile: str | None = None, check_hub: bool = True):
+    """(run, {sweep name: Sweep}) of a notebook as its parameters cell runs it in `profile` (default: the cell's)."""
+    study = families.family(notebook).study_module()
+    if not hasattr(study, "sweeps"):
+        raise SweepError(f"{notebook} has no sweeps; notebooks with sweeps: {', '.join(with_sweeps())}")
+    params = parameters(notebook)
+    run = families.resolve(notebook, profile or params.get("PROFILE"), seed=params.get("SEED", 0),
+                           overrides=params.get("OVERRIDES") or None, check_hub=check_hub, quiet=True)
+    return run, study.sweeps(run, params)
+
+
+def with_sweeps() -> list[str]:
+    return [nb for f in families.FAMILIES if hasattr(f.study_module(), "sweeps") for nb in f.notebooks]
+
+
+def _matches(p: Point, sets: dict[str, str]) -> bool:
+    """Does the point have these overrides (values as typed on a command line: '8', '0.001', 'cosine')? The keys
+    every point of a sweep shares may be left out (a W&B file lists only the keys that vary)."""
+    return set(sets) <= set(p.overrides) and all(
+        str(p.overrides[k]) == v or p.overrides[k] == yaml.safe_load(v) for k, v in sets.items())
+
+
+def choose(s: Sweep, variant: str | None = None, sets: dict[str, str] | None = None) -> Point:
+    """The sweep's point named `variant`, or made by the dotted overrides `sets`."""
+    if (variant is None) == (not sets):
+        raise SweepError("name the point by --variant or by its --set overrides (one of the two)")
+    hits = [p for p in s.points if (p.variant == variant if variant is not None else _matches(p, sets))]
+    if not hits:
+        allowed = ("; ".join(p.variant for p in s.points) if variant is not None else
+                   "; ".join(",".join(f"{k}={v}" for k, v in p.overrides.items()) for p in s.points)
+                   or "none (name its points by --variant)")
+        raise SweepError(f"sweep {s.experiment!r} has no point {variant if variant is not None else sets}; "
+                         f"allowed: {allowed}")
+    if len(hits) > 1:
+        raise SweepError(f"{sets} names {len(hits)} points of sweep {s.experiment!r} "
+                         f"({'; '.join(p.variant for p in hits)}): give more of their overrides")
+    return hits[0]
+
+
+def run_point(notebook: str, sweep: str, variant: str | None = None, sets: dict[str, str] | None = None,
+              seed: int | None = None, profile: str | None = None, force: bool = False) -> dict:
+    """Train (or load) one point of one of a notebook's sweeps for one seed; returns its record."""
+    notebook = notebook_name(notebook)
+    run, sweeps = notebook_sweeps(notebook, profile)
+    if sweep not in sweeps:
+        raise SweepError(f"{notebook} has no sweep {sweep!r} in the {run.profile} profile; "
+                         f"allowed: {', '.join(sweeps)}")
+    s = sweeps[sweep]
+    p = choose(s, variant, sets)
+    seeds = s.seeds_of(p, run.seed)
+    if seed is None and len(seeds) == 1:
+        seed = seeds[0]
+    if seed not in seeds:
+        raise SweepError(f"point {p.variant!r} of {notebook}'s sweep {sweep!r} runs seeds {list(seeds)}, not {seed}")
+    one = dataclasses.replace(p, seeds=(seed,))
+    rec = run_points(run, [one], s.fn, None, 1, force, f"{notebook} {sweep}: {p.variant}")[p.variant, seed]
+    _log_to_wandb(rec)
+    return rec
+
+
+def _log_to_wandb(rec: dict) -> None:
+    """Under `wandb agent` (WANDB_SWEEP_ID set), the record's metrics become the agent's run summary, so the sweep's
+    own table in W&B shows every point; without an agent nothing is logged (the record is the result)."""
+    if not os.environ.get("WANDB_SWEEP_ID"):
+        return
+    import wandb  # only under an agent, which has it installed
+
+    with wandb.init(config={"notebook": rec["notebook"], "variant": rec["variant"], "seed": rec["seed"],
+                            "run_id": rec["run_id"], "profile": rec["profile"]}) as w:
+        w.summary.update({k: v for k, v in rec["metrics"].items() if isinstance(v, (int, float))})
+
+
+# ------------------------------------------------------------------------------------------------ W&B sweep files
+def sweep_file(notebook: str, name: str, s: Sweep, profile: str, seed: int = 0) -> dict:
+    """The W&B sweep configuration of one Sweep: a grid over its points (by their dotted overrides when every point
+    has the same keys, as a W&B grid declares them, else by name) and seeds, whose command is the point command."""
+    seeds = {s.seeds_of(p, seed) for p in s.points}
+    if len(seeds) != 1:
+        raise SweepError(f"{notebook}'s sweep {name!r} gives its points different seeds {sorted(seeds)}: one W&B grid "
+                         "cannot run it")
+    keys = {tuple(p.overrides) for p in s.points}
+    params = {"variant": {"values": [p.variant for p in s.points]}}
+    if len(keys) == 1 and not RESERVED.intersection(*keys):
+        # the overrides that vary, as a W&B grid declares them, when the points are exactly their full grid
+        varying = {k: _unique(p.overrides[k] for p in s.points) for k in next(iter(keys))}
+        varying = {k: v for k, v in varying.items() if len(v) > 1}
+        combos = {tuple(str(p.overrides[k]) for k in varying) for p in s.points}
+        if varying and len(combos) == len(s.points) == _product(varying):
+            params = {k: {"values": v} for k, v in varying.items()}
+    params["seed"] = {"values": list(next(iter(seeds)))}
+    return {"name": f"{notebook} {name} ({profile})", "program": "helpers",
+            "description": f"{len(s.points)} points x {len(params['seed']['values'])} seed(s) of {notebook}'s sweep "
+                           f"{name!r} in the {profile} profile; generated by `python -m helpers sweeps`",
+            "method": "grid", **({"metric": METRICS[notebook]} if notebook in METRICS else {}),
+            "parameters": params,
+            "command": ["${env}", "python", "-m", "helpers", "point", "--notebook", notebook, "--sweep", name,
+                        "--profile", profile, "${args}"]}
+
+
+METRICS = {"07_pretraining": {"name": "eval_loss", "goal": "minimize"}}
+
+
+def _unique(values) -> list:
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _product(values: dict) -> int:
+    n = 1
+    for v in values.values():
+        n *= len(v)
+    return n
+
+
+def export(profile: str = "full", folder: Path | None = None, notebooks=None) -> list[Path]:
+    """Write one W&B sweep file per sweep of every notebook with sweeps (or `notebooks`); returns their paths."""
+    folder = Path(folder) if folder else SWEEPS_DIR / profile
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for nb in [notebook_name(n) for n in notebooks] if notebooks else with_sweeps():
+        run, sweeps = notebook_sweeps(nb, profile, check_hub=False)
+        for name, s in sweeps.items():
+            path = folder / f"{nb}-{name}.yaml"
+            path.write_text(f"# {HEADER}\n" + yaml.safe_dump(sweep_file(nb, name, s, run.profile, run.seed),
+                                                            sort_keys=False, width=120))
+            paths.append(path)
+    return paths
+
+
+HEADER = "generated by `python -m helpers sweeps`: regenerate, do not edit (README: several GPUs or machines)"
