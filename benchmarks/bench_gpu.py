@@ -2,7 +2,9 @@
 
   pythia-410m / 2.8b   training steps (AdamW, bf16 autocast, the notebooks' precision) at sequence 1024: tokens/s,
                        MFU = 6 x parameters x tokens/s / the device's peak dense bf16 FLOP/s, sdpa vs
-                       flash_attention_2 (when the flash_attn package is installed)
+                       flash_attention_2 (when the flash_attn package is installed); the training core's levers
+                       (fused AdamW, TF32, torch.compile) each on and off, all on, and all on at the largest
+                       micro-batch the memory plan allows
   07 pretraining LM    the same for notebook 07's full model (NeoX 768 x 10, block 512)
   06 SFT step          SmolLM2-360M (bf16 weights) with LoRA r = 16 on every Linear, batch 8 x 1024
   04 calibration       Mistral-7B forward passes in bf16, batch 1 x 1024 (calibration and evaluation speed)
@@ -31,7 +33,7 @@ from transformers import AutoModelForCausalLM
 from helpers import looped_study as L
 from helpers.compress import Bases, InputStats
 from helpers.icl_train import fixed, train_model
-from helpers.memory import inference_plan, training_plan
+from helpers.memory import inference_plan, largest_micro_batch, training_plan
 from helpers.models import NeoXSize, count_params, mistral_config, neox_config, pythia_config, smollm2_config
 from helpers.parallel import map_processes
 from helpers.results import save_run
@@ -65,22 +67,26 @@ def _build(config, attn: str = "sdpa", dtype=torch.float32):
         return AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
 
 
-def lm_training(name: str, config, batch: int, seq: int, steps: int, attn: str = "sdpa", lora: bool = False) -> dict:
-    """tokens/s, MFU and peak memory of AdamW training steps (bf16 autocast on fp32 weights; LoRA: bf16 frozen base)."""
+def lm_training(name: str, config, batch: int, seq: int, steps: int, attn: str = "sdpa", lora: bool = False,
+                fused: bool = True, tf32: bool = True, compiled: bool = False) -> dict:
+    """tokens/s, MFU and peak memory of AdamW training steps (bf16 autocast on fp32 weights; LoRA: bf16 frozen base);
+    the levers: AdamW's fused kernel, TF32 matmuls, torch.compile of the model (its compile is in the warm-up)."""
 
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
+    torch.backends.cuda.matmul.allow_tf32 = tf32
     model = _build(config, attn, torch.bfloat16 if lora else torch.float32)
     if lora:
         model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
                                                  task_type="CAUSAL_LM"))
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
+    opt = torch.optim.AdamW(params, lr=1e-4, fused=fused, foreach=None if fused else True)
     ids = torch.randint(0, config.vocab_size, (batch, seq), device="cuda")
+    forward = torch.compile(model) if compiled else model
 
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = forward(input_ids=ids, labels=ids).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -90,7 +96,8 @@ def lm_training(name: str, config, batch: int, seq: int, steps: int, attn: str =
     plan = training_plan(name, config, batch, seq, "bf16-frozen" if lora else "bf16-autocast",
                          trainable=trainable if lora else None)
     peak = torch.cuda.max_memory_allocated()
-    model = opt = None          # free the GPU memory before the next case (the closure is done with them)
+    model = opt = forward = None    # free the GPU memory before the next case (the closure is done with them)
+    torch.backends.cuda.matmul.allow_tf32 = True
     tps = batch * seq / s
     # MFU counts 6 N per token for full training; with frozen weights the weight-gradient matmuls are skipped (4 N)
     flops = (4 if lora else 6) * n * tps
@@ -214,6 +221,19 @@ def main():
                                                                             1024, args.steps)
     cases["pythia-2.8b train sdpa, notebook batch 2"] = lambda: lm_training("pythia-2.8b", pythia_config("2.8b"), 2,
                                                                             1024, args.steps)
+    # the training core's levers on Pythia-410m at 1024 (issue 27: target MFU >= 40%), one off or on at a time
+    big = largest_micro_batch("pythia-410m", pythia_config("410m"), 1024, "bf16-autocast",
+                              torch.cuda.get_device_properties(0).total_memory / 2**30, candidates=(8, 16, 32))
+    levers = {"levers off (for-each AdamW, no TF32, eager)": dict(fused=False, tf32=False),
+              "+ fused AdamW": dict(fused=True, tf32=False), "+ TF32": dict(fused=False, tf32=True),
+              "+ torch.compile": dict(fused=False, tf32=False, compiled=True),
+              "all levers on": dict(fused=True, tf32=True, compiled=True)}
+    for label, kw in levers.items():
+        cases[f"pythia-410m batch 8, {label}"] = lambda kw=kw: lm_training("pythia-410m", pythia_config("410m"), 8,
+                                                                           1024, args.steps, **kw)
+    if big and big > 8:
+        cases[f"pythia-410m batch {big} (the largest the plan allows), all levers on"] = lambda: lm_training(
+            "pythia-410m", pythia_config("410m"), big, 1024, args.steps, fused=True, tf32=True, compiled=True)
     cases["07 pretraining LM train, batch 8"] = lambda: lm_training(
         "07 LM", neox_config(NeoXSize(hidden=768, layers=10, heads=12), vocab_size=32000), 8, 512, args.steps)
     cases["06 SmolLM2-360M LoRA SFT step, batch 8"] = lambda: lm_training("SmolLM2-360M", smollm2_config(), 8, 1024,

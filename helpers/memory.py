@@ -124,6 +124,14 @@ def inference_plan(name: str, config, batch: int, seq: int, weights: str = "bf16
                       setting=f"{weights} weights, no grad, batch {batch} x {seq}")
 
 
+def largest_micro_batch(name: str, config, seq: int, precision: str, gpu_gib: float = 80.0,
+                        candidates=(1, 2, 4, 8, 16, 32, 64), **kw) -> int | None:
+    """The largest micro-batch among `candidates` whose training step fits the GPU by its plan (None: none does):
+    the same optimizer batch then needs fewer accumulation steps, and each matmul is larger."""
+    fit = [b for b in candidates if training_plan(name, config, b, seq, precision, **kw).fits(gpu_gib)]
+    return max(fit) if fit else None
+
+
 def check_fits(plan: MemoryPlan, device: str, override: str) -> None:
     """Raise a clear error before a run starts when CUDA is used and the plan needs more than the GPU has."""
     if not str(device).startswith("cuda"):

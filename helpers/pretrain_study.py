@@ -188,7 +188,9 @@ PROFILES = {
     "full": PretrainStudyConfig(
         lm=PretrainConfig(corpus="ruwiki", tokenizer="ruwiki-bpe-32000", size=NeoXSize(hidden=768, layers=10, heads=12),
                           block=512, eval_blocks=512,
-                          train=_train(lr=5e-4, warmup_steps=200, time_budget_s=1800, log_every=50)),
+                          # TF32 on; not torch.compile, whose minute of compiling (another for each batch shape)
+                          # would be charged to each cell's equal-time budget
+                          train=_train(lr=5e-4, warmup_steps=200, time_budget_s=1800, log_every=50, tf32=True)),
         grid=grid_declaration((4, 6, 8, 10), (4, 6, 8)), grid_seeds=(0,), reruns=2, equal_tokens=None,
         schedule_steps=6000, schedules=seed_schedules(6000), schedule_seeds=(0,),
         lr_range=(5e-5, 1e-4, 2e-4, 5e-4, 1e-3), lr_seeds=(0,), wandb=True),

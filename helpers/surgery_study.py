@@ -132,9 +132,11 @@ PROFILES = {
                           # 16 sequences per step, as micro-batch 8 x 2: 3.5x the tokens/s of 2 x 8 for 410m on an
                           # H100 (results/benchmarks/throughput-*); 2.8b as 2 x 8 (measured peak 44 GB at batch 2)
                           micro_batch={"2.8b": (2, 8)},
+                          # the GPU levers on (helpers.train; compile works with the surgery modules, tests/test_train)
                           train=TrainConfig(batch_size=8, grad_accum=2, lr=5e-5, weight_decay=0.0,
                                             checkpoint_every_s=1800,           # resumable after a crash
-                                            scheduler="linear", warmup_steps=0, log_every=50)),
+                                            scheduler="linear", warmup_steps=0, log_every=50, compile=True,
+                                            tf32=True)),
 }
 
 

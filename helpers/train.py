@@ -62,6 +62,13 @@ class TrainConfig:
                                          # scaling) on CUDA without it (T4, P100, V100), else fp32
     gradient_checkpointing: bool | None = None   # recompute activations in backward (None = off; the full profile
                                                  # sets it where the memory plan needs it)
+    # GPU levers (None = off / the library's default; the full profiles turn them on, benchmarks/bench_gpu.py
+    # measures each): torch.compile of the model (the Trainer's torch_compile), TF32 matmuls for fp32 work on CUDA
+    # (ignored elsewhere), and AdamW's fused kernel (None: transformers' default, fused since torch 2.8; False: the
+    # for-each one)
+    compile: bool | None = None
+    tf32: bool | None = None
+    fused_adamw: bool | None = None
     checkpoint_every_s: float | None = None      # save a checkpoint this often (seconds of wall time) when the caller
                                                  # gives a checkpoint folder; a restart resumes from the newest one
     log_every: int = 10
@@ -314,6 +321,14 @@ def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "c
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _tf32(want: bool | None, device: str) -> bool | None:
+    """The Trainer's tf32 argument: as asked on a CUDA GPU that has TF32 (Ampere or newer), else None (torch's
+    default), since transformers refuses tf32=True elsewhere and a pre-Ampere GPU has nothing to turn on."""
+    if want is None or not str(device).startswith("cuda"):
+        return None
+    return want if torch.cuda.get_device_capability()[0] >= 8 else None
+
+
 def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, collator, scratch: str,
            callbacks=(), checkpointing: bool = False) -> dict:
     eval_every = cfg.eval_every if eval_ds is not None else 0
@@ -349,6 +364,9 @@ def _train(model, train_ds, eval_ds, cfg: TrainConfig, device: str, seed: int, c
         dataloader_num_workers=0,
         remove_unused_columns=False,
         disable_tqdm=not cfg.progress,
+        torch_compile=bool(cfg.compile),
+        tf32=_tf32(cfg.tf32, device),
+        **({} if cfg.fused_adamw is None else {"optim": "adamw_torch_fused" if cfg.fused_adamw else "adamw_torch"}),
     )
     meter = Meter(cfg, eval_ds is not None, checkpointing)
     trainer = LabTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,

@@ -217,3 +217,14 @@ def test_auto_runs_full_where_the_gpu_holds_its_plan_else_gpu_small_else_local_a
     _fake_gpu(monkeypatch, 80.0, "NVIDIA H100 80GB HBM3")
     assert F.auto_profile("03_partial_layers") == ("full", "the full plan's largest step (pythia-2.8b) needs 47.3 GiB; "
                                                            "this NVIDIA H100 80GB HBM3 has 80.0 GiB")
+
+
+def test_the_largest_micro_batch_is_the_last_candidate_whose_step_fits():
+    from helpers.memory import largest_micro_batch, training_plan
+    from helpers.models import pythia_config
+
+    conf = pythia_config("410m")
+    big = largest_micro_batch("410m", conf, 1024, "bf16-autocast", 80.0)
+    assert big == 32
+    assert training_plan("410m", conf, 32, 1024).fits(80.0) and not training_plan("410m", conf, 64, 1024).fits(80.0)
+    assert largest_micro_batch("2.8b", pythia_config("2.8b"), 1024, "bf16-autocast", 15.0) is None

@@ -189,6 +189,30 @@ def test_gradient_checkpointing_gives_the_same_training(tiny_model, tiny_blocks)
     assert a["metrics"]["train_loss"] == pytest.approx(b["metrics"]["train_loss"], rel=1e-5)
 
 
+def test_the_gpu_levers_compile_a_surgery_model_and_train_it_as_eager_does(tiny_blocks):
+    """torch.compile (the Trainer's) works with the surgery modules (low-rank qkv, removed dense, bottleneck MLP) and
+    changes the speed, not the training; the for-each AdamW trains as the fused one does (TF32: CUDA only)."""
+    from helpers.models import from_config, pythia_config
+    from helpers.surgery import apply_surgery
+    from helpers.surgery_experiments import EXPERIMENTS
+
+    train, val = tiny_blocks
+
+    def run(**levers):
+        torch.manual_seed(0)
+        model = from_config(pythia_config("410m", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                          intermediate_size=128, vocab_size=64, max_position_embeddings=64))
+        apply_surgery(model, EXPERIMENTS[10].ops, rank_factor=32 / 1024)
+        return train_causal_lm(model, train, val, cfg(max_steps=3, **levers), seed=0)
+
+    eager, foreach = run(), run(fused_adamw=False)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    compiled = run(compile=True, tf32=True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs       # the compiled run did compile
+    for other in (compiled, foreach):
+        assert other["metrics"]["eval_loss"] == pytest.approx(eager["metrics"]["eval_loss"], rel=1e-4)
+
+
 _CHILD = r"""
 import os, sys, torch
 from datasets import Dataset
