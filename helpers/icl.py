@@ -8,6 +8,8 @@ trees. Noisy linear regression adds N(0, 0.1^2) noise, as the looped-transformer
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +92,15 @@ class Schedule:
     def __call__(self, step: int) -> int:
         v = self.start + self.inc * (step // self.interval)
         return min(self.end, v) if self.inc >= 0 else max(self.end, v)
+
+    @property
+    def reached_at(self) -> int:
+        """The first 0-based step at the end value."""
+        return 0 if self.start == self.end else -(-(self.end - self.start) // self.inc) * self.interval
+
+    def scaled(self, factor: float) -> "Schedule":
+        """The same steps of value, `factor` times as often apart (at least every step)."""
+        return dataclasses.replace(self, interval=max(1, round(self.interval * factor)))
 
 
 def normalized_sq_error(pred: torch.Tensor, ys: torch.Tensor, scale: float) -> torch.Tensor:

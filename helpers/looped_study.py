@@ -249,9 +249,22 @@ def options(run, headline_records: dict, force: bool = False) -> dict:
     return out
 
 
+def shortened(tcfg: ICLTrainConfig, steps: int) -> ICLTrainConfig:
+    """The training of a run cut to `steps` (the options', the other tasks'): the curricula as they are where the
+    prompts reach their end (dims, points) within those steps, else with every interval scaled by steps / tcfg.steps,
+    so that the short run is scored (on the prompts of the curricula's end, as every run is) at the point it was
+    trained up to. With the long run's intervals it would be scored at a dimension it never trained on: the full
+    profile's options (20,000 of 100,000 steps, d + 1 every 5,000) would stop at d = 8 and be scored at d = 20."""
+    t = dataclasses.replace(tcfg, steps=steps)
+    curricula = {n: getattr(t, n) for n in ("dims", "points", "loops")}
+    if steps >= tcfg.steps or all(curricula[n].reached_at <= steps - 1 for n in ("dims", "points")):
+        return t
+    return dataclasses.replace(t, **{n: c.scaled(steps / tcfg.steps) for n, c in curricula.items()})
+
+
 def options_sweep(cfg: LoopedStudyConfig) -> Sweep:
     steps = cfg.option_steps or cfg.train.steps
-    tcfg = dataclasses.replace(cfg.train, steps=steps)
+    tcfg = shortened(cfg.train, steps)
     variants = {name: dataclasses.replace(cfg.model, **opts) for name, opts in cfg.options.items()}
     if steps != cfg.train.steps:
         variants = {"plain": cfg.model, **variants}
@@ -271,7 +284,7 @@ def task_config(cfg: LoopedStudyConfig, task: str) -> tuple[LoopedConfig, ICLTra
     loops = cfg.train.loops
     sched = (icl.Schedule(min(loops.start, b), b, loops.inc, loops.interval) if loops.inc > 0
              else icl.Schedule(b, b, 0, 1))
-    tcfg = dataclasses.replace(cfg.train, task=task, steps=cfg.task_steps, loops=sched,
+    tcfg = dataclasses.replace(shortened(dataclasses.replace(cfg.train, loops=sched), cfg.task_steps), task=task,
                                test_prompts=min(cfg.train.test_prompts, cfg.baseline_prompts))
     return dataclasses.replace(cfg.model, loops=b, window=T), tcfg
 

@@ -1,4 +1,6 @@
 """Looped transformer: each seed option's effect, tasks, curricula, baselines and bad input."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -443,3 +445,21 @@ def test_options_at_the_headline_steps_reuse_the_headline_looped_runs(results_ro
     head = S.headline(run)
     out = S.options(run, head)
     assert out["plain", 0] is head["looped-linear_regression", 0] and ("plain", 1) in out
+
+
+def test_a_shortened_run_reaches_the_prompts_it_is_scored_on():
+    """Options and other tasks run fewer steps than the headline: their curricula reach the final dimension and
+    prompt length (where every run is scored) within their steps; a curriculum that already does is left alone."""
+    from helpers import looped_study as LS
+
+    for profile in ("full", "gpu-small"):
+        cfg = LS.PROFILES[profile]
+        t = LS.options_sweep(cfg).points[0].args[1]
+        assert t.steps == cfg.option_steps < cfg.train.steps
+        assert (t.dims(t.steps - 1), t.points(t.steps - 1)) == (cfg.train.dims.end, cfg.train.points.end)
+        assert cfg.train.dims(t.steps - 1) < cfg.train.dims.end          # with the headline's intervals: short of it
+        for task in cfg.tasks:
+            _, tt = LS.task_config(cfg, task)
+            assert tt.dims(tt.steps - 1) == cfg.train.dims.end
+    local = LS.PROFILES["local"]
+    assert LS.shortened(local.train, 600) == dataclasses.replace(local.train, steps=600)
