@@ -127,11 +127,19 @@ def point_command(args, extra: list[str]) -> int:
     from .sweep import SweepError
 
     sets = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
-    bad = [kv for kv in args.set if "=" not in kv] + [a for a in extra if not (a.startswith("--") and "=" in a)]
+    bad = [kv for kv in args.set if "=" not in kv]
+    rest = list(extra)
+    while rest:                          # --KEY=VALUE or --KEY VALUE (W&B's ${args} has used both)
+        a = rest.pop(0)
+        if a.startswith("--") and "=" in a:
+            sets.update([a[2:].split("=", 1)])
+        elif a.startswith("--") and rest and not rest[0].startswith("--"):
+            sets[a[2:]] = rest.pop(0)
+        else:
+            bad.append(a)
     if bad:
         print(f"error: {bad}: give overrides as --set KEY=VALUE or --KEY=VALUE", file=sys.stderr)
         return 2
-    sets.update(a[2:].split("=", 1) for a in extra)
     try:
         rec = run_point(args.notebook, args.sweep, args.variant, sets or None, args.seed, args.profile, args.force)
     except (SweepError, ValueError) as e:

@@ -35,7 +35,7 @@ def test_a_point_is_the_notebooks_own_run_and_the_notebook_loads_it(results_root
     assert grid["4 x 2", 1] == point_rec
     capsys.readouterr()
     assert cli(["point", "--notebook", "07_pretraining", "--sweep", "grid", "--lm.train.batch_size=4",
-                "--lm.train.grad_accum=2", "--seed=1", "--profile", "tiny"]) == 0       # as a W&B agent calls it
+                "--lm.train.grad_accum", "2", "--seed=1", "--profile", "tiny"]) == 0    # as a W&B agent calls it
     assert "already recorded, loaded" in capsys.readouterr().out
     assert json.loads(files[0].read_text()) == point_rec                            # not retrained
 
