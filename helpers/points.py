@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -125,8 +126,9 @@ def _log_to_wandb(rec: dict) -> None:
 
 # ------------------------------------------------------------------------------------------------ W&B sweep files
 def sweep_file(notebook: str, name: str, s: Sweep, profile: str, seed: int = 0) -> dict:
-    """The W&B sweep configuration of one Sweep: a grid over its points (by their dotted overrides when every point
-    has the same keys, as a W&B grid declares them, else by name) and seeds, whose command is the point command."""
+    """The W&B sweep configuration of one Sweep: a grid over its points and seeds, whose command is the point
+    command. The points are given by the overrides that vary among them when they are exactly those overrides' full
+    grid (as the seed declares a W&B grid: notebook 07's batch x accumulation), else by name (--variant)."""
     seeds = {s.seeds_of(p, seed) for p in s.points}
     if len(seeds) != 1:
         raise SweepError(f"{notebook}'s sweep {name!r} gives its points different seeds {sorted(seeds)}: one W&B grid "
@@ -138,7 +140,7 @@ def sweep_file(notebook: str, name: str, s: Sweep, profile: str, seed: int = 0) 
         varying = {k: _unique(p.overrides[k] for p in s.points) for k in next(iter(keys))}
         varying = {k: v for k, v in varying.items() if len(v) > 1}
         combos = {tuple(str(p.overrides[k]) for k in varying) for p in s.points}
-        if varying and len(combos) == len(s.points) == _product(varying):
+        if varying and len(combos) == len(s.points) == math.prod(len(v) for v in varying.values()):
             params = {k: {"values": v} for k, v in varying.items()}
     params["seed"] = {"values": list(next(iter(seeds)))}
     return {"name": f"{notebook} {name} ({profile})", "program": "helpers",
@@ -159,13 +161,6 @@ def _unique(values) -> list:
         if v not in out:
             out.append(v)
     return out
-
-
-def _product(values: dict) -> int:
-    n = 1
-    for v in values.values():
-        n *= len(v)
-    return n
 
 
 def export(profile: str = "full", folder: Path | None = None, notebooks=None) -> list[Path]:
