@@ -160,11 +160,16 @@ def mistral_layer_bases(block_tokens: int = 1024) -> dict:
     return out
 
 
-def looped_steps(steps: int) -> dict:
+def _final_point():
+    """(study config, looped model, training held at the full profile's final curriculum point: its largest step)."""
     cfg = L.PROFILES["full"]
     m = cfg.model
-    tcfg = dataclasses.replace(cfg.train, dims=fixed(m.n_dims), points=fixed(m.n_positions), loops=fixed(m.loops),
-                               time_budget_s=None, log_every=10**9)
+    return cfg, m, dataclasses.replace(cfg.train, dims=fixed(m.n_dims), points=fixed(m.n_positions),
+                                       loops=fixed(m.loops), time_budget_s=None, log_every=10**9)
+
+
+def looped_steps(steps: int) -> dict:
+    cfg, m, tcfg = _final_point()
     train_model(m, dataclasses.replace(tcfg, steps=3), 0, "cuda")                  # warm-up (kernels, allocator)
     res = train_model(m, dataclasses.replace(tcfg, steps=steps), 0, "cuda")
     std = train_model(L.standard_config(cfg), dataclasses.replace(tcfg, steps=steps), 0, "cuda")
@@ -175,10 +180,7 @@ def looped_steps(steps: int) -> dict:
 
 def _packed_run(steps: int, seed: int, device: str) -> dict:
     """One looped run in a worker pinned to the GPU (helpers.parallel): its wall-clock span."""
-    cfg = L.PROFILES["full"]
-    m = cfg.model
-    tcfg = dataclasses.replace(cfg.train, dims=fixed(m.n_dims), points=fixed(m.n_positions), loops=fixed(m.loops),
-                               time_budget_s=None, log_every=10**9)
+    _, m, tcfg = _final_point()
     train_model(m, dataclasses.replace(tcfg, steps=3), seed, device)               # warm-up in this process
     start = time.time()
     res = train_model(m, dataclasses.replace(tcfg, steps=steps), seed, device)

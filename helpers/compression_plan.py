@@ -12,7 +12,7 @@ import math
 
 from .memory import GiB, counts, inference_plan, training_plan
 from .models import llama_linear_shapes, mistral_config, smollm2_config
-from .planning import NotebookPlan, train_seconds
+from .planning import NotebookPlan, bench_case, train_seconds
 
 # the models a GPU profile compresses: their shapes (no download) and the GPU memory the plan assumes for the
 # statistics' passes (the profile's card)
@@ -63,7 +63,7 @@ def full_plan(notebook: str, b: dict, cfg, bf16: bool = True) -> NotebookPlan:
                   len(cfg.groups) * cfg.sweep_eval_blocks + L * 2 * cfg.sens_eval_blocks) * cfg.block
     case = "04 Mistral-7B forward, batch 1"
     fwd = train_seconds(b, case, n, tokens_fwd, flops_per_param=2)
-    layer = (b.get("cases") or {}).get("04 Mistral-7B layer: statistics and bases")
+    layer = bench_case(b, "04 Mistral-7B layer: statistics and bases")
     # statistics accumulate on the GPU in passes of layers that fit half the memory the teacher leaves (calibrate);
     # each pass after the first repeats the calibration forward passes. Older records timed the CPU path only.
     passes = math.ceil(stats_host / (0.5 * (gpu_gib * GiB - calib.weights)))

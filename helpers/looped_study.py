@@ -26,7 +26,7 @@ from .looped import LoopedTransformer
 from .looped_report import K_LABELS
 from .memory import MemoryPlan
 from .models import LoopedConfig, count_params
-from .planning import NotebookPlan, card_of
+from .planning import NotebookPlan, bench_case, card_of
 from .results import keyed, load_or_run, load_records
 from .sweep import Point, Sweep, run_sweep, sweep
 
@@ -163,6 +163,11 @@ def flops_per_prediction(mcfg: LoopedConfig, n_points: int, loops: int | None = 
     per_token = applied * (2 * block + 2 * T * mcfg.width) + 2 * (count_params(model.read_in) +
                                                                   count_params(model.read_out))
     return per_token * T / n_points
+
+
+def flops_per_step(cfg: LoopedStudyConfig, mcfg: LoopedConfig) -> float:
+    """Forward FLOPs of one training step at the curriculum's end: batch x prompt length x FLOPs per prediction."""
+    return cfg.train.batch_size * mcfg.n_positions * flops_per_prediction(mcfg, mcfg.n_positions)
 
 
 def _status(res: dict) -> str:
@@ -385,16 +390,14 @@ def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPl
     act = tokens * cfg.model.loops * 20 * cfg.model.width * 4
     mem = MemoryPlan(f"looped d={cfg.model.n_dims}", n, n, 4 * n, 4 * n, 8 * n, act,
                      setting=f"fp32, batch {cfg.train.batch_size}, {cfg.model.loops} loops")
-    row = (b.get("cases") or {}).get("05 looped d=20")
+    row = bench_case(b, "05 looped d=20")
     lps, sps = (row["looped_steps_per_s"], row["standard_steps_per_s"]) if row else (None, None)
-    # measured on the full profile's d = 20 models; another size is scaled by its FLOPs per step (batch x prompt x
-    # FLOPs per prediction), which a latency-bound small model does not fully gain
+    # measured on the full profile's d = 20 models; another size is scaled by its FLOPs per step, which a
+    # latency-bound small model does not fully gain
     ref = PROFILES["full"]
     if lps and cfg.model != ref.model:
-        def per_step(c, m):
-            return c.train.batch_size * m.n_positions * flops_per_prediction(m, m.n_positions)
-        lps *= per_step(ref, ref.model) / per_step(cfg, cfg.model)
-        sps *= per_step(ref, standard_config(ref)) / per_step(cfg, standard_config(cfg))
+        lps *= flops_per_step(ref, ref.model) / flops_per_step(cfg, cfg.model)
+        sps *= flops_per_step(ref, standard_config(ref)) / flops_per_step(cfg, standard_config(cfg))
     seeds = len(cfg.seeds)
     option_steps = cfg.option_steps or cfg.train.steps
     n_options = len(cfg.options) + (option_steps != cfg.train.steps)
@@ -418,14 +421,12 @@ def pack_speedup(b: dict, cfg: LoopedStudyConfig, lps: float) -> float:
     capped there. An assumption: a latency-bound step leaves the GPU idle between kernels, which other processes'
     kernels fill (time-sliced, not concurrent, without MPS). The packed case of benchmarks/bench_gpu.py measures it;
     once recorded at this per_gpu, that measurement is used instead."""
-    packed = (b.get("cases") or {}).get("05 looped d=20 packed")
+    packed = bench_case(b, "05 looped d=20 packed")
     if packed and packed.get("runs") == cfg.per_gpu:
         return packed["speedup"]                          # measured (benchmarks/bench_gpu.py)
-    busy = ((b.get("cases") or {}).get("pythia-410m train sdpa") or {}).get("mfu")
+    busy = (bench_case(b, "pythia-410m train sdpa") or {}).get("mfu")
     card = card_of(b.get("gpu"))
     if not busy or card is None:
         return cfg.per_gpu
-    m = cfg.model
-    run_mfu = 3 * cfg.train.batch_size * m.n_positions * flops_per_prediction(m, m.n_positions) * lps \
-        / (card.peak_tflops * 1e12)                       # training = 3 x the forward FLOPs
+    run_mfu = 3 * flops_per_step(cfg, cfg.model) * lps / (card.peak_tflops * 1e12)   # training = 3 x forward
     return min(cfg.per_gpu, busy / run_mfu)

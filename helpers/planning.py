@@ -158,6 +158,11 @@ def bench_records() -> list[dict]:
     return load_records(notebook="benchmarks", report=False)
 
 
+def bench_case(b: dict, case: str) -> dict | None:
+    """One case's row of bench()'s result, or None when the benchmark did not measure it."""
+    return (b.get("cases") or {}).get(case)
+
+
 def bench(records: list[dict] | None = None) -> dict:
     """{"gpu", "peak", "cases": {case: row}} from the newest bench_gpu record (empty when there is none)."""
     recs = [r for r in (records if records is not None else bench_records())
@@ -170,7 +175,7 @@ def bench(records: list[dict] | None = None) -> dict:
 
 def train_seconds(b: dict, case: str, params: int, tokens: float, flops_per_param: int = 6) -> float | None:
     """Seconds to train `params` over `tokens` at the MFU the benchmark measured on `case`."""
-    row = (b.get("cases") or {}).get(case)
+    row = bench_case(b, case)
     if not row or "tokens_per_s" not in row:
         return None
     rate = row["flops_per_s"]                  # achieved FLOP/s on that case = its MFU x the device's peak

@@ -390,56 +390,79 @@ def _by_steps(steps: int) -> dict:
 
 def equal_time_grid(run, force: bool = False) -> dict:
     """Section 2: every batch x accumulation cell at the same training budget, every grid seed."""
-    return run_sweep(run, sweeps(run)["grid"], run.cfg.workers, force)
+    return run_sweep(run, grid_sweep(run), run.cfg.workers, force)
 
 
 def reruns(run, force: bool = False) -> dict:
     """Section 3: the base cell with seed 0 again, reruns - 1 more times (its grid run is the first), side by side
     in the workers like every other run: how much the budget alone moves a result. Each rerun is recorded under its
     own index (in its key), so the sweep runner never loads one for another."""
-    return run_sweep(run, sweeps(run)["reruns"], run.cfg.workers, force)
+    return run_sweep(run, reruns_sweep(run), run.cfg.workers, force)
 
 
 def equal_token_grid(run, force: bool = False) -> dict:
     """Section 4: the same cells, each for cfg.equal_tokens tokens (steps = tokens / (batch x accum x block)), no
     time budget: batch efficiency apart from throughput. Empty when equal_tokens is None."""
-    s = sweeps(run).get("grid_tokens")
+    s = grid_tokens_sweep(run)
     return {} if s is None else run_sweep(run, s, run.cfg.workers, force)
 
 
 def schedules(run, force: bool = False) -> dict:
     """Section 5: the seed's schedules at the base cell, each for cfg.schedule_steps steps, every schedule seed."""
-    return run_sweep(run, sweeps(run)["schedules"], run.cfg.workers, force)
+    return run_sweep(run, schedules_sweep(run), run.cfg.workers, force)
 
 
 def lr_range(run, force: bool = False) -> dict:
     """Section 6: peak learning rate over ~2 decades, constant with warmup at cfg.schedule_steps steps: where does
     training stop converging? (the profile's own lr is the constant+warmup schedule's runs)."""
-    return run_sweep(run, sweeps(run)["lr_range"], run.cfg.workers, force)
+    return run_sweep(run, lr_range_sweep(run), run.cfg.workers, force)
+
+
+# the notebook's sweeps at run.cfg, one builder each, as its sections run them (and helpers.points one point of):
+# the grid at equal time and the reruns of its base cell (wall-clock budgets), the grid at equal tokens (when
+# configured: else None), the schedules and the lr range (steps)
+def grid_sweep(run) -> Sweep:
+    return _sweep(run, "grid", cells(run.cfg.grid), tuple(run.cfg.grid_seeds), "batch x accum, equal time", True)
+
+
+def reruns_sweep(run) -> Sweep:
+    cfg = run.cfg
+    base = apply_overrides(cfg, cells(cfg.grid)[cfg.base_cell], "the base cell")
+    return Sweep("rerun", [Point("rerun", f"rerun {i}", (base,), {**run_key(base), "rerun": i})
+                           for i in range(1, cfg.reruns)], run_job, (0,), "reruns", budgeted=True)
+
+
+def grid_tokens_sweep(run) -> Sweep | None:
+    cfg = run.cfg
+    if cfg.equal_tokens is None:
+        return None
+    points = {name: {**over, **_by_steps(max(1, cfg.equal_tokens // (over["lm.train.batch_size"] *
+                                                                    over["lm.train.grad_accum"] * cfg.lm.block)))}
+              for name, over in cells(cfg.grid).items()}
+    return _sweep(run, "grid_tokens", points, tuple(cfg.token_seeds), "batch x accum, equal tokens")
+
+
+def schedules_sweep(run) -> Sweep:
+    cfg = run.cfg
+    return _sweep(run, "schedules", {name: {**over, **_by_steps(cfg.schedule_steps)}
+                                     for name, over in cfg.schedules.items()}, tuple(cfg.schedule_seeds), "schedules")
+
+
+def lr_range_sweep(run) -> Sweep:
+    cfg = run.cfg
+    return _sweep(run, "lr_range", {f"lr={lr:g}": {"lm.train.scheduler": "constant", "lm.train.lr": lr,
+                                                  **_by_steps(cfg.schedule_steps)}
+                                    for lr in cfg.lr_range if lr != cfg.lm.train.lr}, tuple(cfg.lr_seeds), "lr range")
+
+
+SWEEPS = {"grid": grid_sweep, "reruns": reruns_sweep, "grid_tokens": grid_tokens_sweep,
+          "schedules": schedules_sweep, "lr_range": lr_range_sweep}
 
 
 def sweeps(run, params: dict | None = None) -> dict[str, Sweep]:
-    """The notebook's sweeps at run.cfg, as its sections run them (and helpers.points one point of): the grid at
-    equal time and the reruns of its base cell (wall-clock budgets), the grid at equal tokens (when configured), the
-    schedules and the lr range (steps)."""
-    cfg = run.cfg
-    base = apply_overrides(cfg, cells(cfg.grid)[cfg.base_cell], "the base cell")
-    out = {"grid": _sweep(run, "grid", cells(cfg.grid), tuple(cfg.grid_seeds), "batch x accum, equal time", True),
-           "reruns": Sweep("rerun", [Point("rerun", f"rerun {i}", (base,), {**run_key(base), "rerun": i})
-                                     for i in range(1, cfg.reruns)], run_job, (0,), "reruns", budgeted=True)}
-    if cfg.equal_tokens is not None:
-        points = {name: {**over, **_by_steps(max(1, cfg.equal_tokens // (over["lm.train.batch_size"] *
-                                                                        over["lm.train.grad_accum"] * cfg.lm.block)))}
-                  for name, over in cells(cfg.grid).items()}
-        out["grid_tokens"] = _sweep(run, "grid_tokens", points, tuple(cfg.token_seeds), "batch x accum, equal tokens")
-    out["schedules"] = _sweep(run, "schedules", {name: {**over, **_by_steps(cfg.schedule_steps)}
-                                                 for name, over in cfg.schedules.items()},
-                              tuple(cfg.schedule_seeds), "schedules")
-    out["lr_range"] = _sweep(run, "lr_range", {f"lr={lr:g}": {"lm.train.scheduler": "constant", "lm.train.lr": lr,
-                                                              **_by_steps(cfg.schedule_steps)}
-                                               for lr in cfg.lr_range if lr != cfg.lm.train.lr},
-                             tuple(cfg.lr_seeds), "lr range")
-    return out
+    """{name: Sweep} of every sweep this run's config has (SWEEPS; the equal-token grid only when configured)."""
+    built = {name: build(run) for name, build in SWEEPS.items()}
+    return {name: s for name, s in built.items() if s is not None}
 
 
 def runner_overhead(run) -> dict:

@@ -54,7 +54,12 @@ class Sweep:
     per_device: int = 1          # runs side by side on one GPU (small models: helpers.parallel)
 
     def seeds_of(self, p: Point, default: int = 0) -> tuple:
-        return p.seeds or self.seeds or (default,)
+        return point_seeds(p, self.seeds, default)
+
+
+def point_seeds(p: Point, seeds: tuple | None, default: int) -> tuple:
+    """The seeds a point runs: its own, else the sweep's, else the run's one seed."""
+    return p.seeds or seeds or (default,)
 
 
 class SweepError(ValueError):
@@ -102,7 +107,7 @@ def run_points(run, points: list[Point], fn, seeds: tuple | None = None, workers
     A job's result may carry "status" ("partial": cut by a safety time budget); the default is "ok". On CUDA the
     jobs go to every visible GPU, per_device at a time on each (helpers.parallel)."""
     def seeds_of(p: Point) -> tuple:
-        return p.seeds or seeds or (run.seed,)
+        return point_seeds(p, seeds, run.seed)
 
     keys = [(p.variant, s) for p in points for s in seeds_of(p)]
     if len(set(keys)) != len(keys):
