@@ -11,6 +11,7 @@ whole run cannot.
     python benchmarks/gpu_small_probe.py --round 2  # round 2: the local regime's batch 128 (~35 minutes on 2 cores)
     python benchmarks/gpu_small_probe.py --round 3  # round 3: round 2's recipe for the standard arm; at batch 64
     python benchmarks/gpu_small_probe.py --round 4  # round 4: the chosen profile's standard arm (and at lr 3e-4)
+    python benchmarks/gpu_small_probe.py --round 5  # round 5: the profile as it is (lr 3e-4): looped arm, 2 seeds
 
 Round 1 left every variant on the plateau, the easier curriculum (from d = 2) too, at batch 32. Round 2 carries over
 what the local profile learned with (batch 128, lr 1e-3 with warmup, d = 2 first), at the profile's width and loops,
@@ -51,14 +52,21 @@ ROUND4 = dataclasses.replace(L.PROFILES["gpu-small"], train=dataclasses.replace(
 
 
 def variants(cfg, rnd: int = 1) -> dict:
-    """{name: (arm, model overrides, training config)}. Round 1: the profile as configured, each arm; and the looped
-    arm with the local regime's cures (a curriculum from d = 2 and from 4 loops, lr 1e-3). Round 2: the looped arm
-    at the local regime's batch (128) and lr (1e-3, 100 warmup steps), d = 2 -> 6 over 2,000 steps, in each token
-    format. Round 3: that recipe for the standard arm, and for the looped arm at batch 64 (rounds 1-3 on FORMER).
-    Round 4, on the profile chosen from them (ROUND4, lr 1e-3): its standard arm as configured, and at lr 3e-4."""
+    """{name: (arm, model overrides, training config[, seed])}, the seed SEED where it is not given.
+    Round 1: the profile as configured, each arm; and the looped arm with the local regime's cures (a curriculum from
+    d = 2 and from 4 loops, lr 1e-3). Round 2: the looped arm at the local regime's batch (128) and lr (1e-3, 100
+    warmup steps), d = 2 -> 6 over 2,000 steps, in each token format. Round 3: that recipe for the standard arm, and
+    for the looped arm at batch 64 (rounds 1-3 on FORMER). Round 4, on the profile chosen from them (ROUND4, lr 1e-3):
+    its standard arm as configured, and at lr 3e-4. Round 5, on the profile as it is (lr 3e-4): the looped arm as
+    configured on the tuning seed and on another, and the standard arm on another (101 and 102 are not the notebook's
+    seeds either)."""
     t = dataclasses.replace(cfg.train, steps=2000, log_every=100, batch_size=128, lr=1e-3, warmup=100,
                             dims=icl.Schedule(2, 10, 1, 400), points=icl.Schedule(5, 21, 2, 250),
                             loops=icl.Schedule(4, 30, 2, 150))
+    if rnd == 5:
+        return {"standard, as configured, seed 101": ("standard", {}, cfg.train, 101),
+                "looped, as configured (lr 3e-4)": ("looped", {}, cfg.train),
+                "looped, as configured, seed 102": ("looped", {}, cfg.train, 102)}
     if rnd == 4:
         return {"standard, as configured (d = 6)": ("standard", {}, cfg.train),
                 "standard, as configured, lr 3e-4": ("standard", {}, dataclasses.replace(cfg.train, lr=3e-4))}
@@ -75,9 +83,9 @@ def variants(cfg, rnd: int = 1) -> dict:
             "looped, from d=2 and 4 loops, lr 1e-3": ("looped", {}, easier)}
 
 
-def probe(arm: str, overrides: dict, tcfg, cfg) -> dict:
+def probe(arm: str, overrides: dict, tcfg, cfg, seed: int = SEED) -> dict:
     mcfg = dataclasses.replace(L.arms(cfg)[arm], **overrides)
-    res = train_model(mcfg, tcfg, SEED)
+    res = train_model(mcfg, tcfg, seed)
     last = tcfg.steps - 1
     d, b = tcfg.dims(last), tcfg.loops(last)
     xs, ys, _ = fixed_test_set(dataclasses.replace(tcfg, dims=fixed(d), points=fixed(tcfg.points(last))),
@@ -93,11 +101,11 @@ def probe(arm: str, overrides: dict, tcfg, cfg) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4), default=1, help="which set of variants (default: 1)")
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5), default=1, help="which set of variants (default: 1)")
     rnd = ap.parse_args().round
     torch.set_num_threads(1)
-    cfg = ROUND4 if rnd == 4 else FORMER
-    jobs = {name: (arm, over, tcfg, cfg) for name, (arm, over, tcfg) in variants(cfg, rnd).items()}
+    cfg = {4: ROUND4, 5: L.PROFILES["gpu-small"]}.get(rnd, FORMER)
+    jobs = {name: (arm, over, tcfg, cfg, *rest) for name, (arm, over, tcfg, *rest) in variants(cfg, rnd).items()}
     rows = map_processes(probe, jobs, workers=2, progress="probe")
     for name, r in rows.items():
         print(f"{name:<42} {r['steps']:>5} steps (d = {r['d']}, {r['points']} points, {r['loops']} loops): train loss "
@@ -105,8 +113,9 @@ def main():
               f"averaging {r['averaging_k2d']:.3f}")
     config = {"profile": "gpu-small", "seed": SEED, "model": dataclasses.asdict(cfg.model),
               "standard_layers": cfg.standard_layers, "val_seed": cfg.val_seed,
-              "variants": {n: {"arm": a, "train": dataclasses.asdict(t), **({"model_overrides": o} if o else {})}
-                           for n, (a, o, t) in variants(cfg, rnd).items()}}
+              "variants": {n: {"arm": a, "train": dataclasses.asdict(t), **({"model_overrides": o} if o else {}),
+                               **({"seed": rest[0]} if rest else {})}
+                           for n, (a, o, t, *rest) in variants(cfg, rnd).items()}}
     metrics = {f"{n}.{k}": v for n, r in rows.items() for k, v in r.items() if isinstance(v, float)}
     variant = "looped-first-steps" + ("" if rnd == 1 else f"-round{rnd}")
     path = save_run("benchmarks", "gpu_small_probe", variant, config, metrics, profile="gpu-small",
