@@ -4,7 +4,7 @@
   notebooks [--profile local] [--nb 01] [--quiet]                   execute notebooks with papermill, then Analysis
                                                                     (cell progress and outputs stream; QUIET=1: not)
   params [--json]                                                   seed 000's 26 parameter counts vs the notes
-  plan [--markdown] [--device t4] [--profile gpu-small]             a GPU profile's memory plan and estimated time
+  plan [--markdown [--gpus N]] [--device t4] [--profile gpu-small]  a GPU profile's memory plan and estimated time
                                                                     per notebook on the benchmarked GPU
   point --notebook 07 --sweep grid (--variant NAME | --set KEY=VALUE ...) [--seed 0] [--profile full]
                                                                     train (or load) one point of a notebook's sweep,
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--profile", default="full", choices=("full", "gpu-small"), help="the GPU profile planned")
     pl.add_argument("--markdown", action="store_true", help="the README's table")
     pl.add_argument("--device", default=None, help="show the plans on this card: h100, a100, t4, p100")
+    pl.add_argument("--gpus", type=int, default=None,
+                    help="with --markdown: the notebooks' sweeps spread over this many GPUs (README's spread tables)")
     pt = sub.add_parser("point", help="train (or load) one point of one of a notebook's sweeps")
     pt.add_argument("--notebook", required=True, help="01_attention_lowrank or 01, ...")
     pt.add_argument("--sweep", required=True, help="the sweep's name (python -m helpers sweeps lists them)")
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return print_param_table(as_json=args.json)
     elif args.cmd == "plan":
         from .families import all_plans
-        from .planning import CARDS, markdown
+        from .planning import CARDS, markdown, spread_markdown
 
         if args.device and args.device.lower() not in CARDS:
             print(f"error: unknown device '{args.device}'; allowed: {', '.join(CARDS)}", file=sys.stderr)
@@ -99,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         plans = all_plans(profile=args.profile)
         if args.device:
             plans = [p.on(CARDS[args.device.lower()]) for p in plans]
-        print(markdown(plans) if args.markdown else "\n\n".join(p.text() for p in plans))
+        if args.markdown and args.gpus:
+            print(spread_markdown(plans, args.gpus, packed=any(p.per_device > 1 for p in plans)))
+        else:
+            print(markdown(plans) if args.markdown else "\n\n".join(p.text() for p in plans))
     elif args.cmd == "point":
         return point_command(args, extra)
     elif args.cmd == "sweeps":

@@ -81,7 +81,7 @@ def resolve(notebook: str, profile: str | None = None, seed: int = 0, overrides:
         print(f"profile auto -> {profile}: {why}", flush=True)
     run = profiles.resolve(notebook, study.PROFILES, profile, seed, overrides, device, check_hub, quiet)
     if run.profile in profiles.GPU_PROFILES:
-        p = plan(notebook, cfg=run.cfg, profile=run.profile)
+        p = on_this_card(plan(notebook, cfg=run.cfg, profile=run.profile))
         if not quiet:
             print(p.text(), flush=True)
         planning.check(p, run.device)
@@ -96,10 +96,20 @@ def profile_for(notebook: str, profile: str | None = None) -> tuple[str, str | N
     return profiles.profile_name(profile), None
 
 
+def this_card() -> planning.Card | None:
+    """planning.CARDS' entry of the CUDA GPU this process runs on (a T4, P100, ...), or None: no GPU, or a card the
+    table does not know (its plans are then shown on the benchmark's card)."""
+    import torch      # here, not at the top: this registry is read by torch-free code (Analysis, the README)
+
+    return planning.card_of(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else None
+
+
 def auto_profile(notebook: str) -> tuple[str, str]:
-    """What `auto` runs for this notebook here, and why: full where a CUDA GPU holds the full plan's largest step
-    and this machine's RAM its host memory, gpu-small where the GPU holds that profile's plan instead (a 16 GB
-    card), else local (no CUDA GPU, or one too small even for gpu-small: the CPU scale then runs on it)."""
+    """What `auto` runs for this notebook here, and why: full where a CUDA GPU holds the full plan's largest step,
+    this machine's RAM its host memory and, on a card offered with a session limit (Colab's T4, Kaggle's P100), one
+    session its time (05's looped model fits a T4's memory, but its full plan is weeks there); gpu-small where the
+    GPU holds that profile's plan instead; else local (no CUDA GPU, or one too small even for gpu-small: the CPU
+    scale then runs on it)."""
     import torch      # here, not at the top: this registry is read by torch-free code (Analysis, the README)
 
     if not torch.cuda.is_available():
@@ -111,13 +121,18 @@ def auto_profile(notebook: str) -> tuple[str, str]:
     full, small = full_plan.peak, plan(notebook, bench, profile="gpu-small").peak
     step = f"the full plan's largest step ({full.name}) needs {full.total / planning.GiB:.1f} GiB"
     ram = planning.host_ram()
-    if full.fits(have) and full_plan.host <= ram:
+    card = this_card()
+    hours = None if card is None or card.session_h is None else (full_plan.on(card).wall_s() or 0) / 3600
+    if full.fits(have) and full_plan.host <= ram and (hours is None or hours <= card.session_h):
         return "full", f"{step}; this {props.name} has {have:.1f} GiB"
-    if full.fits(have):
+    if not full.fits(have):
+        step += f", more than this {props.name} ({have:.1f} GiB) holds"
+    elif full_plan.host > ram:
         step += (f" (this {props.name} has {have:.1f} GiB), but its {full_plan.host / planning.GiB:.1f} GiB of host "
                  f"memory is more than this machine's {ram / planning.GiB:.1f} GiB")
     else:
-        step += f", more than this {props.name} ({have:.1f} GiB) holds"
+        step += (f" (this {props.name} has {have:.1f} GiB), but it plans {hours:.0f} h on this card, more than a "
+                 f"{card.offered_by} session's {card.session_h:.0f} h")
     if small.fits(have):
         return "gpu-small", (f"{step}; gpu-small's largest step ({small.name}) needs {small.total / planning.GiB:.1f} "
                              "GiB (PROFILE='full' with OVERRIDES forces the full scale)")
@@ -144,9 +159,16 @@ def all_plans(records: list[dict] | None = None, profile: str = "full") -> list[
     return [plan(nb, records, profile=profile) for nb in NOTEBOOKS]
 
 
+def on_this_card(p: planning.NotebookPlan) -> planning.NotebookPlan:
+    """The plan with its times on the GPU in use where planning.CARDS knows it (a P100 plans 53x the H100's
+    times), else as planned on the benchmark's card."""
+    card = this_card()
+    return p if card is None else p.on(card)
+
+
 def cell_timeout(notebook: str, profile: str) -> int:
-    """The notebook runner's per-cell limit: one hour in tiny/local, TIMEOUT_FACTOR x the estimate in a GPU
-    profile."""
+    """The notebook runner's per-cell limit: one hour in tiny/local, TIMEOUT_FACTOR x the estimate on this GPU (where
+    CARDS knows it) in a GPU profile, so that a P100's three hours of gpu-small's 05 are not cut at the H100's."""
     if profile not in profiles.GPU_PROFILES or notebook not in NOTEBOOKS:
         return planning.MIN_TIMEOUT_S
-    return plan(notebook, profile=profile).timeout_s()
+    return on_this_card(plan(notebook, profile=profile)).timeout_s()

@@ -9,12 +9,14 @@ measured by the benchmark on the most similar case (same model where there is on
 model's steps/s and notebook 04's per-layer statistics and bases are measured directly (on the full profile's
 shapes; gpu-small's smaller ones are scaled from them, as their planners say). What the model leaves out
 (evaluation passes, data preparation, Python overhead) makes these lower bounds; the notebook runner's per-cell
-timeout in a GPU profile is `TIMEOUT_FACTOR` x the estimate, at least one hour.
+timeout in a GPU profile is `TIMEOUT_FACTOR` x the estimate on the GPU in use (where CARDS knows it), at least one
+hour.
 
     python -m helpers plan                  # prints every notebook's plan and estimate (the benchmark's GPU)
     python -m helpers plan --device t4      # the same plans on another card (CARDS): memory against its memory
                                             # and host RAM, times scaled by the ratio of the cards' peak FLOP/s
     python -m helpers plan --profile gpu-small --device t4     # the profile sized for one 16 GB GPU, on a T4
+    python -m helpers plan --profile gpu-small --device t4 --markdown --gpus 2    # its sweeps over two T4s (Kaggle)
 """
 from __future__ import annotations
 
@@ -32,27 +34,31 @@ from .results import load_records
 WIKITEXT2_TRAIN_TOKENS = round(2_088_628 * 1.286)
 TIMEOUT_FACTOR = 3
 MIN_TIMEOUT_S = 3600
+GPU_SMALL_TARGET_H = 1.0        # what gpu-small is sized for: each notebook within an hour on a T4, by the plan
 
 
 @dataclasses.dataclass(frozen=True)
 class Card:
     """A GPU a user may run on: memory, the dense 16-bit tensor peak (bf16 where it has it, else fp16) from the
-    vendor's data sheet, whether it has bf16, and the host RAM of the usual machine that offers it."""
+    vendor's data sheet, whether it has bf16, the host RAM of the usual machine that offers it, and the longest
+    session that offer allows (None: no limit known), which `auto` holds the full plan's time against."""
     name: str
     memory_gib: float
     peak_tflops: float
     bf16: bool
     host_gib: float | None = None
     offered_by: str = ""
+    session_h: float | None = None
 
 
 CARDS = {
     "h100": Card("NVIDIA H100 80GB", 80.0, 989.4, True, None, "the benchmark's card"),
     "a100": Card("NVIDIA A100 80GB", 80.0, 312.0, True),
     # free cards: Colab's T4 (15 GiB usable, ~12.7 GB of host RAM), Kaggle's P100 16 GB (~30 GB of host RAM); the
-    # P100 has no tensor cores: 18.7 TFLOP/s is its fp16 vector peak
-    "t4": Card("NVIDIA T4", 15.0, 65.0, False, 12.7, "Colab (free)"),
-    "p100": Card("NVIDIA P100 16GB", 16.0, 18.7, False, 29.0, "Kaggle"),
+    # P100 has no tensor cores: 18.7 TFLOP/s is its fp16 vector peak. Both services end a session after 12 hours at
+    # most (Colab's free tier often sooner)
+    "t4": Card("NVIDIA T4", 15.0, 65.0, False, 12.7, "Colab (free)", 12.0),
+    "p100": Card("NVIDIA P100 16GB", 16.0, 18.7, False, 29.0, "Kaggle", 12.0),
 }
 
 
@@ -135,6 +141,9 @@ class NotebookPlan:
                      + (f"{est / 3600:.1f} h (a lower bound: evaluation and data preparation not counted); "
                         f"cell timeout {self.timeout_s() / 3600:.1f} h" if est is not None
                         else "unknown (run benchmarks/bench_gpu.py on a GPU)"))
+        if self.profile == "gpu-small" and self.card and est is not None and est > GPU_SMALL_TARGET_H * 3600:
+            lines.append(f"  more than the {GPU_SMALL_TARGET_H:.0f} h per notebook gpu-small is sized for on a T4 "
+                         f"(Kaggle's 'GPU T4 x2' accelerator runs at the T4's plan)")
         if est is not None and (self.runs or self.per_device > 1):
             spread = [(f"{self.per_device} runs per GPU", self.wall_s(1))] if self.per_device > 1 else []
             each = f" x {self.per_device} runs each" if self.per_device > 1 else ""
@@ -211,16 +220,19 @@ def markdown(plans: list[NotebookPlan]) -> str:
     return "\n".join([head, *rows])
 
 
-def spread_markdown(plans: list[NotebookPlan], gpus: int = 8) -> str:
+def spread_markdown(plans: list[NotebookPlan], gpus: int = 8, packed: bool = True) -> str:
     """The README's "several GPUs" table: each notebook with sweeps on one GPU one run at a time (the plan), one GPU
-    with its small runs packed, and `gpus` GPUs (one W&B agent each), packed and not."""
+    with its small runs packed, and `gpus` GPUs (one W&B agent each, or the sweep runner on a machine with them),
+    packed and not (packed=False: the two unpacked columns only, e.g. for Kaggle's two T4s)."""
     gpu = next((p.gpu for p in plans if p.gpu), None) or "-"
-    rows = [f"| notebook | 1 GPU ({gpu}), as planned | 1 GPU, packed | {gpus} GPUs | {gpus} GPUs, packed |",
-            "|---|---|---|---|---|"]
+    cols = [(f"1 GPU ({gpu}), as planned", 1, False), ("1 GPU, packed", 1, True), (f"{gpus} GPUs", gpus, False),
+            (f"{gpus} GPUs, packed", gpus, True)]
+    cols = [c for c in cols if packed or not c[2]]
+    rows = ["| notebook | " + " | ".join(c[0] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for p in plans:
         if not p.runs:
             continue
-        cells = [p.wall_s(1, False), p.wall_s(1), p.wall_s(gpus, False), p.wall_s(gpus)]
+        cells = [p.wall_s(g, k) for _, g, k in cols]
         rows.append(f"| {p.notebook} | " + " | ".join("unknown" if c is None else f"{c / 3600:.1f} h" for c in cells)
                     + " |")
     return "\n".join(rows)

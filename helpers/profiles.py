@@ -6,8 +6,9 @@
   gpu-small  one free 16 GB GPU without bf16 (Colab's T4, Kaggle's P100) and ~12 GB of host RAM, with hub access:
              each notebook at the largest scale of its seed that its plan puts under an hour on a T4
   full       the seeds' scale on a large GPU with hub access
-  auto       full when a CUDA GPU holds the notebook's full plan, gpu-small when it holds that plan instead, else
-             local (helpers.families.auto_profile, which says why)
+  auto       full when a CUDA GPU holds the notebook's full plan (and, on a free card with a session limit, its
+             time fits one session), gpu-small when it holds that plan instead, else local
+             (helpers.families.auto_profile, which says why)
 
 A notebook's settings are a typed dataclass (validated in __post_init__) with one instance per profile.
 `resolve()` picks the profile (the notebook's PROFILE parameter, else the env var NB_PROFILE, else auto), applies

@@ -112,6 +112,9 @@ def test_the_readme_tables_are_the_generated_plans():
     assert P.markdown(F.all_plans()) in readme
     for card in ("t4", "p100"):
         assert P.markdown([p.on(P.CARDS[card]) for p in F.all_plans(profile="gpu-small")]) in readme
+    # Kaggle's two T4s (plan --profile gpu-small --device t4 --markdown --gpus 2): no packed columns, none packs
+    two = P.spread_markdown([p.on(P.CARDS["t4"]) for p in F.all_plans(profile="gpu-small")], 2, packed=False)
+    assert two in readme and "| notebook | 1 GPU (NVIDIA T4), as planned | 2 GPUs |" in two
 
 
 def test_gpu_small_plans_each_notebook_under_an_hour_on_a_t4_within_its_memory_and_colabs_ram():
@@ -179,20 +182,35 @@ def test_auto_runs_full_where_the_gpu_holds_its_plan_else_gpu_small_else_local_a
     _fake_gpu(monkeypatch, 15.0, "Tesla T4")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)      # a T4 has no bf16
     # 01's Pythia-410m plans 15.9 GiB: more than a T4 holds, so gpu-small (its 70m-shaped stand-in, 5.6 GiB);
-    # 05's looped model (3 GiB) fits: full
+    # 05's looped model (3 GiB) fits, but its full plan is weeks on a T4, far past a Colab session: gpu-small too
     profile, why = F.auto_profile("01_attention_lowrank")
     assert profile == "gpu-small" and "needs 15.9 GiB, more than this Tesla T4 (15.0 GiB) holds" in why
     assert "gpu-small's largest step (pythia-410m stand-in 512 x 6) needs 5.6 GiB" in why
+    looped, looped_why = F.auto_profile("05_looped_transformer")
+    t4_hours = F.plan("05_looped_transformer").on(P.CARDS["t4"]).wall_s() / 3600
+    assert looped == "gpu-small" and t4_hours > 12
+    assert f"(this Tesla T4 has 15.0 GiB), but it plans {t4_hours:.0f} h on this card, more than a Colab (free) " \
+           "session's 12 h" in looped_why
+    # the same memory on a card with no known session limit: full, by memory alone
+    _fake_gpu(monkeypatch, 15.0, "a 15 GB workstation card")
     assert F.auto_profile("05_looped_transformer")[0] == "full"
+    # the runner's cell timeouts and the printed plan are this card's: a P100 plans 05's gpu-small at ~3 hours
+    _fake_gpu(monkeypatch, 16.0, "Tesla P100-PCIE-16GB")
+    p100 = F.plan("05_looped_transformer", profile="gpu-small").on(P.CARDS["p100"])
+    assert F.cell_timeout("05_looped_transformer", "gpu-small") == p100.timeout_s() > 2 * 3600
+    assert "more than the 1 h per notebook gpu-small is sized for on a T4" in p100.text()
+    assert "sized for" not in F.plan("05_looped_transformer", profile="gpu-small").on(P.CARDS["t4"]).text()
+    _fake_gpu(monkeypatch, 15.0, "Tesla T4")
     # the notebook runner's cell timeouts follow the same decision as the notebook's start
     assert F.profile_for("01_attention_lowrank", "auto") == (profile, why)
     assert F.profile_for("01_attention_lowrank", "tiny") == ("tiny", None)
-    assert F.cell_timeout("01_attention_lowrank", "gpu-small") == F.plan("01_attention_lowrank",
-                                                                          profile="gpu-small").timeout_s()
+    assert F.cell_timeout("01_attention_lowrank", "gpu-small") == F.plan(
+        "01_attention_lowrank", profile="gpu-small").on(P.CARDS["t4"]).timeout_s()
     run = F.resolve("01_attention_lowrank", "auto", check_hub=False, quiet=False, overrides={})
     assert run.profile == "gpu-small" and run.device == "cuda" and run.cfg.sizes["410m"]["hidden"] == 512
     out = capsys.readouterr().out
-    assert "profile auto -> gpu-small: the full plan's largest step" in out and "(gpu-small profile)" in out
+    assert "profile auto -> gpu-small: the full plan's largest step" in out
+    assert "(gpu-small profile) on NVIDIA T4 (15 GiB; times scaled" in out        # the plan on the card in use
     # there it trains in fp16 mixed precision (the Trainer's loss scaler), not in fp32
     assert T.effective_precision(run.cfg.train.precision, run.device) == "fp16-amp"
     assert T.trainer_precision(run.device)["fp16"] and not T.trainer_precision(run.device)["bf16"]
