@@ -95,6 +95,12 @@ def load_corpus(name: str):
 TOKENIZERS = ("bytes", "<corpus>-bpe-<vocab> (e.g. en-bpe-2048)", "smollm2", "an owner/name hub id (full profile)")
 
 
+def bpe_vocab(name: str) -> int | None:
+    """The vocabulary a '<corpus>-bpe-<vocab>' tokenizer name asks for (None: not such a name)."""
+    _, sep, rest = str(name).rpartition("-bpe-")
+    return int(rest) if sep and rest.isdigit() else None
+
+
 def check_tokenizer_name(name: str) -> None:
     """Refuse a tokenizer name that none of the loaders below serves, listing the ones that exist."""
     corpus, sep, rest = str(name).partition("-bpe-")

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .data import load_corpus
+from .data import bpe_vocab, load_corpus
 from .evaluate import lm_loss
 from .memory import training_plan
 from .models import NeoXSize, count_params, neox_config
@@ -301,9 +301,9 @@ def check_inputs(cfg: PretrainStudyConfig) -> LMData:
     holds more sequences than the train split has blocks, an equal-token budget shorter than one step of a cell, and
     a time budget shorter than one optimizer step of the largest cell. Returns the data."""
     d = config_data(cfg.lm, cfg.script)
-    asked = re.fullmatch(r".+-bpe-(\d+)", cfg.lm.tokenizer)
-    if asked and d.vocab < int(asked.group(1)):
-        raise ValueError(f"tokenizer {cfg.lm.tokenizer} asks for {asked.group(1)} tokens, but BPE on this train split "
+    asked = bpe_vocab(cfg.lm.tokenizer)
+    if asked and d.vocab < asked:
+        raise ValueError(f"tokenizer {cfg.lm.tokenizer} asks for {asked} tokens, but BPE on this train split "
                          f"found only {d.vocab}; allowed: a vocabulary of at most {d.vocab}")
     grid_cells = {n: (p["lm.train.batch_size"], p["lm.train.grad_accum"]) for n, p in cells(cfg.grid).items()}
     blocks = len(d.train)
@@ -523,7 +523,7 @@ def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPl
     lm = cfg.lm
     grid_cells = [(p["lm.train.batch_size"], p["lm.train.grad_accum"]) for p in cells(cfg.grid).values()]
     big = max(bs for bs, _ in grid_cells)
-    vocab = int(lm.tokenizer.rpartition("-bpe-")[2]) if "-bpe-" in lm.tokenizer else 32000
+    vocab = bpe_vocab(lm.tokenizer) or 32000
     plan = training_plan("07 LM", neox_config(lm.size, vocab_size=vocab), big, lm.block, mixed_precision(bf16))
     budget = lm.train.time_budget_s
     timed = len(grid_cells) * len(cfg.grid_seeds) + cfg.reruns - 1

@@ -2,7 +2,7 @@ import pytest
 
 from helpers import assets
 from helpers.assets import AssetError, cyrillic_dominant, parse_wordnet_line, split_of
-from helpers.data import lm_blocks, load_corpus, load_pretrained, load_tokenizer
+from helpers.data import bpe_vocab, lm_blocks, load_corpus, load_pretrained, load_tokenizer
 from helpers.hub import HubUnavailable
 
 needs_assets = pytest.mark.skipif(not (assets.cache_dir() / "corpora" / "en" / ".done").exists(),
@@ -29,6 +29,11 @@ def test_local_text_file_is_split_by_document(tmp_path):
     text = "\n".join(t for s in dsd for t in dsd[s]["text"])
     assert all(p in text for p in paras)  # nothing lost or cut mid-paragraph
     assert all(split_of(d) == s for s in dsd for d in dsd[s]["doc"])
+
+
+def test_the_vocabulary_a_bpe_name_asks_for():
+    names = ("ruwiki-bpe-32000", "en-bpe-2048", "bytes", "smollm2", "HuggingFaceTB/x", "en-bpe-x")
+    assert [bpe_vocab(n) for n in names] == [32000, 2048, None, None, None, None]
 
 
 def test_unknown_corpus_and_missing_file(tmp_path):
