@@ -11,7 +11,8 @@ whole run cannot.
     python benchmarks/gpu_small_probe.py --round 2  # round 2: the local regime's batch 128 (~35 minutes on 2 cores)
     python benchmarks/gpu_small_probe.py --round 3  # round 3: round 2's recipe for the standard arm; at batch 64
     python benchmarks/gpu_small_probe.py --round 4  # round 4: the chosen profile's standard arm (and at lr 3e-4)
-    python benchmarks/gpu_small_probe.py --round 5  # round 5: the profile as it is (lr 3e-4): looped arm, 2 seeds
+    python benchmarks/gpu_small_probe.py --round 5  # round 5: the profile at lr 3e-4: looped arm, 2 seeds
+    python benchmarks/gpu_small_probe.py --round 6  # round 6: the looped arm at lr 1e-3 on that profile, 2 seeds
 
 Round 1 left every variant on the plateau, the easier curriculum (from d = 2) too, at batch 32. Round 2 carries over
 what the local profile learned with (batch 128, lr 1e-3 with warmup, d = 2 first), at the profile's width and loops,
@@ -49,6 +50,9 @@ FORMER = L.LoopedStudyConfig(
     tasks=("sparse_linear_regression", "decision_tree"))
 # round 4 ran on the profile as rounds 1-3 chose it, at lr 1e-3; its result moved the profile to 3e-4
 ROUND4 = dataclasses.replace(L.PROFILES["gpu-small"], train=dataclasses.replace(L.PROFILES["gpu-small"].train, lr=1e-3))
+# rounds 5 and 6 ran on the profile at lr 3e-4 for both arms (round 6 sets the looped arm's own lr in its variants)
+PROFILE5 = dataclasses.replace(L.PROFILES["gpu-small"], train=dataclasses.replace(L.PROFILES["gpu-small"].train,
+                                                                                   lr=3e-4))
 
 
 def variants(cfg, rnd: int = 1) -> dict:
@@ -63,6 +67,9 @@ def variants(cfg, rnd: int = 1) -> dict:
     t = dataclasses.replace(cfg.train, steps=2000, log_every=100, batch_size=128, lr=1e-3, warmup=100,
                             dims=icl.Schedule(2, 10, 1, 400), points=icl.Schedule(5, 21, 2, 250),
                             loops=icl.Schedule(4, 30, 2, 150))
+    if rnd == 6:
+        fast = dataclasses.replace(cfg.train, lr=1e-3)
+        return {"looped, lr 1e-3": ("looped", {}, fast), "looped, lr 1e-3, seed 102": ("looped", {}, fast, 102)}
     if rnd == 5:
         return {"standard, as configured, seed 101": ("standard", {}, cfg.train, 101),
                 "looped, as configured (lr 3e-4)": ("looped", {}, cfg.train),
@@ -101,10 +108,10 @@ def probe(arm: str, overrides: dict, tcfg, cfg, seed: int = SEED) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5), default=1, help="which set of variants (default: 1)")
+    ap.add_argument("--round", type=int, choices=range(1, 7), default=1, help="which set of variants (default: 1)")
     rnd = ap.parse_args().round
     torch.set_num_threads(1)
-    cfg = {4: ROUND4, 5: L.PROFILES["gpu-small"]}.get(rnd, FORMER)
+    cfg = {4: ROUND4, 5: PROFILE5, 6: PROFILE5}.get(rnd, FORMER)
     jobs = {name: (arm, over, tcfg, cfg, *rest) for name, (arm, over, tcfg, *rest) in variants(cfg, rnd).items()}
     rows = map_processes(probe, jobs, workers=2, progress="probe")
     for name, r in rows.items():
