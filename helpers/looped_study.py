@@ -40,6 +40,9 @@ class LoopedStudyConfig:
     model: LoopedConfig = field(default_factory=LoopedConfig)
     standard_layers: int = 12
     train: ICLTrainConfig = field(default_factory=ICLTrainConfig)
+    # the standard arm's Adam lr where it is not train.lr (None: the same); gpu-small trains each arm at the lr its
+    # probe found it learns at, the looped arm (and its options and tasks) at train.lr
+    standard_lr: float | None = None
     seeds: tuple = (0, 1, 2, 3, 4)          # training seeds of each arm in the headline
     parity_margin: float = 0.05             # "the same as": |looped - standard| at k = 2d within this (stated first)
     eval_loops: tuple = (1, 5, 10, 20, 30, 50, 100, 200, 500)
@@ -76,6 +79,8 @@ class LoopedStudyConfig:
         if not self.parity_margin > 0:
             raise ValueError(f"parity_margin must be > 0 (an equivalence margin stated before the data), got "
                              f"{self.parity_margin}")
+        if self.standard_lr is not None and not self.standard_lr > 0:
+            raise ValueError(f"standard_lr must be > 0 (or None: train.lr), got {self.standard_lr}")
         if self.per_gpu < 1:
             raise ValueError(f"per_gpu must be >= 1 (runs side by side on one GPU), got {self.per_gpu}")
         if self.val_seed == TEST_SEED:
@@ -143,6 +148,13 @@ def standard_config(cfg: LoopedStudyConfig) -> LoopedConfig:
 def arms(cfg: LoopedStudyConfig) -> dict[str, LoopedConfig]:
     """The two models compared: the looped model and a standard transformer of the same width."""
     return {"looped": cfg.model, "standard": standard_config(cfg)}
+
+
+def arm_train(cfg: LoopedStudyConfig, arm: str) -> ICLTrainConfig:
+    """An arm's training: cfg.train, at cfg.standard_lr for the standard arm where that is set."""
+    if arm == "standard" and cfg.standard_lr is not None:
+        return dataclasses.replace(cfg.train, lr=cfg.standard_lr)
+    return cfg.train
 
 
 def at_dims(cfg: LoopedStudyConfig, d: int) -> dict:
@@ -235,13 +247,13 @@ def baselines(run, force: bool = False) -> dict:
 
 def headline(run, force: bool = False) -> dict:
     """Section 2: the looped model and a standard transformer of the same width, every seed of cfg.seeds, the same
-    steps, curriculum and lr: {(arm, seed): record}."""
+    steps, curriculum and lr (but for cfg.standard_lr, where a profile sets it): {(arm, seed): record}."""
     return run_sweep(run, headline_sweep(run.cfg), run.cfg.workers, force)
 
 
 def headline_sweep(cfg: LoopedStudyConfig) -> Sweep:
-    points = [Point(arm, f"{arm}-{cfg.train.task}", (mcfg, cfg.train, tuple(cfg.eval_loops)),
-                    run_key(mcfg, cfg.train, cfg.eval_loops), seeds=tuple(cfg.seeds))
+    points = [Point(arm, f"{arm}-{cfg.train.task}", (mcfg, arm_train(cfg, arm), tuple(cfg.eval_loops)),
+                    run_key(mcfg, arm_train(cfg, arm), cfg.eval_loops), seeds=tuple(cfg.seeds))
               for arm, mcfg in arms(cfg).items()]
     return Sweep("headline", points, arm_job, desc="looped vs standard", per_device=cfg.per_gpu)
 
@@ -343,7 +355,7 @@ def regime_point(cfg: LoopedStudyConfig, seed: int, device: str = "cpu") -> dict
     validation prompts (cfg.val_seed, never the test set's) against averaging on the same prompts at k = 2d."""
     out, curves = {}, {}
     for arm, mcfg in arms(cfg).items():
-        res = train_model(mcfg, cfg.train, seed, device)
+        res = train_model(mcfg, arm_train(cfg, arm), seed, device)
         xs, ys, active = fixed_test_set(cfg.train, mcfg.n_dims, seed=cfg.val_seed)
         scale = icl.error_scale(cfg.train.task, active)
         err = errors_vs_k(res["model"], xs, ys, scale).mean(0)
@@ -359,7 +371,8 @@ def regime_point(cfg: LoopedStudyConfig, seed: int, device: str = "cpu") -> dict
 def regime_key(cfg: LoopedStudyConfig) -> dict:
     """What a regime point's result depends on: both arms and their training, and the validation prompts."""
     return {"model": dataclasses.asdict(cfg.model), "standard_layers": cfg.standard_layers,
-            "train": dataclasses.asdict(cfg.train), "val_seed": cfg.val_seed}
+            "train": dataclasses.asdict(cfg.train), "val_seed": cfg.val_seed,
+            **({"standard_lr": cfg.standard_lr} if cfg.standard_lr is not None else {})}
 
 
 def regime_search(run, points: dict, seeds: tuple = (100, 101, 102), force: bool = False) -> dict:

@@ -463,3 +463,23 @@ def test_a_shortened_run_reaches_the_prompts_it_is_scored_on():
             assert tt.dims(tt.steps - 1) == cfg.train.dims.end
     local = LS.PROFILES["local"]
     assert LS.shortened(local.train, 600) == dataclasses.replace(local.train, steps=600)
+
+
+def test_the_standard_arm_trains_at_its_own_lr_only_where_a_profile_sets_one():
+    """gpu-small trains each arm at the lr its CPU probe found it learns at (standard_lr); elsewhere both arms share
+    train.lr, and their run keys (the committed local records') do not change."""
+    from helpers import looped_study as LS
+
+    for cfg in LS.PROFILES.values():
+        lrs = {p.experiment: p.args[1].lr for p in LS.headline_sweep(cfg).points}
+        assert lrs == {"looped": cfg.train.lr, "standard": cfg.standard_lr or cfg.train.lr}
+        assert {p.args[1].lr for p in LS.options_sweep(cfg).points + LS.tasks_sweep(cfg).points} == {cfg.train.lr}
+    local = LS.PROFILES["local"]
+    assert local.standard_lr is None and "standard_lr" not in LS.regime_key(local)
+    own = dataclasses.replace(local, standard_lr=local.train.lr / 3)
+    points = {p.experiment: p for p in LS.headline_sweep(own).points}
+    same = {p.experiment: p for p in LS.headline_sweep(local).points}
+    assert points["looped"].config == same["looped"].config and points["standard"].config != same["standard"].config
+    assert LS.regime_key(own)["standard_lr"] == local.train.lr / 3
+    with pytest.raises(ValueError, match="standard_lr must be > 0"):
+        _tiny_run(standard_lr=0.0)
