@@ -22,7 +22,10 @@ needs besides: does the standard arm learn with that recipe, and does the looped
 looped arm did at batch 64 (0.039 vs 0.556, leaving the plateau after ~1,500 steps); the standard arm did not within
 2,000 steps (0.80: it learned d = 2, train loss 0.62 at step 400, and lost it as d grew). Round 4 gives the standard
 arm of the profile chosen from rounds 1-3 (d = 6, round 2's recipe, 2,400 steps) as configured and at lr 3e-4: it
-learned at 3e-4 (0.079 vs averaging's 0.655) and not at 1e-3 (0.81), so the profile now trains at 3e-4.
+learned at 3e-4 (0.079 vs averaging's 0.655) and not at 1e-3 (0.81), so the profile moved to 3e-4. Round 5 ran that
+profile: the standard arm learned on a second seed (0.038), the looped arm did not on either (0.684, 0.861). Round 6:
+the looped arm at 1e-3 on the same profile and seeds learned (0.029, 0.037). The profile trains each arm at the lr it
+learned at (looped 1e-3, standard 3e-4: LoopedStudyConfig.standard_lr).
 """
 from __future__ import annotations
 
