@@ -1,11 +1,12 @@
 """A CPU probe of notebook 05's gpu-small profile (no GPU was available to choose it): does each arm leave the
-predict-zero plateau in the first steps of its curriculum? Each variant trains one arm, one tuning seed (100, never
-reported), for its first steps on one thread, and is scored on validation prompts (cfg.val_seed) at the point the
-curriculum has reached, against averaging on the same prompts at k = 2d. One record in results/benchmarks/.
+predict-zero plateau in the first steps of its curriculum? Each variant trains one arm on one tuning seed (100, and
+101-102 in rounds 5-6; never the notebook's, never reported), for its first steps or (rounds 4-6) the profile's whole
+2,400, on one thread, and is scored on validation prompts (cfg.val_seed) at the point the curriculum has reached,
+against averaging on the same prompts at k = 2d. One record per round in results/benchmarks/.
 
-It answers a narrower question than a regime search (the first 1,500-2,000 of 6,000 steps, one seed), on the CPU
-because that is what this machine has: a plateau here says the profile's first steps have not learned, not that the
-whole run cannot.
+It answers a narrower question than a regime search (one or two seeds per variant, no options or tasks), on the CPU
+because that is what this machine has: a plateau here says those steps have not learned, not that a longer run
+cannot.
 
     python benchmarks/gpu_small_probe.py            # round 1: 3 variants, two side by side (~8 minutes on 2 cores)
     python benchmarks/gpu_small_probe.py --round 2  # round 2: the local regime's batch 128 (~35 minutes on 2 cores)
@@ -64,9 +65,9 @@ def variants(cfg, rnd: int = 1) -> dict:
     d = 2 and from 4 loops, lr 1e-3). Round 2: the looped arm at the local regime's batch (128) and lr (1e-3, 100
     warmup steps), d = 2 -> 6 over 2,000 steps, in each token format. Round 3: that recipe for the standard arm, and
     for the looped arm at batch 64 (rounds 1-3 on FORMER). Round 4, on the profile chosen from them (ROUND4, lr 1e-3):
-    its standard arm as configured, and at lr 3e-4. Round 5, on the profile as it is (lr 3e-4): the looped arm as
-    configured on the tuning seed and on another, and the standard arm on another (101 and 102 are not the notebook's
-    seeds either)."""
+    its standard arm as configured, and at lr 3e-4. Round 5, on the profile at lr 3e-4 for both arms (PROFILE5): the
+    looped arm on the tuning seed and on another, and the standard arm on another. Round 6, on PROFILE5: the looped
+    arm at lr 1e-3 on the same two seeds."""
     t = dataclasses.replace(cfg.train, steps=2000, log_every=100, batch_size=128, lr=1e-3, warmup=100,
                             dims=icl.Schedule(2, 10, 1, 400), points=icl.Schedule(5, 21, 2, 250),
                             loops=icl.Schedule(4, 30, 2, 150))

@@ -252,9 +252,9 @@ def headline(run, force: bool = False) -> dict:
 
 
 def headline_sweep(cfg: LoopedStudyConfig) -> Sweep:
-    points = [Point(arm, f"{arm}-{cfg.train.task}", (mcfg, arm_train(cfg, arm), tuple(cfg.eval_loops)),
-                    run_key(mcfg, arm_train(cfg, arm), cfg.eval_loops), seeds=tuple(cfg.seeds))
-              for arm, mcfg in arms(cfg).items()]
+    points = [Point(arm, f"{arm}-{cfg.train.task}", (mcfg, tcfg, tuple(cfg.eval_loops)),
+                    run_key(mcfg, tcfg, cfg.eval_loops), seeds=tuple(cfg.seeds))
+              for arm, mcfg in arms(cfg).items() for tcfg in [arm_train(cfg, arm)]]
     return Sweep("headline", points, arm_job, desc="looped vs standard", per_device=cfg.per_gpu)
 
 
