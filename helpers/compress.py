@@ -31,6 +31,7 @@ from torch import nn
 from .layers import parse_layers
 from .lowrank import LowRankLinear, check_rank
 from .models import FACTORIZATIONS, LLAMA_GROUPS, LLAMA_LINEARS, count_params, from_config
+from .train import inference_autocast
 
 METHODS = FACTORIZATIONS
 # whiten's centring policies (module docstring); True / False are "all" / "none"
@@ -174,8 +175,9 @@ def _calibration_pass(model, batches, modules: dict[str, nn.Linear], device: str
         for index, batch in enumerate(batches):
             current.update(mask=batch.get("attention_mask"), index=index)
             seen.clear()
-            model(input_ids=batch["input_ids"].to(device),
-                  attention_mask=None if batch.get("attention_mask") is None else batch["attention_mask"].to(device))
+            with inference_autocast(device):     # fp16 matmuls on a GPU without bf16 (statistics stay float64)
+                model(input_ids=batch["input_ids"].to(device), attention_mask=None
+                      if batch.get("attention_mask") is None else batch["attention_mask"].to(device))
     finally:
         for h in handles:
             h.remove()

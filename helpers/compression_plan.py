@@ -79,11 +79,19 @@ def full_plan(notebook: str, b: dict, cfg, bf16: bool = True) -> NotebookPlan:
                            flops_per_param=6)
     scaled = "" if conf.hidden_size == ref.hidden_size else \
         "; its layer's statistics and bases scaled from Mistral-7B's measured layer by shape (module docstring)"
+    stats_what = (f"calibration statistics (float64, on the GPU in {passes} passes): {cfg.center_draws} draws of "
+                  f"{cfg.calib_blocks} blocks x {L} layers")
+    bases_what = "bases (whiten and svd/scaled twice: sweep and healing; whiten per policy and draw)"
+    # forward passes and healing run in 16-bit (bf16 weights, or fp16 autocast on a card without bf16); the
+    # statistics' float64 matmuls run at the card's float64 rate (a T4's is 1/32 of its fp32); the bases at fp32,
+    # their SVDs' precision (the whiten bases' float64 eigendecompositions of the inputs' covariances are counted
+    # with them: small, latency-bound, and measured together on the benchmark's card)
+    precision = {stats_what: ("fp64", "fp64"), bases_what: ("fp32", "fp32")}
     return NotebookPlan(notebook, [calib, heal_plan, control_plan], [
         (f"forward passes (calibration, teacher, sweeps, sensitivity, whitening): {tokens_fwd / 1e6:.1f}M tokens", fwd),
-        (f"calibration statistics (float64, on the GPU in {passes} passes): {cfg.center_draws} draws of "
-         f"{cfg.calib_blocks} blocks x {L} layers", stats_s and stats_s * cfg.center_draws),
-        ("bases (whiten and svd/scaled twice: sweep and healing; whiten per policy and draw)", bases_s),
+        (stats_what, stats_s and stats_s * cfg.center_draws),
+        (bases_what, bases_s),
         (f"healing and its control, {runs} seeds each: {heal.max_steps} steps of {heal.batch_size * heal.grad_accum} x "
          f"{cfg.heal_block} tokens", heal_s),
-    ], b.get("gpu"), "host memory: float64 statistics and offloaded bases live on the CPU (see 'host')" + scaled)
+    ], b.get("gpu"), "host memory: float64 statistics and offloaded bases live on the CPU (see 'host')" + scaled,
+        precision=precision)

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .train import lm_collator
+from .train import inference_autocast, lm_collator
 
 
 @torch.no_grad()
@@ -20,7 +20,8 @@ def lm_loss(model, blocks, batch_size: int = 8, device: str = "cpu", per_sequenc
     for i in range(0, len(blocks), batch_size):
         batch = lm_collator([blocks[j] for j in range(i, min(i + batch_size, len(blocks)))])
         batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        with inference_autocast(device):         # fp16 matmuls on a GPU without bf16, as its training has
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
         labels = batch["labels"][:, 1:]
         ce = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels, ignore_index=-100,
                                                reduction="none")                      # (B, T-1)

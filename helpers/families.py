@@ -160,15 +160,15 @@ def all_plans(records: list[dict] | None = None, profile: str = "full") -> list[
 
 
 def on_this_card(p: planning.NotebookPlan) -> planning.NotebookPlan:
-    """The plan with its times on the GPU in use where planning.CARDS knows it (a P100 plans 53x the H100's
-    times), else as planned on the benchmark's card."""
+    """The plan with its times on the GPU in use where planning.CARDS knows it (a P100's 16-bit steps plan 106x the
+    H100's times), else as planned on the benchmark's card."""
     card = this_card()
     return p if card is None else p.on(card)
 
 
 def cell_timeout(notebook: str, profile: str) -> int:
     """The notebook runner's per-cell limit: one hour in tiny/local, TIMEOUT_FACTOR x the estimate on this GPU (where
-    CARDS knows it) in a GPU profile, so that a P100's three hours of gpu-small's 05 are not cut at the H100's."""
+    CARDS knows it) in a GPU profile, so that a P100's six hours of gpu-small's 06 are not cut at the H100's."""
     if profile not in profiles.GPU_PROFILES or notebook not in NOTEBOOKS:
         return planning.MIN_TIMEOUT_S
     return on_this_card(plan(notebook, profile=profile)).timeout_s()

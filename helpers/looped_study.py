@@ -118,11 +118,12 @@ PROFILES = {
     # the paper's loops (b = 30, window T = 15) at width 128, batch 128 (the local regime's), Adam after 100 warm-up
     # steps, a curriculum from d = 2, 5 points and 4 loops (d + 1 every 400 steps, points + 2 every 250, loops + 2
     # every 150: all at their end by step 1,950) for 2,400 steps; the options and two other tasks at 1,000 steps
-    # (their curricula compressed to match: shortened()), two seeds each: 0.9 h on a T4 by the plan. Each arm at the
+    # (their curricula compressed to match: shortened()), two seeds each: 0.5 h on a T4 by the plan. Each arm at the
     # lr it learned at on two probe seeds at this exact config (error at k = 2d against averaging's 0.66): the looped
     # arm at 1e-3 (0.029, 0.037; at 3e-4 it stayed on the plateau, 0.68 and 0.86), the standard arm at 3e-4 (0.079,
     # 0.038; at 1e-3 0.81). Traded: d = 6, not the paper's 20, and lrs per arm where the paper shares one. The first
-    # choice, d = 10 at batch 32, stayed on the predict-zero plateau; d = 10 at batch 128 would take 1.8 h on a T4.
+    # choice, d = 10 at batch 32, stayed on the predict-zero plateau. d = 10 at batch 128 was set aside at 1.8 h on a
+    # T4 when the plan scaled these fp32 steps by 16-bit peaks; at fp32 peaks it plans 0.8 h: unprobed, the next try.
     "gpu-small": LoopedStudyConfig(
         model=LoopedConfig(n_dims=6, n_positions=13, width=128, n_head=4, loops=30, window=15), standard_layers=12,
         train=ICLTrainConfig(steps=2_400, batch_size=128, lr=1e-3, warmup=100, dims=icl.Schedule(2, 6, 1, 400),
@@ -425,6 +426,9 @@ def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPl
                         "steps/s measured at the final curriculum point (the largest prompts): an upper bound"
                         + ("" if cfg.model == ref.model else "; scaled from d = 20 by FLOPs per step"),
                         runs={w: n for w, _, n in work}, per_device=cfg.per_gpu,
+                        # fp32 throughout: the training loop uses no autocast and leaves torch's default (no TF32);
+                        # the benchmark's case ran with TF32 allowed, which its small latency-bound matmuls barely use
+                        precision={w: ("fp32", "fp32") for w, _, _ in work},
                         pack_speedup=lps and pack_speedup(b, cfg, lps))
 
 

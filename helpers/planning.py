@@ -7,7 +7,8 @@ helpers.families collects them.
 Time model: a training run of a model with N parameters over T tokens takes 6 N T / (MFU x peak FLOP/s), with the MFU
 measured by the benchmark on the most similar case (same model where there is one); inference 2 N T. The looped
 model's steps/s and notebook 04's per-layer statistics and bases are measured directly (on the full profile's
-shapes; gpu-small's smaller ones are scaled from them, as their planners say). What the model leaves out
+shapes; gpu-small's smaller ones are scaled from them, as their planners say). On another card each step's time is
+scaled by the two cards' peaks in the precision it runs in (NotebookPlan.on, Card.tflops). What the model leaves out
 (evaluation passes, data preparation, Python overhead) makes these lower bounds; the notebook runner's per-cell
 timeout in a GPU profile is `TIMEOUT_FACTOR` x the estimate on the GPU in use (where CARDS knows it), at least one
 hour.
@@ -15,6 +16,7 @@ hour.
     python -m helpers plan                  # prints every notebook's plan and estimate (the benchmark's GPU)
     python -m helpers plan --device t4      # the same plans on another card (CARDS): memory against its memory
                                             # and host RAM, times scaled by the ratio of the cards' peak FLOP/s
+                                            # in the precision each step runs in (Card.tflops)
     python -m helpers plan --profile gpu-small --device t4     # the profile sized for one 16 GB GPU, on a T4
     python -m helpers plan --profile gpu-small --device t4 --markdown --gpus 2    # its sweeps over two T4s (Kaggle)
 """
@@ -37,11 +39,16 @@ MIN_TIMEOUT_S = 3600
 GPU_SMALL_TARGET_H = 1.0        # what gpu-small is sized for: each notebook within an hour on a T4, by the plan
 
 
+PRECISIONS = ("16-bit", "fp32", "fp64")     # what a work item's matmuls run in (NotebookPlan.precision)
+
+
 @dataclasses.dataclass(frozen=True)
 class Card:
     """A GPU a user may run on: memory, the dense 16-bit tensor peak (bf16 where it has it, else fp16) from the
-    vendor's data sheet, whether it has bf16, the host RAM of the usual machine that offers it, and the longest
-    session that offer allows (None: no limit known), which `auto` holds the full plan's time against."""
+    vendor's data sheet (the MFU's denominator), whether it has bf16, the host RAM of the usual machine that offers
+    it, the longest session that offer allows (None: no limit known), which `auto` holds the full plan's time
+    against, and the data sheet's fp32 (without TF32: torch's default for matmuls) and fp64 peaks. `amp_tflops`:
+    what PyTorch's 16-bit mixed precision can reach where it is not the tensor peak (None: it is)."""
     name: str
     memory_gib: float
     peak_tflops: float
@@ -49,16 +56,35 @@ class Card:
     host_gib: float | None = None
     offered_by: str = ""
     session_h: float | None = None
+    fp32_tflops: float | None = None
+    fp64_tflops: float | None = None
+    amp_tflops: float | None = None
+
+    def tflops(self, precision: str) -> float:
+        """The peak a work item in `precision` (PRECISIONS) is scaled by."""
+        rate = {"16-bit": self.amp_tflops or self.peak_tflops, "fp32": self.fp32_tflops,
+                "fp64": self.fp64_tflops}.get(precision, -1.0)
+        if rate == -1.0:
+            raise ValueError(f"unknown precision '{precision}'; allowed: {', '.join(PRECISIONS)}")
+        if rate is None:
+            raise ValueError(f"{self.name} has no {precision} peak in CARDS")
+        return rate
 
 
 CARDS = {
-    "h100": Card("NVIDIA H100 80GB", 80.0, 989.4, True, None, "the benchmark's card"),
-    "a100": Card("NVIDIA A100 80GB", 80.0, 312.0, True),
-    # free cards: Colab's T4 (15 GiB usable, ~12.7 GB of host RAM), Kaggle's P100 16 GB (~30 GB of host RAM); the
-    # P100 has no tensor cores: 18.7 TFLOP/s is its fp16 vector peak. Both services end a session after 12 hours at
-    # most (Colab's free tier often sooner)
-    "t4": Card("NVIDIA T4", 15.0, 65.0, False, 12.7, "Colab (free)", 12.0),
-    "p100": Card("NVIDIA P100 16GB", 16.0, 18.7, False, 29.0, "Kaggle", 12.0),
+    # H100 SXM5: fp64 66.9 is its FP64 tensor-core peak, which cuBLAS's float64 matmuls use
+    "h100": Card("NVIDIA H100 80GB", 80.0, 989.4, True, None, "the benchmark's card", fp32_tflops=66.9,
+                 fp64_tflops=66.9),
+    "a100": Card("NVIDIA A100 80GB", 80.0, 312.0, True, fp32_tflops=19.5, fp64_tflops=19.5),
+    # free cards: Colab's T4 (15 GiB usable, ~12.7 GB of host RAM), Kaggle's P100 16 GB (~30 GB of host RAM). Both
+    # services end a session after 12 hours at most (Colab's free tier often sooner). The T4's float64 runs at 1/32
+    # of its fp32. The P100 has no tensor cores: its 18.7 TFLOP/s is the fp16 vector peak with fp16 accumulation,
+    # while PyTorch's fp16 matmuls accumulate in fp32 (cublasGemmEx with CUDA_R_32F: pytorch/pytorch#123157), so its
+    # mixed precision runs at the fp32 rate (measured: AMP trained a Wide-ResNet no faster than fp32 on Kaggle's
+    # P100, 47.6 vs 47.0 min; blog.ceshine.net, 2019)
+    "t4": Card("NVIDIA T4", 15.0, 65.0, False, 12.7, "Colab (free)", 12.0, fp32_tflops=8.1, fp64_tflops=0.25),
+    "p100": Card("NVIDIA P100 16GB", 16.0, 18.7, False, 29.0, "Kaggle", 12.0, fp32_tflops=9.3, fp64_tflops=4.7,
+                 amp_tflops=9.3),
 }
 
 
@@ -81,6 +107,9 @@ class NotebookPlan:
     runs: dict = dataclasses.field(default_factory=dict)   # work item -> its independent runs (missing: 1)
     per_device: int = 1                         # runs its sweeps put side by side on one GPU (not the budgets)
     pack_speedup: float | None = None           # their throughput over one run's (None: per_device, i.e. free)
+    # work item -> (the precision the benchmark measured it in, the one it runs in on the planned card); missing:
+    # 16-bit both (mixed precision, or bf16 weights)
+    precision: dict = dataclasses.field(default_factory=dict)
 
     @property
     def peak(self) -> MemoryPlan:
@@ -116,26 +145,41 @@ class NotebookPlan:
         est = self.estimate_s
         return MIN_TIMEOUT_S if est is None else max(MIN_TIMEOUT_S, int(TIMEOUT_FACTOR * est))
 
+    def runs_in(self, what: str) -> tuple[str, str]:
+        """(the precision the benchmark measured a work item in, the one it runs in on the planned card)."""
+        return self.precision.get(what, ("16-bit", "16-bit"))
+
     def on(self, card: Card) -> "NotebookPlan":
-        """This plan on another card: times scaled by (benchmark card's peak / this card's peak), i.e. at the MFU
-        measured on the benchmark's card (optimistic on older cards, which rarely reach it); memory as planned."""
+        """This plan on another card: each time scaled by (the benchmark card's peak in the precision it was measured
+        in / this card's peak in the precision it runs in there), i.e. at the fraction of peak measured on the
+        benchmark's card (optimistic on older cards, which rarely reach it; a T4 holds about 24 of its 65 TFLOP/s
+        on a long matmul, capped by its 70 W); wall-clock budgets unchanged; memory as planned."""
         bench = card_of(self.gpu)
-        factor = None if bench is None else bench.peak_tflops / card.peak_tflops
-        return dataclasses.replace(self, work=[(w, s if w in self.fixed else None if s is None or factor is None
-                                                else s * factor) for w, s in self.work], gpu=card.name, card=card)
+
+        def scaled(what, s):
+            if what in self.fixed:
+                return s                        # a wall-clock budget: the same on every card
+            if s is None or bench is None:
+                return None
+            measured, runs = self.runs_in(what)
+            return s * bench.tflops(measured) / card.tflops(runs)
+
+        return dataclasses.replace(self, work=[(w, scaled(w, s)) for w, s in self.work], gpu=card.name, card=card)
 
     def text(self) -> str:
         gib = self.card.memory_gib if self.card else 80.0
         lines = [f"== memory and time plan of {self.notebook} ({self.profile} profile)"
-                 + (f" on {self.card.name} ({gib:.0f} GiB; times scaled from the benchmark by peak FLOP/s)"
-                    if self.card else "")]
+                 + (f" on {self.card.name} ({gib:.0f} GiB; times scaled from the benchmark by peak FLOP/s in each "
+                    "step's precision)" if self.card else "")]
         lines += ["  " + p.line(gib) for p in self.memory]
         host = self.host
         if self.card and self.card.host_gib and host > self.card.host_gib * GiB:
             lines.append(f"  host memory {host / GiB:.1f} GiB does NOT fit the {self.card.host_gib:.1f} GB of "
                          f"{self.card.offered_by or 'its usual machine'}")
         for what, s in self.work:
-            lines.append(f"  {what}: " + (f"{s / 3600:.2f} h" if s is not None else "no GPU measurement yet"))
+            runs = self.runs_in(what)[1]
+            lines.append(f"  {what}{'' if runs == '16-bit' else f' [{runs}]'}: "
+                         + (f"{s / 3600:.2f} h" if s is not None else "no GPU measurement yet"))
         est = self.estimate_s
         lines.append(f"  estimated total on {self.gpu or 'the benchmark GPU'}: "
                      + (f"{est / 3600:.1f} h (a lower bound: evaluation and data preparation not counted); "

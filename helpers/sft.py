@@ -45,7 +45,7 @@ from .evaluate import lm_loss
 from .models import from_config
 from .provenance import Tracker
 from .stats import paired_bootstrap
-from .train import Meter, model_dtype, trainer_precision
+from .train import Meter, inference_autocast, model_dtype, trainer_precision
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LONG_MODES = ("drop", "truncate")
@@ -328,7 +328,7 @@ def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int = 32, ba
             texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
                      for p in prompts[b:b + batch_size]]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            with torch.no_grad():
+            with torch.no_grad(), inference_autocast(str(device)):
                 gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                      pad_token_id=tok.pad_token_id)
             out += [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]

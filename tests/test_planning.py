@@ -166,6 +166,28 @@ def test_plans_on_another_card_scale_compute_keep_budgets_and_judge_its_memory()
     assert out.returncode == 2 and "unknown device 'v100'; allowed: h100, a100, t4, p100" in out.stderr
 
 
+def test_each_step_is_scaled_by_the_peaks_of_the_precision_it_runs_in():
+    """05's looped models train in fp32 (no autocast): scaled by fp32 peaks, not the 16-bit tensor peaks; 04's
+    float64 statistics by float64 peaks (a T4's are 1/32 of its fp32); its forward passes and healing in 16-bit;
+    the P100's 16-bit steps at its fp32 rate (PyTorch's fp16 matmuls accumulate in fp32, which it has no faster
+    path for). The plan text marks the steps not in 16-bit; an unknown precision is refused by name."""
+    t4, p100, h100 = P.CARDS["t4"], P.CARDS["p100"], P.CARDS["h100"]
+    looped = F.plan("05_looped_transformer", profile="gpu-small")
+    for (what, s), (_, s4), (_, s100) in zip(looped.work, looped.on(t4).work, looped.on(p100).work):
+        assert s4 == pytest.approx(s * 66.9 / 8.1) and s100 == pytest.approx(s * 66.9 / 9.3), what
+    assert "[fp32]:" in looped.on(t4).text()
+    comp = F.plan("04_lowrank_compression", profile="gpu-small")
+    on = dict(comp.on(t4).work)
+    for what, s in comp.work:
+        want = {"calibration statistics": 66.9 / 0.25, "bases": 66.9 / 8.1}.get(what.split(" (")[0], 989.4 / 65)
+        assert on[what] == pytest.approx(s * want), what
+    sft = F.plan("06_sft_dpo", profile="gpu-small")
+    assert sft.on(p100).estimate_s == pytest.approx(sft.on(t4).estimate_s * 65 / 9.3)
+    assert (h100.tflops("16-bit"), p100.tflops("16-bit"), t4.tflops("fp64")) == (989.4, 9.3, 0.25)
+    with pytest.raises(ValueError, match="unknown precision 'fp8'; allowed: 16-bit, fp32, fp64"):
+        t4.tflops("fp8")
+
+
 def _fake_gpu(monkeypatch, gib: float, name: str):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_properties",
@@ -194,12 +216,12 @@ def test_auto_runs_full_where_the_gpu_holds_its_plan_else_gpu_small_else_local_a
     # the same memory on a card with no known session limit: full, by memory alone
     _fake_gpu(monkeypatch, 15.0, "a 15 GB workstation card")
     assert F.auto_profile("05_looped_transformer")[0] == "full"
-    # the runner's cell timeouts and the printed plan are this card's: a P100 plans 05's gpu-small at ~3 hours
+    # the runner's cell timeouts and the printed plan are this card's: a P100 plans 06's gpu-small at ~6 hours
     _fake_gpu(monkeypatch, 16.0, "Tesla P100-PCIE-16GB")
-    p100 = F.plan("05_looped_transformer", profile="gpu-small").on(P.CARDS["p100"])
-    assert F.cell_timeout("05_looped_transformer", "gpu-small") == p100.timeout_s() > 2 * 3600
+    p100 = F.plan("06_sft_dpo", profile="gpu-small").on(P.CARDS["p100"])
+    assert F.cell_timeout("06_sft_dpo", "gpu-small") == p100.timeout_s() > 2 * 3600
     assert "more than the 1 h per notebook gpu-small is sized for on a T4" in p100.text()
-    assert "sized for" not in F.plan("05_looped_transformer", profile="gpu-small").on(P.CARDS["t4"]).text()
+    assert "sized for" not in F.plan("06_sft_dpo", profile="gpu-small").on(P.CARDS["t4"]).text()
     _fake_gpu(monkeypatch, 15.0, "Tesla T4")
     # the notebook runner's cell timeouts follow the same decision as the notebook's start
     assert F.profile_for("01_attention_lowrank", "auto") == (profile, why)

@@ -180,6 +180,28 @@ def test_a_gpu_without_bf16_gets_fp16_mixed_precision(monkeypatch):
     assert T.effective_precision("auto", "cuda") == "bf16-autocast" and T.trainer_precision("cuda")["bf16"]
 
 
+def test_forward_passes_on_a_gpu_without_bf16_run_in_fp16_autocast(monkeypatch, tiny_model, tiny_blocks):
+    """Evaluation, calibration and generation on a T4 / P100 (fp32 weights there) run their matmuls in fp16 autocast,
+    as training does (else at the fp32 rate, 1/8 of a T4's); on a GPU with bf16 (bf16 weights) and on a CPU,
+    nothing. The loss scorer enters that context: simulated on the CPU by recording which device it is asked for."""
+    import contextlib
+
+    import helpers.evaluate as E
+    import helpers.train as T
+
+    monkeypatch.setattr(T, "bf16_available", lambda device: not str(device).startswith("cuda"))
+    ctx = T.inference_autocast("cuda:0")
+    assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.float16 and ctx.device == "cuda"
+    assert isinstance(T.inference_autocast("cpu"), contextlib.nullcontext)
+    monkeypatch.setattr(T, "bf16_available", lambda device: True)
+    assert isinstance(T.inference_autocast("cuda"), contextlib.nullcontext)
+    asked = []
+    monkeypatch.setattr(E, "inference_autocast", lambda device: asked.append(device) or contextlib.nullcontext())
+    _, evals = tiny_blocks
+    E.lm_loss(tiny_model(), evals, batch_size=4)
+    assert asked and set(asked) == {"cpu"}
+
+
 def test_gradient_checkpointing_gives_the_same_training(tiny_model, tiny_blocks):
     """Recomputing activations in backward changes memory, not the result."""
     train, _ = tiny_blocks
