@@ -14,6 +14,7 @@ cannot.
     python benchmarks/gpu_small_probe.py --round 4  # round 4: the chosen profile's standard arm (and at lr 3e-4)
     python benchmarks/gpu_small_probe.py --round 5  # round 5: the profile at lr 3e-4: looped arm, 2 seeds
     python benchmarks/gpu_small_probe.py --round 6  # round 6: the looped arm at lr 1e-3 on that profile, 2 seeds
+    python benchmarks/gpu_small_probe.py --round 7  # round 7: d = 10 at batch 128, each arm at its lr (~80 minutes)
 
 Round 1 left every variant on the plateau, the easier curriculum (from d = 2) too, at batch 32. Round 2 carries over
 what the local profile learned with (batch 128, lr 1e-3 with warmup, d = 2 first), at the profile's width and loops,
@@ -26,7 +27,9 @@ arm of the profile chosen from rounds 1-3 (d = 6, round 2's recipe, 2,400 steps)
 learned at 3e-4 (0.079 vs averaging's 0.655) and not at 1e-3 (0.81), so the profile moved to 3e-4. Round 5 ran that
 profile: the standard arm learned on a second seed (0.038), the looped arm did not on either (0.684, 0.861). Round 6:
 the looped arm at 1e-3 on the same profile and seeds learned (0.029, 0.037). The profile trains each arm at the lr it
-learned at (looped 1e-3, standard 3e-4: LoopedStudyConfig.standard_lr).
+learned at (looped 1e-3, standard 3e-4: LoopedStudyConfig.standard_lr). Round 7 tries d = 10 at batch 128, which the
+plan had set aside at 1.8 h on a T4 while it scaled these fp32 steps by 16-bit peaks; at fp32 peaks it plans 0.9 h
+(3,200 steps, d + 1 every 300 from 2): both arms of that profile at their lrs, on the tuning seed.
 """
 from __future__ import annotations
 
@@ -57,6 +60,11 @@ ROUND4 = dataclasses.replace(L.PROFILES["gpu-small"], train=dataclasses.replace(
 # rounds 5 and 6 ran on the profile at lr 3e-4 for both arms (round 6 sets the looped arm's own lr in its variants)
 PROFILE5 = dataclasses.replace(L.PROFILES["gpu-small"], train=dataclasses.replace(L.PROFILES["gpu-small"].train,
                                                                                    lr=3e-4))
+# round 7: the profile at d = 10 (2d + 1 = 21 points), 3,200 steps, d + 1 every 300 steps (at 10 by step 2,400)
+_small = L.PROFILES["gpu-small"]
+ROUND7 = dataclasses.replace(_small, model=dataclasses.replace(_small.model, n_dims=10, n_positions=21),
+                             train=dataclasses.replace(_small.train, steps=3_200, dims=icl.Schedule(2, 10, 1, 300),
+                                                       points=icl.Schedule(5, 21, 2, 250)))
 
 
 def variants(cfg, rnd: int = 1) -> dict:
@@ -67,10 +75,13 @@ def variants(cfg, rnd: int = 1) -> dict:
     for the looped arm at batch 64 (rounds 1-3 on FORMER). Round 4, on the profile chosen from them (ROUND4, lr 1e-3):
     its standard arm as configured, and at lr 3e-4. Round 5, on the profile at lr 3e-4 for both arms (PROFILE5): the
     looped arm on the tuning seed and on another, and the standard arm on another. Round 6, on PROFILE5: the looped
-    arm at lr 1e-3 on the same two seeds."""
+    arm at lr 1e-3 on the same two seeds. Round 7, on ROUND7: each arm at its lr (L.arm_train)."""
     t = dataclasses.replace(cfg.train, steps=2000, log_every=100, batch_size=128, lr=1e-3, warmup=100,
                             dims=icl.Schedule(2, 10, 1, 400), points=icl.Schedule(5, 21, 2, 250),
                             loops=icl.Schedule(4, 30, 2, 150))
+    if rnd == 7:
+        return {f"{arm}, d = 10, lr {L.arm_train(cfg, arm).lr:g}": (arm, {}, L.arm_train(cfg, arm))
+                for arm in ("looped", "standard")}
     if rnd == 6:
         fast = dataclasses.replace(cfg.train, lr=1e-3)
         return {"looped, lr 1e-3": ("looped", {}, fast), "looped, lr 1e-3, seed 102": ("looped", {}, fast, 102)}
@@ -112,10 +123,10 @@ def probe(arm: str, overrides: dict, tcfg, cfg, seed: int = SEED) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--round", type=int, choices=range(1, 7), default=1, help="which set of variants (default: 1)")
+    ap.add_argument("--round", type=int, choices=range(1, 8), default=1, help="which set of variants (default: 1)")
     rnd = ap.parse_args().round
     torch.set_num_threads(1)
-    cfg = {4: ROUND4, 5: PROFILE5, 6: PROFILE5}.get(rnd, FORMER)
+    cfg = {4: ROUND4, 5: PROFILE5, 6: PROFILE5, 7: ROUND7}.get(rnd, FORMER)
     jobs = {name: (arm, over, tcfg, cfg, *rest) for name, (arm, over, tcfg, *rest) in variants(cfg, rnd).items()}
     rows = map_processes(probe, jobs, workers=2, progress="probe")
     for name, r in rows.items():
