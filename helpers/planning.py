@@ -62,10 +62,10 @@ class Card:
 
     def tflops(self, precision: str) -> float:
         """The peak a work item in `precision` (PRECISIONS) is scaled by."""
-        rate = {"16-bit": self.amp_tflops or self.peak_tflops, "fp32": self.fp32_tflops,
-                "fp64": self.fp64_tflops}.get(precision, -1.0)
-        if rate == -1.0:
+        if precision not in PRECISIONS:
             raise ValueError(f"unknown precision '{precision}'; allowed: {', '.join(PRECISIONS)}")
+        rate = {"16-bit": self.amp_tflops or self.peak_tflops, "fp32": self.fp32_tflops,
+                "fp64": self.fp64_tflops}[precision]
         if rate is None:
             raise ValueError(f"{self.name} has no {precision} peak in CARDS")
         return rate
@@ -153,7 +153,8 @@ class NotebookPlan:
         """This plan on another card: each time scaled by (the benchmark card's peak in the precision it was measured
         in / this card's peak in the precision it runs in there), i.e. at the fraction of peak measured on the
         benchmark's card (optimistic on older cards, which rarely reach it; a T4 holds about 24 of its 65 TFLOP/s
-        on a long matmul, capped by its 70 W); wall-clock budgets unchanged; memory as planned."""
+        on a long fp16 matmul, capped by its 70 W: NVIDIA's developer forum); wall-clock budgets unchanged; memory
+        as planned."""
         bench = card_of(self.gpu)
 
         def scaled(what, s):
