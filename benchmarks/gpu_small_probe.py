@@ -55,15 +55,21 @@ FORMER = L.LoopedStudyConfig(
                          test_prompts=1280, log_every=200),
     seeds=(0, 1), option_steps=1_500, baseline_prompts=512, task_steps=1_500,
     tasks=("sparse_linear_regression", "decision_tree"))
-# round 4 ran on the profile as rounds 1-3 chose it, at lr 1e-3; its result moved the profile to 3e-4
-ROUND4 = dataclasses.replace(L.PROFILES["gpu-small"], train=dataclasses.replace(L.PROFILES["gpu-small"].train, lr=1e-3))
+# the profile rounds 4-6 ran on (d = 6, 2,400 steps), spelled out so that they rerun as recorded after it moved on
+D6 = L.LoopedStudyConfig(
+    model=LoopedConfig(n_dims=6, n_positions=13, width=128, n_head=4, loops=30, window=15), standard_layers=12,
+    train=ICLTrainConfig(steps=2_400, batch_size=128, lr=1e-3, warmup=100, dims=icl.Schedule(2, 6, 1, 400),
+                         points=icl.Schedule(5, 13, 2, 250), loops=icl.Schedule(4, 30, 2, 150),
+                         test_prompts=1280, log_every=100), standard_lr=3e-4,
+    seeds=(0, 1), option_steps=1_000, baseline_prompts=512, task_steps=1_000,
+    tasks=("sparse_linear_regression", "decision_tree"))
+# round 4 ran on the profile as rounds 1-3 chose it, at lr 1e-3; its result moved the standard arm to 3e-4
+ROUND4 = dataclasses.replace(D6, train=dataclasses.replace(D6.train, lr=1e-3))
 # rounds 5 and 6 ran on the profile at lr 3e-4 for both arms (round 6 sets the looped arm's own lr in its variants)
-PROFILE5 = dataclasses.replace(L.PROFILES["gpu-small"], train=dataclasses.replace(L.PROFILES["gpu-small"].train,
-                                                                                   lr=3e-4))
-# round 7: the profile at d = 10 (2d + 1 = 21 points), 3,200 steps, d + 1 every 300 steps (at 10 by step 2,400)
-_small = L.PROFILES["gpu-small"]
-ROUND7 = dataclasses.replace(_small, model=dataclasses.replace(_small.model, n_dims=10, n_positions=21),
-                             train=dataclasses.replace(_small.train, steps=3_200, dims=icl.Schedule(2, 10, 1, 300),
+PROFILE5 = dataclasses.replace(D6, train=dataclasses.replace(D6.train, lr=3e-4))
+# round 7: d = 10 (2d + 1 = 21 points), 3,200 steps, d + 1 every 300 steps (at 10 by step 2,400); each arm at its lr
+ROUND7 = dataclasses.replace(D6, model=dataclasses.replace(D6.model, n_dims=10, n_positions=21),
+                             train=dataclasses.replace(D6.train, steps=3_200, dims=icl.Schedule(2, 10, 1, 300),
                                                        points=icl.Schedule(5, 21, 2, 250)))
 
 
