@@ -14,7 +14,7 @@ cannot.
     python benchmarks/gpu_small_probe.py --round 4  # round 4: the chosen profile's standard arm (and at lr 3e-4)
     python benchmarks/gpu_small_probe.py --round 5  # round 5: the profile at lr 3e-4: looped arm, 2 seeds
     python benchmarks/gpu_small_probe.py --round 6  # round 6: the looped arm at lr 1e-3 on that profile, 2 seeds
-    python benchmarks/gpu_small_probe.py --round 7  # round 7: d = 10 at batch 128, each arm at its lr (~80 minutes)
+    python benchmarks/gpu_small_probe.py --round 7  # round 7: d = 10 at batch 128, each arm at its lr (~75 minutes)
 
 Round 1 left every variant on the plateau, the easier curriculum (from d = 2) too, at batch 32. Round 2 carries over
 what the local profile learned with (batch 128, lr 1e-3 with warmup, d = 2 first), at the profile's width and loops,
@@ -29,7 +29,8 @@ profile: the standard arm learned on a second seed (0.038), the looped arm did n
 the looped arm at 1e-3 on the same profile and seeds learned (0.029, 0.037). The profile trains each arm at the lr it
 learned at (looped 1e-3, standard 3e-4: LoopedStudyConfig.standard_lr). Round 7 tries d = 10 at batch 128, which the
 plan had set aside at 1.8 h on a T4 while it scaled these fp32 steps by 16-bit peaks; at fp32 peaks it plans 0.9 h
-(3,200 steps, d + 1 every 300 from 2): both arms of that profile at their lrs, on the tuning seed.
+(3,200 steps, d + 1 every 300 from 2): both arms of that profile at their lrs, on the tuning seed. Both learned (error
+at k = 2d: looped 0.026, standard 0.061, averaging 0.523), and the profile moved to that point.
 """
 from __future__ import annotations
 

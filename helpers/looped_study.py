@@ -114,20 +114,20 @@ PROFILES = {
                              loops=icl.Schedule(4, 8, 2, 100), test_prompts=1024, log_every=50),
         eval_loops=(1, 2, 4, 8, 16, 32, 64, 500), option_steps=600, baseline_prompts=256, task_steps=500,
         workers=2),
-    # gpu-small: the CPU probe's point (benchmarks/gpu_small_probe.py, rounds 1-6): d = 6 (2d + 1 = 13 points) with
+    # gpu-small: the CPU probe's point (benchmarks/gpu_small_probe.py, rounds 1-7): d = 10 (2d + 1 = 21 points) with
     # the paper's loops (b = 30, window T = 15) at width 128, batch 128 (the local regime's), Adam after 100 warm-up
-    # steps, a curriculum from d = 2, 5 points and 4 loops (d + 1 every 400 steps, points + 2 every 250, loops + 2
-    # every 150: all at their end by step 1,950) for 2,400 steps; the options and two other tasks at 1,000 steps
-    # (their curricula compressed to match: shortened()), two seeds each: 0.5 h on a T4 by the plan. Each arm at the
-    # lr it learned at on two probe seeds at this exact config (error at k = 2d against averaging's 0.66): the looped
-    # arm at 1e-3 (0.029, 0.037; at 3e-4 it stayed on the plateau, 0.68 and 0.86), the standard arm at 3e-4 (0.079,
-    # 0.038; at 1e-3 0.81). Traded: d = 6, not the paper's 20, and lrs per arm where the paper shares one. The first
-    # choice, d = 10 at batch 32, stayed on the predict-zero plateau. d = 10 at batch 128 was set aside at 1.8 h on a
-    # T4 when the plan scaled these fp32 steps by 16-bit peaks; at fp32 peaks it plans 0.8 h: unprobed, the next try.
+    # steps, a curriculum from d = 2, 5 points and 4 loops (d + 1 every 300 steps, points + 2 every 250, loops + 2
+    # every 150: all at their end by step 2,400) for 3,200 steps; the options and two other tasks at 1,000 steps
+    # (their curricula compressed to match: shortened()), two seeds each: 0.9 h on a T4 by the plan. Each arm at the
+    # lr it learned at: at d = 6 (rounds 4-6, two probe seeds each) the looped arm at 1e-3 (0.029, 0.037 against
+    # averaging's 0.66; at 3e-4 it stayed on the plateau, 0.68 and 0.86), the standard arm at 3e-4 (0.079, 0.038; at
+    # 1e-3 0.81); at d = 10 (round 7, one probe seed) the looped arm at 1e-3 0.026, the standard arm at 3e-4 0.061,
+    # against averaging's 0.52. Traded: d = 10, not the paper's 20, and lrs per arm where the paper shares one. The
+    # first choice, d = 10 at batch 32 and lr 3e-4 from d = 5, stayed on the predict-zero plateau.
     "gpu-small": LoopedStudyConfig(
-        model=LoopedConfig(n_dims=6, n_positions=13, width=128, n_head=4, loops=30, window=15), standard_layers=12,
-        train=ICLTrainConfig(steps=2_400, batch_size=128, lr=1e-3, warmup=100, dims=icl.Schedule(2, 6, 1, 400),
-                             points=icl.Schedule(5, 13, 2, 250), loops=icl.Schedule(4, 30, 2, 150),
+        model=LoopedConfig(n_dims=10, n_positions=21, width=128, n_head=4, loops=30, window=15), standard_layers=12,
+        train=ICLTrainConfig(steps=3_200, batch_size=128, lr=1e-3, warmup=100, dims=icl.Schedule(2, 10, 1, 300),
+                             points=icl.Schedule(5, 21, 2, 250), loops=icl.Schedule(4, 30, 2, 150),
                              test_prompts=1280, log_every=100), standard_lr=3e-4,
         seeds=(0, 1), option_steps=1_000, baseline_prompts=512, task_steps=1_000,
         tasks=("sparse_linear_regression", "decision_tree")),

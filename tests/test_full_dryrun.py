@@ -316,9 +316,9 @@ LOOPED_CUT = {"train.steps": 2, "train.test_prompts": 16, "train.log_every": 1, 
 
 
 def test_looped_notebook_gpu_small_profile(full_offline):
-    """gpu-small: d = 6 (13 points), width 128, the paper's 30 loops; every section of notebook 05."""
+    """gpu-small: d = 10 (21 points), width 128, the paper's 30 loops; every section of notebook 05."""
     run = full_run("05_looped_transformer", LOOPED_CUT, "gpu-small")
-    assert (run.cfg.model.n_dims, run.cfg.model.width, run.cfg.model.loops) == (6, 128, 30)
+    assert (run.cfg.model.n_dims, run.cfg.model.width, run.cfg.model.loops) == (10, 128, 30)
     _sections_looped(run)
 
 
