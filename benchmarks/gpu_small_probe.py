@@ -1,8 +1,9 @@
 """A CPU probe of notebook 05's gpu-small profile (no GPU was available to choose it): does each arm leave the
 predict-zero plateau in the first steps of its curriculum? Each variant trains one arm on one tuning seed (100, and
-101-102 in rounds 5-6; never the notebook's, never reported), for its first steps or (rounds 4-6) the profile's whole
-2,400, on one thread, and is scored on validation prompts (cfg.val_seed) at the point the curriculum has reached,
-against averaging on the same prompts at k = 2d. One record per round in results/benchmarks/.
+101-102 in rounds 5-6; never the notebook's, never reported), for its first steps or (rounds 4-7) its profile's whole
+run (2,400 steps; 3,200 in round 7), on one thread, and is scored on validation prompts (cfg.val_seed) at the point
+the curriculum has reached, against averaging on the same prompts at k = 2d. One record per round in
+results/benchmarks/.
 
 It answers a narrower question than a regime search (one or two seeds per variant, no options or tasks), on the CPU
 because that is what this machine has: a plateau here says those steps have not learned, not that a longer run
