@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from helpers import compress as C
-from helpers import compression_report as CR
-from helpers import compression_study as S
+from helpers.compression import factorize as C
+from helpers.compression import report as CR
+from helpers.compression import study as S
 from helpers.profiles import resolve
 from helpers.results import save_run
 

@@ -30,9 +30,9 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from helpers import looped_study as L
-from helpers.compress import Bases, InputStats
-from helpers.icl_train import fixed, train_model
+from helpers.compression.factorize import Bases, InputStats
+from helpers.looped import study as L
+from helpers.looped.training import fixed, train_model
 from helpers.memory import inference_plan, largest_micro_batch, training_plan
 from helpers.models import NeoXSize, count_params, mistral_config, neox_config, pythia_config, smollm2_config
 from helpers.parallel import map_processes

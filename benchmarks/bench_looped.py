@@ -10,8 +10,8 @@ import dataclasses
 
 import torch
 
-from helpers import looped_study as L
-from helpers.icl_train import fixed, train_model
+from helpers.looped import study as L
+from helpers.looped.training import fixed, train_model
 from helpers.profiles import resolve
 from helpers.results import save_run
 

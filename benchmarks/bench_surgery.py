@@ -11,9 +11,9 @@ import argparse
 
 import torch
 
-from helpers import surgery_study as P
 from helpers.profiles import resolve
 from helpers.results import save_run
+from helpers.surgery import study as P
 
 # the original, and the variants with the fewest parameters at full scale: attention removed (6), no dense (8),
 # MLP bottleneck 8 (10), partial attention + bottleneck MLPs (16), and the 2.8b pair (19 vs 20)

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from helpers import data_study as B
+from helpers.baselines import study as B
 from helpers.models import from_config, neox_config
 from helpers.pretrain import lm_data
 from helpers.profiles import resolve

@@ -18,8 +18,8 @@ import contextlib
 
 import torch
 
-from helpers import compress as C
-from helpers import compression_study as S
+from helpers.compression import factorize as C
+from helpers.compression import study as S
 from helpers.profiles import resolve
 from helpers.results import save_run
 

@@ -40,9 +40,9 @@ import dataclasses
 
 import torch
 
-from helpers import icl
-from helpers import looped_study as L
-from helpers.icl_train import ICLTrainConfig, baseline_errors, errors_vs_k, fixed, fixed_test_set, train_model
+from helpers.looped import study as L
+from helpers.looped import tasks as icl
+from helpers.looped.training import ICLTrainConfig, baseline_errors, errors_vs_k, fixed, fixed_test_set, train_model
 from helpers.models import LoopedConfig
 from helpers.parallel import map_processes
 from helpers.results import save_run

@@ -18,10 +18,10 @@ import argparse
 
 import pandas as pd
 
-from helpers import icl
-from helpers import looped_report as LR
-from helpers import looped_study as L
 from helpers.families import resolve
+from helpers.looped import report as LR
+from helpers.looped import study as L
+from helpers.looped import tasks as icl
 
 
 def grid(cfg) -> dict:

@@ -3,12 +3,12 @@ let every cell of the batch x accumulation grid learn more than a bigram table w
 batch size or a schedule can matter at all?
 
 Every point trains the grid's smallest (2 x 1) and largest (8 x 4) cells from scratch with one seed
-(helpers.pretrain_study.REGIME_SEED, never one the notebook reports) for the point's budget of CPU time (one torch
+(helpers.pretraining.study.REGIME_SEED, never one the notebook reports) for the point's budget of CPU time (one torch
 thread per run, two runs side by side), and records each cell's eval loss, how far it ends below the interpolated
 bigram table of the point's tokens (train split -> validation split), and the gap between the two cells. The gate the
 notebook applies to every run is "at least 0.3 nats below the bigram"; a point passes when both extremes do (the
 largest cell makes the fewest updates, the smallest the noisiest). Records go to results/07_pretraining/regime-*;
-Analysis.ipynb shows them. The chosen point is helpers.pretrain_study.PROFILES["local"].
+Analysis.ipynb shows them. The chosen point is helpers.pretraining.study.PROFILES["local"].
 
     python benchmarks/pretrain_regime.py                    # the grid below (make pretrain-regime)
     python benchmarks/pretrain_regime.py --only "bpe-1024 96x4 20s"
@@ -19,10 +19,10 @@ import argparse
 
 import pandas as pd
 
-from helpers import pretrain_report as R
-from helpers import pretrain_study as S
 from helpers.families import resolve
 from helpers.models import NeoXSize
+from helpers.pretraining import report as R
+from helpers.pretraining import study as S
 
 
 def grid() -> dict:

@@ -2,10 +2,10 @@
 original model use attention, measurably, within about a minute of one core per run?
 
 Every point trains the original (experiment 1) and no attention (experiment 6) from scratch with one seed
-(helpers.surgery_study.REGIME_SEED, never one the notebooks report), two points side by side, and records the two
+(helpers.surgery.study.REGIME_SEED, never one the notebooks report), two points side by side, and records the two
 validation losses, their gap, and the bigram/unigram references of the point's tokenization (tables of the train
 split scored on the validation split). Records go to results/01_attention_lowrank/regime-*; Analysis.ipynb shows
-them. The chosen point becomes the local profile of notebooks 01-03 (helpers.surgery_study.PROFILES["local"]).
+them. The chosen point becomes the local profile of notebooks 01-03 (helpers.surgery.study.PROFILES["local"]).
 
     python benchmarks/surgery_regime.py                    # the grid below (make surgery-regime)
     python benchmarks/surgery_regime.py --only "bytes 6x96" "bytes 4x96"
@@ -16,10 +16,10 @@ import argparse
 
 import pandas as pd
 
-from helpers import surgery_experiments as SE
-from helpers import surgery_report as SR
-from helpers import surgery_study as S
 from helpers.profiles import resolve
+from helpers.surgery import experiments as SE
+from helpers.surgery import report as SR
+from helpers.surgery import study as S
 
 
 def size(layers: int, hidden: int, heads: int = 4) -> dict:

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     elif args.cmd == "params":
-        from .surgery_study import print_param_table
+        from .surgery.study import print_param_table
 
         return print_param_table(as_json=args.json)
     elif args.cmd == "plan":

@@ -19,16 +19,21 @@ import os
 from dataclasses import dataclass
 from types import ModuleType
 
-from . import (compression_report, data_report, looped_report, planning, pretrain_report, profiles, sft_report,
-               surgery_report)
+from . import planning, profiles
 from .analysis import Report
+from .baselines import report as baselines_report
+from .compression import report as compression_report
+from .looped import report as looped_report
+from .pretraining import report as pretraining_report
+from .sft import report as sft_report
+from .surgery import report as surgery_report
 
 
 @dataclass(frozen=True)
 class Family:
     notebooks: tuple[str, ...]
-    study: str                      # module name under helpers (imported on demand)
-    report: ModuleType              # its <family>_report module
+    package: str                    # the family's package under helpers (its study module is imported on demand)
+    report: ModuleType              # its report module, helpers.<package>.report
     readme: str | None = None       # the README block its report writes (<!-- results:NAME -->), if any
 
     @property
@@ -36,19 +41,19 @@ class Family:
         return self.report.TITLE
 
     def study_module(self) -> ModuleType:
-        return importlib.import_module(f"helpers.{self.study}")
+        return importlib.import_module(f"helpers.{self.package}.study")
 
     def records(self, records: list[dict]) -> list[dict]:
         return [r for r in records if r["notebook"] in self.notebooks]
 
 
 FAMILIES = (
-    Family(("00_data_and_baselines",), "data_study", data_report),
-    Family(surgery_report.NOTEBOOKS, "surgery_study", surgery_report, "seed000"),
-    Family(("04_lowrank_compression",), "compression_study", compression_report, "seed001"),
-    Family(("05_looped_transformer",), "looped_study", looped_report, "seed002"),
-    Family(("06_sft_dpo",), "sft_study", sft_report, "seed004"),
-    Family(("07_pretraining",), "pretrain_study", pretrain_report, "seed003"),
+    Family(("00_data_and_baselines",), "baselines", baselines_report),
+    Family(surgery_report.NOTEBOOKS, "surgery", surgery_report, "seed000"),
+    Family(("04_lowrank_compression",), "compression", compression_report, "seed001"),
+    Family(("05_looped_transformer",), "looped", looped_report, "seed002"),
+    Family(("06_sft_dpo",), "sft", sft_report, "seed004"),
+    Family(("07_pretraining",), "pretraining", pretraining_report, "seed003"),
 )
 NOTEBOOKS = tuple(nb for f in FAMILIES for nb in f.notebooks)
 
@@ -99,7 +104,7 @@ def profile_for(notebook: str, profile: str | None = None) -> tuple[str, str | N
 def this_card() -> planning.Card | None:
     """planning.CARDS' entry of the CUDA GPU this process runs on (a T4, P100, ...), or None: no GPU, or a card the
     table does not know (its plans are then shown on the benchmark's card)."""
-    import torch      # here, not at the top: this registry is read by torch-free code (Analysis, the README)
+    import torch  # here, not at the top: this registry is read by torch-free code (Analysis, the README)
 
     return planning.card_of(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else None
 
@@ -110,7 +115,7 @@ def auto_profile(notebook: str) -> tuple[str, str]:
     session its time (05's looped model fits a T4's memory, but its full plan is weeks there); gpu-small where the
     GPU holds that profile's plan instead; else local (no CUDA GPU, or one too small even for gpu-small: the CPU
     scale then runs on it)."""
-    import torch      # here, not at the top: this registry is read by torch-free code (Analysis, the README)
+    import torch  # here, not at the top: this registry is read by torch-free code (Analysis, the README)
 
     if not torch.cuda.is_available():
         return "local", "no CUDA GPU"

@@ -84,7 +84,7 @@ def counts(config) -> dict:
 
 @functools.lru_cache(maxsize=64)
 def _counts(config_json: str) -> tuple:
-    from transformers import AutoConfig       # here: the plans are read by the torch-free runner, and transformers
+    from transformers import AutoConfig  # here: the plans are read by the torch-free runner, and transformers
                                               # loads torch
 
     d = json.loads(config_json)
@@ -136,7 +136,7 @@ def check_fits(plan: MemoryPlan, device: str, override: str) -> None:
     """Raise a clear error before a run starts when CUDA is used and the plan needs more than the GPU has."""
     if not str(device).startswith("cuda"):
         return
-    import torch                                  # only on a GPU run (this module is read by the torch-free runner)
+    import torch  # only on a GPU run (this module is read by the torch-free runner)
 
     have = torch.cuda.get_device_properties(torch.device(device)).total_memory
     if plan.total > HEADROOM * have:

@@ -24,7 +24,6 @@ from concurrent.futures.process import BrokenProcessPool
 import torch
 from tqdm.auto import tqdm
 
-
 DEVICE_INDEX: int | None = None      # in a worker pinned to a GPU: its device (helpers.parallel.gpu_slots)
 
 

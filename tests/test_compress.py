@@ -3,8 +3,18 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.compress import (Bases, InputStats, Target, calibrate, compress_model, factorize, find_linears, output_mse,
-                              param_budget, resolve_plan)
+from helpers.compression.factorize import (
+    Bases,
+    InputStats,
+    Target,
+    calibrate,
+    compress_model,
+    factorize,
+    find_linears,
+    output_mse,
+    param_budget,
+    resolve_plan,
+)
 from helpers.models import mistral_config
 
 
@@ -131,7 +141,7 @@ def test_mistral_budgets_of_the_notes():
 
 @pytest.mark.parametrize("method", ["svd", "whiten", "scaled"])
 def test_bases_truncation_equals_a_direct_factorization(method):
-    from helpers.compress import Bases
+    from helpers.compression.factorize import Bases
 
     torch.manual_seed(0)
     lin = nn.Linear(48, 32)
@@ -159,7 +169,7 @@ def test_calibration_shares_statistics_of_modules_reading_the_same_input():
 
 
 def test_swapped_restores_the_original_modules():
-    from helpers.compress import swapped
+    from helpers.compression.factorize import swapped
 
     model = tiny_llama()
     before = model.model.layers[0].mlp.up_proj
@@ -237,7 +247,7 @@ def test_calibrate_and_compress_on_cuda_match_the_cpu(method):
 def test_calibration_in_passes_of_layers_equals_one_pass():
     """On a GPU the statistics of a 7B model do not fit at once: calibration then runs in passes of whole layers.
     The passes must give the same statistics, shared between modules reading one input as in one pass."""
-    from helpers.compress import InputStats, _passes
+    from helpers.compression.factorize import InputStats, _passes
 
     model = tiny_llama()
     mods = find_linears(model, r"model\.layers\.\d+\.(mlp|self_attn)\.\w+")
@@ -279,7 +289,7 @@ def test_uncentred_whiten_is_svd_llms_optimum_and_adds_no_bias():
 
 
 def test_centring_policies_choose_per_linear_and_bad_ones_are_named():
-    from helpers.compress import CENTERINGS, centers
+    from helpers.compression.factorize import CENTERINGS, centers
 
     assert [centers("except-v", f"model.layers.0.self_attn.{p}_proj") for p in "qkvo"] == [True, True, False, True]
     assert centers("except-v", "model.layers.0.mlp.down_proj") and centers("all", "x.v_proj")

@@ -1,8 +1,8 @@
 """Notebook 04's glue: the target ratios and the configuration checks."""
 import pytest
 
-from helpers import compression_study as S
-from helpers import compression_report as CR
+from helpers.compression import report as CR
+from helpers.compression import study as S
 
 
 def test_target_ratios():
@@ -241,8 +241,8 @@ def test_section_f_measures_every_policy_on_every_set_with_pairing_against_svd_l
     from datasets import Dataset
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from helpers import compress as C
-    from helpers import compression_whitening as W
+    from helpers.compression import factorize as C
+    from helpers.compression import whitening as W
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,

@@ -206,7 +206,8 @@ def test_surgery_notebooks_full_profile(full_offline, notebook, exp_id):
 
 
 def _sections_surgery(run, notebook, exp_id) -> dict:
-    from helpers import surgery_report as R, surgery_study as S
+    from helpers.surgery import report as R
+    from helpers.surgery import study as S
 
     recs = S.run_experiments(run, [exp_id])
     assert_finite(recs, notebook)
@@ -231,7 +232,7 @@ def test_surgery_notebooks_gpu_small_profile(full_offline, notebook, exp_id):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="Pythia-2.8b with AdamW needs ~45 GB: runs on a GPU")
 def test_pythia_2p8b_step_on_cuda(full_offline):
-    from helpers import surgery_study as S
+    from helpers.surgery import study as S
 
     run = full_run("03_partial_layers", SURGERY_CUT)
     recs = S.run_experiments(run, [20])
@@ -244,7 +245,8 @@ DATA_CUT = {"ref_blocks": 2, "ref_block": 64, "lm.block": 64, "lm.eval_blocks": 
 
 @pytest.mark.parametrize("profile", ["full", "gpu-small"])
 def test_data_notebook_gpu_profiles(full_offline, profile):
-    from helpers import data_report as R, data_study as S
+    from helpers.baselines import report as R
+    from helpers.baselines import study as S
 
     run = full_run("00_data_and_baselines", DATA_CUT, profile)
     assert run.cfg.lm.corpus == "wikitext2" and run.cfg.ref_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -260,7 +262,7 @@ def test_compression_notebook_full_profile(full_offline):
     """Mistral-7B-shaped teacher (cut as the module docstring says) through every section of notebook 04: bf16
     never on the CPU, calibration, the three methods, the fit, sensitivity, healing with checkpointing and the
     whitening policies over two calibration draws on both held-out sets (WikiText-2 and the OpenOrca rows)."""
-    from helpers import compression_study as S
+    from helpers.compression import study as S
 
     run = full_run("04_lowrank_compression", {**COMPRESSION_CUT, "openorca_rows": 4})
     assert run.cfg.model == "Open-Orca/Mistral-7B-OpenOrca" and run.cfg.heal.gradient_checkpointing
@@ -284,7 +286,8 @@ def test_compression_notebook_gpu_small_profile(full_offline):
 
 
 def _sections_compression(run) -> dict:
-    from helpers import compression_report as R, compression_study as S
+    from helpers.compression import report as R
+    from helpers.compression import study as S
 
     data = S.prepare(run)
     # bf16 on a GPU (14 GB for the real 7B teacher instead of 29 GB), fp32 on a CPU
@@ -323,7 +326,8 @@ def test_looped_notebook_gpu_small_profile(full_offline):
 
 
 def _sections_looped(run):
-    from helpers import looped_report as R, looped_study as S
+    from helpers.looped import report as R
+    from helpers.looped import study as S
 
     base, head = S.baselines(run), S.headline(run)
     options, tasks = S.options(run, head), S.tasks(run)
@@ -339,7 +343,7 @@ def _sections_looped(run):
 def test_pretraining_notebook_full_profile(full_offline):
     """Notebook 07's LM (NeoX 768 x 10, a BPE trained on the Russian Wikipedia stand-in), one grid cell, one
     schedule, one learning rate, each for a budget of a couple of seconds or two steps."""
-    from helpers import pretrain_study as S
+    from helpers.pretraining import study as S
 
     full = S.PROFILES["full"]
     run = full_run("07_pretraining", pretrain_cut(full))
@@ -349,7 +353,7 @@ def test_pretraining_notebook_full_profile(full_offline):
 
 def test_pretraining_notebook_gpu_small_profile(full_offline):
     """gpu-small: the 384 x 6 LM on the Russian Wikipedia stand-in, one grid cell, budgets of seconds."""
-    from helpers import pretrain_study as S
+    from helpers.pretraining import study as S
 
     small = S.PROFILES["gpu-small"]
     run = full_run("07_pretraining", pretrain_cut(small), "gpu-small")
@@ -358,7 +362,7 @@ def test_pretraining_notebook_gpu_small_profile(full_offline):
 
 
 def pretrain_cut(cfg) -> dict:
-    from helpers import pretrain_study as S
+    from helpers.pretraining import study as S
 
     # the stand-in corpus holds ~480 distinct BPE merges' worth of text, and check_inputs refuses a 32,000-token BPE
     # it cannot support (as it should): the dry run trains a 256-token BPE of the same kind on it instead
@@ -377,7 +381,8 @@ def pretrain_cut(cfg) -> dict:
 
 
 def _sections_pretraining(run):
-    from helpers import pretrain_report as R, pretrain_study as S
+    from helpers.pretraining import report as R
+    from helpers.pretraining import study as S
 
     data = S.data_check(run)
     grid, tokens = S.equal_time_grid(run), S.equal_token_grid(run)
@@ -395,7 +400,8 @@ def test_sft_notebook_gpu_profiles(full_offline, profile):
     """SmolLM2-360M's shape (2 of its 32 layers) with a ChatML template on UltraChat / UltraFeedback stand-ins:
     every section of notebook 06, one optimizer step per SFT variant, DPO search point and DPO loss (gpu-small: the
     same model and data at its own sequence length)."""
-    from helpers import sft_report as R, sft_study as S
+    from helpers.sft import report as R
+    from helpers.sft import study as S
 
     run = full_run("06_sft_dpo", {"train_rows": 8, "policy_rows": 4, "val_rows": 4, "test_rows": 4,
                                    "heldout_rows": 4, "hard_pairs": 4, "gen_rows": 2, "gen_tokens": 4,
@@ -428,8 +434,13 @@ def test_hub_ids_table_matches_what_the_code_loads(full_offline):
     every hub id named in a study's full or gpu-small profile is in the table."""
     import dataclasses
 
-    from helpers import compression_study, data_study, pretrain_study, sft_data, sft_study, surgery_study
+    from helpers.baselines import study as data_study
+    from helpers.compression import study as compression_study
     from helpers.data import load_corpus, load_pretrained, load_tokenizer
+    from helpers.pretraining import study as pretrain_study
+    from helpers.sft import chats as sft_data
+    from helpers.sft import study as sft_study
+    from helpers.surgery import study as surgery_study
 
     load_corpus("wikitext2"), load_corpus("ruwiki")
     load_tokenizer("EleutherAI/pythia-410m")

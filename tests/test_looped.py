@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import icl
-from helpers.looped import Block, LoopedConfig, LoopedTransformer, keep_mask
-from helpers.icl_train import ICLTrainConfig, fixed_test_set, train_model
-from helpers.looped_study import LoopedStudyConfig
+from helpers.looped import tasks as icl
+from helpers.looped.model import Block, LoopedConfig, LoopedTransformer, keep_mask
+from helpers.looped.study import LoopedStudyConfig
+from helpers.looped.training import ICLTrainConfig, fixed_test_set, train_model
 
 
 def small(**kw):
@@ -171,7 +171,7 @@ def test_curriculum_schedule_semantics():
 def test_training_applies_the_first_increment_after_interval_steps(monkeypatch):
     """Steps count from 0 in the curriculum (Garg et al. update after each step): with interval 2 the first two
     optimizer steps see the start setting, the third the first increment."""
-    from helpers import icl_train
+    from helpers.looped import training as icl_train
 
     seen = []
     real = icl.sample_xs
@@ -247,7 +247,7 @@ def test_study_config_checks_positions():
 
 def test_a_tiny_looped_model_learns_in_context():
     """d = 1: after a few hundred steps the prediction at k >= 1 uses the context (error far below predicting 0)."""
-    from helpers.icl_train import errors_vs_k
+    from helpers.looped.training import errors_vs_k
 
     cfg = LoopedConfig(n_dims=1, n_positions=4, width=32, n_head=2, loops=2, window=2)
     tcfg = ICLTrainConfig(steps=600, batch_size=128, lr=3e-3, warmup=20, dims=icl.Schedule(1, 1, 0, 1),
@@ -275,7 +275,7 @@ def test_bootstrap_band_over_seeds_holds_the_seed_spread():
 
 def test_regime_search_trains_both_arms_on_validation_prompts_and_skips_recorded_points(results_root):
     from helpers.families import resolve
-    from helpers.looped_study import at_dims, regime_search
+    from helpers.looped.study import at_dims, regime_search
 
     run = resolve("05_looped_transformer", "tiny", quiet=True)
     points = {"d=2": {}, "d=3": at_dims(run.cfg, 3)}
@@ -355,7 +355,7 @@ def test_bootstrap_band_width_matches_the_known_standard_error():
 
 
 def test_ratio_interval_covers_the_true_ratio_and_is_exact_for_a_constant_ratio():
-    from helpers.looped_report import ratio_interval
+    from helpers.looped.report import ratio_interval
 
     rng = np.random.default_rng(2)
     den = rng.exponential(size=500)
@@ -398,7 +398,7 @@ def test_validation_prompts_differ_from_the_test_prompts():
 def test_headline_records_hold_what_later_sections_need_and_load_on_rerun(results_root, monkeypatch):
     """Every seed of both arms is trained once; its record holds the per-prompt test errors (all k) and, looped, the
     error against inference loops; a rerun loads them (no weights needed) with identical numbers."""
-    from helpers import looped_study as S
+    from helpers.looped import study as S
 
     run = _tiny_run()
     calls = []
@@ -422,7 +422,7 @@ def test_headline_records_hold_what_later_sections_need_and_load_on_rerun(result
 
 
 def test_a_run_cut_by_the_safety_budget_is_recorded_as_partial_and_trained_again(results_root, monkeypatch):
-    import helpers.looped_study as S
+    import helpers.looped.study as S
 
     calls = []
     real = S.train_model
@@ -439,7 +439,7 @@ def test_a_run_cut_by_the_safety_budget_is_recorded_as_partial_and_trained_again
 
 
 def test_options_at_the_headline_steps_reuse_the_headline_looped_runs(results_root):
-    from helpers import looped_study as S
+    from helpers.looped import study as S
 
     run = _tiny_run(option_steps=None, options={})
     head = S.headline(run)
@@ -450,7 +450,7 @@ def test_options_at_the_headline_steps_reuse_the_headline_looped_runs(results_ro
 def test_a_shortened_run_reaches_the_prompts_it_is_scored_on():
     """Options and other tasks run fewer steps than the headline: their curricula reach the final dimension and
     prompt length (where every run is scored) within their steps; a curriculum that already does is left alone."""
-    from helpers import looped_study as LS
+    from helpers.looped import study as LS
 
     for profile in ("full", "gpu-small"):
         cfg = LS.PROFILES[profile]
@@ -468,7 +468,7 @@ def test_a_shortened_run_reaches_the_prompts_it_is_scored_on():
 def test_the_standard_arm_trains_at_its_own_lr_only_where_a_profile_sets_one():
     """gpu-small trains each arm at the lr its CPU probe found it learns at (standard_lr); elsewhere both arms share
     train.lr, and their run keys (the committed local records') do not change."""
-    from helpers import looped_study as LS
+    from helpers.looped import study as LS
 
     for cfg in LS.PROFILES.values():
         lrs = {p.experiment: p.args[1].lr for p in LS.headline_sweep(cfg).points}

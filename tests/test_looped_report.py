@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from helpers import looped_report as R
+from helpers.looped import report as R
 
 P, D = 40, 2                       # test prompts, dimension (k = 2d = 4)
 CFG = {"model": {"width": 8}, "train": {"steps": 10}}

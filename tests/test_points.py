@@ -8,13 +8,13 @@ import pytest
 import yaml
 
 from helpers import families as F
-from helpers import looped_study as L
 from helpers import planning as P
 from helpers import points
-from helpers import pretrain_study as PS
 from helpers.__main__ import main as cli
+from helpers.looped import study as L
 from helpers.parallel import gpu_slots, map_processes, worker_device
 from helpers.paths import REPO_ROOT
+from helpers.pretraining import study as PS
 from helpers.results import find_record, validate
 from helpers.sweep import SweepError
 

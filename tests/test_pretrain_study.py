@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from helpers import pretrain_study as S
-from helpers import pretrain_report as PR
 from helpers.pretrain import bigram_cross_entropy, unigram_cross_entropy
+from helpers.pretraining import report as PR
+from helpers.pretraining import study as S
 from helpers.profiles import ProfileError, apply_overrides, resolve
 from helpers.train import TrainConfig, lr_lambda, train_causal_lm
 

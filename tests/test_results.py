@@ -3,8 +3,17 @@ import os
 
 import pytest
 
-from helpers.results import (SCHEMA_VERSION, ResultsError, config_hash, find_record, load_records, load_runs, run_id,
-                             save_run, validate)
+from helpers.results import (
+    SCHEMA_VERSION,
+    ResultsError,
+    config_hash,
+    find_record,
+    load_records,
+    load_runs,
+    run_id,
+    save_run,
+    validate,
+)
 
 
 def _save(cfg, seed=0, variant="v", metrics=None, root=None):
@@ -206,7 +215,7 @@ def test_a_recorded_section_is_loaded_a_partial_one_recomputed_and_force_recompu
 
 
 def test_compression_data_is_loaded_only_when_a_section_needs_it(monkeypatch):
-    from helpers import compression_study as S
+    from helpers.compression import study as S
 
     loads = []
     monkeypatch.setattr(S, "_prepare", lambda run: loads.append(run) or {"model": "teacher", "stats": {}})

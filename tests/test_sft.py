@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from helpers import sft
 from helpers.data import CHATML, ensure_chat_template
-from helpers import sft_data
-from helpers import sft_study as S
+from helpers.sft import chats as sft_data
+from helpers.sft import study as S
+from helpers.sft import trainers as sft
 
 
 def _doc(i, word, definition, pos="noun", synonyms=(), examples=(), hypernyms=()):
@@ -275,7 +275,7 @@ def test_repeat_rate_and_dpo_settings_refuse_bad_values():
 
 
 def test_more_dpo_steps_than_pairs_warn_with_the_epochs(tok, small_lm, monkeypatch):
-    import helpers.sft as F
+    import helpers.sft.trainers as F
 
     def stop(*a, **k):
         raise RuntimeError("stop")                                       # the warning comes before any training
@@ -296,7 +296,7 @@ def _rec(variant, seed, loss):
 def test_lessons_are_judged_over_training_seeds_with_holm_across_lessons():
     from scipy import stats
 
-    from helpers import sft_report as R
+    from helpers.sft import report as R
 
     recs = [_rec("baseline", s, x) for s, x in enumerate((3.10, 3.12, 3.08))] + \
         [_rec("whole-sequence", s, x) for s, x in enumerate((3.50, 3.55))] + \

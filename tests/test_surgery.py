@@ -3,12 +3,12 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import surgery_study as pythia
+from helpers.layers import parse_layers
 from helpers.lowrank import FactorizedEmbedding, LowRankLinear, NoAttention
 from helpers.models import param_counts as count
 from helpers.models import pythia_config
-from helpers.layers import parse_layers
-from helpers.surgery import Op, apply_surgery, census, validate_ops
+from helpers.surgery import study as pythia
+from helpers.surgery.ops import Op, apply_surgery, census, validate_ops
 
 
 # ------------------------------------------------------------------------------------------ LowRankLinear
@@ -186,7 +186,7 @@ def ll(i, o, r):
 
 def expected_params(exp_id, h, L, inter, V, f):
     """Independent count for experiment `exp_id` on a GPT-NeoX of width h, depth L, MLP width inter, vocab V, with
-    ranks scaled by f (max(1, round(r * f))). Written from the notes' descriptions, not from helpers.surgery."""
+    ranks scaled by f (max(1, round(r * f))). Written from the notes' descriptions, not from helpers.surgery.ops."""
     R = lambda r: max(1, round(r * f))  # noqa: E731
     ln = 2 * h
     qkv, dense = lin(h, 3 * h), lin(h, h)

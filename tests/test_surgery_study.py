@@ -5,13 +5,13 @@ import sys
 import pandas as pd
 import pytest
 
-from helpers import surgery_study as P
-from helpers import surgery_report as SR
-from helpers import surgery_experiments as SE
-from helpers.profiles import resolve
 from helpers.models import pythia_config
+from helpers.profiles import resolve
 from helpers.results import save_result
-from helpers.surgery import apply_surgery
+from helpers.surgery import experiments as SE
+from helpers.surgery import report as SR
+from helpers.surgery import study as P
+from helpers.surgery.ops import apply_surgery
 from helpers.train import TrainConfig, train_causal_lm
 
 
@@ -44,7 +44,7 @@ def test_local_ranks_keep_the_compression_ratio():
     """Width 96 of 1024: every factor keeps the full model's rank / width ratio, rounded, never below 1."""
     conf, f = P.model_config(P.PROFILES["local"], "410m", 259)
     assert conf.num_hidden_layers == 6 and conf.hidden_size == 96 and f == 96 / 1024
-    from helpers.surgery import scale_rank
+    from helpers.surgery.ops import scale_rank
 
     assert [scale_rank(r, f) for r in (8, 32, 256, 768, 16, 512)] == [1, 3, 24, 72, 2, 48]
     assert P.rank_factor(P.PROFILES["local"], "2.8b") == 96 / 2560 and P.rank_factor(P.PROFILES["full"], "2.8b") == 1

@@ -138,7 +138,7 @@ def test_no_scratch_folder_is_left_behind(tiny_model, tiny_blocks, tmp_path, mon
 
 def test_the_same_profile_and_seed_give_identical_metrics():
     """Bitwise on one machine: the tiny from-scratch run of notebook 00, twice."""
-    from helpers.data_study import PROFILES
+    from helpers.baselines.study import PROFILES
     from helpers.pretrain import pretrain
 
     a, b = (pretrain(PROFILES["tiny"].lm, seed=0) for _ in range(2))
@@ -215,8 +215,8 @@ def test_the_gpu_levers_compile_a_surgery_model_and_train_it_as_eager_does(tiny_
     """torch.compile (the Trainer's) works with the surgery modules (low-rank qkv, removed dense, bottleneck MLP) and
     changes the speed, not the training; the for-each AdamW trains as the fused one does (TF32: CUDA only)."""
     from helpers.models import from_config, pythia_config
-    from helpers.surgery import apply_surgery
-    from helpers.surgery_experiments import EXPERIMENTS
+    from helpers.surgery.experiments import EXPERIMENTS
+    from helpers.surgery.ops import apply_surgery
 
     train, val = tiny_blocks
 

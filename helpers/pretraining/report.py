@@ -11,9 +11,9 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import plots
-from .analysis import Report, by_experiment, frame, one, records_of
-from .stats import describe, holm, many_to_one, welch_samples
+from .. import plots
+from ..analysis import Report, by_experiment, frame, one, records_of
+from ..stats import describe, holm, many_to_one, welch_samples
 
 NOTEBOOK = "07_pretraining"
 TITLE = "Pretraining a small Russian LM under a fixed budget (seed 003)"

@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import plots
-from .analysis import Report, by_experiment, frame, one, records_of
-from .stats import mean_interval
+from .. import plots
+from ..analysis import Report, by_experiment, frame, one, records_of
+from ..stats import mean_interval
 
 NOTEBOOK = "04_lowrank_compression"
 TITLE = "Low-rank compression of a pretrained model (seed 001)"

@@ -33,16 +33,16 @@ from pathlib import Path
 import numpy as np
 from peft import PeftModel
 
-from . import sft
-from .memory import counts, training_plan
-from .models import smollm2_config
-from .paths import checkpoints_dir
-from .planning import NotebookPlan, lora_params, train_seconds
-from .results import config_hash, keyed, recorded, save_result
-from .sft import DPOSettings, LoraSettings, SFTSettings, load_chat_model
-from .sft_data import data_key, encode_pairs, prepare  # noqa: F401 (prepare: the notebook's S.prepare(run))
-from .sft_report import SFT_VARIANTS, chosen_search_point
-from .sweep import Point, run_points
+from ..memory import counts, training_plan
+from ..models import smollm2_config
+from ..paths import checkpoints_dir
+from ..planning import NotebookPlan, lora_params, train_seconds
+from ..results import config_hash, keyed, recorded, save_result
+from ..sweep import Point, run_points
+from . import trainers as sft
+from .chats import data_key, encode_pairs, prepare  # noqa: F401 (prepare: the notebook's S.prepare(run))
+from .report import SFT_VARIANTS, chosen_search_point
+from .trainers import DPOSettings, LoraSettings, SFTSettings, load_chat_model
 
 DATA = ("wordnet", "ultra")
 PAIR_SETS = ("train", "val", "heldout")

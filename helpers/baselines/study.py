@@ -13,17 +13,17 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .data import corpus_stats, lm_blocks, load_corpus, load_pretrained, load_tokenizer
-from .evaluate import lm_loss
-from .memory import training_plan
-from .models import NeoXSize, count_params, neox_config
-from .planning import NotebookPlan, mixed_precision, train_seconds
-from .pretrain import PretrainConfig, head
-from .pretrain import pretrain as train_lm
-from .profiles import apply_overrides
-from .provenance import track
-from .results import load_or_run
-from .train import TrainConfig
+from ..data import corpus_stats, lm_blocks, load_corpus, load_pretrained, load_tokenizer
+from ..evaluate import lm_loss
+from ..memory import training_plan
+from ..models import NeoXSize, count_params, neox_config
+from ..planning import NotebookPlan, mixed_precision, train_seconds
+from ..pretrain import PretrainConfig, head
+from ..pretrain import pretrain as train_lm
+from ..profiles import apply_overrides
+from ..provenance import track
+from ..results import load_or_run
+from ..train import TrainConfig
 
 
 @dataclass

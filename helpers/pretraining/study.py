@@ -34,17 +34,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .data import bpe_vocab, load_corpus
-from .evaluate import lm_loss
-from .memory import training_plan
-from .models import NeoXSize, count_params, neox_config
-from .paths import REPO_ROOT
-from .planning import NotebookPlan, mixed_precision, train_seconds
-from .pretrain import LMData, PretrainConfig, bits_per_char, config_data, generate, new_neox
-from .profiles import apply_overrides
-from .results import keyed, load_or_run, save_result
-from .sweep import STATS, Point, Sweep, grid, overrides_sweep, run_sweep, sweep
-from .train import TrainConfig, train_causal_lm
+from ..data import bpe_vocab, load_corpus
+from ..evaluate import lm_loss
+from ..memory import training_plan
+from ..models import NeoXSize, count_params, neox_config
+from ..paths import REPO_ROOT
+from ..planning import NotebookPlan, mixed_precision, train_seconds
+from ..pretrain import LMData, PretrainConfig, bits_per_char, config_data, generate, new_neox
+from ..profiles import apply_overrides
+from ..results import keyed, load_or_run, save_result
+from ..sweep import STATS, Point, Sweep, grid, overrides_sweep, run_sweep, sweep
+from ..train import TrainConfig, train_causal_lm
 
 SEED_NOTES = {  # seed 003's own numbers (REFERENCE.md section 4 and the seed file)
     "best_cell": (6, 6), "eval_loss_range": (4.2, 4.7), "run_minutes": 30, "runs": 15,

@@ -17,17 +17,18 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .analysis import frame
-from .data import check_tokenizer_name
-from .memory import training_plan
-from .models import PYTHIA, from_config, param_counts, pythia_config
-from .paths import checkpoints_dir
-from .planning import WIKITEXT2_TRAIN_TOKENS, NotebookPlan, mixed_precision, train_seconds
-from .pretrain import lm_data
-from .profiles import apply_overrides
-from .results import find_record, keyed, run_id
-from .surgery import apply_surgery
-from .surgery_experiments import (
+from ..analysis import frame
+from ..data import check_tokenizer_name
+from ..memory import training_plan
+from ..models import PYTHIA, from_config, param_counts, pythia_config
+from ..paths import checkpoints_dir
+from ..planning import WIKITEXT2_TRAIN_TOKENS, NotebookPlan, mixed_precision, train_seconds
+from ..pretrain import lm_data
+from ..profiles import apply_overrides
+from ..results import find_record, keyed, run_id
+from ..sweep import Point, Sweep, run_sweep, sweep
+from ..train import TrainConfig, train_causal_lm
+from .experiments import (
     EXPERIMENTS,
     Experiment,
     get,
@@ -37,8 +38,7 @@ from .surgery_experiments import (
     stand_in,
     stand_in_ops,
 )
-from .sweep import Point, Sweep, run_sweep, sweep
-from .train import TrainConfig, train_causal_lm
+from .ops import apply_surgery
 
 
 # ------------------------------------------------------------------------------------------------ settings

@@ -8,8 +8,9 @@ import time
 
 from datasets import load_dataset
 
-from . import hub, sft
-from .data import ensure_chat_template, load_corpus, load_tokenizer
+from .. import hub
+from ..data import ensure_chat_template, load_corpus, load_tokenizer
+from . import trainers as sft
 
 _MEMO: dict = {}
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import icl
-from .looped import LoopedTransformer
-from .models import LoopedConfig, count_params
+from ..models import LoopedConfig, count_params
+from . import tasks as icl
+from .model import LoopedTransformer
 
 
 def fixed(v: int) -> icl.Schedule:

@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from .layers import map_layers, parse_layers
+from ..layers import map_layers, parse_layers
 
 ACTIONS = {
     "qkv": ("lowrank", "nonlinear"),
@@ -113,7 +113,7 @@ def apply_surgery(model, ops: tuple[Op, ...], rank_factor: float = 1.0, init_std
     """Rewrite a GPTNeoXForCausalLM in place. Returns {layer: [op descriptions]} of what was changed."""
     from torch import nn
 
-    from .lowrank import LowRankLinear, NoAttention
+    from ..lowrank import LowRankLinear, NoAttention
 
     neox = model.gpt_neox
     layers = neox.layers
@@ -157,7 +157,7 @@ def _device_of(module):
 
 
 def _embed(model, op: Op, std: float) -> None:
-    from .lowrank import FactorizedEmbedding
+    from ..lowrank import FactorizedEmbedding
 
     emb = model.gpt_neox.embed_in
     if op.action == "freeze":

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .models import PYTHIA
-from .surgery import Op, map_ops, resolved, scale_rank
+from ..models import PYTHIA
+from .ops import Op, map_ops, resolved, scale_rank
 
 LL8 = Op("qkv", "lowrank", 8)
 NO_DENSE = Op("dense", "remove")

@@ -10,9 +10,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats as st
 
-from . import plots
-from .analysis import Report, by_experiment, frame, one, records_of
-from .stats import describe, describe_equivalence, equivalence, mean_interval, verdicts, welch_samples
+from .. import plots
+from ..analysis import Report, by_experiment, frame, one, records_of
+from ..stats import describe, describe_equivalence, equivalence, mean_interval, verdicts, welch_samples
 
 NOTEBOOK = "05_looped_transformer"
 TITLE = "Looped transformer, in-context learning (seed 002)"

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import LoopedConfig  # noqa: F401  (the config lives with the other model configs)
+from ..models import LoopedConfig  # noqa: F401  (the config lives with the other model configs)
 
 
 def keep_mask(n_tokens: int, save_n_tokens: float) -> torch.Tensor | None:

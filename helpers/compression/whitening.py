@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from . import compress as C
-from .data import lm_blocks
-from .models import count_params
-from .stats import paired_bootstrap
-from .train import lm_collator
+from ..data import lm_blocks
+from ..models import count_params
+from ..stats import paired_bootstrap
+from ..train import lm_collator
+from . import factorize as C
 
 REFERENCE = "none"        # SVD-LLM's whitening: every other policy is compared with it
 # the CompressionConfig fields section f's records depend on (not `whitening`: the default they choose)

@@ -19,16 +19,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import icl
-from .icl_train import (TEST_SEED, ICLTrainConfig, baseline_errors, errors_vs_k, errors_vs_loops, fixed,
-                        fixed_test_set, train_model)
-from .looped import LoopedTransformer
-from .looped_report import K_LABELS
-from .memory import MemoryPlan
-from .models import LoopedConfig, count_params
-from .planning import NotebookPlan, bench_case, card_of
-from .results import keyed, load_or_run, load_records
-from .sweep import Point, Sweep, run_sweep, sweep
+from ..memory import MemoryPlan
+from ..models import LoopedConfig, count_params
+from ..planning import NotebookPlan, bench_case, card_of
+from ..results import keyed, load_or_run, load_records
+from ..sweep import Point, Sweep, run_sweep, sweep
+from . import tasks as icl
+from .model import LoopedTransformer
+from .report import K_LABELS
+from .training import (
+    TEST_SEED,
+    ICLTrainConfig,
+    baseline_errors,
+    errors_vs_k,
+    errors_vs_loops,
+    fixed,
+    fixed_test_set,
+    train_model,
+)
 
 # the paper's loops per task (b, T); at other scales the profile's own loops are scaled by the same ratio
 TASK_LOOPS = {"linear_regression": (30, 15), "noisy_linear_regression": (30, 15), "sparse_linear_regression": (20, 10),

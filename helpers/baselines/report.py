@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import plots
-from .analysis import Report, by_experiment, frame, one
+from .. import plots
+from ..analysis import Report, by_experiment, frame, one
 
 NOTEBOOK = "00_data_and_baselines"
 TITLE = "Data, tokenizers and baselines"

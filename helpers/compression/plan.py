@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from .memory import GiB, counts, inference_plan, training_plan
-from .models import llama_linear_shapes, mistral_config, smollm2_config
-from .planning import NotebookPlan, bench_case, train_seconds
+from ..memory import GiB, counts, inference_plan, training_plan
+from ..models import llama_linear_shapes, mistral_config, smollm2_config
+from ..planning import NotebookPlan, bench_case, train_seconds
 
 # the models a GPU profile compresses: their shapes (no download) and the GPU memory the plan assumes for the
 # statistics' passes (the profile's card)

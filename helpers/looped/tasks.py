@@ -9,14 +9,12 @@ trees. Noisy linear regression adds N(0, 0.1^2) noise, as the looped-transformer
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from sklearn.linear_model import Lasso
 from sklearn.tree import DecisionTreeRegressor
-
 
 TASKS = ("linear_regression", "noisy_linear_regression", "sparse_linear_regression", "relu_2nn", "decision_tree")
 

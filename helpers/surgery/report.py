@@ -9,10 +9,10 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import plots
-from .analysis import Report, frame, select
-from .stats import describe, describe_equivalence, equivalence, many_to_one, p_text
-from .surgery_experiments import EXPERIMENTS, NOTEBOOK_OF, NOTEBOOKS, ORIGINAL, Scale, same_model, stand_in
+from .. import plots
+from ..analysis import Report, frame, select
+from ..stats import describe, describe_equivalence, equivalence, many_to_one, p_text
+from .experiments import EXPERIMENTS, NOTEBOOK_OF, NOTEBOOKS, ORIGINAL, Scale, same_model, stand_in
 
 __all__ = ["NOTEBOOKS", "TITLE", "readme_block", "report"]   # NOTEBOOKS: the family registry reads it here
 

@@ -9,8 +9,8 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .analysis import Report, by_experiment, frame, one, records_of
-from .stats import describe, mcnemar, paired_bootstrap, verdicts, welch_samples
+from ..analysis import Report, by_experiment, frame, one, records_of
+from ..stats import describe, mcnemar, paired_bootstrap, verdicts, welch_samples
 
 NOTEBOOK = "06_sft_dpo"
 TITLE = "LoRA, SFT and DPO of a chat model (seed 004)"

@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 import torch
 from datasets import load_dataset
 
-from . import compress as C
-from . import compression_whitening as W
-from . import hub
-from .data import (
+from .. import hub
+from ..data import (
     definition_chats,
     ensure_chat_template,
     instruction_chats,
@@ -37,14 +35,16 @@ from .data import (
     load_pretrained,
     load_tokenizer,
 )
-from .evaluate import lm_loss
-from .stats import paired_bootstrap
-from .layers import parse_layers
-from .compression_plan import full_plan  # noqa: F401  (the family registry reads each study's full_plan)
-from .models import FACTORIZATIONS, LLAMA_LINEARS, count_params
-from .provenance import track
-from .results import load_or_run
-from .train import TrainConfig, model_dtype, train_causal_lm
+from ..evaluate import lm_loss
+from ..layers import parse_layers
+from ..models import FACTORIZATIONS, LLAMA_LINEARS, count_params
+from ..provenance import track
+from ..results import load_or_run
+from ..stats import paired_bootstrap
+from ..train import TrainConfig, model_dtype, train_causal_lm
+from . import factorize as C
+from . import whitening as W
+from .plan import full_plan  # noqa: F401  (the family registry reads each study's full_plan)
 
 
 @dataclass

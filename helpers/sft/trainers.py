@@ -39,13 +39,13 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.utils import is_flash_attn_2_available
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-from .assets import FETCH_CMD
-from .data import encode_chat, load_pretrained
-from .evaluate import lm_loss
-from .models import from_config
-from .provenance import Tracker
-from .stats import paired_bootstrap
-from .train import Meter, inference_autocast, model_dtype, trainer_precision
+from ..assets import FETCH_CMD
+from ..data import encode_chat, load_pretrained
+from ..evaluate import lm_loss
+from ..models import from_config
+from ..provenance import Tracker
+from ..stats import paired_bootstrap
+from ..train import Meter, inference_autocast, model_dtype, trainer_precision
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LONG_MODES = ("drop", "truncate")

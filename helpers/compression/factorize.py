@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .layers import parse_layers
-from .lowrank import LowRankLinear, check_rank
-from .models import FACTORIZATIONS, LLAMA_GROUPS, LLAMA_LINEARS, count_params, from_config
-from .train import inference_autocast
+from ..layers import parse_layers
+from ..lowrank import LowRankLinear, check_rank
+from ..models import FACTORIZATIONS, LLAMA_GROUPS, LLAMA_LINEARS, count_params, from_config
+from ..train import inference_autocast
 
 METHODS = FACTORIZATIONS
 # whiten's centring policies (module docstring); True / False are "all" / "none"
