@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from helpers.compression import factorize as C
+from helpers.compression import calibrate as C
+from helpers.compression import data as D
+from helpers.compression import measure as M
 from helpers.compression import report as CR
 from helpers.compression import study as S
-from helpers.profiles import resolve
+from helpers.profiles import settings
 from helpers.results import save_run
 
 
@@ -26,21 +28,21 @@ def main():
     ap.add_argument("--eval-blocks", type=int, default=16)
     args = ap.parse_args()
     steps = tuple(s for s in (100, 1000, 3000, 10_000) if s < args.adam_steps) + (args.adam_steps,)
-    run = resolve("bench_compression", S.PROFILES, "local", quiet=True,
+    run = settings("bench_compression", S.PROFILES, "local", quiet=True,
                   overrides={"fit_steps": steps, "fit_tokens": args.tokens, "sweep_eval_blocks": args.eval_blocks,
                              "methods": ("svd", "whiten"), "groups": ("both",), "reductions": (0.2,)})
     cfg = run.cfg
-    data = S.load(cfg, run.device)
-    stats = C.calibrate(data["model"], data["calib_batches"], S.block_modules(data["model"]), run.device)
+    data = D.load(cfg, run.device)
+    stats = C.calibrate(data["model"], data["calib_batches"], M.block_modules(data["model"]), run.device)
 
-    c = S.measure_fitting(data, cfg, run.device)
+    c = M.measure_fitting(data, cfg, run.device)
     cf = c["closed_form"]
     print(f"{c['path']}, rank {c['rank']}, {c['calib_tokens']} calibration / {c['heldout_tokens']} held-out tokens")
     print(f"{'fit':>16} {'wall s':>9} {'calib MSE':>11} {'held-out MSE':>13}")
     print(f"{'closed form':>16} {cf['wall_s']:9.3f} {cf['calib_mse']:11.5f} {cf['heldout_mse']:13.5f}")
     for k, m in c["adam"].items():
         print(f"{'Adam ' + str(k):>16} {m['wall_s']:9.1f} {m['calib_mse']:11.5f} {m['heldout_mse']:13.5f}")
-    b = S.measure_sweep(data, dataclasses.replace(cfg), stats, run.device)
+    b = M.measure_sweep(data, dataclasses.replace(cfg), stats, run.device)
     t = CR.target_ratios({"tables": {"rows": b["rows"]}},
                         {"tables": {"fit": [{"fit": "closed form (whiten)", "steps": None, **cf},
                                             *[{"fit": "Adam", "steps": k, **m} for k, m in c["adam"].items()]]}})

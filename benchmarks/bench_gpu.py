@@ -30,24 +30,23 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from helpers.compression.factorize import Bases, InputStats
-from helpers.looped import study as L
+from helpers.compression.calibrate import InputStats
+from helpers.compression.factorize import Bases
+from helpers.looped import config as L
 from helpers.looped.training import fixed, train_model
 from helpers.memory import inference_plan, largest_micro_batch, training_plan
 from helpers.models import NeoXSize, count_params, mistral_config, neox_config, pythia_config, smollm2_config
 from helpers.parallel import map_processes
+from helpers.planning import card_of
 from helpers.results import save_run
-
-# dense (not sparse) bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s; matched on the device name
-PEAK_BF16_TFLOPS = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("GH200", 989.4),
-                    ("A100", 312.0), ("L40S", 362.1), ("L4", 121.0), ("A10G", 70.0), ("RTX 4090", 165.2))
 
 
 def peak_flops(name: str) -> float | None:
-    for key, tflops in PEAK_BF16_TFLOPS:
-        if key in name:
-            return tflops * 1e12
-    return None
+    """The device's dense bf16 tensor peak in FLOP/s from the planner's card table (helpers.planning.CARDS, the
+    vendors' data sheets), or None: a card the table does not know, or one without bf16 (this benchmark's steps run
+    in bf16 autocast)."""
+    card = card_of(name)
+    return card.peak_tflops * 1e12 if card is not None and card.bf16 else None
 
 
 def _timed(step, steps: int, warmup: int = 3) -> float:

@@ -10,9 +10,9 @@ import dataclasses
 
 import torch
 
-from helpers.looped import study as L
+from helpers.looped import config as L
 from helpers.looped.training import fixed, train_model
-from helpers.profiles import resolve
+from helpers.profiles import settings
 from helpers.results import save_run
 
 
@@ -21,7 +21,7 @@ def main():
     ap.add_argument("--steps", type=int, default=60)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    run = resolve("bench_looped", L.PROFILES, "local", quiet=True)
+    run = settings("bench_looped", L.PROFILES, "local", quiet=True)
     cfg = run.cfg
     tcfg = dataclasses.replace(cfg.train, steps=args.steps, time_budget_s=None, loops=fixed(cfg.model.loops))
     models = {f"looped 1 block x {cfg.model.loops} loops (window {cfg.model.window})": cfg.model}

@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from helpers.profiles import resolve
+from helpers.profiles import settings
 from helpers.results import save_run
 from helpers.surgery import study as P
 
@@ -26,7 +26,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    run = resolve("bench_surgery", P.PROFILES, "local", quiet=True,
+    run = settings("bench_surgery", P.PROFILES, "local", quiet=True,
                   overrides={"seeds": (0,), "train.max_steps": args.steps, "train.eval_every": 0})
     rows = []
     for exp_id in IDS:

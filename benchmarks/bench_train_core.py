@@ -18,7 +18,7 @@ import torch
 from helpers.baselines import study as B
 from helpers.models import from_config, neox_config
 from helpers.pretrain import lm_data
-from helpers.profiles import resolve
+from helpers.profiles import settings
 from helpers.provenance import Tracker
 from helpers.results import save_run
 from helpers.train import TrainConfig, lm_collator, train_causal_lm
@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--profile", default="local")
     args = ap.parse_args()
 
-    run = resolve("bench_train_core", B.PROFILES, args.profile, quiet=True)
+    run = settings("bench_train_core", B.PROFILES, args.profile, quiet=True)
     cfg = run.cfg.lm
     tok, train, _, _ = lm_data(cfg)
     tcfg = TrainConfig(max_steps=args.steps, batch_size=cfg.train.batch_size, lr=cfg.train.lr, scheduler="constant",

@@ -18,9 +18,11 @@ import contextlib
 
 import torch
 
-from helpers.compression import factorize as C
+from helpers.compression import calibrate as C
+from helpers.compression import data as D
+from helpers.compression import measure as M
 from helpers.compression import study as S
-from helpers.profiles import resolve
+from helpers.profiles import settings
 from helpers.results import save_run
 
 MARGINS = {"teacher_loss_abs": 0.01, "stats_rel": 0.01, "increase_rel": 0.05, "ratio_abs": 0.02}
@@ -31,8 +33,8 @@ def measure(data, cfg, fp16: bool) -> dict:
     data.pop("teacher_eval", None)                    # memoised per run of the teacher: not shared between modes
     data.pop("bases", None)
     with torch.autocast("cpu", dtype=torch.float16) if fp16 else contextlib.nullcontext():
-        stats = C.calibrate(data["model"], data["calib_batches"], S.block_modules(data["model"]))
-        sweep = S.measure_sweep(data, cfg, stats)
+        stats = C.calibrate(data["model"], data["calib_batches"], M.block_modules(data["model"]))
+        sweep = M.measure_sweep(data, cfg, stats)
     inc = {r["method"]: r["loss"] - sweep["teacher_loss"] for r in sweep["rows"]}
     return {"stats": stats, "teacher_loss": sweep["teacher_loss"], "increase": inc,
             "ratio": inc["whiten"] / inc["svd"]}
@@ -42,10 +44,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval-blocks", type=int, default=16)
     args = ap.parse_args()
-    run = resolve("fp16_forward_check", S.PROFILES, "local", quiet=True,
+    run = settings("fp16_forward_check", S.PROFILES, "local", quiet=True,
                   overrides={"sweep_eval_blocks": args.eval_blocks, "methods": ("svd", "whiten"),
                              "groups": ("both",), "reductions": (0.2,)})
-    data = S.load(run.cfg, run.device)
+    data = D.load(run.cfg, run.device)
     fp32, fp16 = measure(data, run.cfg, False), measure(data, run.cfg, True)
     # q/k/v and gate/up share one statistics object: compare each object once
     pairs = {id(s): (s, fp16["stats"][p]) for p, s in fp32["stats"].items()}.values()

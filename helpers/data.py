@@ -20,7 +20,8 @@ from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, ByT5Tokenizer
 
 from . import hub
-from .assets import FETCH_CMD, SMOLLM2_NAME, AssetError, cache_dir, smollm2_dir, split_of, tokenizer_dir, train_bpe
+from .assets import FETCH_CMD, SMOLLM2_NAME, AssetError, cache_dir, smollm2_dir, tokenizer_dir, train_bpe
+from .corpora import split_of
 
 LOCAL_CORPORA = ("en", "ru", "wordnet")
 # hub corpora: (repo, config); one with a train split only is split by document like the local corpora

@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from .train import inference_autocast, lm_collator
+from .precision import inference_autocast
+from .train import lm_collator
 
 
 @torch.no_grad()

@@ -1,9 +1,10 @@
 """The family registry: which notebooks make up each experiment family, and where its code lives.
 
-Every family has a study module (`<family>_study`: typed config and PROFILES, the jobs and the record-keyed
-sections, the full-profile planner `full_plan`) and a report module (`<family>_report`: tables, figures, the
-conclusion and `report(records)` of its records, torch-free). Analysis.ipynb, the README blocks, the full-profile
-plans, the notebook runner, the CLI and the tests all read this one table.
+Every family is a package under helpers/ with a study module (`helpers.<package>.study`: typed config and PROFILES,
+the jobs and the record-keyed sections, the GPU planner `full_plan`) and a report module (`helpers.<package>.report`:
+tables, figures, the conclusion and `report(records)` of its records, torch-free). Analysis.ipynb, the generated
+blocks of README.md and docs/results.md, the GPU plans, the notebook runner, the CLI and the tests all read this one
+table.
 
     run = families.resolve("05_looped_transformer", PROFILE, seed=SEED, overrides=OVERRIDES)   # a notebook's start
     families.reports(records)["05_looped_transformer"].show()                                  # Analysis.ipynb
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -34,7 +34,7 @@ class Family:
     notebooks: tuple[str, ...]
     package: str                    # the family's package under helpers (its study module is imported on demand)
     report: ModuleType              # its report module, helpers.<package>.report
-    readme: str | None = None       # the README block its report writes (<!-- results:NAME -->), if any
+    readme: str | None = None       # the docs/results.md block its report writes (<!-- results:NAME -->), if any
 
     @property
     def title(self) -> str:
@@ -47,13 +47,15 @@ class Family:
         return [r for r in records if r["notebook"] in self.notebooks]
 
 
+# each notebook name is spelled once, in its family's report module (NOTEBOOK, or surgery's NOTEBOOKS); shared
+# modules read the names from here (NOTEBOOKS, family(), notebooks_of())
 FAMILIES = (
-    Family(("00_data_and_baselines",), "baselines", baselines_report),
+    Family((baselines_report.NOTEBOOK,), "baselines", baselines_report),
     Family(surgery_report.NOTEBOOKS, "surgery", surgery_report, "seed000"),
-    Family(("04_lowrank_compression",), "compression", compression_report, "seed001"),
-    Family(("05_looped_transformer",), "looped", looped_report, "seed002"),
-    Family(("06_sft_dpo",), "sft", sft_report, "seed004"),
-    Family(("07_pretraining",), "pretraining", pretraining_report, "seed003"),
+    Family((compression_report.NOTEBOOK,), "compression", compression_report, "seed001"),
+    Family((looped_report.NOTEBOOK,), "looped", looped_report, "seed002"),
+    Family((sft_report.NOTEBOOK,), "sft", sft_report, "seed004"),
+    Family((pretraining_report.NOTEBOOK,), "pretraining", pretraining_report, "seed003"),
 )
 NOTEBOOKS = tuple(nb for f in FAMILIES for nb in f.notebooks)
 
@@ -63,6 +65,14 @@ def family(notebook: str) -> Family:
         if notebook in f.notebooks:
             return f
     raise ValueError(f"unknown notebook '{notebook}'; allowed: {', '.join(NOTEBOOKS)}")
+
+
+def notebooks_of(package: str) -> tuple[str, ...]:
+    """The notebooks of the family whose package is `package` ("baselines" -> ("00_data_and_baselines",))."""
+    for f in FAMILIES:
+        if f.package == package:
+            return f.notebooks
+    raise ValueError(f"unknown family '{package}'; allowed: {', '.join(f.package for f in FAMILIES)}")
 
 
 def reports(records: list[dict]) -> dict[str, Report]:
@@ -77,14 +87,15 @@ def reports(records: list[dict]) -> dict[str, Report]:
 # ------------------------------------------------------------------------------------------------ starting a run
 def resolve(notebook: str, profile: str | None = None, seed: int = 0, overrides: dict | None = None,
             device: str | None = None, check_hub: bool = True, quiet: bool = False) -> profiles.Run:
-    """A notebook's start: its family's settings for the profile (profiles.resolve), and in a GPU profile (full,
+    """A notebook's start (the one public `resolve`): the profile (auto decided by profile_for), its family's settings
+    for it (profiles.settings), and in a GPU profile (full,
     gpu-small) the memory plan and time estimate first, so that a run which cannot fit this GPU stops here, not in
     hour two."""
     study = family(notebook).study_module()
     profile, why = profile_for(notebook, profile)
     if why and not quiet:
         print(f"profile auto -> {profile}: {why}", flush=True)
-    run = profiles.resolve(notebook, study.PROFILES, profile, seed, overrides, device, check_hub, quiet)
+    run = profiles.settings(notebook, study.PROFILES, profile, seed, overrides, device, check_hub, quiet)
     if run.profile in profiles.GPU_PROFILES:
         p = on_this_card(plan(notebook, cfg=run.cfg, profile=run.profile))
         if not quiet:
@@ -95,10 +106,10 @@ def resolve(notebook: str, profile: str | None = None, seed: int = 0, overrides:
 
 def profile_for(notebook: str, profile: str | None = None) -> tuple[str, str | None]:
     """The profile a notebook runs (explicit, else $NB_PROFILE, else auto) and, where auto chose it, why: the one
-    decision that a notebook's start and the notebook runner's cell timeouts share."""
-    if (profile or os.environ.get("NB_PROFILE") or "auto").strip().lower() == "auto":
-        return auto_profile(notebook)
-    return profiles.profile_name(profile), None
+    decision that a notebook's start and the notebook runner's cell timeouts share, and the only place `auto` is
+    decided (profiles.profile_name reads and validates the name; auto_profile decides it)."""
+    name = profiles.profile_name(profile)
+    return auto_profile(notebook) if name == "auto" else (name, None)
 
 
 def this_card() -> planning.Card | None:

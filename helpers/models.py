@@ -3,7 +3,7 @@
   neox_config     the small from-scratch GPT-NeoX of notebooks 00 (and 07)
   pythia_config   EleutherAI/pythia-410m and pythia-2.8b (seed 000), or narrower stand-ins of them
   mistral_config  Open-Orca/Mistral-7B-OpenOrca's shape (seed 001's full profile)
-  LoopedConfig    the looped / standard in-context transformer (seed 002; the module is helpers.looped)
+  LoopedConfig    the looped / standard in-context transformer (seed 002; the model is helpers.looped.model)
 Configs are written here (no download); models are built from them with random weights, or on the `meta` device
 for counting. The shapes here (PYTHIA, LoopedConfig, the Llama Linears) are read by torch-free code (the seed-000
 registry that Analysis uses), and importing transformers loads torch wherever it is installed: so transformers and
@@ -149,7 +149,7 @@ class LoopedConfig:
 
 
 # The block Linears of a Llama / Mistral-family model (short name -> path inside model.layers.<i>), their groups,
-# and the ways helpers.compress can factorize one (names only here, so configs validate without torch).
+# and the ways helpers.compression.factorize can factorize one (names only here, so configs validate without torch).
 LLAMA_LINEARS = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
                  "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj", "lm_head": "lm_head"}
 LLAMA_GROUPS = {"attention": ("q", "k", "v", "o"), "mlp": ("gate", "up", "down")}

@@ -1,7 +1,10 @@
 """Executing notebooks with papermill: `make run` / `python -m helpers notebooks`.
 
 Executed copies go to the git-ignored runs/<profile>/; Analysis.ipynb is executed in place so that its outputs
-(tables, plots) are what a reader sees on the web.
+(tables, plots) are what a reader sees on the web, and without what changes on every execution (papermill's and the
+kernel's timestamps and durations, the paths and versions of the machine that ran it): re-executed on the same
+records it is byte for byte the committed file, so `make run` leaves `git status` clean. (Its outputs are
+deterministic: the same records give the same tables and the same matplotlib PNGs, tests/test_clean_tree.py.)
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+import nbformat
 import papermill as pm
 from nbclient.exceptions import DeadKernelError
 
@@ -71,6 +75,40 @@ def execute(nb: Path, out: Path, profile: str | None = None, env: dict | None = 
     return time.time() - t0
 
 
+# What an execution writes that differs from one execution to the next: per cell, papermill's start/end time,
+# duration, status and exception and the kernel's message timestamps (metadata.execution); per notebook, papermill's
+# times, duration, input/output paths and version, and the kernel's Python version.
+VOLATILE_CELL_METADATA = ("papermill", "execution")
+VOLATILE_NOTEBOOK_METADATA = {"papermill": ("start_time", "end_time", "duration", "input_path", "output_path",
+                                            "version"),
+                              "language_info": ("version",)}
+
+
+def strip_volatile(path: Path) -> bool:
+    """Remove the volatile metadata (VOLATILE_*) from the notebook at `path`, rewriting it in papermill's own layout
+    only if that changes it; True if it did."""
+    text = Path(path).read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=4)
+    for cell in nb.cells:
+        for k in VOLATILE_CELL_METADATA:
+            cell.metadata.pop(k, None)
+    for section, keys in VOLATILE_NOTEBOOK_METADATA.items():
+        for k in keys:
+            nb.metadata.get(section, {}).pop(k, None)
+    new = nbformat.writes(nb)
+    if new == text:
+        return False
+    Path(path).write_text(new, encoding="utf-8")
+    return True
+
+
+def execute_analysis(path: Path = ANALYSIS, env: dict | None = None, verbose: bool = False) -> float:
+    """Execute Analysis.ipynb (or the copy at `path`) in place and strip its volatile metadata; the wall time."""
+    wall = execute(path, path, env=env, verbose=verbose)
+    strip_volatile(path)
+    return wall
+
+
 def run_all(profile: str = "local", select: str = "", analysis: bool = True, quiet: bool = False) -> dict:
     if profile not in CHOICES:
         raise ValueError(f"unknown profile '{profile}'; allowed: {', '.join(CHOICES)}")
@@ -88,6 +126,6 @@ def run_all(profile: str = "local", select: str = "", analysis: bool = True, qui
         print(f"   done in {times[nb.stem]:.0f} s -> runs/{profile}/{nb.name}", flush=True)
     if analysis:
         print("== Analysis.ipynb (in place)", flush=True)
-        times["Analysis"] = execute(ANALYSIS, ANALYSIS, verbose=not quiet)
+        times["Analysis"] = execute_analysis(ANALYSIS, verbose=not quiet)
         print(f"   done in {times['Analysis']:.0f} s", flush=True)
     return times

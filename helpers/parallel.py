@@ -10,13 +10,24 @@ On CUDA each worker is pinned to one device when it starts (torch.cuda.set_devic
 round-robin, `per_device` workers per device; a single worker stays in this process. A small model's step is bound
 by kernel-launch latency, not by the GPU's arithmetic (notebook 05's looped model: ~1% MFU on an H100), so several
 such runs side by side on one GPU fill the gaps between each other's kernels.
+
+Workers end with their parent. A parent killed outright (SIGKILL, SIGTERM, a scheduler's kill, a kernel restart)
+takes its workers with it within a second: on Linux the kernel sends each worker SIGKILL when the parent goes
+(prctl PR_SET_PDEATHSIG), and everywhere a watcher thread in each worker exits it once its parent is gone (the
+parent's sentinel closes, or os.getppid() changes). A sweep interrupted in this process (Jupyter's stop, Ctrl-C:
+KeyboardInterrupt) kills its pool's workers, running jobs included, and the next sweep starts a fresh pool.
+PR_SET_PDEATHSIG fires when the *thread* that spawned a worker ends, and a pool spawns its workers lazily, from the
+thread that submits; so only pools used from the main thread (a notebook's cells, a script) ask for it: any other
+thread gets a pool of its own, whose workers rely on the watcher alone.
 """
 from __future__ import annotations
 
 import atexit
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -25,15 +36,47 @@ import torch
 from tqdm.auto import tqdm
 
 DEVICE_INDEX: int | None = None      # in a worker pinned to a GPU: its device (helpers.parallel.gpu_slots)
+PDEATHSIG = sys.platform.startswith("linux")    # workers of main-thread pools ask the kernel for SIGKILL at our end
+WATCH_S = 0.5                        # a worker's watcher checks its parent at least this often (seconds)
 
 
-def _init(threads: int, slots=None) -> None:
+def _init(parent_pid: int, pdeathsig: bool, threads: int, slots=None) -> None:
     global DEVICE_INDEX
+    _end_with_parent(parent_pid, pdeathsig)
     torch.set_num_threads(threads)
     if slots is not None:
         DEVICE_INDEX = slots.get()
         if torch.cuda.is_available():
             torch.cuda.set_device(DEVICE_INDEX)
+
+
+def _end_with_parent(parent_pid: int, pdeathsig: bool) -> None:
+    """In a worker: be killed when the parent process `parent_pid` goes, however it goes."""
+    if pdeathsig:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)          # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):                         # no prctl here: the watcher alone
+            pass
+    if os.getppid() != parent_pid:                                # the parent went before prctl took hold
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this worker (no cleanup: its job is work nobody will read) once its parent is gone: the parent's sentinel
+    (multiprocessing's pipe, closed by the parent's death; at once, on every platform) or, should a process forked
+    from the parent hold that pipe open, os.getppid() no longer the parent (every WATCH_S seconds)."""
+    parent = mp.parent_process()
+    while True:
+        if parent is not None:
+            parent.join(WATCH_S)
+        else:
+            time.sleep(WATCH_S)
+        if os.getppid() != parent_pid or (parent is not None and not parent.is_alive()):
+            os._exit(1)
 
 
 def worker_device(hold_s: float = 0.0) -> tuple[int, int | None]:
@@ -56,23 +99,54 @@ def _call(packed):
 _POOLS: dict = {}
 
 
+def _key(workers: int, slots: tuple | None) -> tuple:
+    """A pool's key: its shape, and whether it is used from the main thread (PR_SET_PDEATHSIG is tied to the thread
+    that spawns a worker, so a pool whose workers ask for it must never be grown from another thread)."""
+    return workers, slots, threading.current_thread() is threading.main_thread()
+
+
 def pool(workers: int, slots: tuple | None = None) -> ProcessPoolExecutor:
     """The process pool of this many workers, started once and reused: single-threaded CPU workers, or workers
-    pinned to the GPUs `slots` names (one entry per worker), each with its share of the CPU threads."""
-    key = (workers, slots)
+    pinned to the GPUs `slots` names (one entry per worker), each with its share of the CPU threads. Its workers
+    end with this process (module docstring)."""
+    key = _key(workers, slots)
     ex = _POOLS.get(key)
     if ex is None or getattr(ex, "_broken", False) or getattr(ex, "_shutdown_thread", False):
         ctx = mp.get_context("spawn")
+        end = (os.getpid(), PDEATHSIG and key[2])
         if slots is None:
-            initargs = (1,)
+            initargs = end + (1,)
         else:
             queue = ctx.Queue()
             for i in slots:
                 queue.put(i)
-            initargs = (max(1, (os.cpu_count() or 1) // workers), queue)
+            initargs = end + (max(1, (os.cpu_count() or 1) // workers), queue)
         ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=initargs)
         _POOLS[key] = ex
     return ex
+
+
+def _kill(key: tuple) -> None:
+    """Kill the pool `key`'s workers, their running jobs with them, and forget the pool (the next sweep starts a
+    fresh one): what an interrupted sweep does, so that no job nobody will read keeps running."""
+    ex = _POOLS.pop(key, None)
+    if ex is None:
+        return
+    if hasattr(ex, "kill_workers"):                               # Python 3.14
+        ex.kill_workers()
+        return
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        try:
+            p.kill()
+        except (ProcessLookupError, ValueError):                  # already gone, or closed
+            pass
+    for p in procs:
+        try:
+            p.join(5)
+        except (AssertionError, ValueError):
+            pass
 
 
 def shutdown() -> None:
@@ -110,11 +184,13 @@ def map_processes(fn, jobs: dict, workers: int = 2, progress: str | None = None,
                 key, value = fut.result()
                 out[key] = on_done(key, value) if on_done else value
                 bar.update()
-        except BaseException:
+        except BaseException as e:
             for f in futures:
                 f.cancel()
-            if isinstance(sys.exc_info()[1], BrokenProcessPool):
-                _POOLS.pop((workers, slots), None)
+            if isinstance(e, BrokenProcessPool):
+                _POOLS.pop(_key(workers, slots), None)
+            elif not isinstance(e, Exception):    # KeyboardInterrupt (Jupyter's stop, Ctrl-C), SystemExit: the
+                _kill(_key(workers, slots))      # running jobs are stopped too, not left to finish unread
             raise
     else:
         for k, a in jobs.items():

@@ -9,7 +9,9 @@
 """
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,3 +27,31 @@ def results_dir() -> Path:
 
 def checkpoints_dir() -> Path:
     return Path(os.environ.get("LAB_CHECKPOINTS", REPO_ROOT / "checkpoints")).expanduser()
+
+
+# --------------------------------------------------------------------------------------------- prepared assets
+# `python -m helpers assets` prepares each asset once under LAB_CACHE; a finished step leaves a stamp (.done) in its
+# folder and is skipped next time (helpers.assets, helpers.corpora)
+FETCH_CMD = "python -m helpers assets   (or: make setup)"
+
+
+class AssetError(RuntimeError):
+    """A local asset is missing or could not be prepared. The message always names the fix."""
+
+
+def stamp(path: Path) -> Path:
+    """The file that marks a prepared asset's folder as finished."""
+    return path / ".done"
+
+
+def is_done(path: Path) -> bool:
+    return stamp(path).exists()
+
+
+def mark_done(path: Path, info: dict | None = None) -> None:
+    stamp(path).write_text(json.dumps(info or {}, indent=1))
+
+
+def run_quiet(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """A command's result with its output captured; the caller reads returncode and names the fix."""
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, **kw)

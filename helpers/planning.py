@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 
 from .memory import GiB, MemoryPlan, check_fits
 from .models import llama_linear_shapes
@@ -76,6 +77,24 @@ CARDS = {
     "h100": Card("NVIDIA H100 80GB", 80.0, 989.4, True, None, "the benchmark's card", fp32_tflops=66.9,
                  fp64_tflops=66.9),
     "a100": Card("NVIDIA A100 80GB", 80.0, 312.0, True, fp32_tflops=19.5, fp64_tflops=19.5),
+    # the other cards a run may land on (benchmarks/bench_gpu.py reads its MFU denominator here), from NVIDIA's
+    # data sheets, dense (not sparse) bf16 tensor peaks; fp64 is the FP64 tensor-core peak where the card has one.
+    # Hopper: H100 PCIe 756 / fp32 51.2 / fp64 51.2 (80 GB); H100 NVL 835 / 60 / 60 (94 GB); H200 and GH200 are the
+    # H100 SXM's chip and clocks (989.4, 66.9; 141 GB; GH200 96 GB HBM3); H200 NVL 835 / 60 / 60 (141 GB).
+    "h100 pcie": Card("NVIDIA H100 PCIe", 80.0, 756.0, True, fp32_tflops=51.2, fp64_tflops=51.2),
+    "h100 nvl": Card("NVIDIA H100 NVL", 94.0, 835.0, True, fp32_tflops=60.0, fp64_tflops=60.0),
+    "h200": Card("NVIDIA H200", 141.0, 989.4, True, fp32_tflops=66.9, fp64_tflops=66.9),
+    "h200 nvl": Card("NVIDIA H200 NVL", 141.0, 835.0, True, fp32_tflops=60.0, fp64_tflops=60.0),
+    "gh200": Card("NVIDIA GH200", 96.0, 989.4, True, fp32_tflops=66.9, fp64_tflops=66.9),
+    # Ada / Ampere GA10x (no FP64 tensor cores): fp64 at 1/64 of fp32 (CUDA C++ Programming Guide, arithmetic
+    # instruction throughput, compute capability 8.6 / 8.9). L40S 362.05 / fp32 91.6 (48 GB), L40 181.05 / 90.5
+    # (48 GB), L4 121 / 30.3 (24 GB), RTX 4090 165.2 (fp32 accumulate) / 82.6 (24 GB); A10G (AWS's A10 variant,
+    # 24 GB) 70 as benchmarks/bench_gpu.py had it, fp32 31.2 (the A10's)
+    "l40s": Card("NVIDIA L40S", 48.0, 362.05, True, fp32_tflops=91.6, fp64_tflops=91.6 / 64),
+    "l40": Card("NVIDIA L40", 48.0, 181.05, True, fp32_tflops=90.5, fp64_tflops=90.5 / 64),
+    "l4": Card("NVIDIA L4", 24.0, 121.0, True, fp32_tflops=30.3, fp64_tflops=30.3 / 64),
+    "a10g": Card("NVIDIA A10G", 24.0, 70.0, True, fp32_tflops=31.2, fp64_tflops=31.2 / 64),
+    "rtx 4090": Card("NVIDIA GeForce RTX 4090", 24.0, 165.2, True, fp32_tflops=82.6, fp64_tflops=82.6 / 64),
     # free cards: Colab's T4 (15 GiB usable, ~12.7 GB of host RAM), Kaggle's P100 16 GB (~30 GB of host RAM). Both
     # services end a session after 12 hours at most (Colab's free tier often sooner). The T4's float64 runs at 1/32
     # of its fp32. The P100 has no tensor cores: its 18.7 TFLOP/s is the fp16 vector peak with fp16 accumulation,
@@ -89,9 +108,12 @@ CARDS = {
 
 
 def card_of(gpu: str | None) -> Card | None:
-    """The CARDS entry of a device name ("NVIDIA H100 80GB HBM3" -> h100), or None."""
+    """The CARDS entry of a device name ("NVIDIA H100 80GB HBM3" -> h100), or None: its keys matched as whole words,
+    the most specific (longest) first ("NVIDIA H100 PCIe" -> h100 pcie, not h100; "NVIDIA GH200" -> gh200, not h200;
+    "NVIDIA L40" -> l40, not l4)."""
     name = (gpu or "").lower()
-    return next((c for key, c in CARDS.items() if key in name), None)
+    hits = [key for key in CARDS if re.search(rf"(?<![a-z0-9]){re.escape(key)}(?![a-z0-9])", name)]
+    return CARDS[max(hits, key=len)] if hits else None
 
 
 @dataclasses.dataclass
@@ -201,12 +223,6 @@ class NotebookPlan:
 
 
 # ------------------------------------------------------------------------------------------------ the benchmark
-def mixed_precision(bf16: bool) -> str:
-    """The precision a full-weight training run is planned in: bf16 autocast on a card with bf16, fp16 with a loss
-    scaler on one without (helpers.train.effective_precision's choice; the same bytes either way)."""
-    return "bf16-autocast" if bf16 else "fp16-amp"
-
-
 def bench_records() -> list[dict]:
     """The committed benchmark records (what bench() reads when given none)."""
     return load_records(notebook="benchmarks", report=False)
@@ -238,7 +254,7 @@ def train_seconds(b: dict, case: str, params: int, tokens: float, flops_per_para
 
 def table(plans: list[NotebookPlan], gpu_gib: float = 80.0) -> list[dict]:
     """One row per notebook: peak GPU memory, host memory, fits (the card's memory where the plan is shown for one,
-    else gpu_gib), estimated hours (README's full-profile table)."""
+    else gpu_gib), estimated hours (docs/profiles.md's full-profile table)."""
     return [{"notebook": p.notebook, "peak_gib": round(p.peak.total / GiB, 1), "peak_step": p.peak.name,
              "host_gib": round(p.host / GiB, 1),
              "fits_80gb": all(m.fits(p.card.memory_gib if p.card else gpu_gib) for m in p.memory),
@@ -248,7 +264,7 @@ def table(plans: list[NotebookPlan], gpu_gib: float = 80.0) -> list[dict]:
 
 
 def markdown(plans: list[NotebookPlan]) -> str:
-    """The README's full-profile table, generated from the plans (and so from the benchmark record); for plans
+    """docs/profiles.md's full-profile table, generated from the plans (and so from the benchmark record); for plans
     shown on a card (NotebookPlan.on), its memory and host RAM decide "fits"."""
     gpu = next((p.gpu for p in plans if p.gpu), None)
     card = plans[0].card if plans else None
@@ -266,7 +282,7 @@ def markdown(plans: list[NotebookPlan]) -> str:
 
 
 def spread_markdown(plans: list[NotebookPlan], gpus: int = 8, packed: bool = True) -> str:
-    """The README's "several GPUs" table: each notebook with sweeps on one GPU one run at a time (the plan), one GPU
+    """docs/several-gpus.md's table: each notebook with sweeps on one GPU one run at a time (the plan), one GPU
     with its small runs packed, and `gpus` GPUs (one W&B agent each, or the sweep runner on a machine with them),
     packed and not (packed=False: the two unpacked columns only, e.g. for Kaggle's two T4s)."""
     gpu = next((p.gpu for p in plans if p.gpu), None) or "-"

@@ -11,11 +11,14 @@
              (helpers.families.auto_profile, which says why)
 
 A notebook's settings are a typed dataclass (validated in __post_init__) with one instance per profile.
-`resolve()` picks the profile (the notebook's PROFILE parameter, else the env var NB_PROFILE, else auto), applies
-overrides, seeds torch/numpy/random, picks the device (cuda, then mps, then cpu), switches the hub clients offline in
-tiny and local, and prints the effective configuration. The GPU profiles' memory plans are checked by
-helpers.families.resolve, which notebooks call. This module is read by the torch-free notebook runner and the family
-registry, so torch is imported only in the three functions that touch it.
+`profile_name()` reads the profile asked for (the notebook's PROFILE parameter, else the env var NB_PROFILE, else
+auto); `auto` is decided in one place only, per notebook by its plans (helpers.families.profile_for). `settings()`
+applies a concrete profile to a settings table: it applies overrides, seeds torch/numpy/random, picks the device
+(cuda, then mps, then cpu), switches the hub clients offline in tiny and local, and prints the effective
+configuration. Notebooks call helpers.families.resolve, the one public `resolve` (auto decided, then settings(),
+then the GPU profiles' memory plans checked); settings() is called directly only with a table of one's own
+(benchmarks, tests). This module is read by the torch-free notebook runner and the family registry, so torch is
+imported only in the functions that touch it.
 """
 from __future__ import annotations
 
@@ -52,15 +55,11 @@ def pick_device(prefer: str | None = None) -> str:
 
 
 def profile_name(profile: str | None = None) -> str:
-    """The effective profile: explicit argument, else $NB_PROFILE, else auto; auto -> full with CUDA else local
-    (a notebook's start decides auto by its plans first: helpers.families.auto_profile)."""
+    """The profile asked for: explicit argument, else $NB_PROFILE, else "auto", validated against CHOICES. "auto" is
+    returned as such: what it runs is decided per notebook, by its plans, in helpers.families.profile_for only."""
     name = (profile or os.environ.get("NB_PROFILE") or "auto").strip().lower()
     if name not in CHOICES:
         raise ProfileError(f"unknown profile '{name}'; allowed: {', '.join(CHOICES)}")
-    if name == "auto":
-        import torch
-
-        name = "full" if torch.cuda.is_available() else "local"
     return name
 
 
@@ -92,7 +91,8 @@ def apply_overrides(cfg, overrides: dict, where: str = "settings"):
 
 @dataclass
 class Run:
-    """What `resolve()` returns: the notebook's effective settings plus profile, seed and device."""
+    """What `settings()` (and so helpers.families.resolve) returns: the notebook's effective settings plus profile,
+    seed and device."""
 
     notebook: str
     profile: str
@@ -118,10 +118,14 @@ class Run:
                 "cfg": dataclasses.asdict(self.cfg)}
 
 
-def resolve(notebook: str, table: dict, profile: str | None = None, seed: int = 0, overrides: dict | None = None,
-            device: str | None = None, check_hub: bool = True, quiet: bool = False) -> Run:
-    """Apply a profile to a notebook's settings table {profile: dataclass instance} and prepare the process."""
+def settings(notebook: str, table: dict, profile: str | None = None, seed: int = 0, overrides: dict | None = None,
+             device: str | None = None, check_hub: bool = True, quiet: bool = False) -> Run:
+    """Apply a concrete profile to a settings table {profile: dataclass instance} and prepare the process (a
+    notebook's start is helpers.families.resolve, which decides auto and checks the GPU plans around this)."""
     name = profile_name(profile)
+    if name == "auto":
+        raise ProfileError(f"{notebook}: profile 'auto' is decided per notebook by its plans "
+                           "(helpers.families.resolve); pass one of " + ", ".join(PROFILES))
     missing = [p for p in PROFILES if p not in table]
     if missing:
         raise ProfileError(f"settings table of {notebook} lacks profile(s) {missing}")

@@ -11,13 +11,11 @@ tokens/s + peak memory for the run record.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shutil
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -26,11 +24,11 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
+from .precision import PRECISIONS, effective_precision
 from .provenance import Tracker
 
 SCHEDULERS = ("linear", "cosine", "constant", "step", "triangular", "plateau", "time_drop")
 CLOCKS = (None, "cpu")
-PRECISIONS = ("auto", "fp32", "bf16-autocast", "pure-bf16", "fp16-amp")
 
 
 @dataclass
@@ -239,62 +237,6 @@ class Meter(TrainerCallback):
         runtime = float(metrics.get("eval_runtime", 0.0))
         self.eval_s += runtime
         self.eval_cpu_s += runtime      # ~ its CPU time with one torch thread (runs with a CPU budget have one)
-
-
-# ------------------------------------------------------------------------------------------------ precision
-def bf16_available(device: str) -> bool:
-    """bf16 works on CPUs (slowly) and on CUDA devices of compute capability 8.0+ (A100, H100, L4, RTX 30xx+);
-    not on a T4 or V100."""
-    if str(device).startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return not str(device).startswith("mps")
-
-
-def effective_precision(precision: str, device: str) -> str:
-    """The precision a run gets. auto: bf16 autocast on CUDA with bf16; fp16 mixed precision (fp32 master weights,
-    fp16 matmuls, the Trainer's dynamic loss scaler) on CUDA without it (T4, P100, V100: the standard choice there,
-    several times faster than fp32); else fp32. An explicit bf16 request on a device without bf16 falls back, with
-    a warning, to fp16 mixed precision on CUDA and to fp32 elsewhere (instead of failing in the first step); fp16
-    mixed precision asked for off CUDA falls back to fp32 likewise."""
-    cuda = str(device).startswith("cuda")
-    if precision == "auto":
-        return ("bf16-autocast" if bf16_available(device) else "fp16-amp") if cuda else "fp32"
-    if precision in ("bf16-autocast", "pure-bf16") and not bf16_available(device):
-        instead = "fp16-amp" if cuda else "fp32"
-        warnings.warn(f"precision '{precision}' asked for on {device}, which has no bf16 support: training in "
-                      f"{'fp16 mixed precision' if cuda else 'fp32'} instead (set precision='{instead}' to silence "
-                      "this)", stacklevel=2)
-        return instead
-    if precision == "fp16-amp" and not cuda:
-        warnings.warn(f"precision 'fp16-amp' needs a CUDA device, not {device}: training in fp32", stacklevel=2)
-        return "fp32"
-    return precision
-
-
-def model_dtype(device: str):
-    """The dtype a pretrained model is loaded in: bf16 on a GPU with bf16 (a 7B model is 14 GB instead of 29 GB in
-    fp32), fp32 elsewhere (bf16 matmuls are slow on a CPU)."""
-    return torch.bfloat16 if str(device).startswith("cuda") and bf16_available(device) else torch.float32
-
-
-def inference_autocast(device: str):
-    """The context forward passes without training run in: fp16 autocast on a CUDA GPU without bf16 (T4, P100),
-    where the model is loaded in fp32 (model_dtype) and its matmuls would otherwise run at the fp32 rate (a T4: 8 of
-    its 65 TFLOP/s); the same fp16 mixed precision the Trainer trains with there. Nothing elsewhere: a GPU with bf16
-    loads the model in bf16, and a CPU runs fp32."""
-    if effective_precision("auto", device) == "fp16-amp":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def trainer_precision(device: str) -> dict:
-    """TrainingArguments (and TRL config) precision settings for fine-tuning a model loaded in model_dtype: bf16
-    on a GPU with bf16, fp16 mixed precision on a GPU without it (the model is then loaded in fp32: fp16 master
-    weights would not train), fp32 on a CPU; never TRL's defaults (bf16, gradient checkpointing), which are wrong
-    on a CPU."""
-    mode = effective_precision("auto", device)
-    return {"bf16": mode == "bf16-autocast", "fp16": mode == "fp16-amp", "use_cpu": not str(device).startswith("cuda"),
-            "gradient_checkpointing": False}
 
 
 def train_causal_lm(model, train_ds, eval_ds, cfg: TrainConfig, device: str = "cpu", seed: int = 0,

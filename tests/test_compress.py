@@ -3,14 +3,12 @@ import pytest
 import torch
 from torch import nn
 
+from helpers.compression.calibrate import InputStats, calibrate, find_linears
 from helpers.compression.factorize import (
     Bases,
-    InputStats,
     Target,
-    calibrate,
     compress_model,
     factorize,
-    find_linears,
     output_mse,
     param_budget,
     resolve_plan,
@@ -247,7 +245,7 @@ def test_calibrate_and_compress_on_cuda_match_the_cpu(method):
 def test_calibration_in_passes_of_layers_equals_one_pass():
     """On a GPU the statistics of a 7B model do not fit at once: calibration then runs in passes of whole layers.
     The passes must give the same statistics, shared between modules reading one input as in one pass."""
-    from helpers.compression.factorize import InputStats, _passes
+    from helpers.compression.calibrate import InputStats, _passes
 
     model = tiny_llama()
     mods = find_linears(model, r"model\.layers\.\d+\.(mlp|self_attn)\.\w+")
@@ -279,6 +277,9 @@ def test_uncentred_whiten_is_svd_llms_optimum_and_adds_no_bias():
     assert raw.up.bias is None and raw.down.bias is None
     centred = factorize(lin, 6, "whiten", st, center=True).module
     assert centred.down.bias is None and centred.up.bias is not None
+    # the default (DEFAULT_CENTERING, "except-v", as Bases'): a lone Linear is no v_proj, so it is centred
+    default = factorize(lin, 6, "whiten", st).module
+    assert torch.equal(default(x), centred(x))
     assert sum(p.numel() for p in centred.parameters()) == 6 * (48 + 32) + 32
     # the centred factors minimise the error once the mean is free (its residual variance is below the raw
     # factors' on centred inputs)
@@ -289,7 +290,14 @@ def test_uncentred_whiten_is_svd_llms_optimum_and_adds_no_bias():
 
 
 def test_centring_policies_choose_per_linear_and_bad_ones_are_named():
-    from helpers.compression.factorize import CENTERINGS, centers
+    import inspect
+
+    from helpers.compression.config import CompressionConfig
+    from helpers.compression.factorize import CENTERINGS, DEFAULT_CENTERING, centers
+
+    # one default: the lone Linear's, the bases' and the notebook's (the policy its records used)
+    assert DEFAULT_CENTERING in CENTERINGS and CompressionConfig().whitening == DEFAULT_CENTERING
+    assert {inspect.signature(f).parameters["center"].default for f in (factorize, Bases)} == {DEFAULT_CENTERING}
 
     assert [centers("except-v", f"model.layers.0.self_attn.{p}_proj") for p in "qkvo"] == [True, True, False, True]
     assert centers("except-v", "model.layers.0.mlp.down_proj") and centers("all", "x.v_proj")

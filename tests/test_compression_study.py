@@ -1,8 +1,11 @@
 """Notebook 04's glue: the target ratios and the configuration checks."""
 import pytest
 
+from helpers.compression import data as D
+from helpers.compression import measure as M
 from helpers.compression import report as CR
 from helpers.compression import study as S
+from helpers.compression.config import CompressionConfig
 
 
 def test_target_ratios():
@@ -77,7 +80,7 @@ def test_healing_is_counted_net_of_the_teachers_own_gain_over_seeds():
 ])
 def test_bad_config(kw, match):
     with pytest.raises(ValueError, match=match):
-        S.CompressionConfig(**kw)
+        CompressionConfig(**kw)
 
 
 def test_students_are_compared_with_the_teacher_on_the_same_sequences_with_an_interval():
@@ -95,12 +98,12 @@ def test_students_are_compared_with_the_teacher_on_the_same_sequences_with_an_in
     g = torch.Generator().manual_seed(1)
     held = Dataset.from_list([{"input_ids": torch.randint(0, 50, (16,), generator=g).tolist()} for _ in range(24)])
     data = {"model": teacher, "held": held, "chats": []}
-    same = S.versus_teacher(data, teacher, 24)
+    same = M.versus_teacher(data, teacher, 24)
     assert same["delta"] == 0 and same["tie"]
     broken = copy.deepcopy(teacher)
     with torch.no_grad():
         broken.lm_head.weight.mul_(50.0)                   # confident, random logits: a far worse model
-    worse = S.versus_teacher(data, broken, 24)
+    worse = M.versus_teacher(data, broken, 24)
     assert worse["delta"] > 0 and 0 < worse["lo"] <= worse["delta"] <= worse["hi"] and not worse["tie"]
     b = {"tables": {"rows": [{"method": "svd", "group": "mlp", "reduction": 0.2, **worse},
                              {"method": "whiten", "group": "mlp", "reduction": 0.2, **same}]}}
@@ -108,9 +111,9 @@ def test_students_are_compared_with_the_teacher_on_the_same_sequences_with_an_in
     assert table.loc[("mlp", 0.2), "whiten"].endswith("tie") and not table.loc[("mlp", 0.2), "svd"].endswith("tie")
     # the full profile's second set (held-out OpenOrca chats) is scored and labelled beside the headline set
     rows = [{"input_ids": r["input_ids"], "labels": [-100] * 8 + r["input_ids"][8:]} for r in held.select(range(4))]
-    sets = S.heldout_losses(teacher, {**data, "openorca": rows})
-    assert set(sets) == {"english", S.OPENORCA_SET} and "likely in its tuning data" in S.OPENORCA_SET
-    assert sets[S.OPENORCA_SET]["tokens"] == 4 * 8                        # answer tokens only (labels shifted)
+    sets = M.heldout_losses(teacher, {**data, "openorca": rows})
+    assert set(sets) == {"english", D.OPENORCA_SET} and "likely in its tuning data" in D.OPENORCA_SET
+    assert sets[D.OPENORCA_SET]["tokens"] == 4 * 8                        # answer tokens only (labels shifted)
     assert S.PROFILES["full"].openorca_rows > 0 and S.PROFILES["full"].eval_corpus == "wikitext2"
 
 
@@ -131,12 +134,12 @@ def test_sensitivity_map_is_each_layers_loss_minus_the_uncompressed_models():
                                            vocab_size=50)).eval()   # square q/k/v/o
     g = torch.Generator().manual_seed(1)
     held = Dataset.from_list([{"input_ids": torch.randint(0, 50, (16,), generator=g).tolist()} for _ in range(12)])
-    full = S.measure_sensitivity({"model": teacher, "held": held, "chats": []},
-                                 S.CompressionConfig(layers="all", sens_rank=32, sens_eval_blocks=12))
+    full = M.measure_sensitivity({"model": teacher, "held": held, "chats": []},
+                                 CompressionConfig(layers="all", sens_rank=32, sens_eval_blocks=12))
     for group in ("attention", "mlp"):
         assert all(abs(c["delta"]) < 1e-4 and c["tie"] for c in full["delta"][group]), full["delta"][group]
     data = {"model": teacher, "held": held, "chats": []}
-    low = S.measure_sensitivity(data, S.CompressionConfig(layers="all", sens_rank=1, sens_eval_blocks=12))
+    low = M.measure_sensitivity(data, CompressionConfig(layers="all", sens_rank=1, sens_eval_blocks=12))
     base = lm_loss(teacher, held, batch_size=4)["loss"]
     assert low["teacher_loss"] == pytest.approx(base, abs=1e-6)
     for layer in (0, 1):
@@ -243,6 +246,7 @@ def test_section_f_measures_every_policy_on_every_set_with_pairing_against_svd_l
 
     from helpers.compression import factorize as C
     from helpers.compression import whitening as W
+    from helpers.compression.calibrate import calibrate
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -250,12 +254,12 @@ def test_section_f_measures_every_policy_on_every_set_with_pairing_against_svd_l
     g = torch.Generator().manual_seed(1)
     held = Dataset.from_list([{"input_ids": torch.randint(0, 50, (16,), generator=g).tolist()} for _ in range(8)])
     data = {"model": model, "held": held, "chats": held.select(range(4))}
-    mods = S.block_modules(model)
-    stats = C.calibrate(model, W.batches_of(held), mods)
-    data["teacher"] = S.heldout_losses(model, data)
-    cfg = S.CompressionConfig(layers="all", center_reductions=(0.2, 0.5))
+    mods = M.block_modules(model)
+    stats = calibrate(model, W.batches_of(held), mods)
+    data["teacher"] = M.heldout_losses(model, data)
+    cfg = CompressionConfig(layers="all", center_reductions=(0.2, 0.5))
     before = model.config._attn_implementation
-    res = W.measure(model, mods, stats, cfg, data, lambda m: S.heldout_losses(m, data))
+    res = W.measure(model, mods, stats, cfg, data, lambda m: M.heldout_losses(m, data))
     rows = res["tables"]["policies"]
     assert {(r["policy"], r["reduction"], r["set"]) for r in rows} == {
         (p, red, s) for p in C.CENTERINGS for red in (0.2, 0.5) for s in ("english", "chats")}

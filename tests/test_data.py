@@ -1,7 +1,8 @@
 import pytest
 
 from helpers import assets
-from helpers.assets import AssetError, cyrillic_dominant, parse_wordnet_line, split_of
+from helpers.assets import AssetError
+from helpers.corpora import cyrillic_dominant, parse_wordnet_line, split_of
 from helpers.data import bpe_vocab, lm_blocks, load_corpus, load_pretrained, load_tokenizer
 from helpers.hub import HubUnavailable
 

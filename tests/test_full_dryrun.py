@@ -262,12 +262,12 @@ def test_compression_notebook_full_profile(full_offline):
     """Mistral-7B-shaped teacher (cut as the module docstring says) through every section of notebook 04: bf16
     never on the CPU, calibration, the three methods, the fit, sensitivity, healing with checkpointing and the
     whitening policies over two calibration draws on both held-out sets (WikiText-2 and the OpenOrca rows)."""
-    from helpers.compression import study as S
+    from helpers.compression.data import OPENORCA_SET
 
     run = full_run("04_lowrank_compression", {**COMPRESSION_CUT, "openorca_rows": 4})
     assert run.cfg.model == "Open-Orca/Mistral-7B-OpenOrca" and run.cfg.heal.gradient_checkpointing
     data = _sections_compression(run)
-    assert set(data["teacher"]) == {"english", S.OPENORCA_SET} and len(data["openorca"]) == 4
+    assert set(data["teacher"]) == {"english", OPENORCA_SET} and len(data["openorca"]) == 4
 
 
 COMPRESSION_CUT = {"calib_blocks": 2, "block": 64, "eval_blocks": 2, "sweep_eval_blocks": 1, "sens_eval_blocks": 1,
@@ -362,7 +362,7 @@ def test_pretraining_notebook_gpu_small_profile(full_offline):
 
 
 def pretrain_cut(cfg) -> dict:
-    from helpers.pretraining import study as S
+    from helpers.pretraining import config as PC
 
     # the stand-in corpus holds ~480 distinct BPE merges' worth of text, and check_inputs refuses a 32,000-token BPE
     # it cannot support (as it should): the dry run trains a 256-token BPE of the same kind on it instead
@@ -371,8 +371,8 @@ def pretrain_cut(cfg) -> dict:
             # check_inputs refuses a budget shorter than one step
             "lm.train.time_budget_s": 8.0,
             "lm.train.warmup_steps": 0, "lm.train.log_every": 1, "lm.train.batch_size": 1, "lm.train.grad_accum": 1,
-            "grid": S.grid_declaration((1,), (1,)), "grid_seeds": (0,), "reruns": 1, "equal_tokens": 128,
-            "token_seeds": (0,), "schedule_steps": 2, "schedules": dict(list(S.seed_schedules(2).items())[:1]),
+            "grid": PC.grid_declaration((1,), (1,)), "grid_seeds": (0,), "reruns": 1, "equal_tokens": 128,
+            "token_seeds": (0,), "schedule_steps": 2, "schedules": dict(list(PC.seed_schedules(2).items())[:1]),
             "schedule_seeds": (0,), "lr_range": cfg.lr_range[:1], "lr_seeds": (0,), "new_tokens": 4,
             "quality_samples": 1,
             # W&B keeps process-wide state that would leak into later tests; its logging is tested in a process of
@@ -435,6 +435,7 @@ def test_hub_ids_table_matches_what_the_code_loads(full_offline):
     import dataclasses
 
     from helpers.baselines import study as data_study
+    from helpers.compression import data as compression_data
     from helpers.compression import study as compression_study
     from helpers.data import load_corpus, load_pretrained, load_tokenizer
     from helpers.pretraining import study as pretrain_study
@@ -446,8 +447,8 @@ def test_hub_ids_table_matches_what_the_code_loads(full_offline):
     load_tokenizer("EleutherAI/pythia-410m")
     load_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct"), load_pretrained("Open-Orca/Mistral-7B-OpenOrca")
     load_pretrained("HuggingFaceTB/SmolLM2-360M")
-    compression_study._splits(compression_study.PROFILES["full"])
-    compression_study._splits(compression_study.PROFILES["gpu-small"])
+    compression_data._splits(compression_study.PROFILES["full"])
+    compression_data._splits(compression_study.PROFILES["gpu-small"])
     sft_data.load_rows(sft_study.PROFILES["full"])
     seen = {(fn, ident, arg) for fn, ident, arg in full_offline.calls}
     expected = set()

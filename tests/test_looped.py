@@ -7,7 +7,7 @@ import torch
 
 from helpers.looped import tasks as icl
 from helpers.looped.model import Block, LoopedConfig, LoopedTransformer, keep_mask
-from helpers.looped.study import LoopedStudyConfig
+from helpers.looped.config import LoopedStudyConfig
 from helpers.looped.training import ICLTrainConfig, fixed_test_set, train_model
 
 
@@ -355,7 +355,7 @@ def test_bootstrap_band_width_matches_the_known_standard_error():
 
 
 def test_ratio_interval_covers_the_true_ratio_and_is_exact_for_a_constant_ratio():
-    from helpers.looped.report import ratio_interval
+    from helpers.looped.verdicts import ratio_interval
 
     rng = np.random.default_rng(2)
     den = rng.exponential(size=500)
@@ -451,6 +451,7 @@ def test_a_shortened_run_reaches_the_prompts_it_is_scored_on():
     """Options and other tasks run fewer steps than the headline: their curricula reach the final dimension and
     prompt length (where every run is scored) within their steps; a curriculum that already does is left alone."""
     from helpers.looped import study as LS
+    from helpers.looped.config import shortened, task_config
 
     for profile in ("full", "gpu-small"):
         cfg = LS.PROFILES[profile]
@@ -459,10 +460,10 @@ def test_a_shortened_run_reaches_the_prompts_it_is_scored_on():
         assert (t.dims(t.steps - 1), t.points(t.steps - 1)) == (cfg.train.dims.end, cfg.train.points.end)
         assert cfg.train.dims(t.steps - 1) < cfg.train.dims.end          # with the headline's intervals: short of it
         for task in cfg.tasks:
-            _, tt = LS.task_config(cfg, task)
+            _, tt = task_config(cfg, task)
             assert tt.dims(tt.steps - 1) == cfg.train.dims.end
     local = LS.PROFILES["local"]
-    assert LS.shortened(local.train, 600) == dataclasses.replace(local.train, steps=600)
+    assert shortened(local.train, 600) == dataclasses.replace(local.train, steps=600)
 
 
 def test_the_standard_arm_trains_at_its_own_lr_only_where_a_profile_sets_one():

@@ -5,6 +5,7 @@ import pytest
 from scipy import stats as st
 
 from helpers.looped import report as R
+from helpers.looped import verdicts as V
 
 P, D = 40, 2                       # test prompts, dimension (k = 2d = 4)
 CFG = {"model": {"width": 8}, "train": {"steps": 10}}
@@ -37,7 +38,7 @@ def _base(avg=1.0):
 def test_the_gate_names_each_failing_run_and_the_conclusion_says_missed():
     head = [_rec("looped", s, 0.1) for s in range(3)] + [_rec("standard", s, 0.1) for s in range(2)]
     head.append(_rec("standard", 2, 0.8))                        # above 1/3 of averaging (1.0)
-    g = R.gate_table(head, _base())
+    g = V.gate_table(head, _base())
     assert list(g["gate (< 1/3)"]).count("FAIL") == 1
     text = R.conclusion({"baselines": [_base()], "looped": head[:3], "standard": head[3:]}, 0.05)
     assert "MISSED: 5 of 6 runs pass; failing: standard s2" in text
@@ -50,7 +51,7 @@ def test_escape_counts_tuning_seeds_of_the_same_configuration_only_and_tests_by_
     same = {"experiment": "regime", "config": CFG, "metrics": {"looped.k=2d": 0.1, "standard.k=2d": 0.1,
                                                                "averaging.k=2d": 1.0}}
     other = {**same, "config": {"model": {"width": 16}, "train": {"steps": 10}}}
-    t = R.escape_table(head, _base(), [same, same, other])
+    t = V.escape_table(head, _base(), [same, same, other])
     assert t.loc["looped", "reported escaped"] == "3 of 3" and t.loc["standard", "reported escaped"] == "0 of 3"
     assert t.loc["standard", "tuning escaped"] == "2 of 2" and t.loc["standard", "runs"] == 5
     assert t.loc["looped", "Fisher p (looped vs standard)"] == pytest.approx(
@@ -59,26 +60,26 @@ def test_escape_counts_tuning_seeds_of_the_same_configuration_only_and_tests_by_
 
 def test_parity_is_decided_by_tost_and_a_difference_by_welch():
     tight = [_rec("looped", s, 0.1) for s in range(5)] + [_rec("standard", s + 10, 0.1) for s in range(5)]
-    v = R.verdict(tight, 0.05)
-    assert R.headline_verdict(v) == "equivalent" and v["tost"]["verdict"] == "equivalent"
+    v = V.verdict(tight, 0.05)
+    assert V.headline_verdict(v) == "equivalent" and v["tost"]["verdict"] == "equivalent"
     apart = [_rec("looped", s, 0.1) for s in range(5)] + [_rec("standard", s, 0.3) for s in range(5)]
-    assert R.headline_verdict(R.verdict(apart, 0.05)) == "better"
-    assert "margin +-0.05 stated before the data" in R.verdict_line(apart, 0.05)
-    wide = R.verdict(tight, 1e-6)                                # a margin nothing can meet: not "equivalent"
-    assert R.headline_verdict(wide) in ("inconclusive", "different")
+    assert V.headline_verdict(V.verdict(apart, 0.05)) == "better"
+    assert "margin +-0.05 stated before the data" in V.verdict_line(apart, 0.05)
+    wide = V.verdict(tight, 1e-6)                                # a margin nothing can meet: not "equivalent"
+    assert V.headline_verdict(wide) in ("inconclusive", "different")
     lone = [_rec("looped", 0, 0.1), _rec("standard", 0, 0.3)]
-    assert "n = 1: no test" in R.verdict_line(lone, 0.05)
+    assert "n = 1: no test" in V.verdict_line(lone, 0.05)
 
 
 def test_drift_past_the_trained_loops_is_a_ratio_with_an_interval_over_seeds():
     rising = [_rec("looped", s, 0.1, loops={1: 1.0, 4: 0.2, 16: 0.3 + 0.01 * s, 32: 0.5}) for s in range(3)]
-    d = R.drift(rising)
+    d = V.drift(rising)
     assert d["trained"] == 4 and d["far"] == 32 and d["paper"] is None
     assert d["far.ratio"] == pytest.approx(2.5) and d["far.lo"] > 1
     text = R.conclusion({"baselines": [_base()], "looped": rising}, 0.05)
     assert "the error drifts up past the trained loops" in text
     flat = [_rec("looped", s, 0.1, loops={4: 0.2, 32: 0.2 * (1 + (-1) ** s * 0.05)}) for s in range(4)]
-    assert R.drift(flat)["far.lo"] < 1 < R.drift(flat)["far.hi"]
+    assert V.drift(flat)["far.lo"] < 1 < V.drift(flat)["far.hi"]
     assert "no drift is shown, and none is excluded" in R.conclusion({"baselines": [_base()], "looped": flat}, 0.05)
 
 
@@ -86,12 +87,12 @@ def test_options_and_tasks_that_do_not_beat_their_trivial_references_are_not_com
     opts = ([_rec("options", s, 0.1, variant="plain") for s in range(2)]
             + [_rec("options", s, 0.12, variant="skip") for s in range(2)]
             + [_rec("options", s, 1.5, variant="use_ssm") for s in range(2)])
-    rows = {r["option"]: r for r in R.options_rows(opts, _base())}
+    rows = {r["option"]: r for r in V.options_rows(opts, _base())}
     assert rows["use_ssm"]["learned"] is False and "not learned at this budget" in rows["use_ssm"]["vs plain"]
     assert rows["skip"]["learned"] and rows["skip"]["vs plain"] not in ("", None)
     tb = {"run_id": "tb", "experiment": "task_baselines", "variant": "baselines-decision_tree", "seed": 0,
           "status": "ok", "metrics": {"zero.k=2d": 1.0, "averaging.k=2d": 1.2, "3-nn.k=2d": 0.5,
                                       "greedy_tree.k=2d": 0.3}}
     tasks = [_rec("tasks", s, 0.6, variant="decision_tree") for s in range(2)] + [tb]
-    (row,) = R.tasks_rows(tasks)
+    (row,) = V.tasks_rows(tasks)
     assert row["learned"] is False and row["beats structural"] is False and row["seeds"] == 2

@@ -1,5 +1,13 @@
-"""map_processes: CPU jobs go to spawned single-threaded workers; jobs on an accelerator stay in this process."""
+"""map_processes: CPU jobs go to spawned single-threaded workers; jobs on an accelerator stay in this process; the
+workers end with their parent, however it is killed."""
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from helpers.parallel import map_processes
 
@@ -12,3 +20,75 @@ def test_cpu_jobs_run_in_worker_processes_in_job_order():
 def test_accelerator_jobs_stay_in_this_process():
     out = map_processes(os.getpid, {"a": (), "b": ()}, workers=2, device="cuda")
     assert set(out.values()) == {os.getpid()}
+
+
+# A parent that runs two workers' jobs, each writing its pid then sleeping a minute, and waits for them.
+_PARENT = '''
+import os, pathlib, signal, sys, time
+sys.path.insert(0, {root!r})
+import helpers.parallel as P
+
+def job(i):
+    pathlib.Path({pids!r}, str(os.getpid())).write_text(str(i))
+    time.sleep(60)
+    return i
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    P.PDEATHSIG = {pdeathsig!r}
+    P.map_processes(job, {{0: (0,), 1: (1,)}}, workers=2)
+'''
+
+
+def _alive(pid: int, started: float) -> bool:
+    """The process `pid` (started at `started`, psutil's create_time) is still there and not a zombie."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        return p.create_time() == started and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("sig,pdeathsig", [("SIGKILL", True), ("SIGTERM", False), ("SIGINT", True)],
+                         ids=["sigkill", "sigterm-watcher-only", "sigint"])
+def test_workers_end_with_a_killed_parent(tmp_path, sig, pdeathsig):
+    """A sweep's parent killed (SIGKILL / SIGTERM: no cleanup runs in it; SIGINT: KeyboardInterrupt, as Jupyter's
+    stop raises) leaves no worker running its job within a few seconds; sigterm-watcher-only: the parent's
+    workers do not ask for PR_SET_PDEATHSIG, so the watcher thread alone must end them. ~10 s each."""
+    import psutil
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT.format(root=str(Path(__file__).resolve().parents[1]), pids=str(pids),
+                                     pdeathsig=pdeathsig))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while len(list(pids.iterdir())) < 2:
+            assert parent.poll() is None, parent.stderr.read().decode()
+            assert time.time() < deadline, "the workers never started their jobs"
+            time.sleep(0.1)
+        workers = {int(p.name): psutil.Process(int(p.name)).create_time() for p in pids.iterdir()}
+        assert all(psutil.Process(pid).ppid() == parent.pid for pid in workers)
+        os.kill(parent.pid, getattr(signal, sig))
+        try:
+            parent.wait(20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the parent still runs 20 s after its {sig} (waiting for its workers' jobs to finish?)")
+        t0 = time.time()
+        while any(_alive(pid, t) for pid, t in workers.items()) and time.time() - t0 < 10:
+            time.sleep(0.1)
+        left = [pid for pid, t in workers.items() if _alive(pid, t)]
+        print(f"{sig}{'' if pdeathsig else ' (watcher only)'}: workers gone {time.time() - t0:.2f} s after the parent")
+        assert not left, f"workers {left} still running 10 s after the parent's {sig}"
+    finally:
+        for pid in workers if "workers" in locals() else ():
+            if _alive(pid, workers[pid]):
+                os.kill(pid, signal.SIGKILL)
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()

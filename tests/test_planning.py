@@ -104,11 +104,11 @@ def test_bench_gpu_says_so_and_exits_0_without_cuda():
                                                "machine)"]
 
 
-def test_the_readme_tables_are_the_generated_plans():
-    """The README's plan tables are `python -m helpers plan --markdown` (full profile) and `plan --profile gpu-small
-    --device t4 / p100 --markdown` of the committed benchmark record: regenerate them when a profile or the record
-    changes."""
-    readme = (REPO_ROOT / "README.md").read_text()
+def test_the_docs_tables_are_the_generated_plans():
+    """docs/profiles.md's plan tables are `python -m helpers plan --markdown` (full profile) and `plan --profile
+    gpu-small --device t4 / p100 --markdown` of the committed benchmark record: regenerate them when a profile or the
+    record changes."""
+    readme = (REPO_ROOT / "docs" / "profiles.md").read_text()
     assert P.markdown(F.all_plans()) in readme
     for card in ("t4", "p100"):
         assert P.markdown([p.on(P.CARDS[card]) for p in F.all_plans(profile="gpu-small")]) in readme
@@ -163,7 +163,8 @@ def test_plans_on_another_card_scale_compute_keep_budgets_and_judge_its_memory()
     assert P.card_of("Tesla T4") is t4 and P.card_of("NVIDIA H100 80GB HBM3") is h100 and P.card_of("x") is None
     out = subprocess.run([sys.executable, "-m", "helpers", "plan", "--device", "v100"], capture_output=True,
                          text=True, cwd=REPO_ROOT, timeout=120)
-    assert out.returncode == 2 and "unknown device 'v100'; allowed: h100, a100, t4, p100" in out.stderr
+    assert out.returncode == 2 and f"unknown device 'v100'; allowed: {', '.join(P.CARDS)}" in out.stderr
+    assert {"h100", "a100", "t4", "p100", "h100 pcie"} <= set(P.CARDS)
 
 
 def test_each_step_is_scaled_by_the_peaks_of_the_precision_it_runs_in():
@@ -196,7 +197,7 @@ def _fake_gpu(monkeypatch, gib: float, name: str):
 
 
 def test_auto_runs_full_where_the_gpu_holds_its_plan_else_gpu_small_else_local_and_says_why(monkeypatch, capsys):
-    from helpers import train as T
+    from helpers import precision as T
 
     monkeypatch.delenv("NB_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -268,3 +269,26 @@ def test_the_largest_micro_batch_is_the_last_candidate_whose_step_fits():
     assert big == 32
     assert training_plan("410m", conf, 32, 1024).fits(80.0) and not training_plan("410m", conf, 64, 1024).fits(80.0)
     assert largest_micro_batch("2.8b", pythia_config("2.8b"), 1024, "bf16-autocast", 15.0) is None
+
+
+def test_the_gpu_benchmark_reads_the_planners_card_table():
+    """One card table: benchmarks/bench_gpu.py's MFU denominator is planning.CARDS' peak, matched most specific
+    first (an H100 PCIe is not the SXM's 989.4), and the planner knows every card the benchmark's old table had."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_gpu", REPO_ROOT / "benchmarks" / "bench_gpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert not hasattr(bench, "PEAK_BF16_TFLOPS")
+    assert bench.peak_flops("NVIDIA H100 PCIe") == P.card_of("NVIDIA H100 PCIe").peak_tflops * 1e12 == 756e12
+    old = {"NVIDIA H200": 989.4, "NVIDIA H100 PCIe": 756.0, "NVIDIA H100 NVL": 835.0, "NVIDIA H100 80GB HBM3": 989.4,
+           "NVIDIA GH200 480GB": 989.4, "NVIDIA A100-SXM4-80GB": 312.0, "NVIDIA L40S": 362.1, "NVIDIA L4": 121.0,
+           "NVIDIA A10G": 70.0, "NVIDIA GeForce RTX 4090": 165.2}
+    for name, tflops in old.items():
+        assert bench.peak_flops(name) == pytest.approx(tflops * 1e12, rel=1e-3), name
+    assert P.card_of("NVIDIA H100 PCIe") is P.CARDS["h100 pcie"] and P.card_of("NVIDIA GH200") is P.CARDS["gh200"]
+    assert P.card_of("NVIDIA L40") is P.CARDS["l40"] and P.card_of("NVIDIA A10") is None
+    assert bench.peak_flops("Tesla T4") is None                     # no bf16: no bf16 MFU, as before
+    for card in P.CARDS.values():                                   # every card can show any plan
+        assert all(card.tflops(p) > 0 for p in P.PRECISIONS)
+

@@ -144,4 +144,4 @@ def test_the_full_looped_notebook_is_planned_under_four_hours_on_one_gpu_packed(
     plan = F.plan("05_looped_transformer", profile="full")
     assert plan.estimate_s > 15 * 3600 and plan.per_device == L.PROFILES["full"].per_gpu > 1
     assert plan.wall_s(1) <= 4 * 3600 and "8 runs per GPU" in plan.text()
-    assert P.spread_markdown(F.all_plans()) in (REPO_ROOT / "README.md").read_text()
+    assert P.spread_markdown(F.all_plans()) in (REPO_ROOT / "docs" / "several-gpus.md").read_text()

@@ -5,9 +5,12 @@ import time
 import pytest
 
 from helpers.pretrain import bigram_cross_entropy, unigram_cross_entropy
+from helpers.pretraining import config as PC
+from helpers.pretraining import data as PD
 from helpers.pretraining import report as PR
+from helpers.pretraining import runs as RUNS
 from helpers.pretraining import study as S
-from helpers.profiles import ProfileError, apply_overrides, resolve
+from helpers.profiles import ProfileError, apply_overrides, settings
 from helpers.train import TrainConfig, lr_lambda, train_causal_lm
 
 
@@ -154,22 +157,22 @@ def test_a_cpu_budget_does_not_count_time_spent_waiting(tiny_model, tiny_blocks)
 def test_bad_sweep_points_are_refused_before_anything_runs(over, match):
     cfg = S.PROFILES["tiny"]
     with pytest.raises((ValueError, ProfileError), match=match):
-        S.PretrainStudyConfig(lm=cfg.lm, grid={"method": "grid", "parameters": {k: {"values": [v]}
-                                                                                 for k, v in over.items()}})
+        PC.PretrainStudyConfig(lm=cfg.lm, grid={"method": "grid", "parameters": {k: {"values": [v]}
+                                                                                  for k, v in over.items()}})
     with pytest.raises((ValueError, ProfileError), match=match):
-        S.PretrainStudyConfig(lm=cfg.lm, schedules={"bad": over})
+        PC.PretrainStudyConfig(lm=cfg.lm, schedules={"bad": over})
 
 
 def test_a_sweep_key_outside_the_model_settings_is_refused():
     with pytest.raises(ValueError, match="not settings of the model's training"):
-        S.PretrainStudyConfig(lm=S.PROFILES["tiny"].lm, schedules={"bad": {"prompt": "x"}})
+        PC.PretrainStudyConfig(lm=S.PROFILES["tiny"].lm, schedules={"bad": {"prompt": "x"}})
 
 
 def test_empty_prompt_and_prompt_without_tokens_are_refused():
     from helpers.pretrain import generate
 
     with pytest.raises(ValueError, match="prompt is empty"):
-        S.PretrainStudyConfig(lm=S.PROFILES["tiny"].lm, prompt="  ")
+        PC.PretrainStudyConfig(lm=S.PROFILES["tiny"].lm, prompt="  ")
 
     class NoTokens:
         def __call__(self, text, add_special_tokens=False):
@@ -201,7 +204,7 @@ def test_corpus_files_that_are_empty_not_utf8_or_not_russian_are_refused(tmp_pat
 
 
 def test_sections_record_what_each_run_trained_and_a_rerun_loads_them(results_root):
-    run = resolve(PR.NOTEBOOK, S.PROFILES, "tiny", quiet=True, overrides={"grid": S.grid_declaration((2,), (1, 2)),
+    run = settings(PR.NOTEBOOK, S.PROFILES, "tiny", quiet=True, overrides={"grid": PC.grid_declaration((2,), (1, 2)),
                                                                         "grid_seeds": (0, 1), "reruns": 3})
     data = S.data_check(run)
     grid = S.equal_time_grid(run)
@@ -225,21 +228,21 @@ def test_sections_record_what_each_run_trained_and_a_rerun_loads_them(results_ro
 
 
 def test_bad_input_is_refused_before_any_run_and_recorded_points_stay(results_root, monkeypatch):
-    run = resolve(PR.NOTEBOOK, S.PROFILES, "tiny", quiet=True)
+    run = settings(PR.NOTEBOOK, S.PROFILES, "tiny", quiet=True)
     S.data_check(run)
     done = S.equal_time_grid(run)
     cfg = run.cfg
     with pytest.raises(ValueError, match=r"grid cell 1000000 x 1 needs 1000000 sequences .* allowed: batch x accum"):
-        S.check_inputs(S.PretrainStudyConfig(**{**cfg.__dict__, "grid": S.grid_declaration((2, 1_000_000), (1,))}))
+        PD.check_inputs(PC.PretrainStudyConfig(**{**cfg.__dict__, "grid": PC.grid_declaration((2, 1_000_000), (1,))}))
     with pytest.raises(ValueError, match=r"equal_tokens=32 is less than one step of cell 2 x 1 .* allowed: >= 256"):
-        S.check_inputs(S.PretrainStudyConfig(**{**cfg.__dict__, "equal_tokens": 32}))
+        PD.check_inputs(PC.PretrainStudyConfig(**{**cfg.__dict__, "equal_tokens": 32}))
     short = apply_overrides(cfg, {"lm.train.time_budget_s": 1e-6}, "test")
     with pytest.raises(ValueError, match=r"time_budget_s=1e-06 is shorter than one optimizer step .* allowed: >"):
-        S.check_inputs(short)
+        PD.check_inputs(short)
     big = apply_overrides(cfg, {"lm.tokenizer": "ru-bpe-512"}, "test")
-    monkeypatch.setattr(S, "config_data", lambda lm, script: type("D", (), {"vocab": 300})())
+    monkeypatch.setattr(PD, "config_data", lambda lm, script: type("D", (), {"vocab": 300})())
     with pytest.raises(ValueError, match="ru-bpe-512 asks for 512 tokens, but BPE on this train split found only 300"):
-        S.check_inputs(big)
+        PD.check_inputs(big)
     assert all(p.exists() for p in (results_root / PR.NOTEBOOK).glob("*.json")) and len(done) == 8
 
 
@@ -247,11 +250,11 @@ def test_bigram_sample_and_the_valid_word_share():
     from helpers.pretrain import lm_data
 
     d = lm_data("ru", "bytes", 32, 40, 8, "cyrillic")
-    a, b = (S.bigram_sample(d, "В начале было слово", 32, seed=0) for _ in range(2))
-    assert a == b and a != S.bigram_sample(d, "В начале было слово", 32, seed=1)
-    vocab = S.valid_words(d)
-    assert S.word_share(" и в на.", {"и", "в"}) == pytest.approx(2 / 3) and S.word_share("...", vocab) is None
-    assert S.complete_words("ей и в на") == ["и", "в"]            # a prompt word's end and a cut-off word are not words
+    a, b = (PD.bigram_sample(d, "В начале было слово", 32, seed=0) for _ in range(2))
+    assert a == b and a != PD.bigram_sample(d, "В начале было слово", 32, seed=1)
+    vocab = PD.valid_words(d)
+    assert PD.word_share(" и в на.", {"и", "в"}) == pytest.approx(2 / 3) and PD.word_share("...", vocab) is None
+    assert PD.complete_words("ей и в на") == ["и", "в"]           # a prompt word's end and a cut-off word are not words
     assert len(vocab) > 1000 and {"и", "в", "на"} <= vocab
 
 
@@ -261,7 +264,7 @@ def _log_once(tmp):
     os.environ.update(WANDB_MODE="offline", LAB_WANDB=tmp)
     os.environ.pop("WANDB_API_KEY", None)
     result = {"metrics": {"eval_loss": 5.0, "steps": 3}, "curves": {"train_loss": {"1": 6.0, "2": 5.5}}}
-    S.log_wandb(S.PROFILES["tiny"], 0, result)
+    RUNS.log_wandb(S.PROFILES["tiny"], 0, result)
 
 
 def test_wandb_logging_is_offline_and_needs_no_account(tmp_path):
@@ -284,7 +287,7 @@ def test_full_profile_is_the_seeds_scale_on_the_meta_device():
     assert full.lm.train.time_budget_s == 30 * 60 and full.lm.tokenizer == "ruwiki-bpe-32000"
     n = count_params(from_config(neox_config(full.lm.size, 32000), "meta"))
     assert 90e6 < n < 130e6, n                     # "a GPT-NeoX or Llama of about 100M parameters"
-    cells = S.grid_declaration((6,), (6,))["parameters"]
+    cells = PC.grid_declaration((6,), (6,))["parameters"]
     assert [v["values"] for v in cells.values()] == [[6], [6]]      # the seed's best cell is in the full grid
     assert all(6 in v["values"] for v in full.grid["parameters"].values())
 
@@ -296,4 +299,4 @@ def test_without_wandb_installed_a_run_warns_and_goes_on(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "wandb", None)             # import wandb -> ImportError
     with pytest.warns(UserWarning, match="wandb is not installed"):
-        S.log_wandb(S.PROFILES["tiny"], 0, {"curves": {}, "metrics": {"eval_loss": 1.0}})
+        RUNS.log_wandb(S.PROFILES["tiny"], 0, {"curves": {}, "metrics": {"eval_loss": 1.0}})

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from helpers.data import CHATML, ensure_chat_template
-from helpers.sft import chats as sft_data
+from helpers.sft import chats, measure, trainers
+from helpers.sft import config as C
+from helpers.sft import report as R
 from helpers.sft import study as S
-from helpers.sft import trainers as sft
 
 
 def _doc(i, word, definition, pos="noun", synonyms=(), examples=(), hypernyms=()):
@@ -33,33 +34,33 @@ DOCS = [
 
 
 def test_pinned_question_pins_the_sense_or_skips_the_word():
-    senses = sft.sense_index(DOCS)
+    senses = chats.sense_index(DOCS)
     assert len(senses["bank"]) == 3                       # two headword senses and one synonym
-    q, how = sft.pinned_question(DOCS[0], len(senses["bank"]))
+    q, how = chats.pinned_question(DOCS[0], len(senses["bank"]))
     assert how == "usage example" and q == 'What does "bank" mean in "they pulled the canoe up on the bank"?'
-    q, how = sft.pinned_question(DOCS[7], len(senses["zymurgy"]))
+    q, how = chats.pinned_question(DOCS[7], len(senses["zymurgy"]))
     assert how == "single sense" and q == 'What does the noun "zymurgy" mean?'
-    assert sft.pinned_question(DOCS[5], len(senses["run"])) is None      # two senses, no example: ambiguous
+    assert chats.pinned_question(DOCS[5], len(senses["run"])) is None      # two senses, no example: ambiguous
     # the word must appear as a word in the example, not inside another word
     d = _doc(9, "ban", "an official prohibition", examples=["the bank was closed"])
-    assert sft.pinned_question(d, 2) is None
+    assert chats.pinned_question(d, 2) is None
 
 
 def test_hard_negatives_are_another_sense_else_a_sibling_never_the_gloss_itself():
-    senses = sft.sense_index(DOCS)
+    senses = chats.sense_index(DOCS)
     children = {}
     for j, d in enumerate(DOCS):
         for h in d["hypernyms"]:
             children.setdefault(h, []).append(j)
     for seed in range(5):
-        j, kind = sft.hard_negative(0, DOCS, senses, children, random.Random(seed))
+        j, kind = chats.hard_negative(0, DOCS, senses, children, random.Random(seed))
         assert kind == "other sense" and j in (1, 2) and DOCS[j]["definition"] != DOCS[0]["definition"]
     verb = DOCS + [_doc(10, "bank", "tip laterally", pos="verb")]
-    assert all(sft.hard_negative(0, verb, sft.sense_index(verb), children, random.Random(s))[0] != 8
+    assert all(chats.hard_negative(0, verb, chats.sense_index(verb), children, random.Random(s))[0] != 8
                for s in range(10))                         # another noun sense first, not the verb
-    j, kind = sft.hard_negative(3, DOCS, senses, children, random.Random(0))
+    j, kind = chats.hard_negative(3, DOCS, senses, children, random.Random(0))
     assert (j, kind) == (4, "sibling")                     # 'cell' has one sense: a sibling under its hypernym
-    assert sft.hard_negative(7, DOCS, senses, children, random.Random(0)) is None
+    assert chats.hard_negative(7, DOCS, senses, children, random.Random(0)) is None
 
 
 def test_wordnet_chats_on_the_real_corpus():
@@ -68,7 +69,7 @@ def test_wordnet_chats_on_the_real_corpus():
     from helpers.data import load_corpus, load_tokenizer
 
     corpus = load_corpus("wordnet")
-    rows, counts = sft.wordnet_chats(corpus)
+    rows, counts = chats.wordnet_chats(corpus)
     words = {s: {r["word"].lower() for r in rows[s]} for s in rows}
     assert not (words["train"] & words["test"]) and not (words["train"] & words["validation"])
     docs = [d for s in ("train", "validation", "test") for d in corpus[s].to_list()]
@@ -86,20 +87,20 @@ def test_wordnet_chats_on_the_real_corpus():
             assert any(r["word"].lower() in {o["word"].lower(), *map(str.lower, o["synonyms"])} for o in others)
         else:
             assert any(set(o["hypernyms"]) & set(m["hypernyms"]) for o in others for m in me)
-    acc = sft.length_only_accuracy(load_tokenizer("smollm2"), pairs[:300])
+    acc = measure.length_only_accuracy(load_tokenizer("smollm2"), pairs[:300])
     assert 0.35 < acc < 0.65
 
 
 def test_fit_length_drops_or_truncates_and_refuses_an_empty_result():
     rows, lengths = ["a", "b", "c", "d"], [10, 70, 64, 65]
-    kept, info = sft.fit_length(rows, lengths, 64, "drop")
+    kept, info = chats.fit_length(rows, lengths, 64, "drop")
     assert kept == ["a", "c"] and info["dropped"] == 2 and info["truncated"] == 0
-    kept, info = sft.fit_length(rows, lengths, 64, "truncate")
+    kept, info = chats.fit_length(rows, lengths, 64, "truncate")
     assert kept == rows and info["truncated"] == 2 and info["dropped"] == 0
-    with pytest.raises(sft.DataError, match="max_length=8"):
-        sft.fit_length(rows, lengths, 8, "drop")
+    with pytest.raises(chats.DataError, match="max_length=8"):
+        chats.fit_length(rows, lengths, 8, "drop")
     with pytest.raises(ValueError, match="allowed: drop, truncate"):
-        sft.fit_length(rows, lengths, 64, "cut")
+        chats.fit_length(rows, lengths, 64, "cut")
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_prompt_tokens_carry_minus_100_and_trl_masks_the_same_tokens(tok, small_
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    enc = sft.encode_rows(tok, [CHAT])[0]
+    enc = chats.encode_rows(tok, [CHAT])[0]
     p = enc["prompt_len"]
     assert enc["labels"][:p] == [-100] * p and enc["labels"][p:] == enc["input_ids"][p:]
     answer = tok.decode(enc["input_ids"][p:])
@@ -158,8 +159,8 @@ def test_answer_loss_is_the_token_weighted_nll_of_the_answers(tok, small_lm):
 
     model = small_lm()
     rows = [CHAT, {**CHAT, "completion": [{"role": "assistant", "content": "a financial institution"}]}]
-    enc = sft.encode_rows(tok, rows)
-    got = sft.answer_loss(model, enc)
+    enc = chats.encode_rows(tok, rows)
+    got = measure.answer_loss(model, enc)
     total, count = 0.0, 0
     with torch.no_grad():
         for e in enc:
@@ -175,7 +176,7 @@ def test_answer_loss_is_the_token_weighted_nll_of_the_answers(tok, small_lm):
 def test_preference_accuracy_and_implicit_reward():
     logps = {"chosen": np.array([-1.0, -5.0, -2.0, -3.0]), "rejected": np.array([-2.0, -1.0, -3.0, -3.5])}
     ref = {"chosen": np.array([-1.0, -6.0, -1.0, -3.0]), "rejected": np.array([-1.0, -1.0, -3.0, -3.0])}
-    p = sft.preference(logps, ref, beta=0.5)
+    p = measure.preference(logps, ref, beta=0.5)
     assert p["likelihood_acc"] == 0.75 and p["n"] == 4
     # margins: 0.5*[(0)-(-1), (1)-(0), (-1)-(0), (0)-(-0.5)] = [0.5, 0.5, -0.5, 0.25]
     assert p["reward_acc"] == 0.75 and p["reward_margin"] == pytest.approx(0.1875)
@@ -185,15 +186,15 @@ def test_length_only_accuracy_counts_the_shorter_chosen(tok):
     a = [{"role": "assistant", "content": "short"}]
     b = [{"role": "assistant", "content": "a much longer answer than the other one"}]
     pairs = [{"chosen": a, "rejected": b}, {"chosen": b, "rejected": a}, {"chosen": a, "rejected": a}]
-    assert sft.length_only_accuracy(tok, pairs) == pytest.approx(0.5)   # 1 + 0 + 0.5 over 3
-    assert sft.length_only_accuracy(tok, pairs[:1]) == 1.0
+    assert measure.length_only_accuracy(tok, pairs) == pytest.approx(0.5)   # 1 + 0 + 0.5 over 3
+    assert measure.length_only_accuracy(tok, pairs[:1]) == 1.0
 
 
 def test_token_f1():
-    assert sft.token_f1("sloping land beside water", "sloping land beside a body of water") == pytest.approx(
+    assert measure.token_f1("sloping land beside water", "sloping land beside a body of water") == pytest.approx(
         2 * 1.0 * (4 / 7) / (1 + 4 / 7))
-    assert sft.token_f1("a bank", "") == 0.0 and sft.token_f1("", "") == 1.0
-    assert sft.token_f1("Land, sloping!", "sloping land") == 1.0
+    assert measure.token_f1("a bank", "") == 0.0 and measure.token_f1("", "") == 1.0
+    assert measure.token_f1("Land, sloping!", "sloping land") == 1.0
 
 
 def test_bad_input_errors_name_the_value(tok, small_lm):
@@ -207,16 +208,16 @@ def test_bad_input_errors_name_the_value(tok, small_lm):
         ensure_chat_template(NoTemplate())
     t = ensure_chat_template(NoTemplate(), "chatml")
     assert t.chat_template == CHATML
-    with pytest.raises(sft.DataError, match=r"lacks column\(s\) \['rejected'\]"):
-        sft.pairs_from_preferences(Dataset.from_dict({"prompt": ["q"], "chosen": ["a"]}))
-    with pytest.raises(sft.DataError, match=r"lacks column\(s\) \['messages'\]"):
-        sft.chats_from_messages(Dataset.from_dict({"text": ["q"]}))
+    with pytest.raises(chats.DataError, match=r"lacks column\(s\) \['rejected'\]"):
+        chats.pairs_from_preferences(Dataset.from_dict({"prompt": ["q"], "chosen": ["a"]}))
+    with pytest.raises(chats.DataError, match=r"lacks column\(s\) \['messages'\]"):
+        chats.chats_from_messages(Dataset.from_dict({"text": ["q"]}))
     with pytest.raises(ValueError, match="qkv_proj.*match nothing.*q_proj"):
-        sft.check_targets(small_lm(), ("q_proj", "qkv_proj"))
+        trainers.check_targets(small_lm(), ("q_proj", "qkv_proj"))
     with pytest.raises(ValueError, match="unknown data 'alpaca'; allowed: wordnet, ultra"):
         S.SFTDPOConfig(data="alpaca")
     with pytest.raises(ValueError, match="unknown SFT scheduler 'step'"):
-        sft.SFTSettings(scheduler="step")
+        trainers.SFTSettings(scheduler="step")
 
 
 def _chat(word, gloss, q=None):
@@ -228,25 +229,25 @@ def test_on_policy_pairs_take_the_models_wrong_answers_and_never_its_right_ones(
     rows = [_chat("bank", "sloping land beside a body of water"), _chat("cell", "the basic unit of all organisms"),
             _chat("run", "a score in baseball"), _chat("zymurgy", "the chemistry of fermentation")]
     answers = ["sloping land beside the water", "a small room in a prison", "", "a word"]
-    pairs, counts = sft.on_policy_pairs(rows, answers, max_f1=0.3)
+    pairs, counts = chats.on_policy_pairs(rows, answers, max_f1=0.3)
     assert [p["word"] for p in pairs] == ["cell", "zymurgy"]                    # wrong: F1 < 0.3; empty skipped
     assert all(p["chosen"][0]["content"] != p["rejected"][0]["content"] for p in pairs)
     assert pairs[0]["rejected"][0]["content"] == "a small room in a prison" and pairs[0]["kind"] == "own answer"
     assert counts == {"right (F1 >= 0.3): no pair": 1, "wrong: a pair": 2, "empty answer": 1}
-    with pytest.raises(sft.DataError, match="answered 3 of 4 prompts with nothing"):
-        sft.on_policy_pairs(rows, ["", "", "", "x"])
-    with pytest.raises(sft.DataError, match="4 prompts but 3 answers"):
-        sft.on_policy_pairs(rows, answers[:3])
+    with pytest.raises(chats.DataError, match="answered 3 of 4 prompts with nothing"):
+        chats.on_policy_pairs(rows, ["", "", "", "x"])
+    with pytest.raises(chats.DataError, match="4 prompts but 3 answers"):
+        chats.on_policy_pairs(rows, answers[:3])
 
 
 def test_identical_pairs_are_refused_and_over_long_pairs_dropped_and_counted(tok):
     same = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a b"}],
             "rejected": [{"role": "assistant", "content": "a b "}]}
-    with pytest.raises(sft.DataError, match="1 of 1 preference pairs have identical chosen and rejected"):
-        sft.check_pairs([same])
+    with pytest.raises(chats.DataError, match="1 of 1 preference pairs have identical chosen and rejected"):
+        chats.check_pairs([same])
     short = {**same, "rejected": [{"role": "assistant", "content": "c"}]}
     long = {**same, "rejected": [{"role": "assistant", "content": "word " * 200}]}
-    kept, dropped = sft.drop_long_pairs(tok, [short, long], max_length=64)
+    kept, dropped = chats.drop_long_pairs(tok, [short, long], max_length=64)
     assert kept == [short] and dropped == 1
 
 
@@ -254,7 +255,7 @@ def test_the_held_out_pairs_never_share_a_headword_with_training(monkeypatch):
     """The split is by headword: the words of the held-out prompts (which give the held-out pairs) never occur among
     the SFT or the on-policy training prompts."""
     cfg = S.PROFILES["local"]
-    parts, _ = sft_data.load_rows(cfg)
+    parts, _ = chats.load_rows(cfg)
     train_words = {r["word"].lower() for p in ("sft_train", "policy") for r in parts[p]}
     held_words = {r["word"].lower() for p in ("heldout", "test") for r in parts[p]}
     assert len(parts["heldout"]) == cfg.heldout_rows and not train_words & held_words
@@ -262,31 +263,55 @@ def test_the_held_out_pairs_never_share_a_headword_with_training(monkeypatch):
 
 
 def test_repeat_rate_and_dpo_settings_refuse_bad_values():
-    assert sft.repeat_rate("a ray of a ray of a ray of light") == pytest.approx(4 / 8)    # 8 trigrams, 4 distinct
-    assert sft.repeat_rate("one two") == 0.0
+    assert measure.repeat_rate("a ray of a ray of a ray of light") == pytest.approx(4 / 8)    # 8 trigrams, 4 distinct
+    assert measure.repeat_rate("one two") == 0.0
     with pytest.raises(ValueError, match="dpo.beta must be > 0, got 0"):
-        sft.DPOSettings(beta=0)
+        trainers.DPOSettings(beta=0)
     with pytest.raises(ValueError, match="dpo.lr must be > 0, got -1"):
-        sft.DPOSettings(lr=-1)
+        trainers.DPOSettings(lr=-1)
     with pytest.raises(ValueError, match="sft.lr must be > 0"):
-        sft.SFTSettings(lr=0)
+        trainers.SFTSettings(lr=0)
     with pytest.raises(ValueError, match="dpo.beta must be > 0"):
         S.SFTDPOConfig(dpo_search=((0.0, 1e-3),))
 
 
 def test_more_dpo_steps_than_pairs_warn_with_the_epochs(tok, small_lm, monkeypatch):
-    import helpers.sft.trainers as F
-
     def stop(*a, **k):
         raise RuntimeError("stop")                                       # the warning comes before any training
 
-    monkeypatch.setattr(F, "DPOConfig", stop)
+    monkeypatch.setattr(trainers, "DPOConfig", stop)
     pair = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
             "rejected": [{"role": "assistant", "content": "b"}]}
     with pytest.warns(UserWarning, match=r"10 DPO steps of 4 pairs see each of the 8 training pairs 5.0 times"):
         with pytest.raises(RuntimeError, match="stop"):
-            sft.train_dpo(small_lm(), tok, [pair] * 8, sft.DPOSettings(steps=10, batch_size=4), sft.LoraSettings(),
-                          64)
+            trainers.train_dpo(small_lm(), tok, [pair] * 8, trainers.DPOSettings(steps=10, batch_size=4),
+                               trainers.LoraSettings(), 64)
+
+
+def test_dpo_reference_is_the_model_dpo_starts_from_and_jobs_name_their_arguments(tok, small_lm, monkeypatch):
+    """train_dpo hands TRL the merged SFT model with ref_model=None and a fresh LoRA config: TRL's reference is then
+    that model with the DPO adapter disabled. A DPO job is a typed spec whose SFT adapter is set by name."""
+    from helpers.sft import jobs
+
+    seen = {}
+
+    def stop(**kw):
+        seen.update(kw)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(trainers, "DPOTrainer", stop)
+    model = small_lm()
+    pair = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
+            "rejected": [{"role": "assistant", "content": "b"}]}
+    with pytest.raises(RuntimeError, match="stop"):
+        trainers.train_dpo(model, tok, [pair] * 8, trainers.DPOSettings(steps=1, batch_size=2),
+                           trainers.LoraSettings(r=4, alpha=8), 64)
+    assert seen["model"] is model and "ref_model" in seen and seen["ref_model"] is None
+    assert seen["peft_config"].r == 4 and seen["args"].precompute_ref_log_probs
+    job = jobs.DPOJob(cfg=S.PROFILES["tiny"], settings=trainers.DPOSettings(), data={}, pairs={}, ref={})
+    assert job.sft_dir is None and dataclasses.replace(job, sft_dir="x").sft_dir == "x"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.sft_dir = "y"
 
 
 def _rec(variant, seed, loss):
@@ -295,8 +320,6 @@ def _rec(variant, seed, loss):
 
 def test_lessons_are_judged_over_training_seeds_with_holm_across_lessons():
     from scipy import stats
-
-    from helpers.sft import report as R
 
     recs = [_rec("baseline", s, x) for s, x in enumerate((3.10, 3.12, 3.08))] + \
         [_rec("whole-sequence", s, x) for s, x in enumerate((3.50, 3.55))] + \
@@ -312,7 +335,7 @@ def test_lessons_are_judged_over_training_seeds_with_holm_across_lessons():
 
 def test_accumulation_arms_at_equal_examples_and_equal_steps_and_other_variants_change_one_thing():
     cfg = S.PROFILES["local"]
-    arms = {v: S.variant_settings(cfg, v) for v in S.SFT_VARIANTS}
+    arms = {v: C.variant_settings(cfg, v) for v in R.SFT_VARIANTS}
     seen = {v: s.steps * s.batch_size * s.grad_accum for v, s in arms.items()}
     assert seen["accum-1"] == seen["accum-4"] == cfg.accum_examples and seen["accum-4-steps"] == 4 * seen["accum-1"]
     assert arms["accum-4-steps"].steps == arms["accum-1"].steps == 4 * arms["accum-4"].steps
@@ -322,8 +345,8 @@ def test_accumulation_arms_at_equal_examples_and_equal_steps_and_other_variants_
         diff = {k for k, x in dataclasses.asdict(arms[v]).items() if base[k] != x}
         assert diff == {field}
     assert arms["plateau"].plateau_patience == 0 and arms["plateau"].eval_every < arms["baseline"].eval_every
-    assert S.sft_key(cfg, "baseline") != S.sft_key(cfg, "truncate")
-    assert S.data_key(dataclasses.replace(cfg, sft=arms["plateau"])) == S.data_key(cfg)
+    assert C.sft_key(cfg, "baseline") != C.sft_key(cfg, "truncate")
+    assert chats.data_key(dataclasses.replace(cfg, sft=arms["plateau"])) == chats.data_key(cfg)
 
 
 def test_eval_frequency_reproduces_the_measured_share():
@@ -340,7 +363,7 @@ def test_lora_parameter_count_matches_peft(small_lm):
     from helpers.planning import lora_params
 
     model = small_lm()
-    lora = sft.LoraSettings(r=4, alpha=8)
+    lora = trainers.LoraSettings(r=4, alpha=8)
     peft_model = get_peft_model(model, lora.config())
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     assert lora_params(model.config, lora) == trainable

@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 
 from helpers.models import pythia_config
-from helpers.profiles import resolve
+from helpers.profiles import settings
 from helpers.results import save_result
 from helpers.surgery import experiments as SE
-from helpers.surgery import report as SR
+from helpers.surgery import claims as SC
 from helpers.surgery import study as P
+from helpers.surgery import summary as SS
 from helpers.surgery.ops import apply_surgery
 from helpers.train import TrainConfig, train_causal_lm
 
@@ -67,9 +68,9 @@ def test_experiments_that_coincide_are_marked_same_model():
                                  "2.8b": {"hidden": 32, "layers": 32, "heads": 2}})
     assert P.same_model(old) == {4: 2}
     assert P.same_model(P.PROFILES["full"]) == {}
-    s = SR.summarize(_runs([(12, 0, 2.0, 10), (12, 1, 2.1, 10)]), same={14: 12})
+    s = SS.summarize(_runs([(12, 0, 2.0, 10), (12, 1, 2.1, 10)]), same={14: 12})
     assert s.set_index("id").loc[14, "same_as"] == 12 and pd.isna(s.set_index("id").loc[14, "loss_mean"])
-    assert "exp 14: same model as exp 12" in SR.conclusion(s)
+    assert "exp 14: same model as exp 12" in SC.conclusion(s)
 
 
 def test_a_size_that_breaks_a_spec_names_the_experiment_and_the_setting():
@@ -85,7 +86,7 @@ def test_retained_benefit_and_its_delta_method_error_match_a_simulation():
 
     rows = {i: {"loss_mean": m, "loss_std": sd, "seeds": 3} for i, m, sd in ((6, 2.5, 0.03), (1, 2.0, 0.02),
                                                                               (8, 2.2, 0.05))}
-    r, se = SR.retained(rows[6], rows[8], rows[1])
+    r, se = SS.retained(rows[6], rows[8], rows[1])
     assert r == pytest.approx(0.6)                                 # (2.5 - 2.2) / (2.5 - 2.0)
     rng = np.random.default_rng(0)
     draw = {i: rng.normal(v["loss_mean"], v["loss_std"] / np.sqrt(3), 200_000) for i, v in rows.items()}
@@ -94,7 +95,7 @@ def test_retained_benefit_and_its_delta_method_error_match_a_simulation():
     # without the covariance term (no-attention arm shared) the error would be off by far more than 5%
     no_cov = np.sqrt((0.03 ** 2 + 0.05 ** 2) / 3 / 0.25 + 0.36 * (0.03 ** 2 + 0.02 ** 2) / 3 / 0.25)
     assert abs(no_cov - sim.std()) > 0.1 * sim.std()
-    s = SR.summarize(_runs([(1, 0, 2.0, 100), (1, 1, 2.02, 100), (6, 0, 2.5, 70), (6, 1, 2.52, 70),
+    s = SS.summarize(_runs([(1, 0, 2.0, 100), (1, 1, 2.02, 100), (6, 0, 2.5, 70), (6, 1, 2.52, 70),
                            (8, 0, 2.2, 75), (8, 1, 2.22, 75)])).set_index("id")
     assert s.loc[8, "retained"] == pytest.approx(0.6) and s.loc[1, "retained"] == 1 and s.loc[6, "retained"] == 0
 
@@ -104,16 +105,16 @@ def test_claims_get_verdicts_from_the_data():
                + [(23, s, 2.005 + 0.01 * s, 60) for s in range(3)]      # a match
                + [(25, s, 2.6 + 0.01 * s, 90) for s in range(3)]        # much higher
                + [(26, s, 2.0 + 0.01 * s, 95) for s in range(3)])       # not higher
-    text = SR.claims(SR.summarize(df))
+    text = SC.claims(SS.summarize(df))
     assert "exp 23: notes 'matched the original' -> CONSISTENT" in text
     assert "exp 25: notes 'loss much higher' -> CONFIRMED" in text
     assert "exp 26: notes 'loss higher, only ~10M fewer params' -> NOT CONFIRMED" in text
     assert "exp 24" not in text                                           # not in this table
     # a match that the spread cannot place inside +-0.05 nats is undecided, not "consistent" for want of a p-value
     wide = _runs([(1, s, 2.0 + 0.1 * s, 100) for s in range(3)] + [(23, s, 2.03 + 0.1 * s, 60) for s in range(3)])
-    assert "exp 23: notes 'matched the original' -> UNDECIDED" in SR.claims(SR.summarize(wide))
+    assert "exp 23: notes 'matched the original' -> UNDECIDED" in SC.claims(SS.summarize(wide))
     apart = _runs([(1, s, 2.0 + 0.01 * s, 100) for s in range(3)] + [(23, s, 2.2 + 0.01 * s, 60) for s in range(3)])
-    assert "exp 23: notes 'matched the original' -> CONTRADICTED" in SR.claims(SR.summarize(apart))
+    assert "exp 23: notes 'matched the original' -> CONTRADICTED" in SC.claims(SS.summarize(apart))
 
 
 def test_variants_against_one_original_use_dunnett_on_the_pooled_variance():
@@ -125,13 +126,13 @@ def test_variants_against_one_original_use_dunnett_on_the_pooled_variance():
     rows = [(1, s, 2.0 + e, 100) for s, e in enumerate(noise)]
     for i, shift in zip((2, 3, 4, 5, 7, 8), (0.1, 0.0, 0.0, 0.0, 0.0, 0.0)):
         rows += [(i, s, 2.0 + shift + e * (1 + 0.1 * i), 80) for s, e in enumerate(noise)]
-    s = SR.summarize(_runs(rows)).set_index("id")
+    s = SS.summarize(_runs(rows)).set_index("id")
     assert set(s.loc[[2, 3, 4, 5, 7, 8], "df"]) == {14} and set(s.loc[[2, 3], "test"]) == {"Dunnett"}
     arms = [_runs(rows).query("id == @i")["eval_loss"].to_numpy() for i in (2, 3, 4, 5, 7, 8, 1)]
     ref = st.dunnett(*arms[:-1], control=arms[-1], rng=0).pvalue
     assert s.loc[2, "p"] == pytest.approx(ref[0], abs=1e-3) and s.loc[2, "verdict"] == "worse"
     assert s.loc[3, "verdict"] == "no measurable difference" and s.loc[2, "p_welch"] > s.loc[2, "p"]
-    assert "Dunnett t = " in SR.conclusion(s.reset_index()) and "pooled df = 14" in SR.conclusion(s.reset_index())
+    assert "Dunnett t = " in SC.conclusion(s.reset_index()) and "pooled df = 14" in SC.conclusion(s.reset_index())
 
 
 def test_byte_tokenizer_is_utf8_bytes():
@@ -151,10 +152,10 @@ def test_summarize_and_conclusion_call_differences_by_welch_with_holm():
     df = _runs([(1, 0, 5.00, 100), (1, 1, 5.02, 100), (1, 2, 4.98, 100),
                 (6, 0, 5.50, 70), (6, 1, 5.52, 70), (6, 2, 5.48, 70),      # clearly worse
                 (8, 0, 5.01, 75), (8, 1, 4.97, 75), (8, 2, 5.05, 75)])     # within noise
-    s = SR.summarize(df).set_index("id")
+    s = SS.summarize(df).set_index("id")
     assert s.loc[6, "delta_loss"] == pytest.approx(0.5) and s.loc[6, "params_ratio"] == pytest.approx(0.7)
     assert s.loc[1, "loss_std"] == pytest.approx(0.02)
-    text = SR.conclusion(SR.summarize(df))
+    text = SC.conclusion(SS.summarize(df))
     assert "exp  6" in text and "worse" in text.split("exp  6")[1].splitlines()[0]
     assert "no measurable difference" in text.split("exp  8")[1].splitlines()[0]
 
@@ -164,25 +165,25 @@ def test_runs_at_or_above_the_bigram_table_are_named():
     conclusion names it (experiment and seed), beside an original that learned; none named when every run is below."""
     df = _runs([(1, 0, 2.00, 100), (1, 1, 2.02, 100), (9, 0, 2.47, 70), (9, 1, 2.50, 70), (9, 2, 2.48, 70)])
     df["bigram_ce"], df["unigram_ce"] = 2.48, 3.08
-    s = SR.summarize(df).set_index("id")
+    s = SS.summarize(df).set_index("id")
     assert s.loc[9, "at_bigram_seeds"] == [1, 2] and s.loc[1, "at_bigram_seeds"] == []
-    text = SR.conclusion(s.reset_index())
+    text = SC.conclusion(s.reset_index())
     assert "exp 9 (linea-mlp-9) seeds 1, 2 of 3" in text and "exp 1 (" not in text.split("at or above")[1]
     df["bigram_ce"] = 2.6
-    assert "at or above" not in SR.conclusion(SR.summarize(df))
+    assert "at or above" not in SC.conclusion(SS.summarize(df))
 
 
 def test_one_seed_is_no_test_and_no_original_is_said():
     """The full profile trains one seed: a difference of two single runs has no spread to test against, so it must
     not be called better or worse; without experiment 1 there is nothing to compare with."""
     df = _runs([(1, 0, 5.00, 100), (6, 0, 5.50, 70), (8, 0, 4.90, 75)])
-    text = SR.conclusion(SR.summarize(df))
+    text = SC.conclusion(SS.summarize(df))
     assert text.count("n = 1: no test") == 2 and "better" not in text and "worse" not in text
-    assert "no original" in SR.conclusion(SR.summarize(_runs([(6, 0, 5.5, 70), (6, 1, 5.6, 70)])))
+    assert "no original" in SC.conclusion(SS.summarize(_runs([(6, 0, 5.5, 70), (6, 1, 5.6, 70)])))
 
 
 def test_reference_from_notebook_01_records(results_root):
-    run = resolve(SE.NB_MLP, P.PROFILES, "tiny", quiet=True)
+    run = settings(SE.NB_MLP, P.PROFILES, "tiny", quiet=True)
     assert P.load_reference(run) == {} and run.records == []
     cfg01 = P.run_config(run.cfg, P.EXPERIMENTS[1], "tiny")
     for seed, loss in ((0, 5.0),):
@@ -192,12 +193,12 @@ def test_reference_from_notebook_01_records(results_root):
                     config=cfg01)
     refs = P.load_reference(run)
     assert len(refs) == 1 and [r["notebook"] for r in run.records] == [SE.NB_ATTENTION]   # it joins the run's records
-    ref = SR.summarize(SR.rows(refs))
+    ref = SS.summarize(SS.rows(refs))
     assert ref.loc[0, "loss_mean"] == 5.0
-    s = SR.summarize(_runs([(9, 0, 5.25, 90)]), reference=ref)
+    s = SS.summarize(_runs([(9, 0, 5.25, 90)]), reference=ref)
     assert s.loc[0, "delta_loss"] == pytest.approx(0.25)
     # a record trained with another config is not a valid reference
-    other = resolve(SE.NB_MLP, P.PROFILES, "tiny", overrides={"train.lr": 1e-2}, quiet=True)
+    other = settings(SE.NB_MLP, P.PROFILES, "tiny", overrides={"train.lr": 1e-2}, quiet=True)
     assert P.load_reference(other) == {}
 
 
@@ -221,7 +222,7 @@ def test_regime_point_records_both_losses_the_gap_and_the_references():
     assert m["bigram_ce"] < m["unigram_ce"] and m["original.params"] > m["no_attention.params"]
     rec = {"variant": "regime tiny", "seed": 0, "config": {**__import__("dataclasses").asdict(cfg)}, "metrics": m}
     other = {**rec, "variant": "regime other", "metrics": {**m, "gap": m["gap"] + 1}}
-    table = SR.regime_table([rec, other])
+    table = SS.regime_table([rec, other])
     assert list(table["point"]) == ["other", "tiny"] and table.loc[1, "layers x width"] == "6 x 16"
 
 
@@ -231,7 +232,7 @@ def test_the_standard_error_of_a_difference_pools_every_arm():
     df = _runs([(1, 0, 5.0, 100), (1, 1, 5.2, 100), (1, 2, 5.4, 100),          # original: SS 0.08, n = 3
                 (6, 0, 5.9, 70), (6, 1, 5.9, 70),                               # no attention: SS 0, n = 2
                 (8, 0, 5.3, 75), (8, 1, 5.5, 75)])                              # SS 0.02, n = 2
-    s = SR.summarize(df).set_index("id")
+    s = SS.summarize(df).set_index("id")
     pooled = ((0.08 + 0.0 + 0.02) / (7 - 3)) ** 0.5
     assert s.loc[6, "delta_se"] == pytest.approx(pooled * (1 / 2 + 1 / 3) ** 0.5)
     assert s.loc[8, "delta_se"] == pytest.approx(pooled * (1 / 2 + 1 / 3) ** 0.5) and s.loc[8, "df"] == 4

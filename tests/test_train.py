@@ -150,7 +150,7 @@ def test_the_same_profile_and_seed_give_identical_metrics():
 def test_bf16_on_a_device_without_bf16_falls_back_to_fp32_with_a_warning(tiny_model, tiny_blocks, monkeypatch):
     """A T4 or V100 has no bf16: an explicit bf16 request trains in fp32 and says so (instead of failing in step 1).
     Simulated by telling the training core that this CPU lacks bf16."""
-    import helpers.train as T
+    import helpers.precision as T
 
     monkeypatch.setattr(T, "bf16_available", lambda device: False)
     train, _ = tiny_blocks
@@ -165,7 +165,7 @@ def test_a_gpu_without_bf16_gets_fp16_mixed_precision(monkeypatch):
     """A T4 / P100 / V100 (no bf16): auto and an explicit bf16 request get fp16 mixed precision with the Trainer's
     loss scaler and fp32 master weights, not an fp32 fallback; TRL's and the Trainer's flags say the same; off
     CUDA fp16 is refused for fp32. Simulated: the training core is told this CUDA device lacks bf16."""
-    import helpers.train as T
+    import helpers.precision as T
 
     monkeypatch.setattr(T, "bf16_available", lambda device: not str(device).startswith("cuda"))
     assert T.effective_precision("auto", "cuda") == "fp16-amp"
@@ -187,7 +187,7 @@ def test_forward_passes_on_a_gpu_without_bf16_run_in_fp16_autocast(monkeypatch, 
     import contextlib
 
     import helpers.evaluate as E
-    import helpers.train as T
+    import helpers.precision as T
 
     monkeypatch.setattr(T, "bf16_available", lambda device: not str(device).startswith("cuda"))
     ctx = T.inference_autocast("cuda:0")
@@ -297,3 +297,27 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_o
         assert b["train_loss"][step] == pytest.approx(a["train_loss"][step], rel=1e-5), step
     assert b["eval_loss"] == pytest.approx(a["eval_loss"], rel=1e-5)
     assert not (tmp_path / "run").exists() and not (tmp_path / "whole").exists()
+
+
+def test_there_is_one_precision_rule_and_the_trainer_and_the_plan_follow_it(monkeypatch, tiny_model, tiny_blocks):
+    """fp16 vs bf16 is decided by helpers.precision.precision_for only: the planner's old twin is gone, the training
+    core has no rule of its own, and on a card with and without bf16 the Trainer's flags and the plan's precision
+    are the same choice."""
+    import helpers.planning as P
+    import helpers.precision as PR
+    import helpers.train as T
+    from helpers import families as F
+
+    assert not hasattr(P, "mixed_precision")
+    assert not any(hasattr(T, name) for name in ("bf16_available", "trainer_precision", "model_dtype",
+                                                 "inference_autocast")) and T.PRECISIONS is PR.PRECISIONS
+    assert T.effective_precision is PR.effective_precision          # the trainer calls the policy, defines none
+    for bf16, planned in ((True, "full"), (False, "gpu-small")):   # gpu-small is planned for cards without bf16
+        monkeypatch.setattr(PR, "bf16_available", lambda device, b=bf16: b or not str(device).startswith("cuda"))
+        mode = PR.effective_precision("auto", "cuda")
+        flags = PR.trainer_precision("cuda")
+        plan = F.plan("00_data_and_baselines", profile=planned)
+        assert mode == PR.precision_for("auto", cuda=True, bf16=bf16) == ("bf16-autocast" if bf16 else "fp16-amp")
+        assert plan.peak.setting.startswith(mode + ",") and flags["bf16"] == bf16 and flags["fp16"] == (not bf16)
+    assert PR.precision_for("auto", cuda=False, bf16=True) == "fp32"
+

@@ -1,10 +1,16 @@
 """Notebook 00: the data, the tokenizers, a pretrained reference model and a from-scratch baseline.
 
+  settings      DataStudyConfig and PROFILES
+  1. corpora    corpus statistics per split and tokenizer fertility
+  2. reference  the pretrained reference model's held-out loss and bits per character
+  3. pretrain   a small GPT-NeoX from scratch with its unigram and bigram references
+  plan          full_plan: the full profile's plan on a GPU (helpers.planning)
+
 Proves the stack end to end: corpus statistics per split, tokenizer fertility (tokens per word), SmolLM2's loss on
 each held-out corpus, and a small GPT-NeoX trained from scratch with its train/validation curve against the unigram
 and bigram references of its tokens (what a model that ignores context, or reads only the previous token, scores).
 Sections write records and return them ({(variant, seed): record}); tables, figures and the conclusion are in
-helpers.data_report, shared by the notebook and Analysis.ipynb.
+helpers.baselines.report, shared by the notebook and Analysis.ipynb.
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ from ..data import corpus_stats, lm_blocks, load_corpus, load_pretrained, load_t
 from ..evaluate import lm_loss
 from ..memory import training_plan
 from ..models import NeoXSize, count_params, neox_config
-from ..planning import NotebookPlan, mixed_precision, train_seconds
+from ..planning import NotebookPlan, train_seconds
+from ..precision import precision_for
 from ..pretrain import PretrainConfig, head
 from ..pretrain import pretrain as train_lm
 from ..profiles import apply_overrides
@@ -25,7 +32,11 @@ from ..provenance import track
 from ..results import load_or_run
 from ..train import TrainConfig
 
+# the family registry (PROFILES, full_plan) and notebook 00's sections
+__all__ = ["PROFILES", "full_plan", "corpora", "reference", "pretrain"]
 
+
+# ------------------------------------------------------------------------------------------------ settings
 @dataclass
 class DataStudyConfig:
     stats_corpora: tuple = ("en", "ru", "wordnet")
@@ -130,12 +141,13 @@ def pretrain(run, force: bool = False) -> dict:
     return load_or_run(run, "pretrain", "neox-from-scratch", compute, {"lm": asdict(run.cfg.lm)}, force)
 
 
+# ------------------------------------------------------------------------------------------------ plan
 def full_plan(notebook: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
     """The full profile's memory plan and time: the from-scratch NeoX at its steps (helpers.planning)."""
     lm = (cfg or PROFILES["full"]).lm
     conf = neox_config(lm.size, vocab_size=50304)
     t = lm.train
-    plan = training_plan("NeoX from scratch", conf, t.batch_size, lm.block, mixed_precision(bf16))
+    plan = training_plan("NeoX from scratch", conf, t.batch_size, lm.block, precision_for("auto", True, bf16))
     tokens = t.max_steps * t.batch_size * t.grad_accum * lm.block
     return NotebookPlan(notebook, [plan], [
         (f"NeoX {lm.size.hidden} x {lm.size.layers}: {t.max_steps} steps of {t.batch_size * t.grad_accum} x "

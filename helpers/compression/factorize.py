@@ -1,7 +1,6 @@
-"""Low-rank compression of a pretrained model's Linears (seed 001), measured honestly.
+"""Low-rank compression of a pretrained model's Linears (seed 001): the factorizations of one Linear and of a model.
 
-Calibration: forward hooks accumulate, per targeted Linear, the input's mean and second moment in float64 over a
-calibration set (streaming: no activation is stored).
+The calibration statistics they read come from helpers.compression.calibrate.
 
 Factorizations of nn.Linear(in, out) at rank r, each returning the shared LowRankLinear:
   svd     plain truncated SVD of the weight (ignores the data)
@@ -21,7 +20,6 @@ Conventions: math W is (in x out), torch stores weight = W^T (out x in); X is (n
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -31,12 +29,15 @@ from torch import nn
 from ..layers import parse_layers
 from ..lowrank import LowRankLinear, check_rank
 from ..models import FACTORIZATIONS, LLAMA_GROUPS, LLAMA_LINEARS, count_params, from_config
-from ..train import inference_autocast
+from .calibrate import InputStats
 
 METHODS = FACTORIZATIONS
 # whiten's centring policies (module docstring); True / False are "all" / "none"
 CENTERINGS = ("none", "all", "except-v")
-DEFAULT_CENTER = "except-v"
+# the one default of `factorize` and `Bases` (and of CompressionConfig.whitening): section f's choice, the policy
+# every committed notebook-04 record used. A lone Linear (`factorize`) has no path, so it is never a v_proj: there
+# "except-v" centres, as "all" (True) does
+DEFAULT_CENTERING = "except-v"
 
 
 def centers(policy: str | bool, path: str) -> bool:
@@ -46,142 +47,6 @@ def centers(policy: str | bool, path: str) -> bool:
     if policy not in CENTERINGS:
         raise ValueError(f"unknown centring '{policy}'; allowed: {', '.join(CENTERINGS)} (or True / False)")
     return policy == "all" or (policy == "except-v" and not path.endswith(LLAMA_LINEARS["v"]))
-
-
-# ------------------------------------------------------------------------------------------------ calibration
-@dataclass
-class InputStats:
-    """Streaming first and second moments of a Linear's input, in float64, accumulated on `device` (the CPU, or a
-    GPU during calibration: a 14336-wide x^T x per block is milliseconds there and seconds on a CPU)."""
-
-    dim: int
-    name: str = ""                  # the module's name, for errors
-    n: int = 0
-    total: torch.Tensor = None      # (in,)   sum of x
-    outer: torch.Tensor = None      # (in, in) sum of x x^T
-    abs_total: torch.Tensor = None  # (in,)   sum of |x|
-    device: str = "cpu"
-
-    def __post_init__(self):
-        self.total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
-        self.outer = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
-        self.abs_total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
-
-    def update(self, x: torch.Tensor, mask: torch.Tensor | None = None, where: str = "") -> None:
-        """Add a batch of inputs (..., dim), skipping positions where mask is 0. Non-finite values are refused here,
-        at the source: once in the sums every statistic is NaN and the factorization fails much later."""
-        x = x.detach().reshape(-1, self.dim)
-        if mask is not None:
-            x = x[mask.reshape(-1).bool().to(x.device)]
-        if not torch.isfinite(x).all():
-            bad = int((~torch.isfinite(x)).sum())
-            raise ValueError(f"{where or 'calibration inputs'}: {bad} non-finite value(s) (NaN/inf) in the input of "
-                             f"{self.name or 'this Linear'}; the statistics would be NaN and no factorization could be "
-                             "computed. Check the model's dtype (fp16 overflows) and the batch's tokens.")
-        x = x.to(self.total.device, torch.float64)
-        self.n += x.shape[0]
-        self.total += x.sum(0)
-        self.outer += x.T @ x
-        self.abs_total += x.abs().sum(0)
-
-    def to(self, device) -> "InputStats":
-        """Move the accumulators (e.g. to the CPU once a calibration pass on the GPU is done)."""
-        self.total, self.outer, self.abs_total = (t.to(device) for t in (self.total, self.outer, self.abs_total))
-        self.device = str(device)
-        return self
-
-    @staticmethod
-    def nbytes(dim: int) -> int:
-        return 8 * (dim * dim + 2 * dim)
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.total / max(self.n, 1)
-
-    def covariance(self, centered: bool = True) -> torch.Tensor:
-        second = self.outer / max(self.n, 1)
-        return second - torch.outer(self.mean, self.mean) if centered else second
-
-
-def find_linears(model, pattern: str = r".*") -> dict[str, nn.Linear]:
-    return {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear) and re.fullmatch(pattern, name)}
-
-
-@torch.no_grad()
-def calibrate(model, batches, modules: dict[str, nn.Linear], device: str = "cpu",
-              stats_budget: int | None = None) -> dict[str, InputStats]:
-    """Run `batches` (dicts with input_ids[, attention_mask]) through the model, collecting input statistics of
-    every module in `modules` with forward hooks; padding positions (attention_mask 0) are skipped.
-
-    On a GPU the statistics accumulate on it, in passes over the batches that each take as many layers as fit
-    `stats_budget` bytes (default: half the free GPU memory; Mistral-7B's are 66 GB in float64, so two or three
-    passes), and move to the CPU after their pass. On the CPU: one pass (or passes, given a budget), statistics on
-    the CPU."""
-    batches = list(batches)
-    on_gpu = torch.device(device).type == "cuda"
-    if on_gpu and stats_budget is None:
-        stats_budget = torch.cuda.mem_get_info(torch.device(device))[0] // 2
-    groups = _passes(modules, stats_budget) if stats_budget is not None else [list(modules)]
-    stats: dict[str, InputStats] = {}
-    for names in groups:
-        part = _calibration_pass(model, batches, {n: modules[n] for n in names}, device,
-                                 device if on_gpu else "cpu")
-        stats.update({n: st.to("cpu") for n, st in part.items()} if on_gpu else part)
-    # one object per shared input across passes too (q/k/v, gate/up): `Bases` decomposes each input once
-    return {n: stats[n] for n in modules}
-
-
-def _layer_of(name: str) -> str:
-    m = re.search(r"(.*\.layers\.\d+)\.", name)
-    return m.group(1) if m else name
-
-
-def _passes(modules: dict[str, nn.Linear], budget: int) -> list[list[str]]:
-    """Modules grouped by decoder layer, layers packed into passes of at most `budget` bytes of statistics (a layer
-    is never split: its q/k/v and gate/up share one input and one statistics object)."""
-    layers: dict[str, list[str]] = {}
-    for name in modules:
-        layers.setdefault(_layer_of(name), []).append(name)
-    passes, current, used = [], [], 0
-    for names in layers.values():
-        need = sum(InputStats.nbytes(modules[n].in_features) for n in names)
-        if current and used + need > budget:
-            passes.append(current)
-            current, used = [], 0
-        current, used = current + names, used + need
-    return passes + ([current] if current else [])
-
-
-def _calibration_pass(model, batches, modules: dict[str, nn.Linear], device: str, stats_device: str):
-    stats = {name: InputStats(m.in_features, name=name, device=stats_device) for name, m in modules.items()}
-    current, seen = {}, {}
-
-    def hook(name):
-        def fn(mod, args):
-            # q/k/v (and gate/up) read the same tensor: accumulate it once and share the statistics object.
-            # `seen` holds the tensors until the batch ends, so no address is reused for another input meanwhile.
-            key = (args[0].data_ptr(), tuple(args[0].shape))
-            first = seen.get(key)
-            if first is not None and first[0] != name:
-                stats[name] = stats[first[0]]
-                return
-            seen[key] = (name, args[0])
-            stats[name].update(args[0], current.get("mask"), f"calibration batch {current['index']}")
-        return fn
-
-    handles = [m.register_forward_pre_hook(hook(name)) for name, m in modules.items()]
-    try:
-        model.eval()
-        for index, batch in enumerate(batches):
-            current.update(mask=batch.get("attention_mask"), index=index)
-            seen.clear()
-            with inference_autocast(device):     # fp16 matmuls on a GPU without bf16 (statistics stay float64)
-                model(input_ids=batch["input_ids"].to(device), attention_mask=None
-                      if batch.get("attention_mask") is None else batch["attention_mask"].to(device))
-    finally:
-        for h in handles:
-            h.remove()
-    return stats
 
 
 # ------------------------------------------------------------------------------------------------ factorizations
@@ -211,10 +76,10 @@ def _factors(linear: nn.Linear, down: torch.Tensor, up: torch.Tensor, bias: torc
 
 
 def factorize(linear: nn.Linear, rank: int, method: str = "svd", stats: InputStats | None = None,
-              jitter: float = 1e-6, alpha: float = 0.5, center: str | bool = True) -> Factorization:
+              jitter: float = 1e-6, alpha: float = 0.5, center: str | bool = DEFAULT_CENTERING) -> Factorization:
     """Rank-`rank` LowRankLinear replacing `linear` by `method` (see module docstring), with warnings for a rank
     that does not compress and for fewer calibration tokens than the rank. One module's case of `Bases`; a lone
-    Linear has no path, so `center` is True (centred) or False (SVD-LLM's)."""
+    Linear has no path, so a policy centres it unless it is "none" (True: centred, False: SVD-LLM's)."""
     if method not in METHODS:
         raise ValueError(f"unknown factorization method '{method}'; allowed: {', '.join(METHODS)}")
     d_in, d_out = linear.in_features, linear.out_features
@@ -339,7 +204,7 @@ class Bases:
     done."""
 
     def __init__(self, modules: dict[str, nn.Linear], method: str, stats: dict | None = None, jitter: float = 1e-6,
-                 alpha: float = 0.5, center: str | bool = DEFAULT_CENTER, dtype: torch.dtype = torch.float32,
+                 alpha: float = 0.5, center: str | bool = DEFAULT_CENTERING, dtype: torch.dtype = torch.float32,
                  offload: bool | None = None):
         if method not in METHODS:
             raise ValueError(f"unknown factorization method '{method}'; allowed: {', '.join(METHODS)}")
@@ -416,29 +281,7 @@ class swapped:
         replace(self.model, self.saved)
         return False
 
-
 # ------------------------------------------------------------------------------------------------ the Adam fit
-def capture_inputs(model, batches, path: str, max_tokens: int | None = None, device: str = "cpu") -> torch.Tensor:
-    """The actual inputs (tokens x in) of one Linear over `batches` (for the gradient fit and held-out MSE)."""
-    rows = []
-    lin = model.get_submodule(path)
-
-    def fn(mod, args):
-        rows.append(args[0].detach().reshape(-1, lin.in_features).float().cpu())
-
-    h = lin.register_forward_pre_hook(fn)
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                model(input_ids=batch["input_ids"].to(device))
-                if max_tokens and sum(r.shape[0] for r in rows) >= max_tokens:
-                    break
-    finally:
-        h.remove()
-    x = torch.cat(rows)
-    return x[:max_tokens] if max_tokens else x
-
-
 def fit_adam(linear: nn.Linear, x: torch.Tensor, rank: int, steps: int = 10_000, lr: float = 1e-3,
              report_at: tuple = (), seed: int = 0, held_out: torch.Tensor | None = None) -> dict:
     """Seed 001's gradient fit, kept for comparison: a rank-r LowRankLinear (random init, N(0, 0.02)) trained by Adam

@@ -13,6 +13,7 @@ import math
 from ..memory import GiB, counts, inference_plan, training_plan
 from ..models import llama_linear_shapes, mistral_config, smollm2_config
 from ..planning import NotebookPlan, bench_case, train_seconds
+from ..precision import precision_for
 
 # the models a GPU profile compresses: their shapes (no download) and the GPU memory the plan assumes for the
 # statistics' passes (the profile's card)
@@ -35,7 +36,7 @@ def full_plan(notebook: str, b: dict, cfg, bf16: bool = True) -> NotebookPlan:
     if cfg.model not in SHAPES:
         raise ValueError(f"no plan for 04's model '{cfg.model}'; planned: {', '.join(SHAPES)}")
     shape, gpu_gib = SHAPES[cfg.model]
-    precision, weights = ("pure-bf16", "bf16") if bf16 else ("fp16-amp", "fp32")
+    precision, weights = precision_for("pure-bf16", True, bf16), ("bf16" if bf16 else "fp32")
     conf, ref = shape(), mistral_config()
     n = counts(conf)["total"]
     h, L = conf.hidden_size, conf.num_hidden_layers

@@ -1,6 +1,6 @@
 """Notebook 04, section f: whiten's centring policies measured over calibration draws (torch side).
 
-One method, three policies (compress.CENTERINGS): "none" is SVD-LLM's whitening (the uncentred second moment, no
+One method, three policies (factorize.CENTERINGS): "none" is SVD-LLM's whitening (the uncentred second moment, no
 bias added), "all" centres every Linear's statistics and puts the mean's error into a bias (which bias-free Linears
 gain and the budget counts), "except-v" centres every Linear but v_proj. For each calibration draw (disjoint sets
 of training blocks; draw 0 is the notebook's own calibration set) every policy compresses every targeted block
@@ -19,6 +19,7 @@ from ..models import count_params
 from ..stats import paired_bootstrap
 from ..train import lm_collator
 from . import factorize as C
+from .calibrate import calibrate
 
 REFERENCE = "none"        # SVD-LLM's whitening: every other policy is compared with it
 # the CompressionConfig fields section f's records depend on (not `whitening`: the default they choose)
@@ -43,7 +44,7 @@ def draw_stats(model, modules: dict, data: dict, cfg, draw: int, device: str = "
     if len(blocks) < (draw + 1) * n:
         raise ValueError(f"calibration draw {draw} needs {(draw + 1) * n} training blocks of {block} tokens; the "
                          f"split has {len(blocks)}: lower center_draws or calib_blocks")
-    return C.calibrate(model, batches_of(blocks.select(range(draw * n, (draw + 1) * n))), modules, device)
+    return calibrate(model, batches_of(blocks.select(range(draw * n, (draw + 1) * n))), modules, device)
 
 
 def measure_draw(data: dict, cfg, draw: int, evaluate, device: str = "cpu") -> dict:

@@ -297,6 +297,29 @@ def conclusion(recs: dict) -> str:
     return "\n".join(lines)
 
 
+def headline(records: list[dict]) -> str:
+    """README's one line for the family: SFT's change of the held-out answer loss, and each DPO loss's held-out
+    preference beside the answer loss it cost against SFT (a preference that rises while every answer's loss rises is
+    not a better model), each target met or missed."""
+    ex = by_experiment(records)
+    base = by_variant(ex.get("sft", [])).get("baseline", [])
+    if not ex.get("a_data") or not base:
+        return "no SFT records yet"
+    untuned, losses = ex["a_data"][0]["metrics"]["test_loss"], _vals(base, "test_loss")
+    out = [f"SFT lowers the held-out answer loss {untuned:.3f} -> {np.mean(losses):.3f} (n = {len(losses)}; target "
+           f"<= {TARGETS['sft_loss_change']}: {_met(max(losses) - untuned <= TARGETS['sft_loss_change'])})"]
+    if ex.get("dpo") and ex.get("d_pairs"):
+        rows = dpo_rows(ex["dpo"], ex["d_pairs"][0], base[0])
+        for loss in sorted({r["loss"] for r in rows}, key=lambda x: x != "sigmoid")[:1]:
+            rs = [r for r in rows if r["loss"] == loss]
+            ok = all(r["answer loss - SFT"] <= TARGETS["dpo_answer_loss"] for r in rs)
+            out.append(f"{loss} DPO moves the held-out preference {rs[0]['held-out acc SFT']:.1%} -> "
+                       f"{', '.join(format(r['held-out acc DPO'], '.1%') for r in rs)} but the answer loss by "
+                       f"{', '.join(format(r['answer loss - SFT'], '+.2f') for r in rs)} nats against SFT (n = "
+                       f"{len(rs)}; target <= +{TARGETS['dpo_answer_loss']}: {_met(ok)})")
+    return "; ".join(out) + "."
+
+
 def report(records: list[dict]) -> Report:
     """Analysis.ipynb's section for notebook 06 (and the notebook's last cell), from records only."""
     rep = Report(TITLE, records)

@@ -1,7 +1,7 @@
 """Seed 000's 26 experiments as data, and what each becomes on a smaller stand-in (torch-free: Analysis reads it).
 
-Registry: every experiment under its seed number and name, as a tuple of surgery ops (helpers.surgery), with the
-parameter count the notes printed (helpers.surgery_study.param_table recomputes them at full scale).
+Registry: every experiment under its seed number and name, as a tuple of surgery ops (helpers.surgery.ops), with the
+parameter count the notes printed (helpers.surgery.study.param_table recomputes them at full scale).
 
 Stand-ins: a profile's sizes {"410m": None | {"hidden", "layers", "heads"}, "2.8b": ...} and `scale_ranks` say how
 an experiment is shrunk: layer selections mapped by depth fraction (helpers.layers.map_layers), ranks multiplied by

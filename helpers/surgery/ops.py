@@ -16,7 +16,7 @@ selection; no variant needs module code edited.
 Layer selections: helpers.layers ("all", "after:k", "a-b", "i,j,...").
 
 The op language (Op, validation, depth mapping, `resolved`) is torch-free, because the experiment registry built on
-it (helpers.surgery_experiments) is read by Analysis without torch; torch is imported only where ops are applied to
+it (helpers.surgery.experiments) is read by Analysis without torch; torch is imported only where ops are applied to
 a model (apply_surgery, census).
 """
 from __future__ import annotations

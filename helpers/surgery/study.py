@@ -1,11 +1,14 @@
 """Seed 000: the 26 low-rank surgery experiments on Pythia trained from scratch (notebooks 01-03).
 
-The experiments are data (helpers.surgery_experiments: ops per experiment, the notes' counts, stand-in mapping);
-this module trains them. `run_experiments(run, ids)` trains every (experiment, seed) through the sweep runner
-(recorded runs are loaded, not retrained) and returns their records {(variant, seed): record}; the regime search
-chose the local profile's point (`make surgery-regime`); `param_table()` recomputes every count at full scale on the
-`meta` device (no weights downloaded): 24 rows match the notes exactly, 2 differ for reasons given in their `note`.
-Tables, figures and the conclusion are functions of records in helpers.surgery_report.
+  settings       SurgeryConfig and PROFILES (local: the regime search's point, `make surgery-regime`)
+  counts         param_table: every count recomputed at full scale on the `meta` device (no weights downloaded),
+                 24 rows match the notes exactly, 2 differ for reasons given in their `note`; spec_table, check_specs
+  runs           run_experiments(run, ids): every (experiment, seed) through the sweep runner (recorded runs are
+                 loaded, not retrained), {(variant, seed): record}; sweeps; load_reference (01's exps 1 and 6)
+  regime search  regime_point, regime_search (benchmarks/surgery_regime.py)
+  plan           full_plan: the full profile's plan on a GPU (helpers.planning)
+The experiments are data (helpers.surgery.experiments: ops per experiment, the notes' counts, stand-in mapping);
+tables, figures and the conclusion are functions of records in helpers.surgery.report.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from ..data import check_tokenizer_name
 from ..memory import training_plan
 from ..models import PYTHIA, from_config, param_counts, pythia_config
 from ..paths import checkpoints_dir
-from ..planning import WIKITEXT2_TRAIN_TOKENS, NotebookPlan, mixed_precision, train_seconds
+from ..planning import WIKITEXT2_TRAIN_TOKENS, NotebookPlan, train_seconds
+from ..precision import precision_for
 from ..pretrain import lm_data
 from ..profiles import apply_overrides
 from ..results import find_record, keyed, run_id
@@ -39,6 +43,9 @@ from .experiments import (
     stand_in_ops,
 )
 from .ops import apply_surgery
+
+# the family registry (PROFILES, full_plan), helpers.points (sweeps), the CLI (print_param_table), notebooks 01-03
+__all__ = ["PROFILES", "full_plan", "sweeps", "print_param_table", "spec_table", "run_experiments", "load_reference"]
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -206,6 +213,7 @@ def check_specs(cfg: SurgeryConfig, ids) -> None:
                              f"{exp.model} size {setting} (scale_ranks={cfg.scale_ranks}): {e}") from None
 
 
+# ------------------------------------------------------------------------------------------------ runs
 def model_config(cfg: SurgeryConfig, which: str, vocab_size: int):
     """Pythia config (full) or its narrow stand-in; returns (config, rank_factor)."""
     size = cfg.sizes[which]
@@ -346,7 +354,7 @@ def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = Fals
     return {n: out[f"regime {n}", seed] for n in points}
 
 
-# ------------------------------------------------------------------------------------------------ full-profile plan
+# ------------------------------------------------------------------------------------------------ plan
 def full_plan(nb: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
     """The full profile's plan of one of notebooks 01-03: each Pythia size it trains, its runs x seeds x tokens."""
     cfg = cfg or PROFILES["full"]
@@ -359,7 +367,7 @@ def full_plan(nb: str, b: dict, cfg=None, bf16: bool = True) -> NotebookPlan:
         conf = model_config(cfg, size, 50304)[0]          # Pythia's, or the profile's stand-in for it
         name = f"pythia-{size}" + ("" if cfg.sizes[size] is None else
                                    f" stand-in {conf.hidden_size} x {conf.num_hidden_layers}")
-        plan = training_plan(name, conf, bs, cfg.block, mixed_precision(bf16),
+        plan = training_plan(name, conf, bs, cfg.block, precision_for("auto", True, bf16),
                              checkpointing=bool(cfg.train.gradient_checkpointing))
         mem.append(plan)
         if cfg.epochs:
