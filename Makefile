@@ -10,7 +10,7 @@ NB ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup venv assets run test lint unit bench looped-regime surgery-regime pretrain-regime clean-runs
+.PHONY: setup venv assets run test lint unit bench gpu-check looped-regime surgery-regime pretrain-regime clean-runs
 
 setup: $(STAMP) assets
 
@@ -27,11 +27,20 @@ $(STAMP): requirements.txt pyproject.toml
 assets: $(STAMP)
 	$(BIN)/python -m helpers assets
 
-run: setup
+# GPU profiles load from the hub: `make run PROFILE=full|gpu-small` (and PROFILE=auto where torch sees a CUDA GPU, or,
+# before the venv exists, nvidia-smi lists one) skips the offline assets (`helpers assets`, which runs apt-get download)
+ifeq ($(PROFILE)$(filter run,$(MAKECMDGOALS)),autorun)
+RUN_GPU := $(shell if test -x $(BIN)/python; then $(BIN)/python -c "import torch; print(torch.cuda.is_available())"; \
+                   else nvidia-smi -L 2>/dev/null | grep -q GPU && echo True; fi 2>/dev/null)
+endif
+RUN_ASSETS := $(if $(filter full gpu-small,$(PROFILE))$(filter True,$(RUN_GPU)),,assets)
+
+run: $(STAMP) $(RUN_ASSETS)
 	$(BIN)/python -m helpers notebooks --profile $(PROFILE) --nb "$(NB)"
 
+# two test workers (pytest-xdist), one per core; the notebooks' tiny run stays on one worker (its xdist_group)
 test: setup lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
 
 # pyflakes + pycodestyle at 120 columns (pyproject.toml [tool.ruff])
 lint: $(STAMP)
@@ -45,6 +54,10 @@ bench: setup
 	$(BIN)/python benchmarks/bench_surgery.py
 	$(BIN)/python benchmarks/bench_compression.py
 	$(BIN)/python benchmarks/bench_looped.py
+
+# one GPU in <= 10 min (H100; <= 20 on a T4): precision, each notebook's largest steps, levers, 05 packed -> one record
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu_check.py
 
 # seed 002's regime search (5 points x 3 tuning seeds x both arms, two side by side: ~36 min); not part of `make bench`
 looped-regime: setup

@@ -10,6 +10,9 @@
                                                                     train (or load) one point of a notebook's sweep,
                                                                     exactly as the notebook would (a W&B agent's
                                                                     command; --KEY=VALUE works as --set KEY=VALUE)
+  points --list [--profile full] [--notebook 07] [--python python]  every point command of the notebooks' sweeps, one
+                                                                    a line (each seed): the work list of a Slurm array
+                                                                    or `xargs -P` (docs/several-gpus.md)
   sweeps [--profile full] [--out DIR] [--nb 07]                     write each notebook's sweeps as W&B sweep files
   pretrain [--profile tiny|local|gpu-small|full]                    the 00 notebook's from-scratch LM as a script
                                                                     (runs under `accelerate launch` on several GPUs)
@@ -56,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--seed", type=int, default=None, help="the training seed (one of the sweep's)")
     pt.add_argument("--profile", default=None, help="default: the notebook's PROFILE, else $NB_PROFILE, else auto")
     pt.add_argument("--force", action="store_true", help="retrain a point that already has a record")
+    ps = sub.add_parser("points", help="list every point command of the notebooks' sweeps (an engine's work list)")
+    ps.add_argument("--list", action="store_true", required=True, help="print one point command per line")
+    ps.add_argument("--profile", default="full")
+    ps.add_argument("--notebook", action="append", default=None, help="only this notebook (repeatable; 07 or its name)")
+    ps.add_argument("--python", default="python", help="the interpreter the commands start (default: python)")
     sw = sub.add_parser("sweeps", help="write every notebook's sweeps as W&B sweep files (sweeps/<profile>/)")
     sw.add_argument("--profile", default="full")
     sw.add_argument("--out", default=None, help="folder (default: sweeps/<profile>)")
@@ -109,6 +117,16 @@ def main(argv: list[str] | None = None) -> int:
             print(markdown(plans) if args.markdown else "\n\n".join(p.text() for p in plans))
     elif args.cmd == "point":
         return point_command(args, extra)
+    elif args.cmd == "points":
+        from .points import point_commands
+        from .sweep import SweepError
+
+        try:
+            lines = point_commands(args.profile, args.notebook, args.python)
+        except (SweepError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print("\n".join(lines))
     elif args.cmd == "sweeps":
         from .points import export
         from .sweep import SweepError

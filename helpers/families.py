@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from dataclasses import dataclass
 from types import ModuleType
 
-from . import planning, profiles
+from . import planning, precision, profiles
 from .analysis import Report
 from .baselines import report as baselines_report
 from .compression import report as compression_report
@@ -90,14 +91,18 @@ def resolve(notebook: str, profile: str | None = None, seed: int = 0, overrides:
     """A notebook's start (the one public `resolve`): the profile (auto decided by profile_for), its family's settings
     for it (profiles.settings), and in a GPU profile (full,
     gpu-small) the memory plan and time estimate first, so that a run which cannot fit this GPU stops here, not in
-    hour two."""
+    hour two; and first of all, a GPU this torch has no kernels for stops before anything (check_gpu)."""
+    check_gpu(device)
     study = family(notebook).study_module()
     profile, why = profile_for(notebook, profile)
     if why and not quiet:
         print(f"profile auto -> {profile}: {why}", flush=True)
     run = profiles.settings(notebook, study.PROFILES, profile, seed, overrides, device, check_hub, quiet)
     if run.profile in profiles.GPU_PROFILES:
-        p = on_this_card(plan(notebook, cfg=run.cfg, profile=run.profile))
+        # the full profile planned in the precision this device trains in (fp16 mixed precision, fp32 weights, on a
+        # T4: the same rule, helpers.precision, as the Trainer's flags); gpu-small is planned without bf16 everywhere
+        bf16 = run.profile == "full" and precision.bf16_available(run.device)
+        p = on_this_card(plan(notebook, cfg=run.cfg, profile=run.profile, bf16=bf16))
         if not quiet:
             print(p.text(), flush=True)
         planning.check(p, run.device)
@@ -112,6 +117,61 @@ def profile_for(notebook: str, profile: str | None = None) -> tuple[str, str | N
     return auto_profile(notebook) if name == "auto" else (name, None)
 
 
+class UnsupportedGPU(RuntimeError):
+    """The CUDA GPU in use has a compute capability this torch build has no kernels for."""
+
+
+def arch_supported(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether a torch built for `arch_list` (torch.cuda.get_arch_list(): 'sm_75', 'sm_90a', 'compute_90', ...) runs
+    on a device of `capability`: a cubin sm_XY runs on X.Y and later minors of major X (an sm_86 build on an L4's
+    8.9); PTX compute_NN is compiled by the driver for any device at or above NN; arch-specific cubins and PTX
+    (sm_90a, compute_100a: no forward compatibility) on that capability only; sm_100f-style family cubins on that
+    major from that minor on. An empty list (a CPU or ROCm build) decides nothing: True."""
+    if not arch_list:
+        return True
+    major, minor = capability
+    for arch in arch_list:
+        m = re.fullmatch(r"(sm|compute)_(\d+)(\d)([af]?)", arch.strip().lower())
+        if not m:
+            continue
+        kind, a_major, a_minor, suffix = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
+        if suffix == "a":
+            ok = (a_major, a_minor) == (major, minor)
+        elif kind == "compute" and not suffix:
+            ok = (a_major, a_minor) <= (major, minor)
+        else:                                               # sm_XY, sm_XYf, compute_XYf: within the major
+            ok = a_major == major and a_minor <= minor
+        if ok:
+            return True
+    return False
+
+
+def check_gpu(device: str | None = None) -> None:
+    """Stop at once, before any work, where the CUDA GPU that `device` names (None: the one a run would pick, the
+    first CUDA GPU where there is one) has a compute capability this torch has no kernels for (a P100, sm_60, under
+    torch 2.13's CUDA 12.8+ wheels): naming the card, its sm, the archs this torch has, and the fix. Called by
+    resolve (every notebook's start) and by auto_profile (the notebook runner's choice of profile); nothing to do
+    without a CUDA GPU or on a CPU device."""
+    import torch  # here, not at the top: this registry is read by torch-free code (Analysis, the README)
+
+    if device is not None and not str(device).startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        return
+    index = torch.device(device).index if device else None
+    index = 0 if index is None else index
+    major, minor = torch.cuda.get_device_capability(index)
+    archs = list(torch.cuda.get_arch_list())
+    if arch_supported((major, minor), archs):
+        return
+    name = torch.cuda.get_device_name(index)
+    raise UnsupportedGPU(
+        f"this {name} (compute capability {major}.{minor}, sm_{major}{minor}) cannot run this torch "
+        f"{torch.__version__}, which has kernels for {', '.join(archs)} only. On Kaggle, choose the \"GPU T4 x2\" "
+        f"accelerator (sm_75); elsewhere, use a GPU this torch supports or a torch build with sm_{major}{minor} "
+        f"(https://pytorch.org/get-started/locally/)")
+
+
 def this_card() -> planning.Card | None:
     """planning.CARDS' entry of the CUDA GPU this process runs on (a T4, P100, ...), or None: no GPU, or a card the
     table does not know (its plans are then shown on the benchmark's card)."""
@@ -122,24 +182,26 @@ def this_card() -> planning.Card | None:
 
 def auto_profile(notebook: str) -> tuple[str, str]:
     """What `auto` runs for this notebook here, and why: full where a CUDA GPU holds the full plan's largest step,
-    this machine's RAM its host memory and, on a card offered with a session limit (Colab's T4, Kaggle's P100), one
-    session its time (05's looped model fits a T4's memory, but its full plan is weeks there); gpu-small where the
-    GPU holds that profile's plan instead; else local (no CUDA GPU, or one too small even for gpu-small: the CPU
-    scale then runs on it)."""
+    this machine's RAM its host memory and, on a card offered with a session limit (Colab's T4 and L4), the full
+    plan within gpu-small's promise of an hour per notebook (planning.GPU_SMALL_TARGET_H; not the 12-hour session:
+    00's full plan is 1.5 h on a T4, 05's weeks); gpu-small where the GPU holds that profile's plan instead; else
+    local (no CUDA GPU, or one too small even for gpu-small: the CPU scale then runs on it). A GPU this torch cannot
+    drive stops here (check_gpu)."""
     import torch  # here, not at the top: this registry is read by torch-free code (Analysis, the README)
 
     if not torch.cuda.is_available():
         return "local", "no CUDA GPU"
+    check_gpu()
     props = torch.cuda.get_device_properties(0)
     have = props.total_memory / planning.GiB
     bench = planning.bench_records()                    # read once for both plans
-    full_plan = plan(notebook, bench)
+    full_plan = plan(notebook, bench, bf16=precision.bf16_available("cuda"))     # as resolve plans it here
     full, small = full_plan.peak, plan(notebook, bench, profile="gpu-small").peak
     step = f"the full plan's largest step ({full.name}) needs {full.total / planning.GiB:.1f} GiB"
     ram = planning.host_ram()
     card = this_card()
     hours = None if card is None or card.session_h is None else (full_plan.on(card).wall_s() or 0) / 3600
-    if full.fits(have) and full_plan.host <= ram and (hours is None or hours <= card.session_h):
+    if full.fits(have) and full_plan.host <= ram and (hours is None or hours <= planning.GPU_SMALL_TARGET_H):
         return "full", f"{step}; this {props.name} has {have:.1f} GiB"
     if not full.fits(have):
         step += f", more than this {props.name} ({have:.1f} GiB) holds"
@@ -147,8 +209,9 @@ def auto_profile(notebook: str) -> tuple[str, str]:
         step += (f" (this {props.name} has {have:.1f} GiB), but its {full_plan.host / planning.GiB:.1f} GiB of host "
                  f"memory is more than this machine's {ram / planning.GiB:.1f} GiB")
     else:
-        step += (f" (this {props.name} has {have:.1f} GiB), but it plans {hours:.0f} h on this card, more than a "
-                 f"{card.offered_by} session's {card.session_h:.0f} h")
+        step += (f" (this {props.name} has {have:.1f} GiB), but it plans {hours:.1f} h on this card, more than the "
+                 f"{planning.GPU_SMALL_TARGET_H:g} h per notebook gpu-small promises on a card with sessions of at "
+                 f"most {card.session_h:g} h ({card.offered_by})")
     if small.fits(have):
         return "gpu-small", (f"{step}; gpu-small's largest step ({small.name}) needs {small.total / planning.GiB:.1f} "
                              "GiB (PROFILE='full' with OVERRIDES forces the full scale)")
@@ -157,15 +220,18 @@ def auto_profile(notebook: str) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ plans
-def plan(notebook: str, records: list[dict] | None = None, cfg=None, profile: str = "full") -> planning.NotebookPlan:
+def plan(notebook: str, records: list[dict] | None = None, cfg=None, profile: str = "full",
+         bf16: bool | None = None) -> planning.NotebookPlan:
     """The plan of a notebook's GPU profile (full or gpu-small), or of `cfg`, that profile's config with the user's
-    overrides; the family's planner (`full_plan`) plans any config of its study."""
+    overrides; the family's planner (`full_plan`) plans any config of its study. `bf16`: whether the card has it
+    (None: the profile's own card, bf16 for full, none for gpu-small)."""
     if profile not in profiles.GPU_PROFILES:
         raise ValueError(f"plans exist for the GPU profiles only ({', '.join(profiles.GPU_PROFILES)}), not "
                          f"'{profile}'")
     study = family(notebook).study_module()
     # gpu-small is planned for the cards it is sized for, which have no bf16 (fp32 weights where full keeps bf16)
-    made = study.full_plan(notebook, planning.bench(records), cfg or study.PROFILES[profile], bf16=profile == "full")
+    bf16 = profile == "full" if bf16 is None else bf16
+    made = study.full_plan(notebook, planning.bench(records), cfg or study.PROFILES[profile], bf16=bf16)
     return dataclasses.replace(made, profile=profile)
 
 
@@ -188,3 +254,49 @@ def cell_timeout(notebook: str, profile: str) -> int:
     if profile not in profiles.GPU_PROFILES or notebook not in NOTEBOOKS:
         return planning.MIN_TIMEOUT_S
     return on_this_card(plan(notebook, profile=profile)).timeout_s()
+
+
+# ------------------------------------------------------------------------------------------------ before `make run`
+def check_all(profile: str, notebooks=None) -> list[str]:
+    """Every notebook's plan in a GPU profile against this machine, before the first notebook starts: one line per
+    notebook whose largest step does not fit this GPU's memory (HEADROOM) or whose host memory exceeds this
+    machine's RAM (planning.host_ram), each with the override that would make it fit; [] when all fit, or when there
+    is no CUDA GPU to check against (the notebooks then refuse to start on their own)."""
+    import torch  # here, not at the top: this registry is read by torch-free code
+
+    from .memory import HEADROOM
+
+    if profile not in profiles.GPU_PROFILES or not torch.cuda.is_available():
+        return []
+    try:
+        check_gpu()                   # a GPU this torch has no kernels for (a P100) is the first thing to say
+    except UnsupportedGPU as e:
+        return [str(e)]
+    props = torch.cuda.get_device_properties(0)
+    gib, ram = props.total_memory / planning.GiB, planning.host_ram()
+    records = planning.bench_records()
+    smaller = " or PROFILE=gpu-small" if profile == "full" else ""
+    problems = []
+    for nb in notebooks or NOTEBOOKS:
+        p = plan(nb, records, profile=profile)
+        for m in p.memory:
+            if not m.fits(gib):
+                problems.append(f"{nb}: {m.name} needs {m.total / planning.GiB:.1f} GiB of GPU memory [{m.setting}]; "
+                                f"this {props.name} has {gib:.1f} GiB (fits at <= {HEADROOM:.0%}): lower it with a "
+                                "smaller micro-batch and more accumulation (train.batch_size / train.grad_accum) or "
+                                f"train.gradient_checkpointing=True in OVERRIDES{smaller}")
+        if p.host > ram:
+            problems.append(f"{nb}: plans {p.host / planning.GiB:.1f} GiB of host memory; this machine has "
+                            f"{ram / planning.GiB:.1f} GiB: lower it with " + _host_override(nb, profile))
+    return problems
+
+
+def _host_override(notebook: str, profile: str) -> str:
+    """The override that lowers a notebook's host memory (what its plan counts there)."""
+    hints = {"07_pretraining": "a smaller train subset, OVERRIDES={'lm.train_tokens': N} (48 bytes a token: "
+                               "helpers.pretraining.plan)"}
+    if notebook in hints:
+        return hints[notebook] + (" or PROFILE=gpu-small" if profile == "full" else "")
+    # elsewhere the host memory is the model's float64 statistics and offloaded bases: a smaller model
+    return "PROFILE=gpu-small (its smaller models)" if profile == "full" else "a machine with more RAM"
+

@@ -17,9 +17,9 @@ import nbformat
 import papermill as pm
 from nbclient.exceptions import DeadKernelError
 
-from .families import cell_timeout, profile_for
+from .families import NOTEBOOKS, cell_timeout, check_all, profile_for
 from .paths import REPO_ROOT
-from .profiles import CHOICES
+from .profiles import CHOICES, GPU_PROFILES
 from .provenance import git_state
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -118,8 +118,13 @@ def run_all(profile: str = "local", select: str = "", analysis: bool = True, qui
         print(f"warning: the working tree has uncommitted changes (diff {state.get('diff_sha1')}); the records "
               "written now say provenance.dirty = true. Commit first for records that point at their code.",
               flush=True)
+    chosen = list_notebooks(select)
+    if profile in GPU_PROFILES:     # every notebook's plan against this machine, before the first one starts
+        problems = check_all(profile, [nb.stem for nb in chosen if nb.stem in NOTEBOOKS])
+        if problems:
+            raise NotebookError(f"the {profile} profile does not fit this machine:\n  " + "\n  ".join(problems))
     times = {}
-    for nb in list_notebooks(select):
+    for nb in chosen:
         print(f"== {nb.name} [{profile}]", flush=True)
         times[nb.stem] = execute(nb, REPO_ROOT / "runs" / profile / nb.name, profile, verbose=not quiet,
                                  timeout=cell_timeout(nb.stem, profile_for(nb.stem, profile)[0]))

@@ -23,13 +23,15 @@ hour.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
 
 from .memory import GiB, MemoryPlan, check_fits
 from .models import llama_linear_shapes
-from .results import load_records
+from .paths import results_dir
+from .results import ResultsError, load_records, validate
 
 # WikiText-2 (raw) training split: 2,088,628 words (Merity et al. 2016, Table 1) x 1.286 BPE tokens per word (the
 # fertility of SmolLM2's 49k BPE on this repository's English Wikipedia text, results/00_data_and_baselines/
@@ -49,7 +51,10 @@ class Card:
     vendor's data sheet (the MFU's denominator), whether it has bf16, the host RAM of the usual machine that offers
     it, the longest session that offer allows (None: no limit known), which `auto` holds the full plan's time
     against, and the data sheet's fp32 (without TF32: torch's default for matmuls) and fp64 peaks. `amp_tflops`:
-    what PyTorch's 16-bit mixed precision can reach where it is not the tensor peak (None: it is)."""
+    what PyTorch's 16-bit mixed precision can reach where it is not the tensor peak (None: it is).
+    `sustained_tflops`: the 16-bit rate the card is reported to hold on a long matmul where that is well below its
+    peak (a power-capped T4); information for the plan's text, not the time model (NotebookPlan.on scales by the
+    data-sheet peaks, the benchmark card's included, which does not hold its peak either)."""
     name: str
     memory_gib: float
     peak_tflops: float
@@ -60,6 +65,7 @@ class Card:
     fp32_tflops: float | None = None
     fp64_tflops: float | None = None
     amp_tflops: float | None = None
+    sustained_tflops: float | None = None
 
     def tflops(self, precision: str) -> float:
         """The peak a work item in `precision` (PRECISIONS) is scaled by."""
@@ -76,7 +82,11 @@ CARDS = {
     # H100 SXM5: fp64 66.9 is its FP64 tensor-core peak, which cuBLAS's float64 matmuls use
     "h100": Card("NVIDIA H100 80GB", 80.0, 989.4, True, None, "the benchmark's card", fp32_tflops=66.9,
                  fp64_tflops=66.9),
+    # A100 (SXM4 and PCIe, 40 and 80 GB: one chip, one set of peaks): 312 bf16 dense, fp32 19.5; fp64 19.5 is the
+    # data sheet's FP64 tensor-core figure (its non-tensor-core fp64 is 9.7), which cuBLAS's float64 matmuls use,
+    # as the H100's 66.9 above; the two memory sizes are told apart by name ("NVIDIA A100-SXM4-40GB")
     "a100": Card("NVIDIA A100 80GB", 80.0, 312.0, True, fp32_tflops=19.5, fp64_tflops=19.5),
+    "a100 40gb": Card("NVIDIA A100 40GB", 40.0, 312.0, True, fp32_tflops=19.5, fp64_tflops=19.5),
     # the other cards a run may land on (benchmarks/bench_gpu.py reads its MFU denominator here), from NVIDIA's
     # data sheets, dense (not sparse) bf16 tensor peaks; fp64 is the FP64 tensor-core peak where the card has one.
     # Hopper: H100 PCIe 756 / fp32 51.2 / fp64 51.2 (80 GB); H100 NVL 835 / 60 / 60 (94 GB); H200 and GH200 are the
@@ -89,10 +99,11 @@ CARDS = {
     # Ada / Ampere GA10x (no FP64 tensor cores): fp64 at 1/64 of fp32 (CUDA C++ Programming Guide, arithmetic
     # instruction throughput, compute capability 8.6 / 8.9). L40S 362.05 / fp32 91.6 (48 GB), L40 181.05 / 90.5
     # (48 GB), L4 121 / 30.3 (24 GB), RTX 4090 165.2 (fp32 accumulate) / 82.6 (24 GB); A10G (AWS's A10 variant,
-    # 24 GB) 70 as benchmarks/bench_gpu.py had it, fp32 31.2 (the A10's)
+    # 24 GB) 70 as benchmarks/bench_gpu.py had it, fp32 31.2 (the A10's). Colab offers the L4 on its paid tiers,
+    # whose sessions are limited too (at most 24 hours: Colab's FAQ)
     "l40s": Card("NVIDIA L40S", 48.0, 362.05, True, fp32_tflops=91.6, fp64_tflops=91.6 / 64),
     "l40": Card("NVIDIA L40", 48.0, 181.05, True, fp32_tflops=90.5, fp64_tflops=90.5 / 64),
-    "l4": Card("NVIDIA L4", 24.0, 121.0, True, fp32_tflops=30.3, fp64_tflops=30.3 / 64),
+    "l4": Card("NVIDIA L4", 24.0, 121.0, True, None, "Colab", 24.0, fp32_tflops=30.3, fp64_tflops=30.3 / 64),
     "a10g": Card("NVIDIA A10G", 24.0, 70.0, True, fp32_tflops=31.2, fp64_tflops=31.2 / 64),
     "rtx 4090": Card("NVIDIA GeForce RTX 4090", 24.0, 165.2, True, fp32_tflops=82.6, fp64_tflops=82.6 / 64),
     # free cards: Colab's T4 (15 GiB usable, ~12.7 GB of host RAM), Kaggle's P100 16 GB (~30 GB of host RAM). Both
@@ -100,20 +111,25 @@ CARDS = {
     # of its fp32. The P100 has no tensor cores: its 18.7 TFLOP/s is the fp16 vector peak with fp16 accumulation,
     # while PyTorch's fp16 matmuls accumulate in fp32 (cublasGemmEx with CUDA_R_32F: pytorch/pytorch#123157), so its
     # mixed precision runs at the fp32 rate (measured: AMP trained a Wide-ResNet no faster than fp32 on Kaggle's
-    # P100, 47.6 vs 47.0 min; blog.ceshine.net, 2019)
-    "t4": Card("NVIDIA T4", 15.0, 65.0, False, 12.7, "Colab (free)", 12.0, fp32_tflops=8.1, fp64_tflops=0.25),
+    # P100, 47.6 vs 47.0 min; blog.ceshine.net, 2019). The T4 (16 GB) sustains about 24 of its 65 fp16 TFLOP/s on a
+    # long matmul, held back by its 70 W power cap (NVIDIA's developer forum): its sustained_tflops. The P100 (sm_60)
+    # cannot be driven by torch 2.13's CUDA 12.8+ wheels (families.check_gpu stops a run on it); its entry stays for
+    # plans under a torch that still builds sm_60
+    "t4": Card("NVIDIA T4", 15.0, 65.0, False, 12.7, "Colab (free)", 12.0, fp32_tflops=8.1, fp64_tflops=0.25,
+               sustained_tflops=24.0),
     "p100": Card("NVIDIA P100 16GB", 16.0, 18.7, False, 29.0, "Kaggle", 12.0, fp32_tflops=9.3, fp64_tflops=4.7,
                  amp_tflops=9.3),
 }
 
 
 def card_of(gpu: str | None) -> Card | None:
-    """The CARDS entry of a device name ("NVIDIA H100 80GB HBM3" -> h100), or None: its keys matched as whole words,
-    the most specific (longest) first ("NVIDIA H100 PCIe" -> h100 pcie, not h100; "NVIDIA GH200" -> gh200, not h200;
-    "NVIDIA L40" -> l40, not l4)."""
-    name = (gpu or "").lower()
-    hits = [key for key in CARDS if re.search(rf"(?<![a-z0-9]){re.escape(key)}(?![a-z0-9])", name)]
-    return CARDS[max(hits, key=len)] if hits else None
+    """The CARDS entry of a device name ("NVIDIA H100 80GB HBM3" -> h100), or None: an entry matches when each word of
+    its key is a word of the name (words: runs of letters and digits, so "NVIDIA A100-SXM4-40GB" has a100 and 40gb),
+    the most specific (most words, then longest) first ("NVIDIA H100 PCIe" -> h100 pcie, not h100; "NVIDIA
+    A100-PCIE-40GB" -> a100 40gb, not a100; "NVIDIA GH200" -> gh200, not h200; "NVIDIA L40" -> l40, not l4)."""
+    words = set(re.findall(r"[a-z0-9]+", (gpu or "").lower()))
+    hits = [key for key in CARDS if set(key.split()) <= words]
+    return CARDS[max(hits, key=lambda k: (len(k.split()), len(k)))] if hits else None
 
 
 @dataclasses.dataclass
@@ -176,7 +192,7 @@ class NotebookPlan:
         in / this card's peak in the precision it runs in there), i.e. at the fraction of peak measured on the
         benchmark's card (optimistic on older cards, which rarely reach it; a T4 holds about 24 of its 65 TFLOP/s
         on a long fp16 matmul, capped by its 70 W: NVIDIA's developer forum); wall-clock budgets unchanged; memory
-        as planned."""
+        as planned, except a step a gpu-check on this card measured (measured_memory)."""
         bench = card_of(self.gpu)
 
         def scaled(what, s):
@@ -187,7 +203,17 @@ class NotebookPlan:
             measured, runs = self.runs_in(what)
             return s * bench.tflops(measured) / card.tflops(runs)
 
-        return dataclasses.replace(self, work=[(w, scaled(w, s)) for w, s in self.work], gpu=card.name, card=card)
+        return dataclasses.replace(self, work=[(w, scaled(w, s)) for w, s in self.work], gpu=card.name, card=card,
+                                   memory=measured_memory(self, card))
+
+    def at_sustained_s(self) -> float | None:
+        """The estimate with the 16-bit steps at the card's sustained rate instead of its peak (Card.sustained_tflops;
+        None where the card has none): how much longer the plan may run where a card cannot hold its peak."""
+        est, card = self.estimate_s, self.card
+        if est is None or card is None or card.sustained_tflops is None:
+            return None
+        return sum(s * card.tflops("16-bit") / card.sustained_tflops
+                   if what not in self.fixed and self.runs_in(what)[1] == "16-bit" else s for what, s in self.work)
 
     def text(self) -> str:
         gib = self.card.memory_gib if self.card else 80.0
@@ -208,6 +234,10 @@ class NotebookPlan:
                      + (f"{est / 3600:.1f} h (a lower bound: evaluation and data preparation not counted); "
                         f"cell timeout {self.timeout_s() / 3600:.1f} h" if est is not None
                         else "unknown (run benchmarks/bench_gpu.py on a GPU)"))
+        slow = self.at_sustained_s()
+        if slow is not None and slow > est:
+            lines.append(f"  at the {self.card.sustained_tflops:g} TFLOP/s this card sustains on a long 16-bit matmul "
+                         f"(not its {self.card.tflops('16-bit'):g} peak): up to {slow / 3600:.1f} h")
         if self.profile == "gpu-small" and self.card and est is not None and est > GPU_SMALL_TARGET_H * 3600:
             lines.append(f"  more than the {GPU_SMALL_TARGET_H:.0f} h per notebook gpu-small is sized for on a T4 "
                          f"(Kaggle's 'GPU T4 x2' accelerator runs at the T4's plan)")
@@ -234,13 +264,50 @@ def bench_case(b: dict, case: str) -> dict | None:
 
 
 def bench(records: list[dict] | None = None) -> dict:
-    """{"gpu", "peak", "cases": {case: row}} from the newest bench_gpu record (empty when there is none)."""
-    recs = [r for r in (records if records is not None else bench_records())
-            if r.get("experiment") == "bench_gpu" and r.get("status") == "ok"]
-    if not recs:
-        return {}
-    rec = max(recs, key=lambda r: r.get("created", ""))
-    return {"gpu": rec["config"]["gpu"], "cases": {row["case"]: row for row in rec["tables"]["cases"]}}
+    """{"gpu", "cases": {case: row}} from the newest bench_gpu record, with the cases the newest gpu-check on its card
+    measured in their place (gpu_check_records; the gpu-check alone without a bench_gpu record); else empty."""
+    records = records if records is not None else bench_records()
+    recs = [r for r in records if r.get("experiment") == "bench_gpu" and r.get("status") == "ok"]
+    rec = max(recs, key=lambda r: r.get("created", "")) if recs else None
+    out = {"gpu": rec["config"]["gpu"], "cases": {row["case"]: row for row in rec["tables"]["cases"]}} if rec else {}
+    check = next((r for r in gpu_check_records(records) if not rec or _same_card(r["config"]["gpu"], out["gpu"])), None)
+    if check is not None:
+        out = {"gpu": out.get("gpu", check["config"]["gpu"]),
+               "cases": {**out.get("cases", {}), **{row["case"]: row for row in check["tables"].get("cases", [])}}}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ the gpu-check hook
+def gpu_check_records(records: list[dict] | None = None) -> list[dict]:
+    """`make gpu-check`'s records (benchmarks/gpu_check.py) measured on a GPU, never CPU mode's, newest first: among
+    `records`, else read from results/benchmarks/gpu-check-*.json alone (cheap: NotebookPlan.on reads them)."""
+    if records is None:
+        records = []
+        for path in sorted((results_dir() / "benchmarks").glob("gpu-check-*.json")):
+            try:
+                validate(rec := json.loads(path.read_text()))
+                records.append(rec)
+            except (OSError, ValueError, ResultsError):
+                continue
+    return sorted([r for r in records if r.get("experiment") == "gpu_check" and r.get("status") == "ok"
+                   and r.get("config", {}).get("cpu_mode") is False], key=lambda r: r.get("created", ""), reverse=True)
+
+
+def _same_card(a: str | None, b: str | None) -> bool:
+    ca, cb = card_of(a), card_of(b)
+    return ca == cb if ca is not None and cb is not None else a == b
+
+
+def measured_memory(plan: NotebookPlan, card: Card, records: list[dict] | None = None) -> list[MemoryPlan]:
+    """The plan's memory steps, each that the newest gpu-check on `card` measured in the same notebook, profile, step
+    and setting with its activations set to the peak minus the exact weights, gradients, optimizer state and buffers
+    (fits() and the tables then read the measured peak); the others as planned."""
+    rec = next((r for r in gpu_check_records(records) if _same_card(r["config"]["gpu"], card.name)), None)
+    peaks = {(r["notebook"], r["profile"], r["step"], r["setting"]): r["peak_gib"] * GiB
+             for r in (rec["tables"].get("steps", []) if rec else []) if r.get("peak_gib")}
+    return [m if (peak := peaks.get((plan.notebook, plan.profile, m.name, m.setting))) is None else dataclasses.replace(
+        m, activations=max(0.0, peak - (m.total - m.activations)),
+        setting=f"{m.setting}; measured {peak / GiB:.1f} GiB on {card.name} (gpu-check)") for m in plan.memory]
 
 
 def train_seconds(b: dict, case: str, params: int, tokens: float, flops_per_param: int = 6) -> float | None:

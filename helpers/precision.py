@@ -36,11 +36,14 @@ def precision_for(requested: str, cuda: bool, bf16: bool) -> str:
 
 def bf16_available(device: str) -> bool:
     """bf16 works on CPUs (slowly) and on CUDA devices of compute capability 8.0+ (A100, H100, L4, RTX 30xx+);
-    not on a T4 or V100."""
+    not on a T4 (7.5) or V100 (7.0). Decided by the capability, not by torch.cuda.is_bf16_supported(), whose default
+    (including_emulation=True) says True on a T4 wherever a bf16 tensor can be made: training there would run in
+    emulated bf16, without tensor cores (~8x slower than the fp16 mixed precision the plan counts on)."""
     if str(device).startswith("cuda"):
         import torch
 
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.cuda.is_available() and tuple(torch.cuda.get_device_capability(torch.device(device).index)) \
+            >= (8, 0)
     return not str(device).startswith("mps")
 
 

@@ -26,6 +26,10 @@ class PretrainConfig:
     size: NeoXSize = field(default_factory=NeoXSize)
     block: int = 128
     train_docs: int | None = None            # None = the whole train split
+    # the train split's first ceil(train_tokens / block) blocks (tokenizing only the documents they need); None: no
+    # cap (tiny/local). The GPU profiles cap it at what their budgets can consume (helpers.pretraining.plan); None is
+    # left out of every record's key (results.result_config), so the uncapped profiles' run ids are unchanged
+    train_tokens: int | None = None
     eval_blocks: int = 64
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -37,14 +41,20 @@ class PretrainConfig:
         for name in ("block", "eval_blocks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.train_tokens is not None and self.train_tokens < self.block:
+            raise ValueError(f"train_tokens must be None or >= one block ({self.block}), got {self.train_tokens}")
+
+
+IDS = np.int32     # token ids in host arrays: every vocabulary here is < 2^31; arithmetic on ids (pair codes) in int64
 
 
 def _ids(blocks):
-    """(n_blocks, block) int64 array of a blocks dataset (or {"input_ids": [[...], ...]})."""
+    """(n_blocks, block) int32 array of a blocks dataset (or {"input_ids": [[...], ...]}): 4 bytes a token, not 8
+    (the counts and the ids' values are those of int64 ids; pair codes a * V + b are formed in int64)."""
     if hasattr(blocks, "with_format"):
         # slicing the numpy-formatted column is one Arrow copy (np.asarray of the column object walks rows: 15 s at 7M)
-        return np.asarray(blocks.with_format("numpy")["input_ids"][:], dtype=np.int64).reshape(len(blocks), -1)
-    return np.asarray(blocks["input_ids"], dtype=np.int64)
+        return np.asarray(blocks.with_format("numpy")["input_ids"][:], dtype=IDS).reshape(len(blocks), -1)
+    return np.asarray(blocks["input_ids"], dtype=IDS)
 
 
 def unigram_cross_entropy(train_blocks, eval_blocks, vocab_size: int) -> float:
@@ -67,9 +77,9 @@ def bigram_cross_entropy(train_blocks, eval_blocks, vocab_size: int, lam: float 
     a, b = train[:, :-1].ravel(), train[:, 1:].ravel()
     firsts = np.bincount(a, minlength=width)
     # pair (a, b) -> one int64 code; counts looked up by binary search (a dense V x V table is 2.5e9 cells at 50k)
-    codes, pair_counts = np.unique(a * width + b, return_counts=True)
+    codes, pair_counts = np.unique(a.astype(np.int64) * width + b, return_counts=True)
     ea, eb = ev[:, :-1].ravel(), ev[:, 1:].ravel()
-    q = ea * width + eb
+    q = ea.astype(np.int64) * width + eb
     at = np.clip(np.searchsorted(codes, q), 0, max(len(codes) - 1, 0))
     seen = (codes[at] == q) if len(codes) else np.zeros(len(q), bool)
     n_ab = np.where(seen, pair_counts[at] if len(codes) else 0, 0)
@@ -109,6 +119,7 @@ class LMData:
     eval_blocks: int | None
     _test: object = None
     _refs: dict | None = None
+    _followers: tuple | None = None
 
     @property
     def vocab(self) -> int:
@@ -129,21 +140,38 @@ class LMData:
                           "bigram_ce": bigram_cross_entropy(self.train, self.val, self.vocab)}
         return self._refs
 
+    @property
+    def followers(self) -> tuple:
+        """(first, nxt, unigram counts, width) of the train blocks' within-block pairs, sorted by their first token
+        (stable: the followers of token a are nxt[lo:hi] where first == a), int32 ids: the bigram table a sampler
+        reads (helpers.pretraining.data.bigram_sample). Like the references, built once per prepared data (this
+        object, which lm_data keeps per process and setting), never per run or per sample."""
+        if self._followers is None:
+            ids = _ids(self.train)
+            width = max(self.vocab, int(ids.max(initial=0)) + 1)
+            first, nxt = ids[:, :-1].ravel(), ids[:, 1:].ravel()
+            order = np.argsort(first, kind="stable")
+            self._followers = (first[order], nxt[order], np.bincount(ids.ravel(), minlength=width), width)
+        return self._followers
+
 
 _CACHE: dict = {}
 
 
 def lm_data(corpus: str, tokenizer: str, block: int, train_docs: int | None = None, eval_blocks: int | None = None,
-            script: str | None = None) -> LMData:
-    """The corpus's train split (its first train_docs documents) and validation split (its first eval_blocks blocks;
-    None: all) as blocks of `block` tokens, prepared once per process and setting. Refuses a corpus with less than
-    one train and one validation block, or (with `script`) one not written in that script."""
-    key = (corpus, tokenizer, block, train_docs, eval_blocks, script)
+            script: str | None = None, train_tokens: int | None = None) -> LMData:
+    """The corpus's train split (its first train_docs documents; with train_tokens, only their first
+    ceil(train_tokens / block) blocks, tokenizing only the documents those need) and validation split (its first
+    eval_blocks blocks; None: all) as blocks of `block` tokens, prepared once per process and setting (the n-gram
+    references and tables are then computed once on it: LMData). Refuses a corpus with less than one train and one
+    validation block, or (with `script`) one not written in that script."""
+    key = (corpus, tokenizer, block, train_docs, eval_blocks, script) + ((train_tokens,) if train_tokens else ())
     if key not in _CACHE:
         tok = load_tokenizer(tokenizer)
         dsd = load_corpus(corpus)
         check_corpus(dsd, corpus, script)
-        train = lm_blocks(head(dsd["train"], train_docs), tok, block)
+        train = lm_blocks(head(dsd["train"], train_docs), tok, block,
+                          max_blocks=None if train_tokens is None else -(-train_tokens // block))
         val = lm_blocks(dsd["validation"], tok, block, max_blocks=eval_blocks)
         for name, blocks in (("train", train), ("validation", val)):
             if len(blocks) < 1:
@@ -155,7 +183,7 @@ def lm_data(corpus: str, tokenizer: str, block: int, train_docs: int | None = No
 
 def config_data(cfg: "PretrainConfig", script: str | None = None) -> LMData:
     """lm_data of a PretrainConfig."""
-    return lm_data(cfg.corpus, cfg.tokenizer, cfg.block, cfg.train_docs, cfg.eval_blocks, script)
+    return lm_data(cfg.corpus, cfg.tokenizer, cfg.block, cfg.train_docs, cfg.eval_blocks, script, cfg.train_tokens)
 
 
 def bits_per_char(loss: float, blocks, tok) -> float:

@@ -133,7 +133,8 @@ def settings(notebook: str, table: dict, profile: str | None = None, seed: int =
     if overrides:
         cfg = apply_overrides(cfg, overrides, notebook)
     env = hub.go_offline() if name in ("tiny", "local") else {}
-    os.environ.setdefault("WANDB_MODE", "disabled")
+    if not os.environ.get("WANDB_SWEEP_ID"):     # a point under `wandb agent` logs (helpers.points); else W&B is off
+        os.environ.setdefault("WANDB_MODE", "disabled")
     if name in GPU_PROFILES and check_hub:
         hub.require(f"PROFILE={name}")
     seed_everything(seed)

@@ -65,7 +65,7 @@ def device_name(device: str | None = None) -> str:
     if device == "mps":
         return "Apple MPS"
     cpu = platform.processor() or platform.machine()
-    return f"cpu: {cpu} x{os.cpu_count()} (torch threads {torch.get_num_threads()})"
+    return f"cpu: {cpu} x{os.cpu_count()} (torch threads {torch.get_num_threads()})"   # of the process asking
 
 
 def collect(device: str | None = None) -> dict:

@@ -71,10 +71,20 @@ STATS: list[dict] = []   # one entry per run_points call of this process: runs, 
 
 def _timed(fn, *args):
     """Run fn in the worker; return (start, end, result) as wall-clock timestamps (one clock for all processes of
-    the machine), from which the runner's own overhead is measured."""
+    the machine), from which the runner's own overhead is measured. The result's provenance gets the device and the
+    torch thread count of the process that computed it, read there when the job ends (the record is written by the
+    parent, whose own thread count says nothing about the job's)."""
+    import torch
+
+    from .provenance import device_name
+
     start = time.time()
     out = fn(*args)
-    return start, time.time(), out
+    end = time.time()
+    if isinstance(out, dict):
+        out["provenance"] = {**(out.get("provenance") or {}), "device": device_name(args[-1]),
+                             "torch_threads": torch.get_num_threads()}
+    return start, end, out
 
 
 def grid(declaration: dict) -> dict[str, dict]:

@@ -86,8 +86,9 @@ def test_every_sweep_file_parses_and_is_a_grid_over_the_notebooks_points_and_see
 
 
 def _agent_command(doc: dict, values: dict) -> list[str]:
-    """What `wandb agent` runs for one grid point: ${env} dropped, ${args} as --KEY=VALUE."""
-    cmd = [sys.executable if c == "python" else c for c in doc["command"] if c != "${env}"]
+    """What `wandb agent` runs for one grid point: ${env} dropped, ${interpreter} the interpreter, ${args} as
+    --KEY=VALUE."""
+    cmd = [sys.executable if c == "${interpreter}" else c for c in doc["command"] if c != "${env}"]
     return cmd[:-1] + [f"--{k}={v}" for k, v in values.items()]
 
 

@@ -161,13 +161,21 @@ def test_bf16_on_a_device_without_bf16_falls_back_to_fp32_with_a_warning(tiny_mo
     assert T.effective_precision("auto", "cpu") == "fp32"
 
 
+def _fake_cuda(monkeypatch, capability):
+    """torch.cuda on a card of this compute capability; is_bf16_supported() says True, as its emulation-inclusive
+    default does on a T4 or V100 (helpers.precision must go by the capability)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+
+
 def test_a_gpu_without_bf16_gets_fp16_mixed_precision(monkeypatch):
     """A T4 / P100 / V100 (no bf16): auto and an explicit bf16 request get fp16 mixed precision with the Trainer's
     loss scaler and fp32 master weights, not an fp32 fallback; TRL's and the Trainer's flags say the same; off
-    CUDA fp16 is refused for fp32. Simulated: the training core is told this CUDA device lacks bf16."""
+    CUDA fp16 is refused for fp32. Simulated at torch.cuda: a T4's compute capability 7.5."""
     import helpers.precision as T
 
-    monkeypatch.setattr(T, "bf16_available", lambda device: not str(device).startswith("cuda"))
+    _fake_cuda(monkeypatch, (7, 5))
     assert T.effective_precision("auto", "cuda") == "fp16-amp"
     with pytest.warns(UserWarning, match="no bf16 support: training in fp16 mixed precision"):
         assert T.effective_precision("pure-bf16", "cuda:0") == "fp16-amp"
@@ -176,24 +184,25 @@ def test_a_gpu_without_bf16_gets_fp16_mixed_precision(monkeypatch):
     assert T.trainer_precision("cuda") == {"bf16": False, "fp16": True, "use_cpu": False,
                                            "gradient_checkpointing": False}
     assert T.model_dtype("cuda") == torch.float32                 # fp16 master weights would not train
-    monkeypatch.setattr(T, "bf16_available", lambda device: True)  # an A100 / H100
+    _fake_cuda(monkeypatch, (8, 0))                                # an A100
     assert T.effective_precision("auto", "cuda") == "bf16-autocast" and T.trainer_precision("cuda")["bf16"]
 
 
 def test_forward_passes_on_a_gpu_without_bf16_run_in_fp16_autocast(monkeypatch, tiny_model, tiny_blocks):
     """Evaluation, calibration and generation on a T4 / P100 (fp32 weights there) run their matmuls in fp16 autocast,
     as training does (else at the fp32 rate, 1/8 of a T4's); on a GPU with bf16 (bf16 weights) and on a CPU,
-    nothing. The loss scorer enters that context: simulated on the CPU by recording which device it is asked for."""
+    nothing (the card faked at torch.cuda). The loss scorer enters that context: simulated on the CPU by recording
+    which device it is asked for."""
     import contextlib
 
     import helpers.evaluate as E
     import helpers.precision as T
 
-    monkeypatch.setattr(T, "bf16_available", lambda device: not str(device).startswith("cuda"))
+    _fake_cuda(monkeypatch, (7, 5))                                # a T4
     ctx = T.inference_autocast("cuda:0")
     assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.float16 and ctx.device == "cuda"
     assert isinstance(T.inference_autocast("cpu"), contextlib.nullcontext)
-    monkeypatch.setattr(T, "bf16_available", lambda device: True)
+    _fake_cuda(monkeypatch, (9, 0))                                # an H100
     assert isinstance(T.inference_autocast("cuda"), contextlib.nullcontext)
     asked = []
     monkeypatch.setattr(E, "inference_autocast", lambda device: asked.append(device) or contextlib.nullcontext())
@@ -313,7 +322,7 @@ def test_there_is_one_precision_rule_and_the_trainer_and_the_plan_follow_it(monk
                                                  "inference_autocast")) and T.PRECISIONS is PR.PRECISIONS
     assert T.effective_precision is PR.effective_precision          # the trainer calls the policy, defines none
     for bf16, planned in ((True, "full"), (False, "gpu-small")):   # gpu-small is planned for cards without bf16
-        monkeypatch.setattr(PR, "bf16_available", lambda device, b=bf16: b or not str(device).startswith("cuda"))
+        _fake_cuda(monkeypatch, (9, 0) if bf16 else (7, 5))          # an H100, a T4
         mode = PR.effective_precision("auto", "cuda")
         flags = PR.trainer_precision("cuda")
         plan = F.plan("00_data_and_baselines", profile=planned)

@@ -48,7 +48,8 @@ def full_plan(notebook: str, b: dict, cfg, bf16: bool = True) -> NotebookPlan:
     heal = cfg.heal
     student_trainable = round((1 - cfg.heal_reduction) * block_params)
     # healing: the student (factors trainable) alone on the GPU (the teacher waits on the CPU); with pure-bf16 the
-    # AdamW states follow the parameters' dtype; host: float64 statistics of two draws (section f) and the bases
+    # AdamW states follow the parameters' dtype; host: one draw's float64 statistics (section f computes and frees
+    # the draws one after another, releasing the notebook's own first: whitening.measure_draw) and the bases
     heal_plan = training_plan("04 healing (student)", conf, heal.batch_size, cfg.heal_block, precision,
                               trainable=student_trainable, checkpointing=bool(heal.gradient_checkpointing),
                               params=n - block_params + student_trainable)
@@ -58,7 +59,7 @@ def full_plan(notebook: str, b: dict, cfg, bf16: bool = True) -> NotebookPlan:
                                  trainable=block_params, checkpointing=bool(heal.gradient_checkpointing))
     runs = len(cfg.heal_seeds or (0, 1))
     calib = inference_plan("04 calibration / evaluation (teacher)", conf, 4, cfg.block, weights,
-                           host=stats_host * min(cfg.center_draws, 2) + v_elems * 4)
+                           host=stats_host + v_elems * 4)
     f_evals = cfg.center_draws * len(cfg.center_policies) * len(cfg.center_reductions)   # section f's evaluations
     tokens_fwd = (cfg.calib_blocks * cfg.center_draws + cfg.eval_blocks * (1 + f_evals) + 3 * len(cfg.reductions) *
                   len(cfg.groups) * cfg.sweep_eval_blocks + L * 2 * cfg.sens_eval_blocks) * cfg.block

@@ -12,6 +12,8 @@ vector's error reaches every later position).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from ..data import lm_blocks
@@ -47,11 +49,49 @@ def draw_stats(model, modules: dict, data: dict, cfg, draw: int, device: str = "
     return calibrate(model, batches_of(blocks.select(range(draw * n, (draw + 1) * n))), modules, device)
 
 
+class Recalibrated(Mapping):
+    """The notebook's own calibration statistics (draw 0) after release_calibration: computed again, exactly as
+    prepare computed them (the same batches, modules and device), on first use; nothing is held until then."""
+
+    def __init__(self, model, batches, device: str):
+        self._args, self._stats = (model, batches, device), None
+
+    @property
+    def stats(self) -> dict:
+        if self._stats is None:
+            model, batches, device = self._args
+            self._stats = calibrate(model, batches, C.block_modules(model), device)
+        return self._stats
+
+    def __getitem__(self, key):
+        return self.stats[key]
+
+    def __iter__(self):
+        return iter(self.stats)
+
+    def __len__(self):
+        return len(self.stats)
+
+
+def release_calibration(data: dict, device: str = "cpu") -> None:
+    """Free the notebook's own float64 statistics (data["stats"]: 61 GiB for Mistral-7B) so that another draw's can
+    take their place: a later reader gets them recomputed (Recalibrated). Section f is the notebook's last reader."""
+    if not isinstance(data.get("stats"), Recalibrated):
+        data["stats"] = Recalibrated(data["model"], data["calib_batches"], device)
+
+
 def measure_draw(data: dict, cfg, draw: int, evaluate, device: str = "cpu") -> dict:
-    """Section f's result for calibration draw `draw` (data: the notebook's prepared teacher, sets and statistics)."""
+    """Section f's result for calibration draw `draw` (data: the notebook's prepared teacher, sets and statistics).
+    One draw's statistics in host memory at a time: a draw after the first releases the notebook's own (draw 0's,
+    measured first) before computing its own, and frees those when it returns (compression.plan counts one draw)."""
     model = data["model"]
-    stats = data["stats"] if draw == 0 else draw_stats(model, C.block_modules(model), data, cfg, draw, device)
+    if draw == 0:
+        stats = data["stats"]
+    else:
+        release_calibration(data, device)
+        stats = draw_stats(model, C.block_modules(model), data, cfg, draw, device)
     res = measure(model, C.block_modules(model, layers=cfg.layers), stats, cfg, data, evaluate)
+    del stats
     return {**res, "metrics": {"draw": draw, **res["metrics"]}}
 
 

@@ -155,22 +155,28 @@ PROFILES = {
         lm=_LOCAL_LM, grid=grid_declaration((2, 4, 8), (1, 2, 4)), grid_seeds=(0, 1, 2), reruns=3,
         equal_tokens=800 * 8 * 128, token_seeds=(0, 1), schedule_steps=600, schedules=seed_schedules(600),
         lr_range=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1), workers=2),
-    # gpu-small: the seed's corpus and grid on one free GPU, a 384 x 6 NeoX with a 16,000-token BPE: 45-second
+    # gpu-small: the seed's corpus and grid on one free GPU, a 384 x 6 NeoX with a 16,000-token BPE: 75-second
     # budgets (the grid's 12 cells x 2 seeds; the base cell run 3 times in all: the spread of one configuration) and
-    # 300-step schedule / lr runs of the 4 x 4 cell over 2 seeds each, under an hour on a T4 by the plan
+    # 300-step schedule / lr runs of the 4 x 4 cell over 2 seeds each, under an hour on a T4 by the plan. Every cell's
+    # budget buys >= 10 warm-ups of steps on a T4 by the plan (pretraining.plan.steps_per_cell: the 10 x 8 cell ~55
+    # steps at ~30k tokens/s, the 5-step warm-up's 11x); 45 s with a 30-step warm-up gave it 33 steps, and 10 x 30
+    # steps would need 411-s budgets, 3 h of grid on a T4. Train subset: the first 5M tokens of the split, 2x what
+    # its longest run consumes by the plan (a 300-step schedule run, 2.5M), not the whole Wikipedia (~1e9 tokens)
     "gpu-small": PretrainStudyConfig(
         lm=PretrainConfig(corpus="ruwiki", tokenizer="ruwiki-bpe-16000", size=NeoXSize(hidden=384, layers=6, heads=6),
-                          block=512, eval_blocks=256,
-                          train=_train(batch_size=4, grad_accum=4, lr=1e-3, warmup_steps=30, time_budget_s=45,
+                          block=512, eval_blocks=256, train_tokens=5_000_000,
+                          train=_train(batch_size=4, grad_accum=4, lr=1e-3, warmup_steps=5, time_budget_s=75,
                                        log_every=20)),
         grid=grid_declaration((4, 6, 8, 10), (4, 6, 8)), grid_seeds=(0, 1), reruns=3, equal_tokens=None,
         schedule_steps=300, schedules=seed_schedules(300), schedule_seeds=(0, 1),
         lr_range=(3e-4, 1e-3, 3e-3), lr_seeds=(0, 1)),
     # full: the seed's scale on a dedicated GPU (wall-clock budget), one training seed per arm as the seed ran it
-    # (its verdicts say "n = 1: no test"); helpers/planning's plan gives the hours
+    # (its verdicts say "n = 1: no test"); helpers/planning's plan gives the hours. Train subset: the first 320M
+    # tokens, 2x what a 30-minute run consumes at the benchmark's ~87k tokens/s on an H100 (156M); there the 10 x 8
+    # cell gets ~3,800 steps, 19 warm-ups (pretraining.plan.steps_per_cell)
     "full": PretrainStudyConfig(
         lm=PretrainConfig(corpus="ruwiki", tokenizer="ruwiki-bpe-32000", size=NeoXSize(hidden=768, layers=10, heads=12),
-                          block=512, eval_blocks=512,
+                          block=512, eval_blocks=512, train_tokens=320_000_000,
                           # TF32 on; not torch.compile, whose minute of compiling (another for each batch shape)
                           # would be charged to each cell's equal-time budget
                           train=_train(lr=5e-4, warmup_steps=200, time_budget_s=1800, log_every=50, tf32=True)),

@@ -95,12 +95,10 @@ def check_inputs(cfg: PretrainStudyConfig) -> LMData:
 def bigram_sample(d: LMData, prompt: str, new_tokens: int, seed: int, temperature: float = 0.8) -> str:
     """The continuation the interpolated bigram table of the train split writes (sampled, fixed seed): the reference
     a generation must beat to show it learned more than which token follows which."""
-    ids = np.asarray(d.train["input_ids"], dtype=np.int64)
-    vocab, lam = max(d.vocab, int(ids.max()) + 1), 0.8
-    first, nxt = ids[:, :-1].ravel(), ids[:, 1:].ravel()
-    order = np.argsort(first, kind="stable")
-    first, nxt = first[order], nxt[order]                  # the followers of token a: nxt[lo:hi] where first == a
-    uni = (np.bincount(ids.ravel(), minlength=vocab) + 1) / (ids.size + vocab)
+    # the table is the prepared data's (LMData.followers: int32 ids, built once, not per sample)
+    first, nxt, counts, vocab = d.followers         # the followers of token a: nxt[lo:hi] where first == a
+    lam = 0.8
+    uni = (counts + 1) / (counts.sum() + vocab)
     rng = np.random.default_rng(seed)
     out = list(d.tok(prompt, add_special_tokens=False)["input_ids"])
     start = len(out)
