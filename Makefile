@@ -38,9 +38,11 @@ RUN_ASSETS := $(if $(filter full gpu-small,$(PROFILE))$(filter True,$(RUN_GPU)),
 run: $(STAMP) $(RUN_ASSETS)
 	$(BIN)/python -m helpers notebooks --profile $(PROFILE) --nb "$(NB)"
 
-# two test workers (pytest-xdist), one per core; the notebooks' tiny run stays on one worker (its xdist_group)
+# two test workers (pytest-xdist), one per core, a test file each at a time: the notebooks' tiny run (a session
+# fixture of tests/test_notebooks.py) then runs once, on one worker. (Not --dist loadgroup: xdist 3.8 marks a group
+# by rewriting item._nodeid, which pytest 9 no longer reads, so groups are silently split.)
 test: setup lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 # pyflakes + pycodestyle at 120 columns (pyproject.toml [tool.ruff])
 lint: $(STAMP)
@@ -56,7 +58,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_looped.py
 
 # one GPU in <= 10 min (H100; <= 20 on a T4): precision, each notebook's largest steps, levers, 05 packed -> one record
-gpu-check: setup
+gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py
 
 # seed 002's regime search (5 points x 3 tuning seeds x both arms, two side by side: ~36 min); not part of `make bench`

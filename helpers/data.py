@@ -30,6 +30,20 @@ HUB_CORPORA = {"wikitext2": ("Salesforce/wikitext", "wikitext-2-raw-v1"),
 PARAGRAPHS_PER_DOC = 20
 
 
+# ------------------------------------------------------------------------------------------------ prepared data
+_PREPARED: dict = {}
+
+
+def prepared(key: tuple, build):
+    """THE in-process memo of prepared data (a pretraining corpus's token blocks and n-gram tables, 06's encoded
+    chats): build() once per key and process (a notebook's kernel, a worker's job), then shared by every section
+    that asks with the same key. Keys start with their family's name, so two never collide. What outlives the
+    process lives elsewhere: assets on disk under LAB_CACHE (helpers.assets), results as records (load_or_run)."""
+    if key not in _PREPARED:
+        _PREPARED[key] = build()
+    return _PREPARED[key]
+
+
 def _text_file_corpus(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"corpus file {path} does not exist")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .data import lm_blocks, load_corpus, load_tokenizer, script_share
+from .data import lm_blocks, load_corpus, load_tokenizer, prepared, script_share
 from .evaluate import lm_loss
 from .models import NeoXSize, count_params, from_config, neox_config
 from .train import TrainConfig, train_causal_lm
@@ -155,18 +155,14 @@ class LMData:
         return self._followers
 
 
-_CACHE: dict = {}
-
-
 def lm_data(corpus: str, tokenizer: str, block: int, train_docs: int | None = None, eval_blocks: int | None = None,
             script: str | None = None, train_tokens: int | None = None) -> LMData:
     """The corpus's train split (its first train_docs documents; with train_tokens, only their first
     ceil(train_tokens / block) blocks, tokenizing only the documents those need) and validation split (its first
-    eval_blocks blocks; None: all) as blocks of `block` tokens, prepared once per process and setting (the n-gram
-    references and tables are then computed once on it: LMData). Refuses a corpus with less than one train and one
-    validation block, or (with `script`) one not written in that script."""
-    key = (corpus, tokenizer, block, train_docs, eval_blocks, script) + ((train_tokens,) if train_tokens else ())
-    if key not in _CACHE:
+    eval_blocks blocks; None: all) as blocks of `block` tokens, prepared once per process and setting
+    (helpers.data.prepared; the n-gram references and tables are then computed once on it: LMData). Refuses a corpus
+    with less than one train and one validation block, or (with `script`) one not written in that script."""
+    def build() -> LMData:
         tok = load_tokenizer(tokenizer)
         dsd = load_corpus(corpus)
         check_corpus(dsd, corpus, script)
@@ -177,8 +173,10 @@ def lm_data(corpus: str, tokenizer: str, block: int, train_docs: int | None = No
             if len(blocks) < 1:
                 raise ValueError(f"corpus {corpus!r} has fewer tokens in its {name} split than one block of "
                                  f"{block}; use a larger corpus or a smaller block")
-        _CACHE[key] = LMData(tok, train, val, corpus, block, eval_blocks)
-    return _CACHE[key]
+        return LMData(tok, train, val, corpus, block, eval_blocks)
+
+    key = (corpus, tokenizer, block, train_docs, eval_blocks, script) + ((train_tokens,) if train_tokens else ())
+    return prepared(("lm",) + key, build)
 
 
 def config_data(cfg: "PretrainConfig", script: str | None = None) -> LMData:

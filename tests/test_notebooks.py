@@ -12,9 +12,9 @@ from helpers.notebooks import ANALYSIS, NotebookError, execute, list_notebooks
 from helpers.results import iter_records
 
 NOTEBOOKS = list_notebooks()
-# one worker executes every notebook once (the session fixture below) and runs every test that reads it: under
-# pytest-xdist (`make test` runs two workers) the group keeps that fixture from running once per worker
-pytestmark = [pytest.mark.notebooks, pytest.mark.xdist_group("tiny_run")]
+# under pytest-xdist (`make test`: --dist loadfile) this file runs on one worker, so the session fixture below
+# executes every notebook once
+pytestmark = pytest.mark.notebooks
 
 
 @pytest.fixture(scope="session")

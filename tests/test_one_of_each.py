@@ -38,3 +38,37 @@ def test_notebook_names_are_spelled_once_and_read_from_the_registry():
     names = re.compile("|".join(re.escape(f'"{nb}"') for nb in F.NOTEBOOKS))
     shared = [p for p in (REPO_ROOT / "helpers").glob("*.py") if p.name not in ("families.py", "readme.py")]
     assert [p.name for p in shared if names.search(p.read_text())] == []
+
+
+def test_prepared_data_is_held_in_one_memo():
+    """helpers.data.prepared is the one in-process memo of prepared data: 07's token blocks and 06's encoded chats
+    are built once per key through it, and no other module keeps a module-level dict of its own for them."""
+    import ast
+    from types import SimpleNamespace
+
+    from helpers import data as D
+    from helpers import pretrain
+    from helpers.sft import chats
+
+    a = pretrain.lm_data("ru", "bytes", 32, 40, 8, "cyrillic")
+    assert pretrain.lm_data("ru", "bytes", 32, 40, 8, "cyrillic") is a
+    assert [k for k, v in D._PREPARED.items() if v is a][0][0] == "lm"
+    built = []
+    class Cfg:                                    # any setting the data key reads: its own name
+        def __getattr__(self, name):
+            return name
+    cfg = Cfg()
+    orig = chats._prepare
+    try:
+        chats._prepare = lambda c: built.append(c) or {"rows": len(built)}
+        first, second = chats.prepare(SimpleNamespace(cfg=cfg)), chats.prepare(SimpleNamespace(cfg=cfg))
+    finally:
+        chats._prepare = orig
+    assert first is second and len(built) == 1
+    holders = []
+    for path in (REPO_ROOT / "helpers").rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.value, ast.Dict) and not node.value.keys
+                    and node.target.id in ("_CACHE", "_MEMO", "_PREPARED")):
+                holders.append(f"{path.relative_to(REPO_ROOT)}:{node.target.id}")
+    assert holders == ["helpers/data.py:_PREPARED"], holders

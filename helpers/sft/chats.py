@@ -24,7 +24,7 @@ from datasets import load_dataset
 
 from .. import hub
 from ..assets import FETCH_CMD
-from ..data import encode_chat, ensure_chat_template, load_corpus, load_tokenizer
+from ..data import encode_chat, ensure_chat_template, load_corpus, load_tokenizer, prepared
 from .measure import token_f1
 from .models import tokenizer_name
 
@@ -214,9 +214,6 @@ def drop_long_pairs(tok, pairs: list[dict], max_length: int) -> tuple[list[dict]
 
 
 # ------------------------------------------------------------------------------------------------ rows of each part
-_MEMO: dict = {}
-
-
 def load_rows(cfg) -> tuple[dict, dict]:
     """{part: rows} and the counts of how the data was made. Fixed data seed 0: the training seed changes the order
     and initialisation, never which examples exist. Parts: sft_train; policy (train-split prompts SFT never saw, to
@@ -259,11 +256,14 @@ def data_key(cfg) -> dict:
 
 
 def prepare(run) -> dict:
-    """Tokenizer, rows and their encodings, shared by every section (kept for the kernel's lifetime)."""
+    """Tokenizer, rows and their encodings, shared by every section (kept for the kernel's lifetime:
+    helpers.data.prepared)."""
     cfg = run.cfg
     key = str(data_key(cfg)) + str((cfg.policy_rows, cfg.heldout_rows))
-    if key in _MEMO:
-        return _MEMO[key]
+    return prepared(("sft", key), lambda: _prepare(cfg))
+
+
+def _prepare(cfg) -> dict:
     t0 = time.perf_counter()
     tok = ensure_chat_template(load_tokenizer(tokenizer_name(cfg.model)), cfg.chat_template)
     parts, counts = load_rows(cfg)
@@ -271,7 +271,6 @@ def prepare(run) -> dict:
     data = {"tok": tok, "parts": parts, "enc": enc, "counts": counts, "hard": encode_pairs(tok, parts["hard"]),
             "lengths": {p: [len(r["input_ids"]) for r in e] for p, e in enc.items()},
             "prepare_s": time.perf_counter() - t0}
-    _MEMO[key] = data
     return data
 
 
