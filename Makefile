@@ -38,11 +38,8 @@ RUN_ASSETS := $(if $(filter full gpu-small,$(PROFILE))$(filter True,$(RUN_GPU)),
 run: $(STAMP) $(RUN_ASSETS)
 	$(BIN)/python -m helpers notebooks --profile $(PROFILE) --nb "$(NB)"
 
-# two test workers (pytest-xdist), one per core, a test file each at a time: the notebooks' tiny run (a session
-# fixture of tests/test_notebooks.py) then runs once, on one worker. (Not --dist loadgroup: xdist 3.8 marks a group
-# by rewriting item._nodeid, which pytest 9 no longer reads, so groups are silently split.)
 test: setup lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q tests
 
 # pyflakes + pycodestyle at 120 columns (pyproject.toml [tool.ruff])
 lint: $(STAMP)

@@ -12,8 +12,6 @@ from helpers.notebooks import ANALYSIS, NotebookError, execute, list_notebooks
 from helpers.results import iter_records
 
 NOTEBOOKS = list_notebooks()
-# under pytest-xdist (`make test`: --dist loadfile) this file runs on one worker, so the session fixture below
-# executes every notebook once
 pytestmark = pytest.mark.notebooks
 
 
