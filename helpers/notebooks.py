@@ -92,6 +92,17 @@ def strip_volatile(path: Path) -> bool:
     for cell in nb.cells:
         for k in VOLATILE_CELL_METADATA:
             cell.metadata.pop(k, None)
+        # how a cell's printed text is cut into stream outputs depends on when the kernel flushed (load): merge
+        # adjacent chunks of one stream, so the same text is the same file
+        merged = []
+        for out in cell.get("outputs", []):
+            if (merged and out.get("output_type") == "stream" and merged[-1].get("output_type") == "stream"
+                    and merged[-1].get("name") == out.get("name")):
+                merged[-1]["text"] = "".join(merged[-1]["text"]) + "".join(out["text"])
+            else:
+                merged.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = merged
     for section, keys in VOLATILE_NOTEBOOK_METADATA.items():
         for k in keys:
             nb.metadata.get(section, {}).pop(k, None)
