@@ -230,35 +230,39 @@ def test_dpo_sections_start_from_the_merged_sft_baseline(tmp_path, monkeypatch):
     assert seen["model"] == ("merged", ("adapter", "untuned", want))
 
 
-def test_train_dpo_scores_against_the_model_it_starts_from():
+class _Stop(Exception):
+    """Raised by a recording stand-in for a TRL trainer: what it was handed is checked, nothing is trained."""
+
+
+def _recorder(seen: list):
+    def record(**kw):
+        seen.append(kw)
+        raise _Stop
+
+    return record
+
+
+class _TinyQ(torch.nn.Module):
+    """A model with one q_proj, what the LoRA settings target."""
+
+    def __init__(self):
+        super().__init__()
+        self.q_proj = torch.nn.Linear(2, 2)
+
+
+def test_train_dpo_scores_against_the_model_it_starts_from(monkeypatch):
     """Breakage caught: a separate reference (e.g. an untuned copy) handed to TRL, or no fresh LoRA config (with
     ref_model=None and a PEFT config, TRL's reference is the start model with the DPO adapter disabled: the merged
     SFT model). DPOTrainer is replaced by a recorder that stops before training."""
     from helpers.sft import trainers
 
-    class Stop(Exception):
-        pass
-
-    seen = {}
-
-    def recorder(**kw):
-        seen.update(kw)
-        raise Stop
-
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.q_proj = torch.nn.Linear(2, 2)
-
-    model = Tiny()
-    orig = trainers.DPOTrainer
-    trainers.DPOTrainer = recorder
-    try:
-        with pytest.raises(Stop):
-            trainers.train_dpo(model, "tok", [PAIR] * 4, trainers.DPOSettings(steps=1, batch_size=2),
-                               trainers.LoraSettings(targets=("q_proj",)), 64)
-    finally:
-        trainers.DPOTrainer = orig
+    calls = []
+    model = _TinyQ()
+    monkeypatch.setattr(trainers, "DPOTrainer", _recorder(calls))
+    with pytest.raises(_Stop):
+        trainers.train_dpo(model, "tok", [PAIR] * 4, trainers.DPOSettings(steps=1, batch_size=2),
+                           trainers.LoraSettings(targets=("q_proj",)), 64)
+    seen = calls[0]
     assert seen["model"] is model and seen["ref_model"] is None
     assert seen["peft_config"] is not None and list(seen["peft_config"].target_modules) == ["q_proj"]
 
@@ -271,28 +275,15 @@ def test_sft_masking_hands_trl_completion_only_loss_on_prompt_completion_rows(mo
     from helpers.sft import trainers
     from helpers.sft.config import PROFILES, variant_settings
 
-    class Stop(Exception):
-        pass
-
     seen = []
-
-    def recorder(**kw):
-        seen.append(kw)
-        raise Stop
-
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.q_proj = torch.nn.Linear(2, 2)
-
-    monkeypatch.setattr(trainers, "SFTTrainer", recorder)
+    monkeypatch.setattr(trainers, "SFTTrainer", _recorder(seen))
     rows = [{"prompt": PAIR["prompt"], "completion": PAIR["chosen"], "word": "w"}] * 2
     cfg = PROFILES["tiny"]
     for variant, masked in (("baseline", True), ("whole-sequence", False)):
         s = variant_settings(cfg, variant)
         assert s.completion_only is masked
-        with pytest.raises(Stop):
-            trainers.train_sft(Tiny(), "tok", rows, rows, s, trainers.LoraSettings(targets=("q_proj",)), 64)
+        with pytest.raises(_Stop):
+            trainers.train_sft(_TinyQ(), "tok", rows, rows, s, trainers.LoraSettings(targets=("q_proj",)), 64)
         args = seen[-1]["args"]
         assert args.completion_only_loss is masked and args.assistant_only_loss is False
         assert seen[-1]["train_dataset"].column_names == ["prompt", "completion"]
