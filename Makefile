@@ -38,8 +38,9 @@ RUN_ASSETS := $(if $(filter full gpu-small,$(PROFILE))$(filter True,$(RUN_GPU)),
 run: $(STAMP) $(RUN_ASSETS)
 	$(BIN)/python -m helpers notebooks --profile $(PROFILE) --nb "$(NB)"
 
+# one pytest worker per core, a test file per worker at a time (the tiny notebooks' session fixture stays whole)
 test: setup lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --dist loadfile tests
 
 # pyflakes + pycodestyle at 120 columns (pyproject.toml [tool.ruff])
 lint: $(STAMP)

@@ -31,7 +31,7 @@ import re
 import pytest
 import torch
 
-from helpers import hub
+from helpers import hub, parallel
 from helpers.analysis import records_of
 from helpers.families import resolve
 
@@ -154,9 +154,11 @@ class FakeHub:
 
 @pytest.fixture
 def full_offline(tmp_path, monkeypatch):
-    """PROFILE=full with the hub replaced by FakeHub; caches and records go to a temporary folder."""
+    """PROFILE=full with the hub replaced by FakeHub; caches and records go to a temporary folder. The jobs run in
+    this process (parallel.IN_PROCESS), where the stand-in hub lives: a job's own process would not see it."""
     fake = FakeHub(tmp_path)
     monkeypatch.setattr(hub, "call", fake)
+    monkeypatch.setattr(parallel, "IN_PROCESS", True)
     monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LAB_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("LAB_CHECKPOINTS", str(tmp_path / "checkpoints"))
@@ -395,24 +397,23 @@ def _sections_pretraining(run):
         assert_finite(recs, "07")
 
 
-@pytest.mark.parametrize("profile", ["full", "gpu-small"])
-def test_sft_notebook_gpu_profiles(full_offline, profile):
+SFT_CUT = {"train_rows": 8, "policy_rows": 4, "val_rows": 4, "test_rows": 4, "heldout_rows": 4, "hard_pairs": 4,
+           "gen_rows": 2, "gen_tokens": 4, "show_words": 2, "worst_k": 2, "accum_examples": 4, "accum_micro": 1,
+           "seeds": (0,), "lesson_seeds": (0,), "dpo_seeds": (0,), "search_steps": 1, "dpo_search": ((0.1, 5e-5),),
+           "probe_pairs": 2, "speed_batch": 1, "speed_length": 32, "sft.steps": 1, "sft.batch_size": 2,
+           "sft.eval_every": 1, "sft.eval_rows": 2, "sft.warmup_steps": 0, "dpo.steps": 1, "dpo.batch_size": 2,
+           "dpo.eval_every": 1, "dpo.eval_rows": 2}
+
+
+def test_sft_notebook_full_profile(full_offline):
     """SmolLM2-360M's shape (2 of its 32 layers) with a ChatML template on UltraChat / UltraFeedback stand-ins:
-    every section of notebook 06, one optimizer step per SFT variant, DPO search point and DPO loss (gpu-small: the
-    same model and data at its own sequence length)."""
+    every section of notebook 06, one optimizer step per SFT variant, DPO search point and DPO loss."""
     from helpers.sft import report as R
     from helpers.sft import study as S
 
-    run = full_run("06_sft_dpo", {"train_rows": 8, "policy_rows": 4, "val_rows": 4, "test_rows": 4,
-                                   "heldout_rows": 4, "hard_pairs": 4, "gen_rows": 2, "gen_tokens": 4,
-                                   "show_words": 2, "worst_k": 2, "accum_examples": 4, "accum_micro": 1,
-                                   "seeds": (0,), "lesson_seeds": (0,), "dpo_seeds": (0,), "search_steps": 1,
-                                   "dpo_search": ((0.1, 5e-5),), "probe_pairs": 2, "speed_batch": 1,
-                                   "speed_length": 32, "sft.steps": 1, "sft.batch_size": 2, "sft.eval_every": 1,
-                                   "sft.eval_rows": 2, "sft.warmup_steps": 0, "dpo.steps": 1, "dpo.batch_size": 2,
-                                   "dpo.eval_every": 1, "dpo.eval_rows": 2}, profile)
+    run = full_run("06_sft_dpo", SFT_CUT)
     assert run.cfg.model == "HuggingFaceTB/SmolLM2-360M" and run.cfg.chat_template == "chatml"
-    assert run.cfg.max_length == {"full": 1024, "gpu-small": 384}[profile]
+    assert run.cfg.max_length == 1024
     data = S.prepare(run)
     a = S.data_section(run, data)
     sft_runs = S.sft_runs(run, data)
@@ -427,6 +428,17 @@ def test_sft_notebook_gpu_profiles(full_offline, profile):
     reported(R, run)
     for recs in (a, sft_runs, c, pairs, search, dpo, e):
         assert_finite(recs, "06")
+
+
+def test_sft_notebook_gpu_small_profile(full_offline):
+    """gpu-small: the same model, data and code as the full profile's dry run above, at its own sequence length
+    (384): its data, encoded and cut at that length. The training sections differ from full's only in that length,
+    so they are dry-run once, there (twice cost ~90 s of this suite's 15-minute budget)."""
+    from helpers.sft import study as S
+
+    run = full_run("06_sft_dpo", SFT_CUT, "gpu-small")
+    assert run.cfg.model == "HuggingFaceTB/SmolLM2-360M" and run.cfg.max_length == 384
+    assert_finite(S.data_section(run, S.prepare(run)), "06")
 
 
 def test_hub_ids_table_matches_what_the_code_loads(full_offline):

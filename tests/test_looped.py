@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import parallel
 from helpers.looped import tasks as icl
 from helpers.looped.model import Block, LoopedConfig, LoopedTransformer, keep_mask
 from helpers.looped.config import LoopedStudyConfig
@@ -404,6 +405,7 @@ def test_headline_records_hold_what_later_sections_need_and_load_on_rerun(result
     calls = []
     real = S.train_model
     monkeypatch.setattr(S, "train_model", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(parallel, "IN_PROCESS", True)           # the jobs here, where the counting stand-in is
     first = S.headline(run)
     assert sorted((r["experiment"], r["seed"]) for r in first.values()) == sorted(
         (arm, s) for arm in ("looped", "standard") for s in run.cfg.seeds)
@@ -427,6 +429,7 @@ def test_a_run_cut_by_the_safety_budget_is_recorded_as_partial_and_trained_again
     calls = []
     real = S.train_model
     monkeypatch.setattr(S, "train_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(parallel, "IN_PROCESS", True)           # the jobs here, where the counting stand-in is
     run = _tiny_run(**{"option_steps": 100_000, "train.time_budget_s": 0.0, "options": {}, "option_seeds": (0,)})
     rec = S.options(run, {})["plain", 0]
     assert rec["status"] == "partial" and rec["metrics"]["steps"] == 1

@@ -1,5 +1,5 @@
-"""map_processes: CPU jobs go to spawned single-threaded workers; jobs on an accelerator stay in this process; the
-workers end with their parent, however it is killed."""
+"""map_processes: every CPU job runs in a fresh single-threaded process; jobs on an accelerator stay in this process;
+the workers (and their fork server) end with their parent, however it is killed."""
 import os
 import signal
 import subprocess
@@ -15,6 +15,33 @@ from helpers.parallel import map_processes
 def test_cpu_jobs_run_in_worker_processes_in_job_order():
     out = map_processes(os.getpid, {"a": (), "b": (), "c": ()}, workers=2)
     assert list(out) == ["a", "b", "c"] and os.getpid() not in out.values()
+
+
+def _job_state():
+    import torch
+
+    return os.getpid(), torch.get_num_threads(), os.environ.get("LAB_PARALLEL_PROBE")
+
+
+def test_every_cpu_job_runs_in_a_fresh_single_threaded_process_even_with_one_worker(monkeypatch):
+    """A clean state per job: no two jobs share a process (a reused worker changed a run's floats), across calls too,
+    and workers=1 does not run the job here with this process's threads; the asking process's environment goes with
+    each job, as it is when the job is asked for."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setenv("LAB_PARALLEL_PROBE", "first")
+        two = map_processes(_job_state, {i: () for i in range(4)}, workers=2)
+        monkeypatch.setenv("LAB_PARALLEL_PROBE", "second")
+        one = map_processes(_job_state, {i: () for i in range(3)}, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    pids = [v[0] for v in [*two.values(), *one.values()]]
+    assert len(set(pids)) == 7 and os.getpid() not in pids
+    assert {v[1] for v in [*two.values(), *one.values()]} == {1}
+    assert {v[2] for v in two.values()} == {"first"} and {v[2] for v in one.values()} == {"second"}
 
 
 def test_accelerator_jobs_stay_in_this_process():
@@ -56,8 +83,8 @@ def _alive(pid: int, started: float) -> bool:
                          ids=["sigkill", "sigterm-watcher-only", "sigint"])
 def test_workers_end_with_a_killed_parent(tmp_path, sig, pdeathsig):
     """A sweep's parent killed (SIGKILL / SIGTERM: no cleanup runs in it; SIGINT: KeyboardInterrupt, as Jupyter's
-    stop raises) leaves no worker running its job within a few seconds; sigterm-watcher-only: the parent's
-    workers do not ask for PR_SET_PDEATHSIG, so the watcher thread alone must end them. ~10 s each."""
+    stop raises) leaves no worker running its job, and no fork server, within a few seconds; sigterm-watcher-only:
+    the workers do not ask for PR_SET_PDEATHSIG, so the watcher thread alone must end them. ~10 s each."""
     import psutil
 
     pids = tmp_path / "pids"
@@ -73,7 +100,9 @@ def test_workers_end_with_a_killed_parent(tmp_path, sig, pdeathsig):
             assert time.time() < deadline, "the workers never started their jobs"
             time.sleep(0.1)
         workers = {int(p.name): psutil.Process(int(p.name)).create_time() for p in pids.iterdir()}
-        assert all(psutil.Process(pid).ppid() == parent.pid for pid in workers)
+        servers = {psutil.Process(pid).ppid() for pid in workers}       # forked by the fork server, the parent's child
+        assert len(servers) == 1 and all(psutil.Process(s).ppid() == parent.pid for s in servers)
+        workers.update({s: psutil.Process(s).create_time() for s in servers})
         os.kill(parent.pid, getattr(signal, sig))
         try:
             parent.wait(20)

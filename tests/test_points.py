@@ -122,14 +122,16 @@ def test_the_exported_command_runs_one_point_and_two_agents_writing_at_once_give
 
 
 def test_workers_are_pinned_round_robin_to_faked_gpus_several_per_gpu():
+    """Six workers, two per faked GPU, each job in a fresh process of its own (the device goes back to the pool when
+    a job ends, to the worker replacing it): 4 jobs on each GPU, never more than two there at a time."""
     out = map_processes(worker_device, {i: (1.5,) for i in range(12)}, device="cuda", per_device=2, n_devices=3)
     assert gpu_slots(3, 2) == [0, 1, 2, 0, 1, 2]
-    by_pid = {}
-    for pid, index in out.values():
-        by_pid.setdefault(pid, set()).add(index)
-    assert all(len(ix) == 1 for ix in by_pid.values())                 # a worker stays on its GPU
-    per_gpu = [sum(ix == {g} for ix in by_pid.values()) for g in range(3)]
-    assert per_gpu == [2, 2, 2] and os.getpid() not in by_pid
+    pids = [pid for pid, *_ in out.values()]
+    assert len(set(pids)) == 12 and os.getpid() not in pids
+    per_gpu = [[(start, end) for _, index, start, end in out.values() if index == g] for g in range(3)]
+    assert [len(jobs) for jobs in per_gpu] == [4, 4, 4]
+    for jobs in per_gpu:                     # at no job's start are two others of its GPU running
+        assert all(sum(s <= t < e for s, e in jobs) <= 2 for t, _ in jobs)
 
 
 def test_spread_wall_time_rounds_runs_over_slots_and_never_packs_a_budget():
