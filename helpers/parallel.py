@@ -6,16 +6,16 @@ each running two threads on two cores slow each other down badly).
 
 One run id, one result: every job starts from the same clean state, a fresh process of its own, forked from a
 server process that has imported torch and the helpers this process has loaded, and has run nothing
-(multiprocessing's forkserver: ~0.05 s a job instead of the ~7 s a spawned process spends importing). A worker
-reused across jobs did not give the same floats: committed records made so differ from the same run id retrained
-alone, in the 7th digit (07's lr=0.001 from step 10) to the 2nd (05's looped seed 1, 0.137 against 0.141), and
-nothing we could name reproduced it (the job run before it, MKL's alignment mode, the thread variables), so nothing
-short of a fresh process is trusted. A CPU job always runs so, a single one and workers=1 included, with
-CPU_THREADS torch threads fixed here (the thread count changes the floats too: the same 05 run gives 0.141 with one
-thread and 0.150 with two), never the notebook kernel's. The environment of the asking process goes with each job
-(the offline switches, LAB_RESULTS, ...); the server is restarted when a variable its preloaded libraries read at
-import (HF_*) has changed since it started. What a job caches in memory (tokenized data: helpers.data.prepared) is
-prepared again in each job. (Tests' dry runs, whose stand-ins live in the test's process, set IN_PROCESS.)
+(multiprocessing's forkserver: ~0.05 s a job instead of the ~7 s a spawned process spends importing), so a run's
+numbers cannot depend on which worker ran it or what that worker ran before. (Measured on this repository's CPU
+machine, an AMD EPYC with AVX2: running other jobs first in the same process did not change a run's floats; the
+committed records that did not reproduce here were most likely made on another CPU, see docs/reproducibility.md.)
+A CPU job always runs so, a single one and workers=1 included, with CPU_THREADS torch threads fixed here (the
+thread count changes the floats: 05's looped seed 1 gives 0.141 with one thread and 0.150 with two), never the
+notebook kernel's. The environment of the asking process goes with each job (the offline switches, LAB_RESULTS,
+...); the server is restarted when a variable its preloaded libraries read at import (HF_*) has changed since it
+started. What a job caches in memory (tokenized data: helpers.data.prepared) is prepared again in each job.
+(Tests' dry runs, whose stand-ins live in the test's process, set IN_PROCESS.)
 
 On CUDA each worker is pinned to one device when it starts (torch.cuda.set_device: a job's "cuda" is that device),
 round-robin, `per_device` workers per device, each with its share of the CPU threads; a worker hands its device back

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 
 from .paths import REPO_ROOT
@@ -64,8 +65,21 @@ def device_name(device: str | None = None) -> str:
         return torch.cuda.get_device_name(0)
     if device == "mps":
         return "Apple MPS"
-    cpu = platform.processor() or platform.machine()
-    return f"cpu: {cpu} x{os.cpu_count()} (torch threads {torch.get_num_threads()})"   # of the process asking
+    # the CPU's model and the kernels torch picked for it (AVX2, AVX512, ...): the same run gives other floats,
+    # and an equal-CPU-time budget other step counts, on another CPU
+    return (f"cpu: {cpu_model()} x{os.cpu_count()}, {torch.backends.cpu.get_cpu_capability()} "
+            f"(torch threads {torch.get_num_threads()})")                           # of the process asking
+
+
+def cpu_model() -> str:
+    """'AMD EPYC', 'Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz', ... (/proc/cpuinfo; else what platform says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def collect(device: str | None = None) -> dict:

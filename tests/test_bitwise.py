@@ -76,11 +76,12 @@ def test_a_records_thread_count_is_the_one_its_job_had(results_root, workers):
 
 # ------------------------------------------------------------------------------- committed records, by their values
 # One cheap committed local record per family, made under the clean-state rule (helpers.parallel: a fresh process
-# per job, one torch thread), retrained here: (notebook, sweep, variant, seed). Records made before the rule (in
-# reused workers) do not reproduce and are not listed: 07's lr=0.001 seed 0 differed from step 10 in the 7th digit,
-# 05's relu_2nn seeds 0-1 in the 4th, and 01-03's records predate the grad_norm curve. Each family's entry is added
-# when its records are regenerated (issues 38-41 regenerate 01-06).
+# per job, one torch thread) on this repository's CPU machine, retrained here: (notebook, sweep, variant, seed).
+# Records made before the rule do not reproduce and are not listed (docs/reproducibility.md: 07's lr=0.001 seed 0
+# differed from step 10 in the 7th digit, 05's relu_2nn seeds 0-1 in the 4th, 01-03's records predate the
+# grad_norm curve). Each family's entry is added when its records are regenerated (issues 38-41: 01-06).
 COMMITTED: list[tuple[str, str, str, int]] = [
+    ("07_pretraining", "lr_range", "lr=0.001", 0),          # 300 steps, ~15 s
 ]
 
 

@@ -280,7 +280,7 @@ def run_experiments(run, ids, force: bool = False) -> dict:
     """Train every (experiment, seed) of `ids` under `run.cfg` through the sweep runner (a run whose record exists
     is loaded instead; force retrains), one record each; returns {(experiment name, seed): record}.
 
-    With cfg.workers > 1 on a CPU the runs go to spawned worker processes with one torch thread each."""
+    On a CPU every run goes to a fresh process of its own with one torch thread, cfg.workers of them at a time."""
     return run_sweep(run, experiments_sweep(run, ids), run.cfg.workers, force)
 
 
