@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def point_command(args, extra: list[str]) -> int:
-    """`python -m helpers point`: W&B's ${args} arrive as --KEY=VALUE (--seed=0, --variant=..., --lm.train.lr=...)."""
+    """`python -m helpers point`: W&B's ${args} arrive as --KEY=VALUE (--seed=0, --variant=..., --lm.train.lr=...).
+    The point trains in this process, which runs nothing else (helpers.parallel.IN_PROCESS)."""
+    from . import parallel
     from .points import run_point
     from .sweep import SweepError
 
@@ -165,6 +167,7 @@ def point_command(args, extra: list[str]) -> int:
     if bad:
         print(f"error: {bad}: give overrides as --set KEY=VALUE or --KEY=VALUE", file=sys.stderr)
         return 2
+    parallel.IN_PROCESS = True
     try:
         rec = run_point(args.notebook, args.sweep, args.variant, sets or None, args.seed, args.profile, args.force)
     except (SweepError, ValueError) as e:

@@ -12,7 +12,7 @@ HUB_HOST = "huggingface.co"
 
 
 # Every hub id the GPU profiles (full, gpu-small) use, in one place: what the code loads and what it expects of it
-# (splits, columns, vocabulary). The dry runs in tests/test_full_dryrun.py build their offline stand-ins from this
+# (splits, columns, vocabulary). The dry runs (tests/dryrun_support.py) build their offline stand-ins from this
 # table, and a test compares it with the ids the code actually passes to from_pretrained / load_dataset.
 HUB_IDS = {
     # models and tokenizers: vocab = len(tokenizer); embedding rows may be padded beyond it

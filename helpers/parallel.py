@@ -15,7 +15,9 @@ thread count changes the floats: 05's looped seed 1 gives 0.141 with one thread 
 notebook kernel's. The environment of the asking process goes with each job (the offline switches, LAB_RESULTS,
 ...); the server is restarted when a variable its preloaded libraries read at import (HF_*) has changed since it
 started. What a job caches in memory (tokenized data: helpers.data.prepared) is prepared again in each job.
-(Tests' dry runs, whose stand-ins live in the test's process, set IN_PROCESS.)
+IN_PROCESS runs the jobs in the asking process instead, still with CPU_THREADS threads: the point command sets it
+(a process of its own that runs one job and exits is already the fresh process the rule asks for; a fork server
+would import everything a second time), and so do tests' dry runs, whose stand-ins live in the test's process.
 
 On CUDA each worker is pinned to one device when it starts (torch.cuda.set_device: a job's "cuda" is that device),
 round-robin, `per_device` workers per device, each with its share of the CPU threads; a worker hands its device back
@@ -51,7 +53,7 @@ DEVICE_INDEX: int | None = None      # in a worker pinned to a GPU: its device (
 CPU_THREADS = 1                      # torch threads of a CPU job, wherever it runs (module docstring)
 PDEATHSIG = sys.platform.startswith("linux")    # workers ask the kernel for SIGKILL when the fork server goes
 WATCH_S = 0.5                        # a worker's watcher checks its parents at least this often (seconds)
-IN_PROCESS = False                   # tests' dry runs only: jobs run here, where their in-process stand-ins live
+IN_PROCESS = False                   # jobs run here: the point command, tests' dry runs (module docstring)
 _SERVER_ENV: dict | None = None      # the HF_* variables the running fork server started with
 _SLOTS = None                        # in a GPU worker: the queue it hands its device back to when its job ends
 
@@ -246,8 +248,14 @@ def map_processes(fn, jobs: dict, workers: int = 2, progress: str | None = None,
                 _kill(_key(workers, slots))      # running jobs are stopped too, not left to finish unread
             raise
     else:
+        threads = torch.get_num_threads()
         for k, a in jobs.items():
-            value = fn(*a)
+            if device == "cpu":
+                torch.set_num_threads(CPU_THREADS)
+            try:
+                value = fn(*a)
+            finally:
+                torch.set_num_threads(threads)
             out[k] = on_done(k, value) if on_done else value
             bar.update()
     bar.close()

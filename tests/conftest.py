@@ -1,6 +1,7 @@
 import os
 
 import pytest
+from dryrun_support import full_offline  # noqa: F401 - the GPU-profile dry runs' fixture, for every file
 
 # Under `make test` the files are spread over one pytest worker per core (pytest-xdist): each worker, and every
 # process it starts (notebook kernels, point commands), computes with one torch thread, so that two workers never
