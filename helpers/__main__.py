@@ -167,12 +167,14 @@ def point_command(args, extra: list[str]) -> int:
     if bad:
         print(f"error: {bad}: give overrides as --set KEY=VALUE or --KEY=VALUE", file=sys.stderr)
         return 2
-    parallel.IN_PROCESS = True
+    here, parallel.IN_PROCESS = parallel.IN_PROCESS, True
     try:
         rec = run_point(args.notebook, args.sweep, args.variant, sets or None, args.seed, args.profile, args.force)
     except (SweepError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        parallel.IN_PROCESS = here          # main() called in-process (tests) leaves the switch as it found it
     shown = {k: v for k, v in rec["metrics"].items() if isinstance(v, (int, float))}
     print(f"{rec['notebook']} {rec['experiment']} {rec['variant']!r} seed {rec['seed']}: run id {rec['run_id']}; "
           + ", ".join(f"{k} {v:.4g}" for k, v in list(shown.items())[:4]))

@@ -53,3 +53,15 @@ def tiny_model():
         return from_config(neox_config(NeoXSize(hidden=32, layers=2, heads=2), vocab_size=64))
 
     return make
+
+
+# The longest files first: pytest-xdist hands whole files (--dist loadfile) to its workers in collection order, so
+# the tiny notebooks' session (~7 minutes on one worker) and the heaviest dry runs start at once instead of last.
+FIRST = ("test_notebooks.py", "test_dryrun_sft.py", "test_dryrun_compression.py", "test_engines.py",
+         "test_full_dryrun.py", "test_dryrun_looped.py", "test_points.py", "test_bitwise.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))     # stable: each file keeps its own order
+
