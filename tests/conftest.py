@@ -6,7 +6,7 @@ from dryrun_support import full_offline  # noqa: F401 - the GPU-profile dry runs
 # Under `make test` the files are spread over one pytest worker per core (pytest-xdist): each worker, and every
 # process it starts (notebook kernels, point commands), computes with one torch thread, so that two workers never
 # oversubscribe the cores (two workers of two threads each took 38 minutes at commit c1410ba against 17.5 for one
-# worker: idle OpenMP threads spin while they wait, and four of them shared two cores).
+# worker; most likely idle OpenMP threads spinning while they wait, four of them on two cores).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
