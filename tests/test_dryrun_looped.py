@@ -16,7 +16,7 @@ def test_looped_notebook_full_profile(full_offline):
     _sections_looped(run)
 
 
-LOOPED_CUT = {"train.steps": 2, "train.test_prompts": 16, "train.log_every": 1, "option_steps": 1, "task_steps": 1,
+LOOPED_CUT = {"train.steps": 2, "train.test_prompts": 4, "train.log_every": 1, "option_steps": 1, "task_steps": 1,
               "seeds": (0, 1), "option_seeds": (0,), "task_seeds": (0,), "baseline_prompts": 16,
               "eval_loops": (1, 30, 240), "tasks": ("decision_tree",)}
 
