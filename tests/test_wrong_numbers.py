@@ -51,6 +51,47 @@ def test_reference_tables_come_from_the_train_blocks_pairs_within_blocks_and_add
     assert all(abs(w - UNIGRAM_CE) > 1e-3 and abs(w - BIGRAM_CE) > 1e-3 for w in wrong.values())
 
 
+def test_the_ngram_ladder_by_hand_witten_bell_within_blocks_from_the_train_blocks():
+    """Orders 2 and 3 by hand on train [0,1,0,1], eval [0,1,0,0] (V = 2). Add-one unigram: (2 + 1) / (4 + 2) = 0.5.
+    Order 2, (c(h,w) + u(h) p_1) / (c(h) + u(h)): after 0 (twice, always 1): p(1|0) = 2.5/3, p(0|0) = 0.5/3;
+    after 1 (once, 0): p(0|1) = 1.5/2. Order 3: (0,1) -> 0 once: p(0|01) = (1 + 0.75) / 2; (1,0) -> 1 once:
+    p(0|10) = (0 + 1/6) / 2; the first target has one token before it and keeps its order-2 probability.
+    Breakages caught: a fixed interpolation weight; an unseen history not backing off whole; the tables built from
+    the eval blocks; windows across block boundaries (the second case: [0,1] | [1,0] flattened shows 1 -> 1); the
+    first targets of a block dropped from the higher orders (a different mean)."""
+    from helpers.pretrain import ngram_ladder
+
+    train, ev = {"input_ids": [[0, 1, 0, 1]]}, {"input_ids": [[0, 1, 0, 0]]}
+    got = ngram_ladder(train, ev, 2, orders=(2, 3))
+    assert got[2] == pytest.approx(-(math.log(2.5 / 3) + math.log(0.75) + math.log(0.5 / 3)) / 3, rel=1e-12)
+    assert got[3] == pytest.approx(-(math.log(2.5 / 3) + math.log(0.875) + math.log(1 / 12)) / 3, rel=1e-12)
+    # a history train never shows, (0,0), backs off whole: order 3 = order 2 = p(0|0) = 0.5/3 on every target
+    unseen = ngram_ladder(train, {"input_ids": [[0, 0, 0, 0]]}, 2, orders=(2, 3))
+    assert unseen[2] == pytest.approx(-math.log(0.5 / 3), rel=1e-12) and unseen[3] == pytest.approx(unseen[2])
+    # within blocks: train [0,1] and [1,0] never show 1 followed by 1, nor anything after the 1 that ends block 1
+    # as a history of order 3; eval [1,1]: history 1 is seen once (-> 0), p(1|1) = (0 + 1 * 0.5) / (1 + 1)
+    split = ngram_ladder({"input_ids": [[0, 1], [1, 0]]}, {"input_ids": [[1, 1]]}, 2, orders=(2, 5))
+    assert split[2] == pytest.approx(-math.log(0.25), rel=1e-12) and split[5] == split[2]
+    with pytest.raises(ValueError, match=r"orders must be integers >= 2.*\(1, 2\)"):
+        ngram_ladder(train, ev, 2, orders=(1, 2))
+
+
+def test_the_ngram_ladder_falls_with_the_order_on_text_with_structure():
+    """A sequence that repeats with period 5 in a vocabulary of 7 is a function of its last 4 tokens, not of its
+    last one: each order's table must score lower than the one below it (a ladder whose orders ignore the extra
+    context, or count it wrong, does not). Random tokens give the reverse (no context to use)."""
+    from helpers.pretrain import ngram_ladder
+
+    seq = [3, 1, 4, 1, 5] * 8
+    blocks = {"input_ids": [seq[i:i + 16] for i in range(0, 20)]}
+    got = ngram_ladder(blocks, blocks, 7)
+    assert got[2] > got[3] > got[4] >= got[5] and got[5] < 0.2, got
+    rng = np.random.default_rng(0)
+    noise = ngram_ladder({"input_ids": rng.integers(0, 7, (50, 16)).tolist()},
+                         {"input_ids": rng.integers(0, 7, (9, 16)).tolist()}, 7)
+    assert noise[5] > noise[2] > math.log(7) - 0.2, noise
+
+
 def test_lm_data_references_are_the_train_tables_scored_on_the_validation_blocks():
     """Breakage caught: LMData.references building its tables from the validation split (or scoring the train
     blocks): with these tokens the validation's own tables give other numbers than the hand-computed ones."""
