@@ -56,8 +56,12 @@ def sense_index(docs: list[dict]) -> dict[str, list[int]]:
 def pinned_question(doc: dict, n_senses: int) -> tuple[str, str] | None:
     """(question, how) whose one right answer is this synset's gloss, or None when the word is ambiguous here."""
     word = doc["word"]
-    pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE)
-    for ex in doc["examples"]:
+    # the pattern only for examples that contain the word at all: compiling one per synset (117k, beyond re's cache)
+    # was 3/4 of preparing 06's data; over all 117,659 synsets this gives the same 81,072 questions as before
+    low = word.lower()
+    hits = [ex for ex in doc["examples"] if low in ex.lower()]
+    pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE) if hits else None
+    for ex in hits:
         if pattern.search(ex):
             return f'What does "{word}" mean in "{ex}"?', "usage example"
     if n_senses == 1:
