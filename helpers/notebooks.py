@@ -1,6 +1,7 @@
 """Executing notebooks with papermill: `make run` / `python -m helpers notebooks`.
 
-Executed copies go to the git-ignored runs/<profile>/; Analysis.ipynb is executed in place so that its outputs
+Executed copies go to the git-ignored runs/<profile>/; Analysis.ipynb is executed in place (on the repository's own
+results/; with LAB_RESULTS elsewhere, a copy in runs/<profile>/) so that its outputs
 (tables, plots) are what a reader sees on the web, and without what changes on every execution (papermill's and the
 kernel's timestamps and durations, the paths and versions of the machine that ran it): re-executed on the same
 records it is byte for byte the committed file, so `make run` leaves `git status` clean. (Its outputs are
@@ -18,7 +19,7 @@ import papermill as pm
 from nbclient.exceptions import DeadKernelError
 
 from .families import NOTEBOOKS, cell_timeout, check_all, profile_for
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, results_dir
 from .profiles import CHOICES, GPU_PROFILES
 from .provenance import git_state
 
@@ -141,7 +142,16 @@ def run_all(profile: str = "local", select: str = "", analysis: bool = True, qui
                                  timeout=cell_timeout(nb.stem, profile_for(nb.stem, profile)[0]))
         print(f"   done in {times[nb.stem]:.0f} s -> runs/{profile}/{nb.name}", flush=True)
     if analysis:
-        print("== Analysis.ipynb (in place)", flush=True)
-        times["Analysis"] = execute_analysis(ANALYSIS, verbose=not quiet)
+        # in place only on the repository's own records: with LAB_RESULTS pointing elsewhere (tests, a scratch run)
+        # the committed Analysis.ipynb would be rewritten with records that are not committed; a copy instead
+        results = results_dir().resolve()
+        target = ANALYSIS
+        if results != (REPO_ROOT / "results").resolve():
+            target = REPO_ROOT / "runs" / profile / ANALYSIS.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(ANALYSIS.read_bytes())
+        print(f"== Analysis.ipynb ({'in place' if target == ANALYSIS else f'on {results}, a copy: {target}'})",
+              flush=True)
+        times["Analysis"] = execute_analysis(target, verbose=not quiet)
         print(f"   done in {times['Analysis']:.0f} s", flush=True)
     return times

@@ -112,3 +112,24 @@ def test_check_all_names_a_gpu_this_torch_cannot_drive_first(monkeypatch):
     _machine(monkeypatch, "Tesla P100-PCIE-16GB", 15.9, 32, (6, 0))
     problems = F.check_all("gpu-small")
     assert len(problems) == 1 and "sm_60" in problems[0] and "GPU T4 x2" in problems[0]
+
+
+def test_make_run_executes_analysis_in_place_only_on_the_repositorys_own_records(tmp_path, monkeypatch):
+    """Breakage caught: `helpers notebooks --nb 06` with LAB_RESULTS pointing at a scratch folder rewrote the
+    committed Analysis.ipynb with those records (it happened); now a copy under runs/<profile>/ is executed."""
+    from helpers import notebooks as N
+
+    monkeypatch.setattr(N, "git_state", lambda: {})
+    monkeypatch.setattr(N, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(N, "ANALYSIS", tmp_path / "Analysis.ipynb")
+    (tmp_path / "Analysis.ipynb").write_text("committed")
+    executed = []
+    monkeypatch.setattr(N, "execute_analysis", lambda path, **k: executed.append(path) or 0.0)
+    monkeypatch.setenv("LAB_RESULTS", str(tmp_path / "scratch"))
+    monkeypatch.setattr(N, "list_notebooks", lambda select="": [])
+    N.run_all("tiny", analysis=True, quiet=True)
+    assert executed == [tmp_path / "runs" / "tiny" / "Analysis.ipynb"]
+    assert executed[0].read_text() == "committed"
+    monkeypatch.setenv("LAB_RESULTS", str(tmp_path / "results"))
+    N.run_all("tiny", analysis=True, quiet=True)
+    assert executed[1] == tmp_path / "Analysis.ipynb"
