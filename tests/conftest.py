@@ -74,7 +74,6 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))     # stable: each file keeps its own order
 
 
-
 def pytest_configure(config):
     if hasattr(config.option, "loadscopereorder"):      # pytest-xdist's --no-loadscope-reorder, set here for any run
         config.option.loadscopereorder = False
