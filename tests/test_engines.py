@@ -16,7 +16,7 @@ from helpers import families as F
 from helpers import points
 from helpers.paths import REPO_ROOT
 from helpers.results import load_records
-from helpers.sweep import run_sweep
+from helpers.sweep import run_points
 
 BIN = Path(sys.executable).parent
 
@@ -105,10 +105,15 @@ def test_wandb_stays_off_for_an_ordinary_run_and_follows_the_agent_under_one(mon
         assert os.environ.get("WANDB_MODE") == mode
 
 
+XARGS_LINES = 3      # of 02's 7 listed points: the first (a run 02 shares with 01, recorded under 01) and two more
+
+
 def test_a_point_list_run_by_two_xargs_workers_records_every_point_the_notebook_then_loads(tmp_path):
-    """Notebook 02 (the fewest points of the tiny profile's notebooks with sweeps: 7 runs, each its own process):
-    its point list through `xargs -P 2`, as a Slurm array or a shell would run it; the notebook's sweeps then load
-    every record and train nothing."""
+    """Notebook 02 (the fewest points of the tiny profile's notebooks with sweeps: 7, each listed once): its point
+    list, every line of the same form; three of its lines through `xargs -P 2`, as a Slurm array or a shell would run
+    them, two processes at once; the notebook's own sweeps then load each of those records and train nothing. (All 7
+    lines, each a process importing torch and the helpers, took ~100 s of the suite's 15-minute budget; the lines
+    differ only in --variant, and the point command itself is test_points'.)"""
     env = {**os.environ, "LAB_RESULTS": str(tmp_path / "results"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     listed = subprocess.run([sys.executable, "-m", "helpers", "points", "--list", "--profile", "tiny", "--notebook",
                              "02"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -116,11 +121,13 @@ def test_a_point_list_run_by_two_xargs_workers_records_every_point_the_notebook_
     lines = listed.stdout.splitlines()
     assert len(lines) == len(set(lines)) == 7
     assert all(ln.startswith("python -m helpers point --notebook 02_mlp_lowrank --sweep ") for ln in lines)
-    r = subprocess.run(["xargs", "-d", "\n", "-P", "2", "-I{}", "bash", "-c", "{}"], input=listed.stdout,
+    ran = lines[:XARGS_LINES]
+    r = subprocess.run(["xargs", "-d", "\n", "-P", "2", "-I{}", "bash", "-c", "{}"], input="\n".join(ran) + "\n",
                        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     root = tmp_path / "results"
-    assert len(load_records(root)) == len(lines)          # one record per listed point (some are 01's shared runs)
+    assert len(load_records(root)) == len(ran)            # one record per point run (the first is 01's shared run)
+    wanted = {(ln.split(" --variant ")[1].split()[0], int(ln.split(" --seed ")[1].split()[0])) for ln in ran}
     os.environ["LAB_RESULTS"] = str(root)
     try:
         run, sweeps = points.notebook_sweeps("02_mlp_lowrank", "tiny")
@@ -128,10 +135,12 @@ def test_a_point_list_run_by_two_xargs_workers_records_every_point_the_notebook_
         def boom(*args):
             raise AssertionError("a listed point was trained again")
 
-        found = {k: rec for s in sweeps.values() for k, rec in run_sweep(run, dataclasses.replace(s, fn=boom)).items()}
+        mine = [dataclasses.replace(p, seeds=(seed,)) for s in sweeps.values() for p in s.points
+                for v, seed in wanted if p.variant == v]
+        found = run_points(run, mine, boom, None, 1, False, None)
     finally:
         del os.environ["LAB_RESULTS"]
-    assert len(found) == len(lines) and all(rec["status"] == "ok" for rec in found.values())
+    assert set(found) == wanted and all(rec["status"] == "ok" for rec in found.values())
 
 
 def _make_run(profile: str, **env) -> str:

@@ -97,21 +97,26 @@ def test_bad_train_config(bad, match):
         TrainConfig(**bad)
 
 
-def test_lm_loss_is_token_weighted(tiny_model):
+@pytest.mark.parametrize("labelled_only", [False, True])
+def test_lm_loss_is_token_weighted(tiny_model, labelled_only):
+    """Both paths (every position's cross-entropy masked, or the labelled positions' alone) give the by-hand loss
+    and per-row sums, padding and a masked prompt included."""
     model = tiny_model()
     rows = [{"input_ids": list(range(10))}, {"input_ids": list(range(30))},
             {"input_ids": list(range(8)), "labels": [-100] * 4 + list(range(4, 8))}]
-    out = lm_loss(model, rows, batch_size=2, per_sequence=True)
-    total, count = 0.0, 0
+    out = lm_loss(model, rows, batch_size=2, per_sequence=True, labelled_only=labelled_only)
+    sums, counts = [], []
     with torch.no_grad():
         for r in rows:
             batch = lm_collator([r])
             logits = model(input_ids=batch["input_ids"]).logits[0, :-1]
             labels = batch["labels"][0, 1:]
             keep = labels != -100
-            total += torch.nn.functional.cross_entropy(logits[keep], labels[keep], reduction="sum").item()
-            count += int(keep.sum())
-    assert out["tokens"] == count == 9 + 29 + 4
+            sums.append(torch.nn.functional.cross_entropy(logits[keep], labels[keep], reduction="sum").item())
+            counts.append(int(keep.sum()))
+    total, count = sum(sums), sum(counts)
+    assert out["tokens"] == count == 9 + 29 + 4 and out["seq_tokens"] == counts
+    assert out["seq_loss_sum"] == pytest.approx(sums, rel=1e-5)
     assert out["loss"] == pytest.approx(total / count, rel=1e-5)
     assert out["ppl"] == pytest.approx(math.exp(total / count), rel=1e-5)
 

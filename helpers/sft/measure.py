@@ -31,7 +31,7 @@ def answer_loss(model, encoded: list[dict], batch_size: int = 16) -> dict:
     each row's summed loss and answer tokens, and a bootstrap 95% interval over rows (lo, hi)."""
 
     device = next(model.parameters()).device
-    res = lm_loss(model, encoded, batch_size, device, per_sequence=True)
+    res = lm_loss(model, encoded, batch_size, device, per_sequence=True, labelled_only=True)
     zero = {"seq_loss_sum": [0.0] * len(encoded), "seq_tokens": res["seq_tokens"]}  # the difference from 0 = the loss
     b = paired_bootstrap(zero, res)
     return {**res, "lo": b["lo"], "hi": b["hi"], "n": len(encoded)}
@@ -41,8 +41,8 @@ def pair_logps(model, tok_pairs: dict, batch_size: int = 16) -> dict:
     """{"chosen": summed log p of each chosen answer, "rejected": ...} for encoded pairs {"chosen": [...], ...}."""
 
     device = next(model.parameters()).device      # no bootstrap interval here: only the per-row sums are used
-    return {k: -np.asarray(lm_loss(model, tok_pairs[k], batch_size, device, per_sequence=True)["seq_loss_sum"])
-            for k in ("chosen", "rejected")}
+    return {k: -np.asarray(lm_loss(model, tok_pairs[k], batch_size, device, per_sequence=True,
+                                   labelled_only=True)["seq_loss_sum"]) for k in ("chosen", "rejected")}
 
 
 def preference(logps: dict, ref: dict | None = None, beta: float = 0.1) -> dict:
