@@ -11,6 +11,7 @@ pytestmark = pytest.mark.dryrun
 SFT_CUT = {"train_rows": 8, "policy_rows": 4, "val_rows": 4, "test_rows": 4, "heldout_rows": 4, "hard_pairs": 4,
            "gen_rows": 2, "gen_tokens": 4, "show_words": 2, "worst_k": 2, "accum_examples": 4, "accum_micro": 1,
            "seeds": (0,), "lesson_seeds": (0,), "dpo_seeds": (0,), "search_steps": 1, "dpo_search": ((0.1, 5e-5),),
+           "dpo_losses": ("sigmoid",),
            "probe_pairs": 2, "speed_batch": 1, "speed_length": 32, "sft.steps": 1, "sft.batch_size": 2,
            "sft.eval_every": 1, "sft.eval_rows": 2, "sft.warmup_steps": 0, "dpo.steps": 1, "dpo.batch_size": 2,
            "dpo.eval_every": 1, "dpo.eval_rows": 2}
@@ -18,7 +19,9 @@ SFT_CUT = {"train_rows": 8, "policy_rows": 4, "val_rows": 4, "test_rows": 4, "he
 
 def test_sft_notebook_full_profile(full_offline):
     """SmolLM2-360M's shape (2 of its 32 layers) with a ChatML template on UltraChat / UltraFeedback stand-ins:
-    every section of notebook 06, one optimizer step per SFT variant, DPO search point and DPO loss."""
+    every section of notebook 06, one optimizer step per SFT variant, DPO search point and DPO run. DPO runs with
+    the sigmoid loss only: IPO is the same job with another TRL loss_type (both run in the tiny notebook); the
+    second DPO job cost ~20 s of the suite's 15-minute budget."""
     from helpers.sft import report as R
     from helpers.sft import study as S
 
