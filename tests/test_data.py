@@ -3,7 +3,7 @@ import pytest
 from helpers import assets
 from helpers.assets import AssetError
 from helpers.corpora import cyrillic_dominant, parse_wordnet_line, split_of
-from helpers.data import bpe_vocab, lm_blocks, load_corpus, load_pretrained, load_tokenizer
+from helpers.data import bpe_vocab, lm_blocks, load_corpus, load_pretrained, load_tokenizer, script_share
 from helpers.hub import HubUnavailable
 
 needs_assets = pytest.mark.skipif(not (assets.cache_dir() / "corpora" / "en" / ".done").exists(),
@@ -74,6 +74,16 @@ def test_cyrillic_filter():
     assert cyrillic_dominant("Привет, мир! Hello")
     assert not cyrillic_dominant("GIMP 2.10 Image Editor, окно")
     assert not cyrillic_dominant("да")  # too short to be text
+
+
+def test_script_share_by_hand():
+    """Letters only (digits, punctuation and spaces are not letters), over every text, each character counted."""
+    texts = ["Привет, мир! Hello", "", "ёЁ 42 Straße", "\u0400\u04ff"]   # Cyrillic 9 + 2 + the block's ends 2;
+    assert script_share(texts, "cyrillic") == 13 / 24                         # Latin 5 + 6, one of them ß
+    assert script_share(texts, "latin") == 10 / 24                            # ß is a letter, not ASCII
+    assert script_share(["12 34 !?"], "latin") == 0.0 and script_share([], "cyrillic") == 0.0
+    with pytest.raises(ValueError, match="unknown script 'greek'; allowed: cyrillic, latin"):
+        script_share(texts, "greek")
 
 
 def test_parse_wordnet_line():
