@@ -71,14 +71,14 @@ class FakeHub:
             if "question" in cols:                       # oo-gpt4: question / response pairs, a sentence each, so
                 short = [t.split(".")[0] + "." for t in texts]   # that rows fit the dry run's short blocks
                 cols["question"], cols["response"] = short, short[1:] + short[:1]
-            # a short conversation (a 48-character question, an 80-character answer): the 06 dry runs' cost grows
+            # a short conversation (a 32-character question, a 48-character answer): the 06 dry runs' cost grows
             # with its length times SmolLM2's 49k-word head (with the whole document as the answer, ~300 tokens,
             # 06's full dry run took 5 of the suite's 15 minutes; with 80 + 160 characters, 3.5); the code path is
             # the same at any length under max_length
-            turns = [[{"role": "user", "content": t[:48]}, {"role": "assistant", "content": t[48:128]}]
+            turns = [[{"role": "user", "content": t[:32]}, {"role": "assistant", "content": t[32:80]}]
                      for t in texts]
             if "messages" in cols:                       # UltraChat / UltraFeedback: conversations
-                cols["messages"], cols["prompt"] = turns, [t[:48] for t in texts]
+                cols["messages"], cols["prompt"] = turns, [t[:32] for t in texts]
             if "chosen" in cols:
                 cols["chosen"] = turns
                 cols["rejected"] = [[m, {"role": "assistant", "content": m["content"][::-1]}] for m, _ in turns]

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.dryrun
 def test_compression_notebook_full_profile(full_offline):
     """Mistral-7B-shaped teacher (cut as the module docstring says) through every section of notebook 04: bf16
     never on the CPU, calibration, the three methods, the fit, sensitivity, healing with checkpointing and the
-    whitening policies over two calibration draws on both held-out sets (WikiText-2 and the OpenOrca rows)."""
+    whitening policies over one calibration draw on both held-out sets (WikiText-2 and the OpenOrca rows). Two draws
+    (the report's comparison over draws) run in the tiny notebook; a second draw at this shape cost ~18 s of the
+    suite's 15-minute budget."""
     from helpers.compression.data import OPENORCA_SET
 
     run = full_run("04_lowrank_compression", {**COMPRESSION_CUT, "openorca_rows": 4})
@@ -24,7 +26,7 @@ def test_compression_notebook_full_profile(full_offline):
 COMPRESSION_CUT = {"calib_blocks": 2, "block": 64, "eval_blocks": 2, "sweep_eval_blocks": 1, "sens_eval_blocks": 1,
                    "fit_tokens": 128, "fit_steps": (2,), "fit_rank": 16, "trap_tokens": 16, "trap_rank": 24,
                    "heal_block": 64, "heal.max_steps": 1, "heal.warmup_steps": 0, "reductions": (0.2,),
-                   "center_policies": ("none", "except-v"), "center_draws": 2}
+                   "center_policies": ("none", "except-v"), "center_draws": 1}
 
 
 def test_compression_notebook_gpu_small_profile(full_offline):
@@ -57,8 +59,8 @@ def _sections_compression(run) -> dict:
     R.exp3_table(a), R.sweep_table(b), R.fit_table(c), R.healing_table(e), R.whitening_table(f)
     R.sweep_figure(b), R.sensitivity_figure(d)
     assert R.trap_text(c)
-    # two draws; every held-out set the teacher was scored on (full: WikiText-2 and the OpenOrca rows)
-    assert sorted(k[1] for k in f) == [0, 1] and {r["set"] for r in R.whitening_rows(f)} == set(data["teacher"])
+    # one draw; every held-out set the teacher was scored on (full: WikiText-2 and the OpenOrca rows)
+    assert sorted(k[1] for k in f) == [0] and {r["set"] for r in R.whitening_rows(f)} == set(data["teacher"])
     reported(R, run)
     assert_finite([a, b, c, d, e, f], "04")
     return data
