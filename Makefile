@@ -20,7 +20,7 @@ setup: $(STAMP) assets
 # Where PYTHONDONTWRITEBYTECODE is set (this machine and its CI) nothing is written, and every process compiles again
 # what it imports (torch, transformers, ...): the test suite starts hundreds. So the variable is dropped here, for
 # every recipe. pip's own compile step (--no-compile) is skipped: it compiles every installed file, one at a time
-# (~100 s on 2 cores; `compileall -j 0` ~60 s), where the processes compile only what they import, once (~10 s).
+# (~100 s on 2 cores; `compileall -j 0` ~60 s), where the processes compile only what they import, once.
 unexport PYTHONDONTWRITEBYTECODE
 
 $(STAMP): requirements.txt pyproject.toml

@@ -123,7 +123,8 @@ STEPS = ("debs", "corpora", "smollm2", "tokenizers")
 def prepare_all(steps: tuple[str, ...] = STEPS) -> dict:
     """Every step asked for. SmolLM2 (a download, then a dequantisation) shares nothing with the text chain (debs ->
     corpora -> tokenizers) and both run on one core, so with both asked for it goes to a process of its own beside
-    this one: ~50 s instead of ~95 s on 2 cores (`make setup` on a fresh clone)."""
+    this one: ~65 s instead of ~95 s on 2 cores (`make setup` on a fresh clone). Its output is shown only
+    if it fails."""
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise ValueError(f"unknown asset step(s) {sorted(unknown)}; allowed: {', '.join(STEPS)}")

@@ -13,7 +13,7 @@ def test_compression_notebook_full_profile(full_offline):
     """Mistral-7B-shaped teacher (cut as the module docstring says) through every section of notebook 04: bf16
     never on the CPU, calibration, the three methods, the fit, sensitivity, healing with checkpointing and the
     whitening policies over one calibration draw on both held-out sets (WikiText-2 and the OpenOrca rows). Two draws
-    (the report's comparison over draws) run in the tiny notebook; a second draw at this shape cost ~18 s of the
+    (the report's comparison over draws) run in the tiny notebook; a second draw at this shape cost ~15 s of the
     suite's 15-minute budget."""
     from helpers.compression.data import OPENORCA_SET
 
@@ -33,7 +33,7 @@ def test_compression_notebook_gpu_small_profile(full_offline):
     """gpu-small: SmolLM2-360M's shape (2 of its 32 layers) calibrated on the WikiText-2 stand-in; one held-out set
     (no OpenOrca rows, no WordNet chats); the three methods and healing. Fitting, sensitivity and the whitening
     policies run the same code on another shape, dry-run once in the full profile above (with them this test took
-    133 s of the suite's 15-minute budget), and so does the third method, scaled (14 more SVDs here, ~10 s)."""
+    133 s of the suite's 15-minute budget), and so does the third method, scaled (14 more SVDs here, ~15 s)."""
     from helpers.compression import report as R
     from helpers.compression import study as S
 

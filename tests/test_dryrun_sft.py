@@ -21,7 +21,7 @@ def test_sft_notebook_full_profile(full_offline):
     """SmolLM2-360M's shape (2 of its 32 layers) with a ChatML template on UltraChat / UltraFeedback stand-ins:
     every section of notebook 06, one optimizer step per SFT variant, DPO search point and DPO run. DPO runs with
     the sigmoid loss only: IPO is the same job with another TRL loss_type (both run in the tiny notebook); the
-    second DPO job cost ~20 s of the suite's 15-minute budget."""
+    second DPO job cost ~10 s of the suite's 15-minute budget."""
     from helpers.sft import report as R
     from helpers.sft import study as S
 
