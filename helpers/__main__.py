@@ -80,10 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unrecognized arguments: {' '.join(extra)}")
 
     if args.cmd == "assets":
+        from .paths import check_asset_steps
+
+        try:
+            steps = check_asset_steps(s for s in args.steps.split(",") if s)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         from .assets import AssetError, prepare_all
 
         try:
-            info = prepare_all(tuple(s for s in args.steps.split(",") if s))
+            info = prepare_all(steps)
         except (AssetError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

