@@ -118,10 +118,7 @@ def prepare_tokenizer(corpus: str, vocab_size: int = DEFAULT_VOCAB) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- all
-STEPS = ASSET_STEPS
-
-
-def prepare_all(steps: tuple[str, ...] = STEPS) -> dict:
+def prepare_all(steps: tuple[str, ...] = ASSET_STEPS) -> dict:
     """Every step asked for. SmolLM2 (a download, then a dequantisation) shares nothing with the text chain (debs ->
     corpora -> tokenizers) and both run on one core, so with both asked for it goes to a process of its own beside
     this one: ~65 s instead of ~95 s on 2 cores (`make setup` on a fresh clone). Its output is shown only
