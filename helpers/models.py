@@ -54,6 +54,19 @@ def from_config(config, device: str = "cpu", dtype=None):
     return model.to(device)
 
 
+def keep_first_layers(model, k: int):
+    """A causal LM cut to its decoder's first k layers, the rest (embeddings, final norm, head) as they were: a
+    cheaper stand-in that keeps the real weights of the layers it holds (notebook 04's tiny teacher). In place."""
+    layers = model.model.layers
+    if not 1 <= k <= len(layers):
+        raise ValueError(f"cannot keep the first {k} layers of a {len(layers)}-layer model; allowed: 1..{len(layers)}")
+    model.model.layers = layers[:k]
+    model.config.num_hidden_layers = k
+    if getattr(model.config, "layer_types", None):           # per-layer attention kinds (sliding / full), if any
+        model.config.layer_types = model.config.layer_types[:k]
+    return model
+
+
 def param_counts(model) -> dict:
     """{"total", "trainable"} parameter counts (works on the meta device)."""
     total = sum(p.numel() for p in model.parameters())

@@ -60,6 +60,10 @@ _SLOTS = None                        # in a GPU worker: the queue it hands its d
 
 def _init(pdeathsig: bool, threads: int, slots=None) -> None:
     global DEVICE_INDEX, _SLOTS
+    # an interrupt is the asking process's to handle (it kills its pool's workers, map_processes). Jupyter's stop and
+    # a kernel's shutdown signal the kernel's whole process group, the workers in it: without this, each idle worker
+    # printed a KeyboardInterrupt traceback at the end of every notebook that ran a sweep
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _end_with_parent(pdeathsig)
     torch.set_num_threads(threads)
     if slots is not None:

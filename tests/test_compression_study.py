@@ -77,10 +77,38 @@ def test_healing_is_counted_net_of_the_teachers_own_gain_over_seeds():
     (dict(groups=("mlp", "embeddings")), "unknown group"),
     (dict(reductions=(0.2, 1.0)), "reductions must lie in"),
     (dict(fit_module="lm_head"), "fit_module must be a block Linear"),
+    (dict(teacher_layers=0), "teacher_layers must be a positive whole number of layers or None, got 0"),
+    (dict(teacher_layers="2"), "teacher_layers must be a positive whole number"),
 ])
 def test_bad_config(kw, match):
     with pytest.raises(ValueError, match=match):
         CompressionConfig(**kw)
+
+
+def test_a_teacher_cut_to_its_first_layers_computes_what_those_layers_of_the_whole_model_do():
+    """keep_first_layers (the tiny profile's teacher): the cut model's logits are the whole model's final norm and
+    head applied to its hidden state after layer k - 1, with the same weights; a k outside 1..depth is refused."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from helpers.models import keep_first_layers
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                         num_attention_heads=4, num_key_value_heads=2, vocab_size=50)).eval()
+    ids = torch.randint(0, 50, (2, 7))
+    with torch.no_grad():
+        hidden = model(ids, output_hidden_states=True).hidden_states[2]       # what layer 1 hands to layer 2
+        want = model.lm_head(model.model.norm(hidden))
+        first = [p.clone() for p in model.model.layers[1].parameters()]
+        cut = keep_first_layers(model, 2)
+        got = cut(ids).logits
+    assert cut.config.num_hidden_layers == 2 and len(cut.model.layers) == 2
+    assert all(torch.equal(a, b) for a, b in zip(first, cut.model.layers[1].parameters()))
+    torch.testing.assert_close(got, want)
+    for k in (0, 3):
+        with pytest.raises(ValueError, match=rf"first {k} layers of a 2-layer model; allowed: 1..2"):
+            keep_first_layers(cut, k)
 
 
 def test_students_are_compared_with_the_teacher_on_the_same_sequences_with_an_interval():

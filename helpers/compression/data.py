@@ -15,6 +15,7 @@ from ..data import (
     load_pretrained,
     load_tokenizer,
 )
+from ..models import keep_first_layers
 from ..precision import model_dtype
 from . import whitening as W
 from .config import CompressionConfig
@@ -25,7 +26,10 @@ def load(cfg: CompressionConfig, device: str = "cpu"):
 
     tok = load_tokenizer("smollm2" if cfg.model == "smollm2" else cfg.model)
     # bf16 on a GPU (a 7B teacher is 14 GB instead of 29 GB in fp32); fp32 on the CPU, where bf16 matmuls are slow
-    model = load_pretrained(cfg.model, dtype=model_dtype(device)).to(device).eval()
+    model = load_pretrained(cfg.model, dtype=model_dtype(device))
+    if cfg.teacher_layers is not None:
+        keep_first_layers(model, cfg.teacher_layers)
+    model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     calib_split, eval_split, orca_split = _splits(cfg)

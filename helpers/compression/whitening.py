@@ -25,8 +25,8 @@ from .calibrate import calibrate
 
 REFERENCE = "none"        # SVD-LLM's whitening: every other policy is compared with it
 # the CompressionConfig fields section f's records depend on (not `whitening`: the default they choose)
-DETERMINED_BY = ("model", "calib_corpus", "calib_blocks", "block", "eval_corpus", "eval_blocks", "chats",
-                 "openorca_rows", "layers", "center_policies", "center_reductions")
+DETERMINED_BY = ("model", "teacher_layers", "calib_corpus", "calib_blocks", "block", "eval_corpus", "eval_blocks",
+                 "chats", "openorca_rows", "layers", "center_policies", "center_reductions")
 
 
 def ranks_at(model, layers: str, reduction: float) -> dict[str, int]:
