@@ -172,6 +172,7 @@ class LMData:
     _test: object = None
     _refs: dict | None = None
     _followers: tuple | None = None
+    _ladder: dict | None = None
 
     @property
     def vocab(self) -> int:
@@ -191,6 +192,15 @@ class LMData:
             self._refs = {"unigram_ce": unigram_cross_entropy(self.train, self.val, self.vocab),
                           "bigram_ce": bigram_cross_entropy(self.train, self.val, self.vocab)}
         return self._refs
+
+    @property
+    def ladder(self) -> dict:
+        """{n: cross-entropy} of the interpolated n-gram tables (ngram_ladder, n = 2..5) of the train blocks, scored
+        on the validation blocks, nats per token: the rungs a model of these tokens must clear for each token of
+        context it claims to use; computed once."""
+        if self._ladder is None:
+            self._ladder = ngram_ladder(self.train, self.val, self.vocab)
+        return self._ladder
 
     @property
     def followers(self) -> tuple:
@@ -267,7 +277,8 @@ def new_neox(size: NeoXSize, tok, seed: int, device: str = "cpu"):
 
 def pretrain(cfg: PretrainConfig, device: str = "cpu", seed: int = 0) -> dict:
     """A small GPT-NeoX from scratch on the train split: validation curve, final validation and test loss, the
-    unigram and bigram references; a record's parts (metrics, curves, params, provenance)."""
+    unigram and bigram references and the n-gram ladder of its tokens (LMData.ladder); a record's parts (metrics,
+    curves, params, provenance)."""
     data = config_data(cfg)
     model = new_neox(cfg.size, data.tok, seed, device)
     n_params = count_params(model)
@@ -275,6 +286,7 @@ def pretrain(cfg: PretrainConfig, device: str = "cpu", seed: int = 0) -> dict:
     res["metrics"]["test_loss"] = lm_loss(res.pop("model"), data.test, batch_size=cfg.train.batch_size,
                                           device=device)["loss"]
     res["metrics"].update(data.references)
+    res["metrics"]["ngram_ce"] = {str(n): ce for n, ce in data.ladder.items()}
     res["metrics"]["train_tokens_available"] = len(data.train) * cfg.block
     res["params"] = {"total": n_params, "non_embedding": n_params - 2 * data.vocab * cfg.size.hidden}
     return res

@@ -103,6 +103,18 @@ def test_lm_data_references_are_the_train_tables_scored_on_the_validation_blocks
     assert refs["bigram_ce"] == pytest.approx(BIGRAM_CE, rel=1e-12)
 
 
+def test_lm_data_ladder_is_the_train_blocks_ladder_scored_on_the_validation_blocks():
+    """Breakage caught: LMData.ladder (what 00's record stores) built from the validation blocks, or scoring the
+    train blocks: the hand-computed ladder of test_the_ngram_ladder_by_hand... is the only right answer."""
+    from helpers.pretrain import LMData
+
+    d = LMData(tok=_Tok(2), train={"input_ids": [[0, 1, 0, 1]]}, val={"input_ids": [[0, 1, 0, 0]]}, corpus="hand",
+               block=4, eval_blocks=None)
+    assert d.ladder[2] == pytest.approx(-(math.log(2.5 / 3) + math.log(0.75) + math.log(0.5 / 3)) / 3, rel=1e-12)
+    assert d.ladder[3] == pytest.approx(-(math.log(2.5 / 3) + math.log(0.875) + math.log(1 / 12)) / 3, rel=1e-12)
+    assert sorted(d.ladder) == [2, 3, 4, 5]
+
+
 # ------------------------------------------------------------------------------------------------ 4. bits per char
 def test_bits_per_char_is_nats_per_token_times_tokens_over_chars_over_ln2():
     """Breakages caught: counting every token of a block (8, not the 6 predicted ones), decoding the whole block
@@ -206,6 +218,28 @@ def test_notebook_07_gate_passes_a_run_exactly_gate_nats_below_the_bigram():
 
     g = PR.gate_table([rec("2 x 1", 0.25), rec("4 x 1", 0.2499)], gate=0.25).set_index("run")["gate"]
     assert g["2 x 1"] == "pass" and g["4 x 1"] == "FAIL"
+
+
+def test_notebook_00_gate_is_strictly_below_the_trigram_and_names_the_strongest_rung():
+    """00's gate (helpers.baselines.report.GATE_ORDER = 3): a model exactly at its trigram's cross-entropy MISSES,
+    one just below meets it; the text names the strongest rung (here the trigram, the 4- and 5-gram being sparser),
+    not the highest order the model happens to clear. Breakages caught: `<` flipped to `<=`; the gate read off the
+    bigram; "the highest rung it clears" (the 5-gram here, a weaker table than the trigram)."""
+    from helpers.baselines import report as BR
+
+    ladder = {"2": 4.96, "3": 4.85, "4": 4.99, "5": 5.08}
+
+    def lines(loss):
+        return BR.ladder_lines({"eval_loss": loss, "train_tokens_available": 1000, "ngram_ce": ladder})
+
+    at, below, above = lines(4.85), lines(4.8499), lines(4.94)
+    assert BR.GATE_ORDER == 3
+    assert "MISSED, the model ends 0.000 nats at or above it" in at[1]
+    assert "met, the model ends 0.000 nats below it" in below[1]
+    assert "MISSED, the model ends 0.090 nats at or above it" in above[1]
+    assert "the strongest is the 3-gram, and the model (4.940) ends 0.090 nats ABOVE it" in above[0]
+    assert "2-gram 4.960, 3-gram 4.850, 4-gram 4.990, 5-gram 5.080" in above[0]
+    assert BR.ladder_lines({"eval_loss": 4.9, "train_tokens_available": 10}) == []        # records before the ladder
 
 
 # ------------------------------------------------------------------------------------------------ 2. DPO's start
