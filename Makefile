@@ -10,7 +10,7 @@ NB ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup venv assets run test lint unit bench gpu-check looped-regime surgery-regime pretrain-regime clean-runs
+.PHONY: setup venv assets run test lint unit bench gpu-check looped-regime surgery-regime pretrain-regime baselines-regime clean-runs
 
 setup: $(STAMP) assets
 
@@ -76,6 +76,10 @@ clean-runs:
 # seed 000's regime search (9 points, original vs no attention, two side by side); not part of `make bench`
 surgery-regime: setup
 	$(BIN)/python benchmarks/surgery_regime.py
+
+# notebook 00's regime search (3 points of its from-scratch LM, two side by side: ~15 min); not part of `make bench`
+baselines-regime: setup
+	$(BIN)/python benchmarks/baselines_regime.py
 
 # seed 003's regime search (23 points x the grid's two extreme cells, CPU-time budgets, two side by side: ~12 min)
 pretrain-regime: setup

@@ -242,6 +242,30 @@ def test_notebook_00_gate_is_strictly_below_the_trigram_and_names_the_strongest_
     assert BR.ladder_lines({"eval_loss": 4.9, "train_tokens_available": 10}) == []        # records before the ladder
 
 
+def test_notebook_00_regime_rule_takes_the_fewest_tokens_at_least_the_margin_below_the_trigram():
+    """The regime search's rule (report.regime_choice, fixed before the search): among points at least
+    REGIME_MARGIN below their own trigram (exactly at the margin counts), the one with the fewest training tokens;
+    none: None, and the sentence says so. Breakages caught: choosing the lowest loss (the 2400-token point); `>=`
+    flipped to `>`; measuring the margin against the bigram."""
+    from helpers.baselines import report as BR
+
+    def rec(name, tokens, loss, tri):
+        return {"variant": f"regime {name}", "seed": 10, "experiment": "regime",
+                "config": {"lm": {"tokenizer": "t", "size": {"hidden": 8, "layers": 1}, "train": {"lr": 1e-3}}},
+                "metrics": {"tokens": tokens, "steps": tokens // 10, "eval_loss": loss, "train_time_s": 1.0,
+                            "ngram_ce": {"2": tri - 0.5, "3": tri, "4": tri + 0.1, "5": tri + 0.2}}}
+
+    margin = BR.REGIME_MARGIN
+    assert 2 * margin - margin == margin                        # exactly at the margin in floating point
+    recs = [rec("small", 600, 4.90, 4.85), rec("mid", 1200, margin, 2 * margin), rec("big", 2400, 0.01, 4.85)]
+    assert BR.regime_choice(recs) == "regime mid"
+    assert "chose 'mid' (1,200 tokens" in BR.regime_line(recs)
+    table = BR.regime_table(recs)
+    assert table.loc["mid", "chosen"] and not table.loc["big", "chosen"]
+    assert table.loc["small", "below gate"] == pytest.approx(-0.05)
+    assert BR.regime_choice(recs[:1]) is None and BR.regime_line(recs[:1]).endswith("no point met it.")
+
+
 # ------------------------------------------------------------------------------------------------ 2. DPO's start
 PAIR = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
         "rejected": [{"role": "assistant", "content": "b"}]}

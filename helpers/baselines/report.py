@@ -36,6 +36,13 @@ GATE_ORDER = 3
 GATE_FIXED = "2026-12-07"
 
 
+# The regime search's selection rule, fixed here on 2026-12-07 before the search ran (benchmarks/baselines_regime.py):
+# the point that trains on the fewest tokens among those whose validation loss ends at least REGIME_MARGIN nats below
+# the GATE_ORDER-gram table of its own tokens, on the search's seed; seed 0 at that point (the notebook's run) is
+# data the rule never saw.
+REGIME_MARGIN = 0.05
+
+
 def ladder(metrics: dict) -> dict[int, float]:
     """{n: cross-entropy} of the record's n-gram ladder (helpers.pretrain.ngram_ladder; {} in older records)."""
     return {int(n): ce for n, ce in (metrics.get("ngram_ce") or {}).items()}
@@ -115,6 +122,31 @@ def conclusion(reference, pretrain) -> str:
     return "\n".join(lines)
 
 
+def regime_table(regime) -> pd.DataFrame:
+    """The regime search (experiment "regime"): each point's tokens, shape, lr, loss and its margin below the gate's
+    rung of its own tokens (positive: below), the strongest rung, and which point the rule chose."""
+    recs = sorted(regime, key=lambda r: (r["metrics"]["tokens"], r["variant"]))
+    chosen = regime_choice(recs)
+    rows = []
+    for r in recs:
+        m, lm = r["metrics"], r["config"]["lm"]
+        rungs = ladder(m)
+        rows.append({"point": r["variant"].removeprefix("regime "), "tokenizer": lm["tokenizer"],
+                     "size": f"{lm['size']['hidden']} x {lm['size']['layers']}", "lr": lm["train"]["lr"],
+                     "steps": m["steps"], "tokens": m["tokens"], "eval_loss": m["eval_loss"],
+                     f"{GATE_ORDER}-gram": rungs[GATE_ORDER], "below gate": rungs[GATE_ORDER] - m["eval_loss"],
+                     "strongest rung": min(rungs, key=rungs.get), "train_time_s": m["train_time_s"],
+                     "chosen": r["variant"] == chosen})
+    return frame(rows, "point")
+
+
+def regime_choice(regime) -> str | None:
+    """The variant REGIME_MARGIN's rule picks (None: no point clears it)."""
+    ok = [r for r in regime if ladder(r["metrics"])
+          and ladder(r["metrics"])[GATE_ORDER] - r["metrics"]["eval_loss"] >= REGIME_MARGIN]
+    return min(ok, key=lambda r: (r["metrics"]["tokens"], r["variant"]))["variant"] if ok else None
+
+
 def headline(records: list[dict]) -> str:
     """README's one line for notebook 00: the from-scratch model against the gate's rung of its n-gram ladder (met
     or missed), or the first line of the conclusion where the record predates the ladder."""
@@ -134,14 +166,32 @@ def headline(records: list[dict]) -> str:
 def report(records: list[dict]) -> Report:
     """Analysis.ipynb's section for notebook 00 (and the notebook's last cell), from records only."""
     rep = Report(TITLE, records)
-    recs = {e: rs[0] for e, rs in by_experiment(rep.records).items()}
+    groups = by_experiment(rep.records)
+    recs = {e: rs[0] for e, rs in groups.items()}
     if "corpora" in recs:
         rep.table("corpora per split", corpus_table(recs["corpora"]))
         rep.table("fertility on the test split (tokens per word)", fertility_table(recs["corpora"]))
     if "reference" in recs:
         rep.table("pretrained reference on held-out text", reference_table(recs["reference"]))
+    if "regime" in groups:
+        rep.table(f"regime search (seed {recs['regime']['seed']}; chosen: the fewest tokens at least "
+                  f"{REGIME_MARGIN} nats below the {GATE_ORDER}-gram)", regime_table(groups["regime"]))
     if "pretrain" in recs:
         rep.table("from-scratch GPT-NeoX", pretrain_table(recs["pretrain"]))
         rep.figure("from-scratch GPT-NeoX: curves", pretrain_figure(recs["pretrain"]))
     rep.text = conclusion(recs.get("reference"), recs.get("pretrain"))
+    if "regime" in groups:
+        rep.text += ("\n" if rep.text else "") + regime_line(groups["regime"])
     return rep
+
+
+def regime_line(regime) -> str:
+    """The regime search in one sentence: the rule, and the point it chose or that none met it."""
+    chosen = regime_choice(regime)
+    rule = (f"regime search ({len(regime)} points, seed {regime[0]['seed']}; the rule, fixed before it ran: the "
+            f"fewest training tokens at least {REGIME_MARGIN} nats below the {GATE_ORDER}-gram table of its tokens)")
+    if chosen is None:
+        return rule + ": no point met it."
+    m = next(r["metrics"] for r in regime if r["variant"] == chosen)
+    return (rule + f": chose '{chosen.removeprefix('regime ')}' ({m['tokens']:,} tokens, {m['eval_loss']:.3f}, "
+            f"{ladder(m)[GATE_ORDER] - m['eval_loss']:.3f} nats below its {GATE_ORDER}-gram).")

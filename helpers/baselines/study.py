@@ -30,6 +30,7 @@ from ..pretrain import pretrain as train_lm
 from ..profiles import apply_overrides
 from ..provenance import track
 from ..results import load_or_run
+from ..sweep import sweep
 from ..train import TrainConfig
 
 # the family registry (PROFILES, full_plan) and notebook 00's sections
@@ -139,6 +140,25 @@ def pretrain(run, force: bool = False) -> dict:
         return {**res, "status": "partial" if res["metrics"].get("stopped_by_budget") else "ok"}
 
     return load_or_run(run, "pretrain", "neox-from-scratch", compute, {"lm": asdict(run.cfg.lm)}, force)
+
+
+# ------------------------------------------------------------------------------------------------ regime search
+REGIME_SEED = 10         # the search selects on a seed the notebook never reports (it trains seed 0); the selection
+# rule is helpers.baselines.report.regime_choice
+
+
+def regime_point(cfg: DataStudyConfig, seed: int = REGIME_SEED, device: str = "cpu") -> dict:
+    """One point of the regime search: the from-scratch LM of cfg.lm (pretrain: loss, curves, unigram and bigram
+    references, n-gram ladder); a record's parts."""
+    return train_lm(cfg.lm, device, seed)
+
+
+def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = False) -> dict:
+    """{name: record} for each point {name: dotted overrides of run.cfg ("lm.train.max_steps", "lm.tokenizer",
+    ...)}, two side by side (run.cfg's workers); recorded points are loaded. Keyed by the LM's config alone."""
+    out = sweep(run, "regime", {f"regime {n}": o for n, o in points.items()}, regime_point, (seed,), 2, force,
+                "regimes", key=lambda c: {"lm": asdict(c.lm)})
+    return {n: out[f"regime {n}", seed] for n in points}
 
 
 # ------------------------------------------------------------------------------------------------ plan
