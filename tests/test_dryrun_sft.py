@@ -10,7 +10,7 @@ pytestmark = pytest.mark.dryrun
 
 SFT_CUT = {"train_rows": 8, "policy_rows": 4, "val_rows": 4, "test_rows": 4, "heldout_rows": 4, "hard_pairs": 4,
            "gen_rows": 2, "gen_tokens": 4, "show_words": 2, "worst_k": 2, "accum_examples": 4, "accum_micro": 1,
-           "seeds": (0,), "lesson_seeds": (0,), "dpo_seeds": (0,), "search_steps": 1, "dpo_search": ((0.1, 5e-5),),
+           "seeds": (0,), "lesson_seeds": (), "dpo_seeds": (0,), "search_steps": 1, "dpo_search": ((0.1, 5e-5),),
            "dpo_losses": ("sigmoid",),
            "probe_pairs": 2, "speed_batch": 1, "speed_length": 32, "sft.steps": 1, "sft.batch_size": 2,
            "sft.eval_every": 1, "sft.eval_rows": 2, "sft.warmup_steps": 0, "dpo.steps": 1, "dpo.batch_size": 2,
@@ -19,9 +19,10 @@ SFT_CUT = {"train_rows": 8, "policy_rows": 4, "val_rows": 4, "test_rows": 4, "he
 
 def test_sft_notebook_full_profile(full_offline):
     """SmolLM2-360M's shape (2 of its 32 layers) with a ChatML template on UltraChat / UltraFeedback stand-ins:
-    every section of notebook 06, one optimizer step per SFT variant, DPO search point and DPO run. DPO runs with
-    the sigmoid loss only: IPO is the same job with another TRL loss_type (both run in the tiny notebook); the
-    second DPO job cost ~10 s of the suite's 15-minute budget."""
+    every section of notebook 06, one optimizer step for the SFT baseline, each DPO search point and DPO run. The
+    lesson arms (lesson_seeds = (): not run) differ from the baseline in TRL settings only, not in shape, and all run
+    in the tiny notebook; here they cost ~45 s of the suite's 15-minute budget. DPO runs with the sigmoid loss only:
+    IPO is the same job with another TRL loss_type (both run in the tiny notebook; ~10 s here)."""
     from helpers.sft import report as R
     from helpers.sft import study as S
 
@@ -36,10 +37,11 @@ def test_sft_notebook_full_profile(full_offline):
     search = S.dpo_search(run, data, sft_runs, pairs)
     dpo = S.dpo_runs(run, data, sft_runs, pairs, search)
     e = S.compare(run, data, dpo)
+    assert set(sft_runs) == {("baseline", 0)}                     # lesson_seeds = (): the baseline alone
     R.sft_table(sft_runs), R.lessons_tables(c), R.pairs_table(pairs), R.search_table(search, pairs)
     R.curves_figure(sft_runs, dpo), R.dpo_rows(dpo, pairs, sft_runs["baseline", 0])
     R.models_table(a, sft_runs, dpo, pairs), R.answers_table(e)
-    reported(R, run)
+    assert "c. the lessons were not run (lesson_seeds = ())" in reported(R, run)
     for recs in (a, sft_runs, c, pairs, search, dpo, e):
         assert_finite(recs, "06")
 

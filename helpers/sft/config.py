@@ -31,7 +31,7 @@ class SFTDPOConfig:
     show_words: int = 8
     worst_k: int = 5
     seeds: tuple = (0, 1, 2)               # the SFT baseline's training seeds
-    lesson_seeds: tuple = (0, 1)           # each lesson arm's
+    lesson_seeds: tuple = (0, 1)           # each lesson arm's; (): the lessons are not run (the SFT baseline alone)
     accum_examples: int = 400              # the accumulation comparison: examples of accum-1 and accum-4
     accum_micro: int = 2                   # its micro-batch
     dpo_losses: tuple = ("sigmoid", "ipo")
@@ -61,7 +61,7 @@ class SFTDPOConfig:
                              f"{self.accum_micro}")
         if not 0 < self.max_f1 <= 1:
             raise ValueError(f"max_f1 must lie in (0, 1], got {self.max_f1}")
-        for name in ("seeds", "lesson_seeds", "dpo_seeds"):
+        for name in ("seeds", "dpo_seeds"):
             if not getattr(self, name):
                 raise ValueError(f"{name} must name at least one seed")
         for beta, lr in self.dpo_search:

@@ -246,6 +246,8 @@ def conclusion(recs: dict) -> str:
                      f"{_ms(_vals(base, 'f1'))}.")
     for r in lesson_rows(sft):
         lines.append(f"c. {r['lesson']}: {describe(r)}.")
+    if base and set(arms) == {"baseline"}:
+        lines.append("c. the lessons were not run (lesson_seeds = ()): the SFT baseline alone.")
     if "plateau" in arms:
         cuts = _vals(arms["plateau"], "lr_cuts")
         lines.append(f"c. ReduceLROnPlateau cut the lr {', '.join(str(int(c)) for c in cuts)} time(s) in "

@@ -80,10 +80,10 @@ def _hist(lengths: list[int], width: int = 8) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------ b. SFT runs
 def sft_points(run, data) -> list[Point]:
-    """The baseline with every seed of cfg.seeds, each lesson arm with cfg.lesson_seeds."""
+    """The baseline with every seed of cfg.seeds, each lesson arm with cfg.lesson_seeds (none where that is ())."""
     cfg = run.cfg
     points = []
-    for v in SFT_VARIANTS:
+    for v in SFT_VARIANTS if cfg.lesson_seeds else SFT_VARIANTS[:1]:
         key = sft_key(cfg, v)
         root = str(adapter_dir(run, v, key, 0))[:-3]
         points.append(Point("sft", v, (cfg, v, data, root), key,
