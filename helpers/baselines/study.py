@@ -157,7 +157,7 @@ def regime_point(cfg: DataStudyConfig, seed: int = REGIME_SEED, device: str = "c
 
 def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = False) -> dict:
     """{name: record} for each point {name: dotted overrides of run.cfg ("lm.train.max_steps", "lm.tokenizer",
-    ...)}, two side by side (run.cfg's workers); recorded points are loaded. Keyed by the LM's config alone."""
+    ...)}, two side by side (one thread each); recorded points are loaded. Keyed by the LM's config alone."""
     out = sweep(run, "regime", {f"regime {n}": o for n, o in points.items()}, regime_point, (seed,), 2, force,
                 "regimes", key=lambda c: {"lm": asdict(c.lm)})
     return {n: out[f"regime {n}", seed] for n in points}
