@@ -13,13 +13,10 @@ results/00_data_and_baselines/regime-*; Analysis.ipynb shows them.
 """
 from __future__ import annotations
 
-import argparse
-
-import pandas as pd
-
 from helpers.baselines import report as R
 from helpers.baselines import study as S
 from helpers.profiles import settings
+from helpers.sweep import regime_cli
 
 NOTEBOOK = "00_data_and_baselines"
 
@@ -39,20 +36,8 @@ def grid() -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", nargs="*", help="names of grid points to run (default: all)")
-    ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
-    args = ap.parse_args()
-    run = settings(NOTEBOOK, S.PROFILES, "local", quiet=True)
-    points = grid()
-    if args.only:
-        unknown = sorted(set(args.only) - set(points))
-        if unknown:
-            raise SystemExit(f"unknown grid point(s) {unknown}; allowed: {sorted(points)}")
-        points = {n: points[n] for n in args.only}
-    records = S.regime_search(run, points, force=args.force)     # points already recorded are loaded
-    with pd.option_context("display.width", 220, "display.max_columns", 20, "display.precision", 3):
-        print(R.regime_table(list(records.values())))
+    records = regime_cli(__doc__, lambda: settings(NOTEBOOK, S.PROFILES, "local", quiet=True), lambda run: grid(),
+                         S.regime_search, R.regime_table)
     print("chosen:", R.regime_choice(list(records.values())))
 
 

@@ -14,14 +14,11 @@ the table is in the notebook and Analysis.ipynb.
 """
 from __future__ import annotations
 
-import argparse
-
-import pandas as pd
-
 from helpers.families import resolve
 from helpers.looped import report as LR
 from helpers.looped import study as L
 from helpers.looped import tasks as icl
+from helpers.sweep import regime_cli
 
 
 def grid(cfg) -> dict:
@@ -43,20 +40,8 @@ def grid(cfg) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", nargs="*", help="names of grid points to run (default: all)")
-    ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
-    args = ap.parse_args()
-    run = resolve(LR.NOTEBOOK, "local", quiet=True)
-    points = grid(run.cfg)
-    if args.only:
-        unknown = sorted(set(args.only) - set(points))
-        if unknown:
-            raise SystemExit(f"unknown grid point(s) {unknown}; allowed: {sorted(points)}")
-        points = {n: points[n] for n in args.only}
-    records = L.regime_search(run, points, force=args.force)   # points already recorded are loaded
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
-        print(LR.regime_table(list(records.values())))
+    regime_cli(__doc__, lambda: resolve(LR.NOTEBOOK, "local", quiet=True), lambda run: grid(run.cfg),
+               L.regime_search, LR.regime_table, width=200)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,11 @@ Analysis.ipynb shows them. The chosen point is helpers.pretraining.study.PROFILE
 """
 from __future__ import annotations
 
-import argparse
-
-import pandas as pd
-
 from helpers.families import resolve
 from helpers.models import NeoXSize
 from helpers.pretraining import report as R
 from helpers.pretraining.runs import regime_search
+from helpers.sweep import regime_cli
 
 
 def grid() -> dict:
@@ -65,20 +62,8 @@ def grid() -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", nargs="*", help="names of grid points to run (default: all)")
-    ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
-    args = ap.parse_args()
-    run = resolve("07_pretraining", "local", quiet=True, overrides={"workers": 2})
-    points = grid()
-    if args.only:
-        unknown = sorted(set(args.only) - set(points))
-        if unknown:
-            raise SystemExit(f"unknown grid point(s) {unknown}; allowed: {sorted(points)}")
-        points = {n: points[n] for n in args.only}
-    records = regime_search(run, points, force=args.force)     # points already recorded are loaded
-    with pd.option_context("display.width", 220, "display.max_columns", 20, "display.precision", 3):
-        print(R.regime_table(list(records.values())))
+    regime_cli(__doc__, lambda: resolve("07_pretraining", "local", quiet=True, overrides={"workers": 2}),
+               lambda run: grid(), regime_search, R.regime_table)
 
 
 if __name__ == "__main__":

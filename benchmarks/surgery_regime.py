@@ -12,14 +12,11 @@ them. The chosen point becomes the local profile of notebooks 01-03 (helpers.sur
 """
 from __future__ import annotations
 
-import argparse
-
-import pandas as pd
-
 from helpers.profiles import settings
 from helpers.surgery import experiments as SE
-from helpers.surgery import summary as SR
 from helpers.surgery import study as S
+from helpers.surgery import summary as SR
+from helpers.sweep import regime_cli
 
 
 def size(layers: int, hidden: int, heads: int = 4) -> dict:
@@ -47,20 +44,8 @@ def grid() -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", nargs="*", help="names of grid points to run (default: all)")
-    ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
-    args = ap.parse_args()
-    run = settings(SE.NB_ATTENTION, S.PROFILES, "local", quiet=True, overrides={"workers": 2})
-    points = grid()
-    if args.only:
-        unknown = sorted(set(args.only) - set(points))
-        if unknown:
-            raise SystemExit(f"unknown grid point(s) {unknown}; allowed: {sorted(points)}")
-        points = {n: points[n] for n in args.only}
-    records = S.regime_search(run, points, force=args.force)     # points already recorded are loaded
-    with pd.option_context("display.width", 220, "display.max_columns", 20, "display.precision", 3):
-        print(SR.regime_table(list(records.values())))
+    regime_cli(__doc__, lambda: settings(SE.NB_ATTENTION, S.PROFILES, "local", quiet=True, overrides={"workers": 2}),
+               lambda run: grid(), S.regime_search, SR.regime_table)
 
 
 if __name__ == "__main__":

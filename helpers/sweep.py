@@ -18,11 +18,14 @@ A notebook's sweeps are also named objects (`Sweep`: points, job function, seeds
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+
+import pandas as pd
 
 from .parallel import map_processes
 from .profiles import apply_overrides
@@ -186,3 +189,26 @@ def sweep(run, experiment: str, overrides: dict[str, dict], fn, seeds: tuple | N
           force: bool = False, desc: str | None = None, key=dataclasses.asdict) -> dict:
     """run_sweep of overrides_sweep(...): {(name, seed): record}."""
     return run_sweep(run, overrides_sweep(run, experiment, overrides, fn, seeds, desc, key), workers, force)
+
+
+# ------------------------------------------------------------------------------------------------ regime scripts
+def regime_cli(doc: str, make_run, grid, search, table, width: int = 220) -> dict:
+    """The command line every regime search script shares (benchmarks/*_regime.py): `--only NAME ...` runs those
+    grid points (an unknown name is refused, naming the allowed ones), `--force` retrains points already recorded
+    (otherwise they are loaded). make_run() gives the Run, grid(run) its {name: overrides}, search(run, points,
+    force=...) the {name: record} it prints with table(records). Returns that {name: record}."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", help="names of grid points to run (default: all)")
+    ap.add_argument("--force", action="store_true", help="retrain points that already have a record")
+    args = ap.parse_args()
+    run = make_run()
+    points = grid(run)
+    if args.only:
+        unknown = sorted(set(args.only) - set(points))
+        if unknown:
+            raise SystemExit(f"unknown grid point(s) {unknown}; allowed: {sorted(points)}")
+        points = {n: points[n] for n in args.only}
+    records = search(run, points, force=args.force)
+    with pd.option_context("display.width", width, "display.max_columns", 20, "display.precision", 3):
+        print(table(list(records.values())))
+    return records

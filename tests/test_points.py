@@ -16,7 +16,7 @@ from helpers.parallel import gpu_slots, map_processes, worker_device
 from helpers.paths import REPO_ROOT
 from helpers.pretraining import study as PS
 from helpers.results import find_record, validate
-from helpers.sweep import SweepError
+from helpers.sweep import SweepError, regime_cli
 
 
 def _resolve(nb):
@@ -148,3 +148,22 @@ def test_the_full_looped_notebook_is_planned_under_four_hours_on_one_gpu_packed(
     assert plan.estimate_s > 15 * 3600 and plan.per_device == L.PROFILES["full"].per_gpu > 1
     assert plan.wall_s(1) <= 4 * 3600 and "8 runs per GPU" in plan.text()
     assert P.spread_markdown(F.all_plans()) in (REPO_ROOT / "docs" / "several-gpus.md").read_text()
+
+
+def test_regime_scripts_share_one_command_line_that_refuses_unknown_points(monkeypatch, capsys):
+    """helpers.sweep.regime_cli (every benchmarks/*_regime.py): --only runs just the named points, --force reaches
+    the search, an unknown name stops before any run and names the allowed ones."""
+    asked = []
+
+    def search(run, points, force=False):
+        asked.append((run, sorted(points), force))
+        return {n: {"variant": n} for n in points}
+
+    grid = lambda run: {"a": {}, "b": {"x": 1}}                     # noqa: E731
+    monkeypatch.setattr(sys, "argv", ["prog", "--only", "b", "--force"])
+    out = regime_cli("doc", lambda: "run", grid, search, lambda recs: f"table of {len(recs)}")
+    assert asked == [("run", ["b"], True)] and set(out) == {"b"} and "table of 1" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["prog", "--only", "c"])
+    with pytest.raises(SystemExit, match=r"unknown grid point\(s\) \['c'\]; allowed: \['a', 'b'\]"):
+        regime_cli("doc", lambda: "run", grid, search, len)
+    assert len(asked) == 1

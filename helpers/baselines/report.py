@@ -48,6 +48,13 @@ def ladder(metrics: dict) -> dict[int, float]:
     return {int(n): ce for n, ce in (metrics.get("ngram_ce") or {}).items()}
 
 
+def below_gate(metrics: dict) -> float | None:
+    """How far the model's validation loss ends below the GATE_ORDER-gram table of its tokens (negative: above;
+    None in records before the ladder)."""
+    rungs = ladder(metrics)
+    return rungs[GATE_ORDER] - metrics["eval_loss"] if rungs else None
+
+
 def _references(metrics: dict) -> dict:
     """{label: cross-entropy} of the references a record holds: unigram, the bigram table and the ladder's 3- to
     5-gram (older records: fewer)."""
@@ -134,7 +141,7 @@ def regime_table(regime) -> pd.DataFrame:
         rows.append({"point": r["variant"].removeprefix("regime "), "tokenizer": lm["tokenizer"],
                      "size": f"{lm['size']['hidden']} x {lm['size']['layers']}", "lr": lm["train"]["lr"],
                      "steps": m["steps"], "tokens": m["tokens"], "eval_loss": m["eval_loss"],
-                     f"{GATE_ORDER}-gram": rungs[GATE_ORDER], "below gate": rungs[GATE_ORDER] - m["eval_loss"],
+                     f"{GATE_ORDER}-gram": rungs[GATE_ORDER], "below gate": below_gate(m),
                      "strongest rung": min(rungs, key=rungs.get), "train_time_s": m["train_time_s"],
                      "chosen": r["variant"] == chosen})
     return frame(rows, "point")
@@ -142,8 +149,7 @@ def regime_table(regime) -> pd.DataFrame:
 
 def regime_choice(regime) -> str | None:
     """The variant REGIME_MARGIN's rule picks (None: no point clears it)."""
-    ok = [r for r in regime if ladder(r["metrics"])
-          and ladder(r["metrics"])[GATE_ORDER] - r["metrics"]["eval_loss"] >= REGIME_MARGIN]
+    ok = [r for r in regime if (b := below_gate(r["metrics"])) is not None and b >= REGIME_MARGIN]
     return min(ok, key=lambda r: (r["metrics"]["tokens"], r["variant"]))["variant"] if ok else None
 
 
@@ -194,4 +200,4 @@ def regime_line(regime) -> str:
         return rule + ": no point met it."
     m = next(r["metrics"] for r in regime if r["variant"] == chosen)
     return (rule + f": chose '{chosen.removeprefix('regime ')}' ({m['tokens']:,} tokens, {m['eval_loss']:.3f}, "
-            f"{ladder(m)[GATE_ORDER] - m['eval_loss']:.3f} nats below its {GATE_ORDER}-gram).")
+            f"{below_gate(m):.3f} nats below its {GATE_ORDER}-gram).")
