@@ -27,7 +27,8 @@ def size(layers: int, hidden: int, heads: int = 4) -> dict:
 
 def grid() -> dict:
     """The old local point (Pythia's depth at width 32, BPE-2048), the same shape on bytes, and shallow-wide byte
-    stand-ins around 6 layers x 96 (depth, width, steps, block, learning rate one at a time)."""
+    stand-ins around 6 layers x 96 (depth, width, steps, block, learning rate one at a time); then (issue 39) the
+    same stand-ins with spread evaluation and train text seen once, at 300-900 steps."""
     bytes6 = {"tokenizer": "bytes", "sizes": size(6, 96), "block": 64, "train.max_steps": 300, "train.lr": 5e-3}
     return {
         "bpe-2048 24x32 (old local)": {"tokenizer": "en-bpe-2048", "sizes": size(24, 32, 2), "train.max_steps": 200,
@@ -40,6 +41,18 @@ def grid() -> dict:
         "bytes 4x96": {**bytes6, "sizes": size(4, 96)},
         "bytes 6x64": {**bytes6, "sizes": size(6, 64)},
         "bytes 4x128": {**bytes6, "sizes": size(4, 128)},
+        # issue 39: evaluation blocks spread over every validation document, train blocks spread over the train
+        # split and seen once each (train_tokens = steps x batch x block), so each point's n-gram ladder is built from
+        # the text its runs saw; the rule (helpers.surgery.summary.regime_choice) needs the original >= 0.10 below
+        # that text's trigram table, with a gap >= 0.3
+        **{name: {**bytes6, "spread": True, "train_tokens": over.get("train.max_steps", 300) * 16 * 64, **over}
+           for name, over in {
+               "spread 6x96 300": {},
+               "spread 6x96 600": {"train.max_steps": 600},
+               "spread 6x96 900": {"train.max_steps": 900},
+               "spread 6x96 600 lr 1e-2": {"train.max_steps": 600, "train.lr": 1e-2},
+               "spread 4x128 600": {"train.max_steps": 600, "sizes": size(4, 128)},
+           }.items()},
     }
 
 

@@ -169,6 +169,7 @@ class LMData:
     corpus: str
     block: int
     eval_blocks: int | None
+    spread: bool = False              # validation / test samples evenly spaced over the split (lm_data)
     _test: object = None
     _refs: dict | None = None
     _followers: tuple | None = None
@@ -181,7 +182,12 @@ class LMData:
     @property
     def test(self):
         if self._test is None:
-            self._test = lm_blocks(load_corpus(self.corpus)["test"], self.tok, self.block, max_blocks=self.eval_blocks)
+            split = load_corpus(self.corpus)["test"]
+            if self.spread:
+                test = lm_blocks(split, self.tok, self.block)
+                self._test = test.select(spread_rows(len(test), self.eval_blocks))
+            else:
+                self._test = lm_blocks(split, self.tok, self.block, max_blocks=self.eval_blocks)
         return self._test
 
     @property
@@ -217,27 +223,45 @@ class LMData:
         return self._followers
 
 
+def spread_rows(n: int, k: int | None) -> list[int]:
+    """k row indices evenly spaced over n rows (floor(i * n / k), i < k), all n rows for None or k >= n: a sample
+    of a split that reaches every part of it (every document of a validation split ordered by document), fixed by
+    n and k alone."""
+    if k is None or k >= n:
+        return list(range(n))
+    return [i * n // k for i in range(k)]
+
+
 def lm_data(corpus: str, tokenizer: str, block: int, train_docs: int | None = None, eval_blocks: int | None = None,
-            script: str | None = None, train_tokens: int | None = None) -> LMData:
+            script: str | None = None, train_tokens: int | None = None, spread: bool = False) -> LMData:
     """The corpus's train split (its first train_docs documents; with train_tokens, only their first
     ceil(train_tokens / block) blocks, tokenizing only the documents those need) and validation split (its first
     eval_blocks blocks; None: all) as blocks of `block` tokens, prepared once per process and setting
-    (helpers.data.prepared; the n-gram references and tables are then computed once on it: LMData). Refuses a corpus
-    with less than one train and one validation block, or (with `script`) one not written in that script."""
+    (helpers.data.prepared; the n-gram references and tables are then computed once on it: LMData). With spread,
+    both samples are evenly spaced over the whole split instead of its first blocks (spread_rows): evaluation text
+    from every document, not the first one or two, and train blocks from every part of the train split. Refuses a
+    corpus with less than one train and one validation block, or (with `script`) one not written in that script."""
     def build() -> LMData:
         tok = load_tokenizer(tokenizer)
         dsd = load_corpus(corpus)
         check_corpus(dsd, corpus, script)
-        train = lm_blocks(head(dsd["train"], train_docs), tok, block,
-                          max_blocks=None if train_tokens is None else -(-train_tokens // block))
-        val = lm_blocks(dsd["validation"], tok, block, max_blocks=eval_blocks)
+        n_train = None if train_tokens is None else -(-train_tokens // block)
+        if spread:
+            train = lm_blocks(head(dsd["train"], train_docs), tok, block)
+            train = train.select(spread_rows(len(train), n_train))
+            val = lm_blocks(dsd["validation"], tok, block)
+            val = val.select(spread_rows(len(val), eval_blocks))
+        else:
+            train = lm_blocks(head(dsd["train"], train_docs), tok, block, max_blocks=n_train)
+            val = lm_blocks(dsd["validation"], tok, block, max_blocks=eval_blocks)
         for name, blocks in (("train", train), ("validation", val)):
             if len(blocks) < 1:
                 raise ValueError(f"corpus {corpus!r} has fewer tokens in its {name} split than one block of "
                                  f"{block}; use a larger corpus or a smaller block")
-        return LMData(tok, train, val, corpus, block, eval_blocks)
+        return LMData(tok, train, val, corpus, block, eval_blocks, spread)
 
-    key = (corpus, tokenizer, block, train_docs, eval_blocks, script) + ((train_tokens,) if train_tokens else ())
+    key = (corpus, tokenizer, block, train_docs, eval_blocks, script) + ((train_tokens,) if train_tokens else ()) \
+        + (("spread",) if spread else ())
     return prepared(("lm",) + key, build)
 
 

@@ -67,6 +67,13 @@ class SurgeryConfig:
     epochs: float | None = None       # set: max_steps and eval_every follow from the data (one eval per epoch)
     train_docs: int | None = None
     eval_blocks: int | None = 64      # None = the whole validation split
+    # spread: the eval blocks evenly spaced over the whole validation split (every document, both sources) and,
+    # with train_tokens, the train blocks evenly spaced over the train split (helpers.pretrain.lm_data); train_tokens:
+    # the train blocks the runs train on, ceil(train_tokens / block) of them (None: the whole split). With both set
+    # and max_steps x batch x block = train_tokens, a run sees every train block once: the n-gram ladder in its
+    # record is built from exactly the text it saw.
+    spread: bool = False
+    train_tokens: int | None = None
     workers: int = 1                  # parallel training processes (CPU: one per core, one thread each)
     micro_batch: dict | None = None   # {"2.8b": (batch_size, grad_accum)}: a size's own split of the same step
 
@@ -228,7 +235,8 @@ def model_config(cfg: SurgeryConfig, which: str, vocab_size: int):
 
 def data(cfg: SurgeryConfig):
     """The profile's tokenized train / validation blocks and their references (helpers.pretrain's one cache)."""
-    return lm_data(cfg.corpus, cfg.tokenizer, cfg.block, cfg.train_docs, cfg.eval_blocks)
+    return lm_data(cfg.corpus, cfg.tokenizer, cfg.block, cfg.train_docs, cfg.eval_blocks,
+                   train_tokens=cfg.train_tokens, spread=cfg.spread)
 
 
 def references(cfg: SurgeryConfig) -> dict:
@@ -244,7 +252,14 @@ def run_config(cfg: SurgeryConfig, exp: Experiment, profile: str) -> dict:
     return {"experiment": exp.id, "surgery": exp.describe(), "stand_in": stand_in(cfg, exp), "model": exp.model,
             "size": cfg.sizes[exp.model], "scale_ranks": cfg.scale_ranks, "corpus": cfg.corpus,
             "tokenizer": cfg.tokenizer, "block": cfg.block, "epochs": cfg.epochs, "train_docs": cfg.train_docs,
-            "eval_blocks": cfg.eval_blocks, "train": asdict(cfg.train)}
+            "eval_blocks": cfg.eval_blocks, "train": asdict(cfg.train), **_data_sample(cfg)}
+
+
+def _data_sample(cfg: SurgeryConfig) -> dict:
+    """The settings added with the n-gram ladder (spread, train_tokens), only where they are not their defaults: the
+    records made before them keep their ids."""
+    return {k: getattr(cfg, k) for k in ("spread", "train_tokens")
+            if getattr(cfg, k) != SurgeryConfig.__dataclass_fields__[k].default}
 
 
 def train_experiment(exp_id: int, seed: int, cfg: SurgeryConfig, device: str = "cpu") -> dict:
@@ -271,6 +286,8 @@ def train_experiment(exp_id: int, seed: int, cfg: SurgeryConfig, device: str = "
     res = train_causal_lm(model, train, val, tcfg, device=device, seed=seed, checkpoint_dir=folder)
     res.pop("model")
     res["metrics"].update(references(cfg))
+    res["metrics"]["ngram_ce"] = {str(n): ce for n, ce in d.ladder.items()}
+    res["metrics"]["train_tokens_available"] = len(train) * cfg.block
     res["params"] = {**param_counts(model), "full_scale": full_count(exp)[exp.counted], "notes": exp.notes_params,
                      "rank_factor": factor}
     return res
@@ -339,7 +356,21 @@ def regime_point(cfg: SurgeryConfig, seed: int = REGIME_SEED, device: str = "cpu
     out["gap"] = out["no_attention.eval_loss"] - out["original.eval_loss"]
     out.update(references(cfg))
     out["original_below_bigram"] = out["bigram_ce"] - out["original.eval_loss"]
+    d = data(cfg)
+    out["ngram_ce"] = {str(n): ce for n, ce in d.ladder.items()}
+    out["train_tokens_available"] = len(d.train) * cfg.block
+    out["original_below_trigram"] = d.ladder[3] - out["original.eval_loss"]
     return {"metrics": out, "curves": curves, "params": {"total": out["original.params"]}}
+
+
+def _regime_key(cfg: SurgeryConfig, seed: int) -> dict:
+    """What a regime point's record id comes from: its settings with the one seed it trains; the settings added with
+    the ladder only where set (the points recorded before them keep their ids)."""
+    key = dataclasses.asdict(dataclasses.replace(cfg, seeds=(seed,)))
+    for k in ("spread", "train_tokens"):
+        if key[k] == SurgeryConfig.__dataclass_fields__[k].default:
+            del key[k]
+    return key
 
 
 def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = False) -> dict:
@@ -350,7 +381,7 @@ def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = Fals
     # loaded on a rerun) when the notebooks' seeds change
     out = sweep(run, "regime", {f"regime {n}": o for n, o in points.items()}, regime_point, (seed,),
                 run.cfg.workers, force, "regimes",
-                key=lambda c: dataclasses.asdict(dataclasses.replace(c, seeds=(seed,))))
+                key=lambda c: _regime_key(c, seed))
     return {n: out[f"regime {n}", seed] for n in points}
 
 
