@@ -89,7 +89,7 @@ def bigram_cross_entropy(train_blocks, eval_blocks, vocab_size: int, lam: float 
     return float(-np.log(lam * p_bi + (1 - lam) * p_uni).mean()) if len(q) else 0.0
 
 
-def ngram_ladder(train_blocks, eval_blocks, vocab_size: int, orders=(2, 3, 4, 5)) -> dict:
+def ngram_ladder(train_blocks, eval_blocks, vocab_size: int, orders=(2, 3, 4, 5), seen: dict | None = None) -> dict:
     """{n: cross-entropy (nats/token)} of the eval tokens under interpolated n-gram tables of the train blocks, for
     each order n in `orders`: the references a model of these tokens must beat for each extra token of context it
     claims to use.
@@ -105,7 +105,10 @@ def ngram_ladder(train_blocks, eval_blocks, vocab_size: int, orders=(2, 3, 4, 5)
 
     How: a window of k tokens gets an integer id from (id of its first k-1 tokens, its last token), train and eval
     numbered together so that equal windows share an id; counts are bincounts of the train rows' ids (int64 codes,
-    so a 50k vocabulary at order 5 cannot overflow)."""
+    so a 50k vocabulary at order 5 cannot overflow).
+
+    `seen`, a dict, receives {n: share of the eval blocks' n-token windows that occur verbatim in the train blocks}:
+    how much of the evaluation text an order-n table (or a model that memorised its train text) has seen before."""
     orders = tuple(sorted(set(orders)))
     if not orders or not all(isinstance(n, int) and n >= 2 for n in orders):
         raise ValueError(f"orders must be integers >= 2 (order 1 is unigram_cross_entropy), got {orders}")
@@ -138,6 +141,8 @@ def ngram_ladder(train_blocks, eval_blocks, vocab_size: int, orders=(2, 3, 4, 5)
         win = grams
         if n in orders:
             out[n] = float(-np.log(p).mean())
+            if seen is not None:
+                seen[n] = float((c_gram[g] > 0).mean())
     return out
 
 
@@ -174,6 +179,7 @@ class LMData:
     _refs: dict | None = None
     _followers: tuple | None = None
     _ladder: dict | None = None
+    _seen: dict | None = None
 
     @property
     def vocab(self) -> int:
@@ -205,8 +211,17 @@ class LMData:
         on the validation blocks, nats per token: the rungs a model of these tokens must clear for each token of
         context it claims to use; computed once."""
         if self._ladder is None:
-            self._ladder = ngram_ladder(self.train, self.val, self.vocab)
+            self._seen = {}
+            self._ladder = ngram_ladder(self.train, self.val, self.vocab, seen=self._seen)
         return self._ladder
+
+    @property
+    def seen(self) -> dict:
+        """{n: share of the validation blocks' n-token windows found verbatim in the train blocks}, n = 2..5 (the
+        ladder's orders; computed with it)."""
+        if self._seen is None:
+            self.ladder
+        return self._seen
 
     @property
     def followers(self) -> tuple:

@@ -13,6 +13,7 @@ from transformers import TrainerCallback
 from helpers import parallel, points
 from helpers.paths import REPO_ROOT
 from helpers.pretrain import config_data, new_neox
+from helpers.surgery.study import SurgeryConfig, train_experiment
 from helpers.sweep import run_points
 from helpers.train import train_causal_lm
 
@@ -123,8 +124,15 @@ class _StopAt(TrainerCallback):
         control.should_training_stop = state.global_step >= self.steps
 
 
-def _first_steps(cfg, steps: int, seed: int, device: str) -> dict:
-    """07's run_job up to its first `steps` steps: the same data, model and training (helpers.pretraining.runs)."""
+def _first_steps(args: tuple, steps: int, seed: int, device: str) -> dict:
+    """A committed run's job up to its first `steps` steps, the same data, model and training: 01-03's
+    train_experiment (its evaluations included), or 07's run_job (helpers.pretraining.runs)."""
+    if isinstance(args[-1], SurgeryConfig):
+        exp_id, cfg = args
+        res = train_experiment(exp_id, seed, cfg, device, callbacks=[_StopAt(steps)])
+        refs = {k: res["metrics"][k] for k in ("unigram_ce", "bigram_ce", "ngram_ce")}
+        return {"references": refs, "curves": res["curves"], "steps": res["metrics"]["steps"]}
+    cfg = args[0]
     d = config_data(cfg.lm, cfg.script)
     res = train_causal_lm(new_neox(cfg.lm.size, d.tok, seed, device), d.train, None, cfg.lm.train, device=device,
                           seed=seed, callbacks=[_StopAt(steps)])
@@ -137,10 +145,11 @@ def test_a_committed_records_first_steps_are_retrained_bit_for_bit(nb, sweep, va
     """The committed record's first steps, retrained from its own config in a fresh process (as a sweep runs a job):
     every curve point up to that step and the n-gram references of its data equal the recorded ones, bit for bit."""
     _, _, p, committed = _committed(nb, sweep, variant, seed)
-    assert p.args[0].lm.train.max_steps > steps
-    got = parallel.map_processes(_first_steps, {"run": (p.args[0], steps, seed, "cpu")}, workers=1)["run"]
+    train = p.args[-1].train if isinstance(p.args[-1], SurgeryConfig) else p.args[0].lm.train
+    assert train.max_steps > steps
+    got = parallel.map_processes(_first_steps, {"run": (p.args, steps, seed, "cpu")}, workers=1)["run"]
     assert got["steps"] == steps
     logged = {k: {st: v for st, v in c.items() if int(st) <= steps} for k, c in committed["curves"].items()}
-    assert sum(map(len, logged.values())) >= 3 * steps // p.args[0].lm.train.log_every   # train_loss, lr, grad_norm
+    assert sum(map(len, logged.values())) >= 3 * steps // train.log_every   # train_loss, lr, grad_norm
     assert json.loads(json.dumps(got["curves"])) == logged
     assert {k: committed["metrics"][k] for k in got["references"]} == got["references"]

@@ -167,6 +167,28 @@ def test_lm_blocks_with_a_cap_are_the_first_blocks_of_the_whole_split():
 
 
 @needs_assets
+def test_spread_samples_are_the_whole_splits_rows_evenly_spaced():
+    """lm_data(spread=True): the eval blocks are the whole validation split's blocks at spread_rows (every document,
+    not the first chapter), the train blocks the (first train_docs documents') blocks at spread_rows of
+    ceil(train_tokens / block), the test blocks likewise; without spread, the first blocks as before. Breakages
+    caught: a spread that ignores train_tokens, a prefix instead of spread rows, a cache key without spread (the
+    second call would return the first one's blocks)."""
+    from helpers.pretrain import lm_data, spread_rows
+
+    first = lm_data("en", "bytes", 64, 20, 8, train_tokens=64 * 10)
+    spread = lm_data("en", "bytes", 64, 20, 8, train_tokens=64 * 10 + 1, spread=True)
+    whole_val = lm_blocks(load_corpus("en")["validation"], load_tokenizer("bytes"), 64)
+    whole_train = lm_blocks(load_corpus("en")["train"].select(range(20)), load_tokenizer("bytes"), 64)
+    assert list(first.val["input_ids"]) == list(whole_val.select(range(8))["input_ids"])
+    assert list(spread.val["input_ids"]) == list(whole_val.select(spread_rows(len(whole_val), 8))["input_ids"])
+    assert len(spread.train) == 11 and list(spread.train["input_ids"]) == list(
+        whole_train.select(spread_rows(len(whole_train), 11))["input_ids"])
+    assert list(first.train["input_ids"]) == list(whole_train.select(range(10))["input_ids"])
+    whole_test = lm_blocks(load_corpus("en")["test"], load_tokenizer("bytes"), 64)
+    assert list(spread.test["input_ids"]) == list(whole_test.select(spread_rows(len(whole_test), 8))["input_ids"])
+
+
+@needs_assets
 @pytest.mark.parametrize("name", ["en", "ru"])
 def test_prepared_corpora_are_disjoint_by_document(name):
     dsd = load_corpus(name)

@@ -237,3 +237,82 @@ def test_the_standard_error_of_a_difference_pools_every_arm():
     pooled = ((0.08 + 0.0 + 0.02) / (7 - 3)) ** 0.5
     assert s.loc[6, "delta_se"] == pytest.approx(pooled * (1 / 2 + 1 / 3) ** 0.5)
     assert s.loc[8, "delta_se"] == pytest.approx(pooled * (1 / 2 + 1 / 3) ** 0.5) and s.loc[8, "df"] == 4
+
+
+def _laddered(rows, rungs=(2.4, 1.9, 1.55, 1.4)):
+    df = _runs(rows)
+    df["bigram_ce"], df["unigram_ce"] = 2.48, 3.08
+    for n, ce in zip((2, 3, 4, 5), rungs):
+        df[f"ngram{n}_ce"] = ce
+    df["seen5"], df["train_tokens_available"] = 0.8, 614_400
+    return df
+
+
+def test_the_gate_says_met_or_missed_per_original_and_names_variants_above_the_trigram():
+    """The gate (each original below the trigram table of its text on every seed) reads 'met' with the worst seed's
+    margin, or 'MISSED' naming the seeds; a variant at or above the rung is named as a finding. Breakages caught: the
+    mean instead of every seed (1.88 / 1.92 averages below 1.9), the margin of the best seed, the gate judged on the
+    bigram column."""
+    rows = [(1, 0, 1.80, 100), (1, 1, 1.85, 100), (1, 2, 1.83, 100),
+            (19, 0, 1.88, 120), (19, 1, 1.92, 120),
+            (9, 0, 1.95, 70), (9, 1, 1.85, 70), (9, 2, 1.90, 70)]
+    s = SS.summarize(_laddered(rows)).set_index("id")
+    assert s.loc[1, "at_gate_seeds"] == [] and s.loc[19, "at_gate_seeds"] == [1] and s.loc[9, "at_gate_seeds"] == [0, 2]
+    assert s.loc[1, "gate_margin_min"] == pytest.approx(0.05) and s.loc[19, "gate_margin_min"] == pytest.approx(-0.02)
+    lines = SC.ladder_lines(s.reset_index())
+    assert "3-gram 1.900" in lines[0] and "80% of 5-grams" in lines[0] and "614,400 train tokens" in lines[0]
+    assert "exp 1 (410m) met" in lines[1] and "worst of 3 seeds 0.050 nats below" in lines[1]
+    assert "exp 19 (2.8b) MISSED on seed 1 of 2" in lines[2] and "0.020 nats above" in lines[2]
+    assert "exp 9 seeds 0, 2 of 3" in lines[3] and "exp 1 " not in lines[3]
+    assert SC.ladder_lines(SS.summarize(_runs(rows))) == []          # records before the ladder: no gate claimed
+
+
+def test_the_regime_rule_picks_the_fewest_tokens_among_points_that_clear_the_trigram_and_the_gap():
+    """REGIME_MARGIN below the trigram and REGIME_GAP, then the fewest train tokens. Breakages caught: a rule on the
+    bigram, a rule that ignores the gap, picking the lowest loss instead of the cheapest point, a point without a
+    ladder qualifying."""
+    def point(name, steps, orig, gap, trigram):
+        m = {"original.eval_loss": orig, "no_attention.eval_loss": orig + gap, "gap": gap, "bigram_ce": 2.4,
+             "unigram_ce": 3.0, "original.wall_s": 1.0, "no_attention.wall_s": 1.0, "original.params": 100}
+        if trigram is not None:
+            m["ngram_ce"] = {"2": 2.3, "3": trigram, "4": 1.5, "5": 1.3}
+        return {"variant": f"regime {name}", "seed": 10, "metrics": m,
+                "config": {"tokenizer": "bytes", "sizes": {"410m": {"layers": 6, "hidden": 96}}, "block": 64,
+                           "train": {"max_steps": steps, "batch_size": 16, "lr": 5e-3}}}
+    pts = [point("old", 300, 1.70, 0.5, None),                       # no ladder: never qualifies
+           point("short", 300, 1.80, 0.5, 1.85),                     # 0.05 below: under the margin
+           point("narrow gap", 450, 1.60, 0.2, 1.85),                # below by 0.25 but attention barely matters
+           point("long", 900, 1.50, 0.4, 1.85), point("mid", 600, 1.74, 0.4, 1.85)]
+    assert SS.regime_choice(pts) == "mid"
+    assert SS.regime_choice(pts[:3]) is None
+    table = SS.regime_table(pts)
+    assert table.set_index("point").loc["mid", "chosen"] == "<- rule"
+    assert table.set_index("point").loc["mid", "below trigram"] == pytest.approx(0.11)
+
+
+def test_embedding_claims_are_not_testable_where_the_embedding_is_a_small_share():
+    """Exps 25/26 are judged only where the embedding holds >= EMBED_SHARE_MIN of the parameters (from exp 25's
+    trainable count); below it the claim reads NOT TESTABLE with both shares, never NOT CONFIRMED. Breakages caught:
+    the share from the total alone (always 0), a threshold on the full-scale share (12.7%: always testable)."""
+    def table(trainable):
+        df = _runs([(1, s, 2.0 + 0.01 * s, 100) for s in range(3)] + [(25, s, 2.0 + 0.01 * s, 100) for s in range(3)]
+                   + [(26, s, 2.01 + 0.01 * s, 99) for s in range(3)])
+        df["params.trainable"] = df["params.total"]
+        df.loc[df["id"] == 25, "params.trainable"] = trainable
+        df.loc[df["id"] == 1, "params.full_scale"] = 405_334_016
+        df.loc[df["id"] == 25, "params.full_scale"] = 353_822_720
+        return SS.summarize(df)
+    small = SC.claims(table(97))
+    assert "exp 25: notes 'loss much higher' -> NOT TESTABLE" in small and "3.0% of the stand-in's" in small
+    assert "(12.7% at full scale)" in small and "exp 26: notes 'loss higher, only ~10M fewer params' -> NOT TESTABLE" \
+        in small and "NOT CONFIRMED" not in small
+    assert "exp 25: notes 'loss much higher' -> NOT CONFIRMED" in SC.claims(table(80))
+
+
+def test_the_readme_lists_each_dunnett_family_with_its_own_df():
+    """Variants of exp 1 and of exp 19 are two many-to-one families: each is listed with its size and pooled df (3
+    arms x 3 seeds - 3 = 6; 2 arms x 3 - 2 = 4), not one count and the first family's df."""
+    rows = [(i, s, 2.0 + 0.01 * s + 0.001 * i, 100) for i in (1, 2, 3) for s in range(3)]
+    rows += [(i, s, 2.1 + 0.01 * s + 0.001 * i, 200) for i in (19, 20) for s in range(3)]
+    text = SC.dunnett_families(SS.summarize(_runs(rows)).dropna(subset=["delta_loss"]))
+    assert text.startswith("exp 1 (410m): 2 variants, pooled df 6") and "exp 19 (2.8b): 1 variant, pooled df 4" in text

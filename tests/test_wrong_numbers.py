@@ -76,6 +76,33 @@ def test_the_ngram_ladder_by_hand_witten_bell_within_blocks_from_the_train_block
         ngram_ladder(train, ev, 2, orders=(1, 2))
 
 
+def test_the_share_of_evaluation_windows_seen_in_train_by_hand():
+    """Train [0,1,0,1], eval [0,1,0,0]: eval pairs (0,1) (1,0) (0,0), of which train shows the first two: 2/3; eval
+    triples (0,1,0) (1,0,0), train shows (0,1,0) only: 1/2. Within blocks: train [0,1] | [1,0] never shows (1,1)
+    nor (1,1,...), so eval [1,1] has seen share 0 at every order. Breakages caught: shares counted over the eval
+    blocks' own windows (1 everywhere), windows across the train blocks' boundary (1 for the split case), the shares
+    of one order reported under another."""
+    from helpers.pretrain import ngram_ladder
+
+    seen = {}
+    ngram_ladder({"input_ids": [[0, 1, 0, 1]]}, {"input_ids": [[0, 1, 0, 0]]}, 2, orders=(2, 3), seen=seen)
+    assert seen == {2: pytest.approx(2 / 3), 3: pytest.approx(1 / 2)}
+    split = {}
+    ngram_ladder({"input_ids": [[0, 1], [1, 0]]}, {"input_ids": [[1, 1]]}, 2, orders=(2,), seen=split)
+    assert split == {2: 0.0}
+
+
+def test_spread_rows_reach_every_part_of_a_split():
+    """k of n rows evenly spaced, floor(i n / k): 3 of 10 -> 0, 3, 6; all rows for None or k >= n. Breakages
+    caught: the first k rows (the old sample: one document), a stride that overruns n, rounding that repeats a row."""
+    from helpers.pretrain import spread_rows
+
+    assert spread_rows(10, 3) == [0, 3, 6] and spread_rows(7, 7) == list(range(7))
+    assert spread_rows(5, None) == list(range(5)) and spread_rows(5, 9) == list(range(5))
+    rows = spread_rows(4790, 256)
+    assert len(set(rows)) == 256 and rows[-1] >= 4790 - 4790 // 256 - 1 and max(rows) < 4790
+
+
 def test_the_ngram_ladder_falls_with_the_order_on_text_with_structure():
     """A sequence that repeats with period 5 in a vocabulary of 7 is a function of its last 4 tokens, not of its
     last one: each order's table must score lower than the one below it (a ladder whose orders ignore the extra

@@ -21,24 +21,27 @@ TITLE = "Pythia low-rank surgery (seed 000, notebooks 01-03)"
 
 # ------------------------------------------------------------------------------------------------ figures, report
 def _hlines(frame) -> dict:
-    """{"bigram": ce, "unigram": ce} from a rows or summary frame that carries the references."""
+    """{label: ce} of the references a rows or summary frame carries: the bigram table, the unigram and, where the
+    records hold the n-gram ladder, its 3- and 4-gram tables (the gate's rung and the one above)."""
     out = {}
-    for col, label in (("bigram_ce", "bigram table"), ("unigram_ce", "unigram")):
+    for col, label in (("bigram_ce", "bigram table"), ("unigram_ce", "unigram"), ("ngram3_ce", "3-gram table"),
+                       ("ngram4_ce", "4-gram table")):
         if col in frame.columns and frame[col].notna().any():
             out[label] = float(frame[col].dropna().iloc[0])
     return out
 
 
 def curves_figure(df, title: str):
-    """Validation loss over steps, mean over seeds, one line per experiment; the bigram/unigram references dashed."""
+    """Validation loss over steps, mean over seeds, one line per experiment; the references dashed (bigram, unigram
+    and the ladder's 3- and 4-gram tables where recorded)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     plots.curves(ax, mean_curves(df), title=title, hlines=_hlines(df))
     return fig
 
 
 def params_figure(summary, title: str):
-    """Final validation loss (mean +- std over seeds) against parameters, with the Pareto frontier and the bigram
-    reference."""
+    """Final validation loss (mean +- std over seeds) against parameters, with the Pareto frontier and the references
+    (bigram, unigram, the ladder's 3- and 4-gram tables where recorded)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     measured = summary.dropna(subset=["loss_mean"])
     plots.loss_vs_params(ax, measured, title=title)
@@ -50,7 +53,7 @@ def params_figure(summary, title: str):
 
 
 TABLE_COLUMNS = ["id", "name", "stand_in", "same_as", "params", "params_ratio", "loss_mean", "loss_std", "seeds",
-                 "at_bigram_seeds",
+                 "at_bigram_seeds", "at_gate_seeds", "gate_margin_min",
                  "delta_loss", "delta_se", "df", "p", "p_welch", "verdict", "retained", "retained_se", "tokens_per_s",
                  "full_scale", "notes_params"]
 
