@@ -172,7 +172,9 @@ def loops_rows(headline) -> list[dict]:
 
 def drift(headline, up_to: float = 8) -> dict | None:
     """Loop stability, measured: per seed, error at the largest evaluated loops <= up_to x the trained loops (and
-    at the paper's 500) divided by the error at the trained loops; mean with a t interval over seeds."""
+    at the paper's 500) divided by the error at the trained loops; mean with a t interval over seeds, and the test
+    (issue 40): a one-sample t-test of the log ratios against 0 (a ratio is multiplicative: 2x up and 2x down cancel
+    in logs, not in ratios) and the sign count, in how many seeds the error rose."""
     rs = by_arm(headline).get("looped", [])
     if not rs or "loops" not in rs[0]["tables"]:
         return None
@@ -186,6 +188,9 @@ def drift(headline, up_to: float = 8) -> dict | None:
         ratios = [c[L] / c[trained] for c in curves]
         out[f"{key}.ratio"], out[f"{key}.lo"], out[f"{key}.hi"] = mean_interval(ratios)
         out[f"{key}.per_seed"] = ratios
+        logs = np.log(ratios)
+        out[f"{key}.log_p"] = float(st.ttest_1samp(logs, 0.0).pvalue) if len(logs) > 1 and logs.std() > 0 else None
+        out[f"{key}.rises"] = int((logs > 0).sum())
     return out
 
 
