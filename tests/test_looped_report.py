@@ -115,3 +115,25 @@ def test_options_and_tasks_that_do_not_beat_their_trivial_references_are_not_com
     tasks = [_rec("tasks", s, 0.6, variant="decision_tree") for s in range(2)] + [tb]
     (row,) = V.tasks_rows(tasks)
     assert row["learned"] is False and row["beats structural"] is False and row["seeds"] == 2
+
+
+def test_one_seed_at_the_reference_is_not_learned_and_a_structural_baseline_worse_than_zero_is_no_bar():
+    """Issue 40: the sparse task 'learned' with one of two seeds at the zero predictor, and the decision tree
+    'beat' greedy_tree, which is worse than predicting zero (0.988 vs 0.848). Per seed against the best trivial
+    reference, a mean below it is not enough; a structural baseline above zero's error is not claimed beaten.
+    Breakages caught: the gate on the mean, the weakest trivial reference instead of the strongest, a structural
+    baseline worse than zero counted as beaten."""
+    tb = {"run_id": "tb", "experiment": "task_baselines", "variant": "baselines-decision_tree", "seed": 0,
+          "status": "ok", "metrics": {"zero.k=2d": 0.848, "averaging.k=2d": 0.9, "3-nn.k=2d": 0.85,
+                                      "greedy_tree.k=2d": 0.988}}
+    a, b = _rec("tasks", 0, 0.1, variant="decision_tree"), _rec("tasks", 1, 0.1, variant="decision_tree")
+    a["metrics"]["err.k=2d"], b["metrics"]["err.k=2d"] = 0.40, 0.94            # mean 0.67 < 0.848; seed 1 above
+    (row,) = V.tasks_rows([a, b, tb])
+    assert row["learned"] is False and row["seeds below best trivial"] == 1
+    assert row["structural worse than zero"] and row["beats structural"] is None
+    text = R.conclusion({"baselines": [_base()], "tasks": [a, b], "task_baselines": [tb]}, 0.05)
+    assert "not learned at this budget (1 of 2 seeds below the best of them)" in text
+    assert "greedy_tree 0.988 (worse than predicting zero: no bar, not compared)" in text
+    b["metrics"]["err.k=2d"] = 0.80
+    (row,) = V.tasks_rows([a, b, tb])
+    assert row["learned"] and row["seeds below best trivial"] == 2

@@ -149,13 +149,17 @@ def conclusion(recs: dict, margin: float) -> str:
     if recs.get("options"):
         for r in options_rows(recs["options"], base):
             lines.append(f"option {r['option']}: {r['error k=2d']:.3f}" + (f" +- {r['sd']:.3f}" if r["sd"] else "")
-                         + f" (n={r['seeds']}); " + (r["vs plain"] or "the reference arm"))
+                         + f" (n={r['seeds']}; {r['seeds below it']} below the best trivial reference "
+                         f"{r['best trivial reference']:.3f}); " + (r["vs plain"] or "the reference arm"))
     for r in tasks_rows(recs.get("tasks", []) + recs.get("task_baselines", [])):
         lines.append(f"task {r['task']}: looped {r['looped k=2d']:.3f} (n={r['seeds']}) against zero "
                      f"{r.get('zero', float('nan')):.3f}, 3-NN {r.get('3-nn', float('nan')):.3f}"
                      + (f", averaging {r['averaging']:.3f}" if "averaging" in r else "")
-                     + f"; {'learned' if r['learned'] else 'not learned at this budget'}; structural baseline "
-                     f"{r['structural']} ({'beaten' if r['beats structural'] else 'not beaten'})")
+                     + f"; {'learned' if r['learned'] else 'not learned at this budget'} ("
+                     f"{r['seeds below best trivial']} of {r['seeds']} seeds below the best of them); structural "
+                     f"baseline {r['structural']} ("
+                     + ("worse than predicting zero: no bar, not compared" if r["structural worse than zero"] else
+                        "beaten" if r["beats structural"] else "not beaten") + ")")
     return "\n".join(lines)
 
 
