@@ -318,7 +318,11 @@ def _rec(variant, seed, loss):
     return {"experiment": "sft", "variant": variant, "seed": seed, "metrics": {"test_loss": loss}}
 
 
-def test_lessons_are_judged_over_training_seeds_with_holm_across_lessons():
+def test_lessons_are_judged_over_training_seeds_by_dunnett_against_their_reference():
+    """The baseline's lessons are one many-to-one family: Dunnett (scipy's, by value) on the variance pooled over
+    the baseline and its arms with 2+ seeds (df = 2 + 1 + 1 = 4); a one-seed arm is "n = 1: no test" and stays out of
+    the family; the accumulation arms (absent here) would be another family against accum-1. Breakages caught:
+    Welch per arm with Holm, the one-seed arm pooled in, two references mixed into one family."""
     from scipy import stats
 
     recs = [_rec("baseline", s, x) for s, x in enumerate((3.10, 3.12, 3.08))] + \
@@ -327,10 +331,17 @@ def test_lessons_are_judged_over_training_seeds_with_holm_across_lessons():
     rows = {r["arm"]: r for r in R.lesson_rows(recs)}
     assert set(rows) == {"whole-sequence", "truncate", "plateau"}             # accumulation arms absent: not compared
     w = rows["whole-sequence"]
-    assert w["p"] == pytest.approx(stats.ttest_ind((3.50, 3.55), (3.10, 3.12, 3.08), equal_var=False).pvalue)
-    assert w["m"] == 2 and w["p_holm"] == pytest.approx(min(1, 2 * w["p"])) and w["verdict"] == "worse"
-    assert rows["truncate"]["verdict"] == "no measurable difference"
+    ref = stats.dunnett((3.50, 3.55), (3.11, 3.07), control=(3.10, 3.12, 3.08), rng=0).pvalue
+    assert w["test"] == "Dunnett" and w["df"] == 4 and w["p"] == pytest.approx(ref[0], abs=1e-3)
+    assert w["verdict"] == "worse" and rows["truncate"]["verdict"] == "no measurable difference"
     assert rows["plateau"]["verdict"] == "n = 1: no test" and (w["n_a"], w["n_b"]) == (2, 3)
+    assert not w["indicative"] and "indicative" not in R.lesson_text(w)
+    accum = [_rec("accum-1", s, x) for s, x in enumerate((3.2, 3.25))] + \
+        [_rec("accum-4", s, x) for s, x in enumerate((3.4, 3.42))] + \
+        [_rec("accum-4-steps", s, x) for s, x in enumerate((3.1, 3.12))]
+    rows = {r["arm"]: r for r in R.lesson_rows(recs + accum)}
+    assert rows["accum-4"]["reference"] == "accum-1" and rows["accum-4"]["df"] == 3 and rows["accum-4"]["m"] == 2
+    assert rows["whole-sequence"]["df"] == 4 and "(n = 2 an arm: indicative)" in R.lesson_text(rows["accum-4"])
 
 
 def test_accumulation_arms_at_equal_examples_and_equal_steps_and_other_variants_change_one_thing():

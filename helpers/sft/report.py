@@ -1,5 +1,5 @@
-"""Notebook 06 from its records (torch-free): the SFT runs and the author's lessons over training seeds (Welch, Holm
-across the lessons), the preference pairs and the SFT model's headroom on them, the DPO search, DPO against the SFT
+"""Notebook 06 from its records (torch-free): the SFT runs and the author's lessons over training seeds (Dunnett against
+each lesson's reference), the preference pairs and the SFT model's headroom on them, the DPO search, DPO against the SFT
 model (McNemar over held-out pairs, for every training seed), the hard case beside it, definition quality with paired
 intervals, the conclusion (every target met or missed) and `report()` for Analysis.ipynb."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..analysis import Report, by_experiment, frame, one, records_of
-from ..stats import describe, mcnemar, paired_bootstrap, verdicts, welch_samples
+from ..stats import describe, many_to_one, mcnemar, paired_bootstrap
 
 NOTEBOOK = "06_sft_dpo"
 TITLE = "LoRA, SFT and DPO of a chat model (seed 004)"
@@ -70,16 +70,29 @@ def sft_table(sft_records):
 
 
 def lesson_rows(sft_records) -> list[dict]:
-    """Every lesson's arm against its reference over training seeds: Welch's test of the held-out answer loss,
-    Holm-corrected across the lessons ("n = 1: no test" where an arm has one seed)."""
+    """Every lesson's arm against its reference over training seeds, the held-out answer loss: the arms that share a
+    reference are one many-to-one family (the baseline's three, accum-1's two), each tested by Dunnett's test on the
+    variance pooled over the family (n and df in every row; "n = 1: no test" where an arm has one seed; "indicative"
+    where the arms have 2 seeds), not by Welch per arm with Holm across unrelated references."""
     arms = by_variant(sft_records)
     todo = [(a, ref, label) for a, ref, label in LESSONS if a in arms and ref in arms]
-    comps = [welch_samples(_vals(arms[a], "test_loss"), _vals(arms[ref], "test_loss")) for a, ref, _ in todo]
-    return [{"lesson": label, "arm": a, "reference": ref, **v} for (a, ref, label), v in zip(todo, verdicts(comps))]
+    out = {}
+    for ref in dict.fromkeys(r for _, r, _ in todo):
+        family = [(a, label) for a, r, label in todo if r == ref]
+        rows = many_to_one({a: _vals(arms[a], "test_loss") for a, _ in family}, _vals(arms[ref], "test_loss"))
+        for (a, label), row in zip(family, rows):
+            out[a] = {"lesson": label, "arm": a, "reference": ref, **row,
+                      "indicative": max(row["n_a"], row["n_b"]) <= 2 and row["test"] == "Dunnett"}
+    return [out[a] for a, _, _ in todo]
+
+
+def lesson_text(r: dict) -> str:
+    """A lesson row in words: the Dunnett comparison, and "n = 2: indicative" where that is all there is."""
+    return describe(r) + (" (n = 2 an arm: indicative)" if r["indicative"] else "")
 
 
 def lessons_table(sft_records):
-    return frame([{"lesson": r["lesson"], "arm - reference (answer loss)": describe(r)}
+    return frame([{"lesson": r["lesson"], "arm - reference (answer loss)": lesson_text(r)}
                   for r in lesson_rows(sft_records)], "lesson")
 
 
@@ -297,7 +310,7 @@ def conclusion(recs: dict) -> str:
                      f"{_met(max(losses) - ma['test_loss'] <= TARGETS['sft_loss_change'])}); F1 {ma['f1']:.3f} -> "
                      f"{_ms(_vals(base, 'f1'))}.")
     for r in lesson_rows(sft):
-        lines.append(f"c. {r['lesson']}: {describe(r)}.")
+        lines.append(f"c. {r['lesson']}: {lesson_text(r)}.")
     if base and set(arms) == {"baseline"}:
         lines.append("c. the lessons were not run (lesson_seeds = ()): the SFT baseline alone.")
     if "plateau" in arms:
@@ -380,7 +393,8 @@ def report(records: list[dict]) -> Report:
     if ex.get("sft"):
         rep.figure("SFT variants and DPO curves", curves_figure(ex["sft"], ex.get("dpo", [])))
         rep.table("SFT runs over training seeds", sft_table(ex["sft"]))
-        rep.table("the author's lessons over training seeds (Welch, Holm across the lessons)", lessons_table(ex["sft"]))
+        rep.table("the author's lessons over training seeds (Dunnett against each lesson's reference)",
+                  lessons_table(ex["sft"]))
     if ex.get("d_pairs"):
         rep.table("preference pairs", pairs_table(ex["d_pairs"][0]))
     if ex.get("dpo_search") and ex.get("d_pairs"):
