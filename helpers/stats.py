@@ -3,8 +3,11 @@
   welch / welch_samples + verdicts   two unrelated arms: Welch's t-test (each arm's own variance), Holm's
                                      correction when a table makes several comparisons at once
   many_to_one                        many variants against one control: Dunnett's test on the pooled variance
-                                     (residual df = N - groups; scipy.stats.dunnett), with Levene's check that the
-                                     variances are alike and each variant's Welch test beside it
+                                     (residual df = N - groups; scipy.stats.dunnett), with Brown-Forsythe's check
+                                     that the variances are alike (only where every arm has >= 3 runs) and each
+                                     variant's Welch test beside it
+  all_pairs                          every pair of arms at once: Tukey's HSD on the pooled variance
+                                     (scipy.stats.tukey_hsd; df = N - groups)
   equivalence                        "the same as": two one-sided tests (TOST) against a margin stated beforehand;
                                      equivalent / different / inconclusive
   mcnemar                            two models judged right / wrong on the same items (paired): the exact test on
@@ -31,6 +34,10 @@ from scipy import stats as st
 NO_TEST = "n = 1: no test"
 NO_SPREAD = "no spread: no test"
 ALPHA = 0.05
+# Brown-Forsythe's test of equal variances needs >= 3 runs an arm: with 2, both absolute deviations from the arm's
+# median are equal, every arm's spread is exactly zero around its own mean and the test returns a meaningless p
+# (2e-123 on notebook 07's n = 2 cells)
+LEVENE_MIN_N = 3
 VERDICTS = ("better", "worse", "no measurable difference", NO_TEST, NO_SPREAD)
 
 
@@ -131,8 +138,8 @@ def many_to_one(variants: dict, control, alpha: float = ALPHA, lower_is_better: 
         res = st.dunnett(*arms[:-1], control=arms[-1], rng=np.random.default_rng(0))
         p_adj = dict(zip(tested, (float(p) for p in res.pvalue)))
     sds = [float(a.std(ddof=1)) for a in arms if len(a) > 1]
-    levene = float(st.levene(*arms, center="median").pvalue) if len(tested) and min(len(a) for a in arms) > 1 \
-        and any(sds) else None
+    levene = float(st.levene(*arms, center="median").pvalue) \
+        if len(tested) and min(len(a) for a in arms) >= LEVENE_MIN_N and any(sds) else None
     rows = []
     for n in names:
         mean, sd, k = _mean_sd(variants[n])
@@ -147,6 +154,40 @@ def many_to_one(variants: dict, control, alpha: float = ALPHA, lower_is_better: 
             se = pooled * math.sqrt(1 / k + 1 / n_c)
             rows.append({**base, "se": se, "df": df, "t": (mean - c_mean) / se, "p": p_adj[n], "test": "Dunnett",
                          "verdict": _verdict(mean - c_mean, p_adj[n], "Dunnett", alpha, lower_is_better)})
+    return rows
+
+
+def all_pairs(arms: dict, alpha: float = ALPHA, lower_is_better: bool = True) -> list[dict]:
+    """Every pair of arms {name: values} compared at once by Tukey's HSD on the variance pooled over every arm
+    (scipy.stats.tukey_hsd: the studentized range, p adjusted for all k (k - 1) / 2 pairs; df = N - k), not k (k - 1)
+    / 2 Welch tests at a few df each, Holm-corrected, which at n = 2 an arm cannot call even a large gap.
+
+    One row per pair (a, b) in the order of the names: diff = mean(a) - mean(b), se = s_pooled sqrt(1/n_a + 1/n_b),
+    df, p (Tukey-adjusted), verdict for a against b ("better" / "worse" / "no measurable difference"), m (pairs).
+    Arms with one run are left out of the family and their pairs read "n = 1: no test"; a family whose runs are all
+    identical within every arm reads "no spread: no test"."""
+    names = list(arms)
+    tested = [n for n in names if len(arms[n]) >= 2]
+    data = {n: np.asarray(arms[n], dtype=float) for n in names}
+    df = sum(len(data[n]) for n in tested) - len(tested)
+    pooled = math.sqrt(sum(((data[n] - data[n].mean()) ** 2).sum() for n in tested) / df) \
+        if len(tested) >= 2 and df > 0 else 0.0
+    pvals = st.tukey_hsd(*(data[n] for n in tested)).pvalue if len(tested) >= 2 and pooled > 0 else None
+    m = len(tested) * (len(tested) - 1) // 2
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            diff = float(data[a].mean() - data[b].mean())
+            base = {"a": a, "b": b, "diff": diff, "n_a": len(data[a]), "n_b": len(data[b]), "m": m}
+            if a not in tested or b not in tested:
+                rows.append({**base, "se": None, "df": None, "p": None, "test": NO_TEST, "verdict": NO_TEST})
+            elif pvals is None:
+                rows.append({**base, "se": 0.0, "df": df, "p": None, "test": NO_SPREAD, "verdict": NO_SPREAD})
+            else:
+                p = float(pvals[tested.index(a), tested.index(b)])
+                se = pooled * math.sqrt(1 / len(data[a]) + 1 / len(data[b]))
+                rows.append({**base, "se": se, "df": df, "p": p, "test": "Tukey HSD",
+                             "verdict": _verdict(diff, p, "Tukey HSD", alpha, lower_is_better)})
     return rows
 
 

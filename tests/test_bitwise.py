@@ -89,6 +89,8 @@ COMMITTED: list[tuple[str, str, str, int]] = []
 # 07 lr=0.001 seed 0: 600 steps, ~65 s of CPU whole; its first 120 steps (24 logged points of every curve) ~25 s
 FIRST_STEPS: list[tuple[str, str, str, int, int]] = [
     ("07_pretraining", "lr_range", "lr=0.001", 0, 120),
+    # 01 no attention seed 0: 900 steps, ~2.5 min of CPU whole; its first 100 steps (evaluated at 100, as recorded)
+    ("01_attention_lowrank", "runs", "no-attention-6", 0, 100),
 ]
 
 

@@ -69,44 +69,97 @@ def _rec(variant, seed, loss, experiment="grid", lr=3e-3, bigram=5.0, unigram=7.
                         "below_bigram": bigram - loss}}
 
 
-def test_grid_verdict_is_dunnett_against_the_base_cell_and_holm_over_every_pair():
+def test_grid_verdict_is_dunnett_against_the_base_cell_and_tukey_over_every_pair():
+    """Dunnett against the base cell; every pair at once by Tukey's HSD on the pooled variance (scipy's, by value),
+    best vs worst its row. Breakages caught: Welch + Holm per pair (p 0.26 where Tukey gives < 1e-3 on these), best
+    and worst swapped, one-run cells tested."""
     from scipy import stats
 
     losses = {"2 x 1": (4.0, 4.1, 3.9), "4 x 2": (4.6, 4.65, 4.55), "8 x 4": (5.0, 5.3, 4.7)}
     recs = {(c, s): _rec(c, s, x) for c, xs in losses.items() for s, x in enumerate(xs)}
     v = PR.grid_verdict(recs, control="4 x 2")
     assert (v["best"], v["worst"]) == ("2 x 1", "8 x 4") and v["gap"] == pytest.approx(1.0)
-    # best vs worst: Welch, Holm-corrected over the 3 pairs of cells (picked after the fact, any pair could have been)
-    p = stats.ttest_ind((5.0, 5.3, 4.7), (4.0, 4.1, 3.9), equal_var=False).pvalue
-    ps = [stats.ttest_ind(losses[a], losses[b], equal_var=False).pvalue for a, b in (("2 x 1", "4 x 2"),
-                                                                                    ("2 x 1", "8 x 4"),
-                                                                                    ("4 x 2", "8 x 4"))]
-    assert v["best_worst"].p == pytest.approx(p) and v["pairs"] == 3
-    srt = sorted(ps)                                  # Holm by hand over 3: 3 p1, 2 p2, p3, as a running maximum
-    adj = dict(zip(srt, [min(1, 3 * srt[0]), min(1, max(3 * srt[0], 2 * srt[1])),
-                         min(1, max(3 * srt[0], 2 * srt[1], srt[2]))]))
-    assert v["p_holm_pairs"] == pytest.approx(adj[ps[1]])
+    tukey = stats.tukey_hsd(*losses.values()).pvalue
+    bw = v["best_worst"]
+    assert bw["test"] == "Tukey HSD" and bw["p"] == pytest.approx(tukey[0, 2]) and bw["df"] == 6 and bw["m"] == 3
+    assert {(r["a"], r["b"]): r["p"] for r in v["pairs"]}[("4 x 2", "8 x 4")] == pytest.approx(tukey[1, 2])
     rows = {r["name"]: r for r in v["vs_control"]}
     assert set(rows) == {"2 x 1", "8 x 4"} and rows["2 x 1"]["verdict"] == "better" and rows["2 x 1"]["df"] == 6
+    assert "indicative" not in PR._pairs_line(v) and "Tukey HSD over all 3 pairs" in PR._pairs_line(v)
     one = {(c, 0): _rec(c, 0, x[0]) for c, x in losses.items()}
     v1 = PR.grid_verdict(one, control="4 x 2")
-    assert v1["best_worst"].p is None and all(r["verdict"] == "n = 1: no test" for r in v1["vs_control"])
+    assert v1["best_worst"]["p"] is None and all(r["verdict"] == "n = 1: no test" for r in v1["vs_control"])
+
+
+def test_identical_computations_are_merged_and_two_seeds_are_indicative():
+    """4 x 4 and 8 x 2 with every seed within 1e-4 are one computation: merged (the control kept), not counted as two
+    cells; 2 x 8 has the same sequences per step but other losses: kept. Two seeds an arm: 'indicative', and no
+    Brown-Forsythe p (degenerate at n = 2). Breakages caught: merging on equal sequences per step alone, merging
+    cells that share only some seeds, a Brown-Forsythe p printed at n = 2."""
+    losses = {"4 x 4": (4.50, 4.60), "8 x 2": (4.50004, 4.59997), "2 x 8": (4.7, 4.8), "2 x 1": (4.2, 4.3)}
+    recs = [_rec(c, s, x) for c, xs in losses.items() for s, x in enumerate(xs)]
+    v = PR.grid_verdict(recs, control="8 x 2")
+    assert v["same"] == {"4 x 4": "8 x 2"} and set(v["stats"]) == {"8 x 2", "2 x 8", "2 x 1"}
+    assert v["best_worst"]["m"] == 3 and "4 x 4 is the same computation as 8 x 2" in PR._pairs_line(v)
+    assert "(n = 2 an arm: indicative)" in PR._control_line(v) and "Brown-Forsythe" not in PR._control_line(v)
+    partial = [r for r in recs if not (r["variant"] == "4 x 4" and r["seed"] == 1)]
+    assert PR.grid_verdict(partial, control="8 x 2")["same"] == {}
+
+
+def test_all_pairs_is_tukey_hsd_on_the_pooled_variance():
+    """By value against scipy.stats.tukey_hsd, the pooled se by hand, one-run arms left out ('n = 1: no test'), an
+    all-identical family 'no spread'. Breakages caught: Welch's per-pair se, a one-run arm entering the family (it
+    changes every p), df counted with it."""
+    from scipy import stats
+
+    from helpers.stats import all_pairs
+
+    arms = {"a": [1.0, 1.2, 1.1], "b": [1.5, 1.6, 1.4], "c": [1.05, 1.15], "d": [9.0]}
+    rows = {(r["a"], r["b"]): r for r in all_pairs(arms)}
+    ref = stats.tukey_hsd(arms["a"], arms["b"], arms["c"]).pvalue
+    assert rows["a", "b"]["p"] == pytest.approx(ref[0, 1]) and rows["b", "c"]["p"] == pytest.approx(ref[1, 2])
+    pooled = ((0.02 + 0.02 + 0.005) / (8 - 3)) ** 0.5
+    assert rows["a", "c"]["se"] == pytest.approx(pooled * (1 / 3 + 1 / 2) ** 0.5) and rows["a", "c"]["df"] == 5
+    assert rows["a", "b"]["verdict"] == "better" and rows["a", "d"]["verdict"] == "n = 1: no test"
+    assert {r["verdict"] for r in all_pairs({"x": [1.0, 1.0], "y": [2.0, 2.0]})} == {"no spread: no test"}
 
 
 def test_the_lr_range_exemption_and_the_gate_name_what_they_judge():
-    """Stops converging: the first lr above the best that diverged on a seed (above the unigram) or is > 0.25 nats
-    worse; the gate exempts the lrs from there up and names every other run that ends < 0.3 below the bigram."""
-    losses = ((1e-3, (4.5, 4.55)), (1e-2, (4.6, 4.62)), (3e-2, (4.9, 7.5)), (1e-1, (8.0, 8.1)))
+    """Diverged: the first lr above the best whose loss diverged on a seed (above the unigram); the gate exempts the
+    lrs from there up and names every other run that ends < 0.3 below the bigram, an lr that is only worse included.
+    Breakages caught: the old 0.25-nat rule (exempts 0.03 here, where no seed diverged), an exemption below the best."""
+    losses = ((1e-3, (4.5, 4.55)), (1e-2, (4.6, 4.62)), (3e-2, (4.9, 4.95)), (1e-1, (8.0, 6.1)))
     lr_recs = [_rec(f"lr={lr:g}", s, x, "lr_range", lr) for lr, xs in losses for s, x in enumerate(xs)]
     base = [_rec("constant+warmup", s, x, "schedules") for s, x in enumerate((4.4, 4.42))]
     rows = PR.lr_rows(lr_recs, base)
-    assert [r["lr"] for r in rows] == [1e-3, 3e-3, 1e-2, 3e-2, 1e-1] and rows[3]["diverged"] == 1
-    assert PR.stops_converging(rows) == 3e-2
-    assert PR.stops_converging(rows[:3]) is None
+    assert [r["lr"] for r in rows] == [1e-3, 3e-3, 1e-2, 3e-2, 1e-1] and rows[4]["diverged"] == 1
+    assert PR.first_diverged(rows) == 1e-1
+    assert PR.first_diverged(rows[:4]) is None
     grid = [_rec("2 x 1", 0, 4.5), _rec("8 x 4", 0, 4.8)]                   # 0.5 and 0.2 below the bigram (5.0)
     table = PR.gate_table(grid + base + lr_recs, gate=0.3).set_index(["section", "run", "seed"])["gate"]
     assert table["grid", "2 x 1", 0] == "pass" and table["grid", "8 x 4", 0] == "FAIL"
-    assert table["lr_range", "lr=0.03", 0].startswith("exempt") and table["lr_range", "lr=0.01", 0] == "pass"
+    assert table["lr_range", "lr=0.1", 0].startswith("exempt") and table["lr_range", "lr=0.03", 0] == "FAIL"
+    assert table["lr_range", "lr=0.01", 0] == "pass"
+
+
+def test_generations_are_compared_by_fisher_on_word_counts_or_not_at_all():
+    """12 of 94 against 2 of 27 (issue 39's figures): Fisher's exact p by scipy, 'no measurable difference'; a record
+    without word counts: no comparison line. Breakages caught: shares compared without a test, counts rounded from
+    the wrong share."""
+    from scipy import stats
+
+    data = {"config": {"quality_samples": 3}, "metrics": {"bigram_sample.words": 27,
+                                                           "bigram_sample.valid_word_share": 2 / 27}}
+    def best(exp, words, valid):
+        r = _rec("x", 0, 4.0, exp)
+        r["metrics"].update({"sampled.words": words, "sampled.valid_word_share": valid / words})
+        return r
+    recs = {"data": [data], "grid": [best("grid", 50, 7)], "schedules": [best("schedules", 44, 5)]}
+    line = PR.generations_line(recs)
+    p = stats.fisher_exact([[12, 82], [2, 25]]).pvalue
+    assert "12 of 94" in line and "2 of 27" in line and f"p = {p:.2g}" in line and "no measurable difference" in line
+    del recs["grid"][0]["metrics"]["sampled.words"]
+    assert PR.generations_line(recs) == ""
 
 
 def test_rerun_noise_is_the_spread_of_one_configuration_and_seed():

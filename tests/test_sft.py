@@ -318,7 +318,11 @@ def _rec(variant, seed, loss):
     return {"experiment": "sft", "variant": variant, "seed": seed, "metrics": {"test_loss": loss}}
 
 
-def test_lessons_are_judged_over_training_seeds_with_holm_across_lessons():
+def test_lessons_are_judged_over_training_seeds_by_dunnett_against_their_reference():
+    """The baseline's lessons are one many-to-one family: Dunnett (scipy's, by value) on the variance pooled over
+    the baseline and its arms with 2+ seeds (df = 2 + 1 + 1 = 4); a one-seed arm is "n = 1: no test" and stays out of
+    the family; the accumulation arms (absent here) would be another family against accum-1. Breakages caught:
+    Welch per arm with Holm, the one-seed arm pooled in, two references mixed into one family."""
     from scipy import stats
 
     recs = [_rec("baseline", s, x) for s, x in enumerate((3.10, 3.12, 3.08))] + \
@@ -327,10 +331,17 @@ def test_lessons_are_judged_over_training_seeds_with_holm_across_lessons():
     rows = {r["arm"]: r for r in R.lesson_rows(recs)}
     assert set(rows) == {"whole-sequence", "truncate", "plateau"}             # accumulation arms absent: not compared
     w = rows["whole-sequence"]
-    assert w["p"] == pytest.approx(stats.ttest_ind((3.50, 3.55), (3.10, 3.12, 3.08), equal_var=False).pvalue)
-    assert w["m"] == 2 and w["p_holm"] == pytest.approx(min(1, 2 * w["p"])) and w["verdict"] == "worse"
-    assert rows["truncate"]["verdict"] == "no measurable difference"
+    ref = stats.dunnett((3.50, 3.55), (3.11, 3.07), control=(3.10, 3.12, 3.08), rng=0).pvalue
+    assert w["test"] == "Dunnett" and w["df"] == 4 and w["p"] == pytest.approx(ref[0], abs=1e-3)
+    assert w["verdict"] == "worse" and rows["truncate"]["verdict"] == "no measurable difference"
     assert rows["plateau"]["verdict"] == "n = 1: no test" and (w["n_a"], w["n_b"]) == (2, 3)
+    assert not w["indicative"] and "indicative" not in R.lesson_text(w)
+    accum = [_rec("accum-1", s, x) for s, x in enumerate((3.2, 3.25))] + \
+        [_rec("accum-4", s, x) for s, x in enumerate((3.4, 3.42))] + \
+        [_rec("accum-4-steps", s, x) for s, x in enumerate((3.1, 3.12))]
+    rows = {r["arm"]: r for r in R.lesson_rows(recs + accum)}
+    assert rows["accum-4"]["reference"] == "accum-1" and rows["accum-4"]["df"] == 3 and rows["accum-4"]["m"] == 2
+    assert rows["whole-sequence"]["df"] == 4 and "(n = 2 an arm: indicative)" in R.lesson_text(rows["accum-4"])
 
 
 def test_accumulation_arms_at_equal_examples_and_equal_steps_and_other_variants_change_one_thing():
@@ -367,3 +378,24 @@ def test_lora_parameter_count_matches_peft(small_lm):
     peft_model = get_peft_model(model, lora.config())
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     assert lora_params(model.config, lora) == trainable
+
+
+def test_a_dpo_run_is_labelled_by_all_four_criteria_not_the_preference_alone():
+    """success(): preference (>= +10 points, McNemar p < 0.05, >= 300 pairs), no displacement (median log p(chosen)
+    change >= 0), answer loss <= SFT + 0.3, F1 >= SFT - 0.02. The preference met and another missed is
+    "displacement"; the preference missed is "no preference gain". Breakages caught: a label from the preference
+    alone, a pair count never checked, McNemar's p ignored."""
+    row = {"points": 44.0, "McNemar p": 1e-40, "pairs": 305, "median chosen change": 0.4, "answer loss - SFT": 0.1,
+           "F1 - SFT": 0.0}
+    assert R.success(row)["label"] == "success"
+    for key, bad in (("median chosen change", -29.2), ("answer loss - SFT", 1.9), ("F1 - SFT", -0.11)):
+        out = R.success({**row, key: bad})
+        assert out["label"] == "displacement" and not out[{"median chosen change": "no displacement",
+                                                           "answer loss - SFT": "answer loss",
+                                                           "F1 - SFT": "F1"}[key]]
+    assert R.success({**row, "pairs": 299})["label"] == "no preference gain"
+    assert R.success({**row, "McNemar p": 0.06})["label"] == "no preference gain"
+    # the change of log p(chosen) per pair, DPO minus the SFT reference, read from the two records' tables
+    pairs = {"tables": {"ref.heldout": [{"chosen": -10.0, "rejected": -5.0}, {"chosen": -8.0, "rejected": -9.0}]}}
+    dpo = {"tables": {"logps.heldout": [{"chosen": -12.0, "rejected": -20.0}, {"chosen": -7.5, "rejected": -30.0}]}}
+    assert list(R.chosen_change(dpo, pairs)) == [-2.0, 0.5]

@@ -1,24 +1,28 @@
 """Notebook 07 from its records (torch-free): the gate (every run below the bigram table of its tokens), the noise of
-the budget (reruns), the batch x accumulation grid at equal time and at equal tokens with its verdicts (Dunnett
-against the base cell; best vs worst with Holm over every pair of cells), schedules and the learning-rate range over
-seeds, generations beside the bigram table's, the regime search, the conclusion and `report()` for Analysis.ipynb.
+the budget (reruns), the batch x accumulation grid at equal time and at equal tokens with its verdicts (identical
+computations merged; Dunnett against the base cell; every pair of cells by Tukey's HSD on the pooled variance),
+schedules and the learning-rate range over seeds, generations beside the bigram table's (Fisher's exact test on the
+word counts), the regime search, the conclusion and `report()` for Analysis.ipynb.
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy import stats as st
 
 from .. import plots
 from ..analysis import Report, by_experiment, frame, one, records_of
-from ..stats import describe, holm, many_to_one, welch_samples
+from ..stats import all_pairs, describe, many_to_one
 
 NOTEBOOK = "07_pretraining"
 TITLE = "Pretraining a small Russian LM under a fixed budget (seed 003)"
 SEED_BEST_CELL = (6, 6)          # the seed's best batch x accumulation at its scale (REFERENCE.md section 4)
-STOPS_CONVERGING_NATS = 0.25     # an lr above the best "stops converging" when its mean is this much worse
+# two cells with the same sequences per optimizer step whose every seed ends within this of the other's are one
+# computation counted twice (at equal tokens 4 x 4 and 8 x 2 sum the same gradients: equal to ~1e-6), merged before
+# any test; cells that merely score alike differ by far more than this
+SAME_COMPUTATION_NATS = 1e-4
 RUN_SECTIONS = ("grid", "rerun", "grid_tokens", "schedules", "lr_range")
 
 
@@ -41,8 +45,9 @@ def arm_stats(records) -> dict:
     """{variant: {"mean", "sd", "n", "losses", "tokens", "steps"}} over the seeds of each arm."""
     by = {}
     for r in records_of(records):
-        by.setdefault(r["variant"], []).append(r["metrics"])
+        by.setdefault(r["variant"], []).append({**r["metrics"], "_seed": r["seed"]})
     return {v: {"mean": float(np.mean([m["eval_loss"] for m in ms])),
+                "by_seed": {m["_seed"]: m["eval_loss"] for m in ms},
                 "sd": float(np.std([m["eval_loss"] for m in ms], ddof=1)) if len(ms) > 1 else None,
                 "n": len(ms), "losses": [m["eval_loss"] for m in ms],
                 "tokens": float(np.mean([m["tokens"] for m in ms])), "steps": float(np.mean([m["steps"] for m in ms]))}
@@ -64,11 +69,11 @@ def diverged(rec: dict) -> bool:
 
 def gate_table(records: list[dict], gate: float):
     """Every run against the gate: its margin below the bigram table of its tokens, pass / FAIL. The rule for the lr
-    range (stated in the notebook): the lrs from the one where training stops converging upwards (stops_converging:
-    diverged on a seed, or > STOPS_CONVERGING_NATS worse than the best lr) are there to show divergence, and are
-    exempt."""
+    range (stated in code): the lrs from the first one above the best that diverged on a seed (`diverged`: its loss
+    not finite or above the unigram) upwards are there to show divergence, and are exempt; an lr that is only worse
+    is judged like every other run."""
     lr_recs = [r for r in records if r["experiment"] == "lr_range"]
-    stop = stops_converging(lr_rows(lr_recs, [r for r in records if r["experiment"] == "schedules"])) \
+    stop = first_diverged(lr_rows(lr_recs, [r for r in records if r["experiment"] == "schedules"])) \
         if lr_recs else None
     rows = []
     for r in sorted(records, key=lambda r: (RUN_SECTIONS.index(r["experiment"]), r["variant"], r["seed"])):
@@ -76,27 +81,45 @@ def gate_table(records: list[dict], gate: float):
         exempt = stop is not None and r["experiment"] == "lr_range" and r["config"]["lm"]["train"]["lr"] >= stop
         rows.append({"section": r["experiment"], "run": r["variant"], "seed": r["seed"], "eval_loss": m["eval_loss"],
                      "bigram": m["bigram_ce"], "below_bigram": m["below_bigram"],
-                     "gate": "exempt (lr past divergence)" if exempt else "pass" if m["below_bigram"] >= gate
+                     "gate": "exempt (lr diverged)" if exempt else "pass" if m["below_bigram"] >= gate
                      else "FAIL"})
     return frame(rows)
 
 
 # ------------------------------------------------------------------------------------------------ verdicts
+def merge_same(cs: dict, keep: str | None = None) -> tuple[dict, dict]:
+    """({cell: stats} with every group of identical computations kept once, {merged cell: the cell kept}): cells with
+    the same sequences per step (batch x accumulation) whose losses agree within SAME_COMPUTATION_NATS on every seed
+    they share (and that share all their seeds). `keep` (the control) is kept where it is one of a group; otherwise
+    the cell with the larger per-device batch."""
+    kept, same = {}, {}
+    for c in sorted(cs, key=lambda c: (c != keep, -_cell(c)[0])):
+        b, a = _cell(c)
+        twin = next((k for k in kept if _cell(k)[0] * _cell(k)[1] == b * a
+                     and kept[k]["by_seed"].keys() == cs[c]["by_seed"].keys()
+                     and all(abs(kept[k]["by_seed"][s] - x) <= SAME_COMPUTATION_NATS
+                             for s, x in cs[c]["by_seed"].items())), None)
+        if twin is None:
+            kept[c] = cs[c]
+        else:
+            same[c] = twin
+    return kept, same
+
+
 def grid_verdict(records, control: str) -> dict:
-    """The grid's verdicts over training seeds: every cell against the control (the profile's base cell, declared
-    before the data) by Dunnett's many-to-one test; the best and the worst cell (by mean) by Welch's test, Holm-
-    corrected over every pair of cells (the best and the worst are picked after the fact: any pair could have been)."""
-    cs = arm_stats(records)
+    """The grid's verdicts over training seeds, identical computations merged first (merge_same): every cell against
+    the control (the profile's base cell, declared before the data) by Dunnett's many-to-one test, and every pair of
+    cells at once by Tukey's HSD on the pooled variance (the best and the worst are picked after the fact: any pair
+    could have been); "best_worst" is that pair's row."""
+    cs, same = merge_same(arm_stats(records), control)
     rows = many_to_one({c: s["losses"] for c, s in cs.items() if c != control}, cs[control]["losses"]) \
         if control in cs else []
     best, worst = min(cs, key=lambda c: cs[c]["mean"]), max(cs, key=lambda c: cs[c]["mean"])
-    pairs = list(itertools.combinations(sorted(cs), 2))
-    ps = [welch_samples(cs[a]["losses"], cs[b]["losses"]).p for a, b in pairs]
-    adjusted = dict(zip(pairs, holm(ps)))
-    bw = welch_samples(cs[worst]["losses"], cs[best]["losses"])
-    return {"control": control, "vs_control": rows, "best": best, "worst": worst, "gap": cs[worst]["mean"] -
-            cs[best]["mean"], "best_worst": bw, "p_holm_pairs": adjusted.get(tuple(sorted((best, worst)))),
-            "pairs": sum(p is not None for p in ps), "stats": cs}
+    pairs = all_pairs({c: cs[c]["losses"] for c in sorted(cs, key=_cell)})
+    bw = next((r for r in pairs if {r["a"], r["b"]} == {best, worst}), None)
+    return {"control": control, "vs_control": rows, "best": best, "worst": worst,
+            "gap": cs[worst]["mean"] - cs[best]["mean"], "best_worst": bw, "pairs": pairs, "same": same,
+            "stats": cs, "n_max": max(s["n"] for s in cs.values())}
 
 
 def rerun_noise(grid_records, rerun_records, base: str) -> dict:
@@ -110,13 +133,23 @@ def rerun_noise(grid_records, rerun_records, base: str) -> dict:
             "range": max(losses) - min(losses) if losses else None}
 
 
-def _holm_line(v: dict) -> str:
-    bw = v["best_worst"]
-    if bw.p is None:
-        return f"best vs worst: {bw.test}"
-    return (f"best {v['best']} vs worst {v['worst']}: {v['gap']:.3f} nats (Welch t = {bw.t:.2f}, df = {bw.df:.1f}, "
-            f"p = {bw.p:.3g}; Holm over all {v['pairs']} pairs of cells: p = {v['p_holm_pairs']:.3g}, "
-            f"{'a difference' if v['p_holm_pairs'] < 0.05 else 'no measurable difference'})")
+def indicative(v: dict) -> str:
+    """' (n = 2 an arm: indicative)' where no arm has more than two seeds, else ''."""
+    return f" (n = {v['n_max']} an arm: indicative)" if v["n_max"] <= 2 else ""
+
+
+def _pairs_line(v: dict) -> str:
+    """Best vs worst cell and how many pairs differ, all by one Tukey HSD; the merged identical computations."""
+    bw, pairs = v["best_worst"], v["pairs"]
+    merged = "".join(f"; {c} is the same computation as {k} (every seed within {SAME_COMPUTATION_NATS:g}), merged"
+                     for c, k in sorted(v["same"].items()))
+    if bw is None or bw["p"] is None:
+        return f"best vs worst: {bw['verdict'] if bw else 'one cell'}" + merged
+    differ = sum(r["p"] is not None and r["p"] < 0.05 for r in pairs)
+    return (f"best {v['best']} vs worst {v['worst']}: {v['gap']:.3f} nats (Tukey HSD over all {bw['m']} pairs of "
+            f"cells on the pooled variance, df = {bw['df']}: p = {bw['p']:.3g}, "
+            f"{'a difference' if bw['p'] < 0.05 else 'no measurable difference'}); {differ} of {bw['m']} pairs "
+            f"differ at p < 0.05{indicative(v)}" + merged)
 
 
 def _control_line(v: dict) -> str:
@@ -127,10 +160,12 @@ def _control_line(v: dict) -> str:
     if not tested:
         return f"against the control {v['control']}: " + (rows[0]["verdict"] if rows else "no other arm")
     r0 = tested[0]
-    caveat = "; variances differ, so read each cell's Welch p beside it" if (r0["levene_p"] or 1) < 0.05 else ""
-    return (f"against the control {v['control']} (Dunnett, pooled df = {r0['df']:.0f}, {len(tested)} comparisons, "
-            f"Levene p = {r0['levene_p']:.2g}{caveat}): better {', '.join(better) or 'none'}; worse "
-            f"{', '.join(worse) or 'none'}; the rest no measurable difference")
+    check = "" if r0["levene_p"] is None else (
+        f", Brown-Forsythe p = {r0['levene_p']:.2g}"
+        + ("; variances differ, so read each cell's Welch p beside it" if r0["levene_p"] < 0.05 else ""))
+    return (f"against the control {v['control']} (Dunnett, pooled df = {r0['df']:.0f}, {len(tested)} comparisons"
+            f"{check}): better {', '.join(better) or 'none'}; worse {', '.join(worse) or 'none'}; the rest no "
+            f"measurable difference{indicative(v)}")
 
 
 # ------------------------------------------------------------------------------------------------ figures
@@ -180,17 +215,15 @@ def lr_rows(lr_records, base_records) -> list[dict]:
             for lr, rs in sorted(by.items())]
 
 
-def stops_converging(rows: list[dict]) -> float | None:
-    """The smallest lr above the best one (by mean) that diverged on a seed or is worse than the best by more than
-    STOPS_CONVERGING_NATS."""
+def first_diverged(rows: list[dict]) -> float | None:
+    """The smallest lr above the best one (by mean) whose loss diverged on a seed (`diverged`: not finite, or above
+    the unigram cross-entropy); None when none did. An lr that only ends worse has not diverged."""
     ok = [r for r in rows if math.isfinite(r["mean"])]
     if not ok:
         return None
     best = min(ok, key=lambda r: r["mean"])
-    def bad(r):
-        return r["diverged"] or not math.isfinite(r["mean"]) or r["mean"] > best["mean"] + STOPS_CONVERGING_NATS
-
-    return next((r["lr"] for r in rows if r["lr"] > best["lr"] and bad(r)), None)
+    return next((r["lr"] for r in rows if r["lr"] > best["lr"] and (r["diverged"] or not math.isfinite(r["mean"]))),
+                None)
 
 
 def lr_table(lr_records, schedule_records):
@@ -199,7 +232,7 @@ def lr_table(lr_records, schedule_records):
 
 
 def lr_figure(lr_records, schedule_records):
-    """Eval loss (mean +- sd over seeds) against the peak lr, the references and the lr where it stops converging."""
+    """Eval loss (mean +- sd over seeds) against the peak lr, the references and the first lr that diverged."""
     rows = lr_rows(lr_records, schedule_records)
     refs = references(schedule_records or lr_records)
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -208,9 +241,9 @@ def lr_figure(lr_records, schedule_records):
     for label, y in (("unigram", refs["unigram"]), ("bigram", refs["bigram"])):
         ax.axhline(y, ls="--", lw=1, color="grey")
         ax.annotate(label, (rows[0]["lr"], y), textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
-    stop = stops_converging(rows)
+    stop = first_diverged(rows)
     if stop is not None:
-        ax.axvline(stop, color="tab:red", ls=":", label=f"stops converging ({stop:g})")
+        ax.axvline(stop, color="tab:red", ls=":", label=f"diverged from {stop:g}")
     ax.set(xscale="log", xlabel="peak learning rate", ylabel="eval loss", title="peak learning rate")
     ax.legend(fontsize=8)
     return fig
@@ -283,7 +316,7 @@ def conclusion(recs: dict) -> str:
     lines.append(f"gate (every run >= {gate:g} nats below the bigram table of its tokens, "
                  f"{data['metrics']['bigram_ce']:.3f}; unigram {data['metrics']['unigram_ce']:.3f}): "
                  f"{'met' if failed.empty else 'MISSED'}: {len(judged) - len(failed)} of {len(judged)} runs pass"
-                 + (f" ({exempt} lr-range runs past the lr where training stops converging exempt)" if exempt else "")
+                 + (f" ({exempt} lr-range runs at or above the first lr that diverged exempt)" if exempt else "")
                  + f"; the closest is {worst['section']} {worst['run']} s{worst['seed']} at {worst['below_bigram']:.3f}"
                  + ("" if failed.empty else "; failing: " + ", ".join(f"{r.section} {r.run} s{r.seed}"
                                                                       for r in failed.itertuples())))
@@ -297,14 +330,14 @@ def conclusion(recs: dict) -> str:
                          f"({', '.join(str(s) for s in noise['steps'])} steps), sd {noise['sd']:.3f} = {ratio:.2f} of "
                          f"the best-worst gap {v['gap']:.3f} (target <= 1/3: {'met' if ratio <= 1 / 3 else 'missed'})")
         lines.append("batch x accumulation at equal time: " + _arm_line(v["stats"]))
-        lines.append("  " + _holm_line(v) + "; " + _control_line(v))
+        lines.append("  " + _pairs_line(v) + "; " + _control_line(v))
         lines.append(f"  the seed's best was {SEED_BEST_CELL[0]} x {SEED_BEST_CELL[1]} at its scale; here the lowest "
                      f"mean is {v['best']}")
     if recs.get("grid_tokens"):
         v = grid_verdict(recs["grid_tokens"], base)
         lines.append(f"the same cells at equal tokens ({recs['grid_tokens'][0]['metrics']['tokens']:,.0f} each): "
                      + _arm_line(v["stats"]))
-        lines.append("  " + _holm_line(v) + "; " + _control_line(v))
+        lines.append("  " + _pairs_line(v) + "; " + _control_line(v))
     if recs.get("schedules"):
         s = arm_stats(recs["schedules"])
         rows = many_to_one({k: x["losses"] for k, x in s.items() if k != "constant+warmup"},
@@ -313,22 +346,38 @@ def conclusion(recs: dict) -> str:
         lines += [f"  {r['name']} vs constant+warmup: {describe(r)}" for r in rows]
     if recs.get("lr_range") or recs.get("schedules"):
         rows = lr_rows(recs.get("lr_range", []), recs.get("schedules", []))
-        stop = stops_converging(rows)
+        stop = first_diverged(rows)
+        best = min(rows, key=lambda r: r["mean"])
         lines.append("peak lr (constant + warmup, mean over seeds): " + ", ".join(
             f"{r['lr']:g} -> {r['mean']:.3f}" + (f" ({r['diverged']} of {r['n']} diverged)" if r["diverged"] else "")
-            for r in rows) + (f"; training stops converging from lr {stop:g} (diverged on a seed, or > "
-                              f"{STOPS_CONVERGING_NATS} nats worse than the best)" if stop else
-                              "; no lr in the range stops converging"))
-    gens = generations_table({e: recs.get(e, []) for e in ("grid", "schedules", "lr_range")}, recs["data"][0])
-    if len(gens):
-        ref = gens[gens["section"] == "reference"]["valid_word_share"].iloc[0]
-        model = gens[(gens["section"] != "reference") & (gens["mode"] == "sampled")]["valid_word_share"]
-        if len(model) and ref is not None:
-            lines.append(f"generations: {model.mean():.0%} of the complete words of the best runs' sampled "
-                         f"continuations ({len(model)} sections, {data['config']['quality_samples']} samples each) are "
-                         "words of the validation split, "
-                         f"against {ref:.0%} for the bigram table's samples")
+            for r in rows) + (f"; the loss diverged (not finite, or above the unigram) from lr {stop:g}" if stop else
+                              f"; no lr in the range diverged (the largest, {rows[-1]['lr']:g}, ends "
+                              f"{rows[-1]['mean'] - best['mean']:+.3f} nats from the best, {best['lr']:g})"))
+    line = generations_line(recs)
+    if line:
+        lines.append(line)
     return "\n".join(lines)
+
+
+def generations_line(recs: dict) -> str:
+    """The best runs' sampled words against the bigram table's, as counts with Fisher's exact test (the records hold
+    each sample's word count and valid share); '' when the counts are missing (then nothing is compared)."""
+    data = recs["data"][0]
+    ref_words, ref_share = data["metrics"].get("bigram_sample.words"), data["metrics"].get(
+        "bigram_sample.valid_word_share")
+    best = [min(records_of(recs[e]), key=lambda r: r["metrics"]["eval_loss"])
+            for e in ("grid", "schedules", "lr_range") if records_of(recs.get(e, []))]
+    counts = [(r["metrics"].get("sampled.words"), r["metrics"].get("sampled.valid_word_share")) for r in best]
+    if not best or ref_words is None or ref_share is None or any(w is None or sh is None for w, sh in counts):
+        return ""
+    words = sum(w for w, _ in counts)
+    valid = sum(round(w * sh) for w, sh in counts)
+    ref_valid = round(ref_words * ref_share)
+    p = float(st.fisher_exact([[valid, words - valid], [ref_valid, ref_words - ref_valid]]).pvalue)
+    return (f"generations: {valid} of {words} complete words of the best runs' sampled continuations ({len(best)} "
+            f"sections, {data['config']['quality_samples']} samples each) are words of the validation split, against "
+            f"{ref_valid} of {ref_words} for the bigram table's samples (Fisher's exact p = {p:.2g}: "
+            f"{'a difference' if p < 0.05 else 'no measurable difference'})")
 
 
 def report(records: list[dict]) -> Report:

@@ -1,5 +1,5 @@
-"""Notebook 06 from its records (torch-free): the SFT runs and the author's lessons over training seeds (Welch, Holm
-across the lessons), the preference pairs and the SFT model's headroom on them, the DPO search, DPO against the SFT
+"""Notebook 06 from its records (torch-free): the SFT runs and the author's lessons over training seeds (Dunnett against
+each lesson's reference), the preference pairs and the SFT model's headroom on them, the DPO search, DPO against the SFT
 model (McNemar over held-out pairs, for every training seed), the hard case beside it, definition quality with paired
 intervals, the conclusion (every target met or missed) and `report()` for Analysis.ipynb."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..analysis import Report, by_experiment, frame, one, records_of
-from ..stats import describe, mcnemar, paired_bootstrap, verdicts, welch_samples
+from ..stats import describe, many_to_one, mcnemar, paired_bootstrap
 
 NOTEBOOK = "06_sft_dpo"
 TITLE = "LoRA, SFT and DPO of a chat model (seed 004)"
@@ -22,7 +22,20 @@ LESSONS = (("whole-sequence", "baseline", "loss on the whole sequence (the autho
            ("accum-4", "accum-1", "accumulating 4 micro-batches instead of 1, equal examples (4x fewer steps)"),
            ("accum-4-steps", "accum-1", "accumulating 4 micro-batches instead of 1, equal optimizer steps (4x the "
                                         "examples)"))
-TARGETS = {"sft_loss_change": -0.5, "dpo_train_loss": 0.45, "dpo_points": 10.0, "dpo_answer_loss": 0.3}
+TARGETS = {"sft_loss_change": -0.5}     # the DPO targets are SUCCESS below (the old training-loss target compared
+# IPO's loss, on another scale, with a sigmoid threshold)
+# What makes a DPO run a success (issue 38; fixed here before the DPO runs that will be judged by it), on its own
+# training seed, against the SFT model it started from; a run that meets the preference and misses another is
+# "displacement": its preference rose because its own answers fell, not because it got better.
+SUCCESS = {
+    "points": 10.0,               # held-out preference >= +10 points over SFT ...
+    "mcnemar_p": 0.05,            # ... with McNemar p < 0.05 ...
+    "min_pairs": 300,             # ... on >= 300 held-out pairs
+    "median_chosen_change": 0.0,  # no displacement: the median change of log p(chosen) >= 0
+    "answer_loss": 0.3,           # held-out answer loss <= SFT's + 0.3 nats
+    "f1": -0.02,                  # paired definition F1 >= SFT's - 0.02
+}
+CRITERIA = ("preference", "no displacement", "answer loss", "F1")
 
 
 # ------------------------------------------------------------------------------------------------ over seeds
@@ -57,16 +70,29 @@ def sft_table(sft_records):
 
 
 def lesson_rows(sft_records) -> list[dict]:
-    """Every lesson's arm against its reference over training seeds: Welch's test of the held-out answer loss,
-    Holm-corrected across the lessons ("n = 1: no test" where an arm has one seed)."""
+    """Every lesson's arm against its reference over training seeds, the held-out answer loss: the arms that share a
+    reference are one many-to-one family (the baseline's three, accum-1's two), each tested by Dunnett's test on the
+    variance pooled over the family (n and df in every row; "n = 1: no test" where an arm has one seed; "indicative"
+    where the arms have 2 seeds), not by Welch per arm with Holm across unrelated references."""
     arms = by_variant(sft_records)
     todo = [(a, ref, label) for a, ref, label in LESSONS if a in arms and ref in arms]
-    comps = [welch_samples(_vals(arms[a], "test_loss"), _vals(arms[ref], "test_loss")) for a, ref, _ in todo]
-    return [{"lesson": label, "arm": a, "reference": ref, **v} for (a, ref, label), v in zip(todo, verdicts(comps))]
+    out = {}
+    for ref in dict.fromkeys(r for _, r, _ in todo):
+        family = [(a, label) for a, r, label in todo if r == ref]
+        rows = many_to_one({a: _vals(arms[a], "test_loss") for a, _ in family}, _vals(arms[ref], "test_loss"))
+        for (a, label), row in zip(family, rows):
+            out[a] = {"lesson": label, "arm": a, "reference": ref, **row,
+                      "indicative": max(row["n_a"], row["n_b"]) <= 2 and row["test"] == "Dunnett"}
+    return [out[a] for a, _, _ in todo]
+
+
+def lesson_text(r: dict) -> str:
+    """A lesson row in words: the Dunnett comparison, and "n = 2: indicative" where that is all there is."""
+    return describe(r) + (" (n = 2 an arm: indicative)" if r["indicative"] else "")
 
 
 def lessons_table(sft_records):
-    return frame([{"lesson": r["lesson"], "arm - reference (answer loss)": describe(r)}
+    return frame([{"lesson": r["lesson"], "arm - reference (answer loss)": lesson_text(r)}
                   for r in lesson_rows(sft_records)], "lesson")
 
 
@@ -123,10 +149,30 @@ def _last(curve: dict):
     return curve[max(curve, key=int)] if curve else None
 
 
+def chosen_change(rec: dict, pairs_record) -> np.ndarray:
+    """Per held-out pair: log p(chosen) under the DPO model minus under the SFT reference (nats); negative where the
+    answer the model was taught to prefer became less likely."""
+    ref = np.array([x["chosen"] for x in one(pairs_record)["tables"]["ref.heldout"]])
+    return np.array([x["chosen"] for x in rec["tables"]["logps.heldout"]]) - ref
+
+
+def success(row: dict) -> dict:
+    """{criterion: met} for one dpo_rows row under SUCCESS, and its label: "success" (all four), "displacement" (the
+    preference met, another missed), "no preference gain" (the preference missed)."""
+    met = {"preference": row["points"] >= SUCCESS["points"] and row["McNemar p"] < SUCCESS["mcnemar_p"]
+           and row["pairs"] >= SUCCESS["min_pairs"],
+           "no displacement": row["median chosen change"] >= SUCCESS["median_chosen_change"],
+           "answer loss": row["answer loss - SFT"] <= SUCCESS["answer_loss"],
+           "F1": row["F1 - SFT"] >= SUCCESS["f1"]}
+    label = "success" if all(met.values()) else "displacement" if met["preference"] else "no preference gain"
+    return {**met, "label": label}
+
+
 def dpo_rows(dpo_records, pairs_record, sft_record) -> list[dict]:
     """One row per DPO run (loss, seed) against the SFT model on the held-out pairs: likelihood accuracy before and
-    after with McNemar's test, implicit-reward accuracy, the final training loss, the answer-loss change (paired over
-    rows), the hard case, F1, answer length and repeats."""
+    after with McNemar's test, implicit-reward accuracy, the final training loss, log p(chosen)'s change (median, and
+    on how many pairs it fell), the answer-loss change (paired over rows), F1 against SFT (paired over prompts), the
+    hard case, answer length and repeats; then the four SUCCESS criteria, each met or not, and the run's label."""
     pr = one(pairs_record)
     before = correct(pr, "heldout")
     rows = []
@@ -134,6 +180,8 @@ def dpo_rows(dpo_records, pairs_record, sft_record) -> list[dict]:
         after = correct(r, "heldout")
         m = mcnemar(before, after)
         loss = paired(sft_record, r)
+        moved = chosen_change(r, pairs_record)
+        f1 = f1_paired(sft_record, r)
         rows.append({"loss": r["variant"], "seed": r["seed"], "final train loss": _last(r["curves"]["train_loss"]),
                      "held-out acc SFT": m["before"], "held-out acc DPO": m["after"], "points": 100 * m["diff"],
                      "gained": m["gained"], "lost": m["lost"], "McNemar p": m["p"], "pairs": m["n"],
@@ -141,8 +189,25 @@ def dpo_rows(dpo_records, pairs_record, sft_record) -> list[dict]:
                      "answer loss - SFT": loss["delta"], "lo": loss["lo"], "hi": loss["hi"],
                      "hard acc SFT": sft_record["metrics"].get("hard.likelihood_acc"),
                      "hard acc DPO": r["metrics"].get("hard.likelihood_acc"), "F1": r["metrics"].get("f1"),
-                     "words": r["metrics"].get("words"), "repeat rate": r["metrics"].get("repeat_rate")})
+                     "words": r["metrics"].get("words"), "repeat rate": r["metrics"].get("repeat_rate"),
+                     "median chosen change": float(np.median(moved)), "chosen fell": int((moved < 0).sum()),
+                     "F1 - SFT": f1["delta"], "F1 lo": f1["lo"], "F1 hi": f1["hi"]})
+        rows[-1].update(success(rows[-1]))
     return rows
+
+
+def success_line(rs: list[dict], loss: str) -> str:
+    """One DPO loss's runs against the four criteria, per seed, each met or missed, with the figures and the label."""
+    def one_seed(r):
+        return (f"s{r['seed']} {r['label'].upper()}: preference {r['points']:+.1f} points (McNemar p = "
+                f"{r['McNemar p']:.2g}, {r['pairs']} pairs; >= +{SUCCESS['points']:g} with p < "
+                f"{SUCCESS['mcnemar_p']:g}: {_met(r['preference'])}); log p(chosen) median "
+                f"{r['median chosen change']:+.2f} nats, fell on {r['chosen fell']} of {r['pairs']} (>= 0: "
+                f"{_met(r['no displacement'])}); answer loss "
+                f"{r['answer loss - SFT']:+.3f} (<= +{SUCCESS['answer_loss']:g}: {_met(r['answer loss'])}); F1 "
+                f"{r['F1 - SFT']:+.3f} [{r['F1 lo']:+.3f}, {r['F1 hi']:+.3f}] (>= {SUCCESS['f1']:+g}: {_met(r['F1'])})")
+    return (f"f. DPO ({loss}) against the SFT model it started from, the four criteria fixed before the runs they "
+            f"judge: " + "; ".join(one_seed(r) for r in rs) + ".")
 
 
 def models_table(untuned, sft_records, dpo_records, pairs_record):
@@ -245,7 +310,7 @@ def conclusion(recs: dict) -> str:
                      f"{_met(max(losses) - ma['test_loss'] <= TARGETS['sft_loss_change'])}); F1 {ma['f1']:.3f} -> "
                      f"{_ms(_vals(base, 'f1'))}.")
     for r in lesson_rows(sft):
-        lines.append(f"c. {r['lesson']}: {describe(r)}.")
+        lines.append(f"c. {r['lesson']}: {lesson_text(r)}.")
     if base and set(arms) == {"baseline"}:
         lines.append("c. the lessons were not run (lesson_seeds = ()): the SFT baseline alone.")
     if "plateau" in arms:
@@ -276,15 +341,10 @@ def conclusion(recs: dict) -> str:
                               f"({r['points']:+.1f} points, {r['gained']} gained / {r['lost']} lost, McNemar p = "
                               f"{r['McNemar p']:.2g}; train loss {_num(r['final train loss'], '.3f')}; answer loss "
                               f"{r['answer loss - SFT']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}])" for r in rs)
-            ok_points = all(r["points"] >= TARGETS["dpo_points"] and r["McNemar p"] < 0.05 for r in rs)
-            ok_loss = all(r["final train loss"] is not None and r["final train loss"] <= TARGETS["dpo_train_loss"]
-                          for r in rs)
-            ok_answer = all(r["answer loss - SFT"] <= TARGETS["dpo_answer_loss"] for r in rs)
             lines.append(f"f. DPO ({loss}, {len(rs)} training seed{'s' if len(rs) > 1 else ''}) on "
-                         f"{rs[0]['pairs']} held-out pairs: {seeds}. Targets on every seed: >= "
-                         f"+{TARGETS['dpo_points']:g} points with p < 0.05 {_met(ok_points)}; training loss <= "
-                         f"{TARGETS['dpo_train_loss']} {_met(ok_loss)}; answer loss <= +{TARGETS['dpo_answer_loss']} "
-                         f"{_met(ok_answer)}." + ("" if len(rs) > 1 else " n = 1: no test over training seeds."))
+                         f"{rs[0]['pairs']} held-out pairs: {seeds}."
+                         + ("" if len(rs) > 1 else " n = 1: no test over training seeds."))
+            lines.append(success_line(rs, loss))
             hard = [r["hard acc DPO"] for r in rs if r["hard acc DPO"] is not None]
             if hard and rs[0]["hard acc SFT"] is not None:
                 lines.append(f"f. the hard case ({loss}): WordNet hard negatives of held-out words, "
@@ -312,13 +372,17 @@ def headline(records: list[dict]) -> str:
            f"<= {TARGETS['sft_loss_change']}: {_met(max(losses) - untuned <= TARGETS['sft_loss_change'])})"]
     if ex.get("dpo") and ex.get("d_pairs"):
         rows = dpo_rows(ex["dpo"], ex["d_pairs"][0], base[0])
-        for loss in sorted({r["loss"] for r in rows}, key=lambda x: x != "sigmoid")[:1]:
-            rs = [r for r in rows if r["loss"] == loss]
-            ok = all(r["answer loss - SFT"] <= TARGETS["dpo_answer_loss"] for r in rs)
-            out.append(f"{loss} DPO moves the held-out preference {rs[0]['held-out acc SFT']:.1%} -> "
-                       f"{', '.join(format(r['held-out acc DPO'], '.1%') for r in rs)} but the answer loss by "
-                       f"{', '.join(format(r['answer loss - SFT'], '+.2f') for r in rs)} nats against SFT (n = "
-                       f"{len(rs)}; target <= +{TARGETS['dpo_answer_loss']}: {_met(ok)})")
+        won = [r for r in rows if r["label"] == "success"]
+        if won:
+            out.append("DPO met all four criteria (preference, no displacement, answer loss, F1) on "
+                       + ", ".join(f"{r['loss']} s{r['seed']}" for r in won) + f" of {len(rows)} runs")
+        else:
+            worst = max(rows, key=lambda r: r["answer loss - SFT"])
+            out.append(f"DPO degraded the model at this scale: no run of {len(rows)} meets all four criteria; "
+                       + ", ".join(f"{r['loss']} s{r['seed']} {r['label']} (preference {r['points']:+.1f} points, "
+                                   f"log p(chosen) fell on {r['chosen fell']} of {r['pairs']} pairs, answer loss "
+                                   f"{r['answer loss - SFT']:+.2f}, F1 {r['F1 - SFT']:+.3f})"
+                                   for r in rows if r is worst or r["loss"] == "sigmoid"))
     return "; ".join(out) + "."
 
 
@@ -329,7 +393,8 @@ def report(records: list[dict]) -> Report:
     if ex.get("sft"):
         rep.figure("SFT variants and DPO curves", curves_figure(ex["sft"], ex.get("dpo", [])))
         rep.table("SFT runs over training seeds", sft_table(ex["sft"]))
-        rep.table("the author's lessons over training seeds (Welch, Holm across the lessons)", lessons_table(ex["sft"]))
+        rep.table("the author's lessons over training seeds (Dunnett against each lesson's reference)",
+                  lessons_table(ex["sft"]))
     if ex.get("d_pairs"):
         rep.table("preference pairs", pairs_table(ex["d_pairs"][0]))
     if ex.get("dpo_search") and ex.get("d_pairs"):
