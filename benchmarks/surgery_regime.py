@@ -2,7 +2,7 @@
 original model use attention, measurably, within about a minute of one core per run?
 
 Every point trains the original (experiment 1) and no attention (experiment 6) from scratch with one seed
-(helpers.surgery.study.REGIME_SEED, never one the notebooks report), two points side by side, and records the two
+(helpers.surgery.regime.REGIME_SEED, never one the notebooks report), two points side by side, and records the two
 validation losses, their gap, and the bigram/unigram references of the point's tokenization (tables of the train
 split scored on the validation split). Records go to results/01_attention_lowrank/regime-*; Analysis.ipynb shows
 them. The chosen point becomes the local profile of notebooks 01-03 (helpers.surgery.study.PROFILES["local"]).
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from helpers.profiles import settings
 from helpers.surgery import experiments as SE
+from helpers.surgery import regime as SG
 from helpers.surgery import study as S
 from helpers.surgery import summary as SR
 from helpers.sweep import regime_cli
@@ -58,7 +59,7 @@ def grid() -> dict:
 
 def main():
     regime_cli(__doc__, lambda: settings(SE.NB_ATTENTION, S.PROFILES, "local", quiet=True, overrides={"workers": 2}),
-               lambda run: grid(), S.regime_search, SR.regime_table)
+               lambda run: grid(), SG.regime_search, SR.regime_table)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from helpers.sft import chats, measure, trainers
 from helpers.sft import config as C
 from helpers.sft import report as R
 from helpers.sft import study as S
+from helpers.sft import verdicts as SV
 
 
 def _doc(i, word, definition, pos="noun", synonyms=(), examples=(), hypernyms=()):
@@ -387,15 +388,15 @@ def test_a_dpo_run_is_labelled_by_all_four_criteria_not_the_preference_alone():
     alone, a pair count never checked, McNemar's p ignored."""
     row = {"points": 44.0, "McNemar p": 1e-40, "pairs": 305, "median chosen change": 0.4, "answer loss - SFT": 0.1,
            "F1 - SFT": 0.0}
-    assert R.success(row)["label"] == "success"
+    assert SV.success(row)["label"] == "success"
     for key, bad in (("median chosen change", -29.2), ("answer loss - SFT", 1.9), ("F1 - SFT", -0.11)):
-        out = R.success({**row, key: bad})
+        out = SV.success({**row, key: bad})
         assert out["label"] == "displacement" and not out[{"median chosen change": "no displacement",
                                                            "answer loss - SFT": "answer loss",
                                                            "F1 - SFT": "F1"}[key]]
-    assert R.success({**row, "pairs": 299})["label"] == "no preference gain"
-    assert R.success({**row, "McNemar p": 0.06})["label"] == "no preference gain"
+    assert SV.success({**row, "pairs": 299})["label"] == "no preference gain"
+    assert SV.success({**row, "McNemar p": 0.06})["label"] == "no preference gain"
     # the change of log p(chosen) per pair, DPO minus the SFT reference, read from the two records' tables
     pairs = {"tables": {"ref.heldout": [{"chosen": -10.0, "rejected": -5.0}, {"chosen": -8.0, "rejected": -9.0}]}}
     dpo = {"tables": {"logps.heldout": [{"chosen": -12.0, "rejected": -20.0}, {"chosen": -7.5, "rejected": -30.0}]}}
-    assert list(R.chosen_change(dpo, pairs)) == [-2.0, 0.5]
+    assert list(SV.chosen_change(dpo, pairs)) == [-2.0, 0.5]

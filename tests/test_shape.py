@@ -16,7 +16,8 @@ FAMILY_PACKAGES = {f.package for f in families.FAMILIES}
 # read by Analysis.ipynb, the notebook runner and the README generator: they must import without torch
 TORCH_FREE = ("analysis", "families", "planning", "memory", "profiles", "results", "provenance", "stats", "plots",
               "paths", "hub", "readme", "notebooks", "layers", "surgery.ops", "surgery.experiments", "models",
-              "precision", "tracking", "looped.verdicts", "surgery.summary", "surgery.claims",
+              "precision", "tracking", "looped.verdicts", "surgery.summary", "surgery.claims", "sft.verdicts",
+              "pretraining.tables",
               *(f"{f.package}.report" for f in families.FAMILIES))
 MAX_LINES = 400
 

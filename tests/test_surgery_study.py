@@ -11,6 +11,7 @@ from helpers.profiles import settings
 from helpers.results import save_result
 from helpers.surgery import experiments as SE
 from helpers.surgery import claims as SC
+from helpers.surgery import regime
 from helpers.surgery import study as P
 from helpers.surgery import summary as SS
 from helpers.surgery.ops import apply_surgery
@@ -217,7 +218,7 @@ def test_params_command_prints_24_matches_and_2_explained(capsys):
 
 def test_regime_point_records_both_losses_the_gap_and_the_references():
     cfg = P.PROFILES["tiny"]
-    res = P.regime_point(cfg, seed=0)
+    res = regime.regime_point(cfg, seed=0)
     m = res["metrics"]
     assert m["gap"] == pytest.approx(m["no_attention.eval_loss"] - m["original.eval_loss"])
     assert m["bigram_ce"] < m["unigram_ce"] and m["original.params"] > m["no_attention.params"]

@@ -5,5 +5,6 @@
   runs     one sweep point's job (train, evaluate, generate, `log_wandb`), `run_key`, the regime search's point
   plan     the notebook's plan on a GPU (memory, time)
   study    the sections the notebook runs: the grid, reruns, schedules and lr range as sweeps, `sweeps` (torch)
-  report   the gate, the grid's verdicts, schedules, generations, the conclusion and `report(records)` (torch-free)
+  tables   the generations (and their Fisher test against the bigram table's) and the regime table (torch-free)
+  report   the gate, the grid's verdicts, schedules, the conclusion and `report(records)` (torch-free)
 """

@@ -9,5 +9,7 @@
   jobs      one SFT run and one DPO run (what a worker runs), and where adapters are kept
   plan      the full profile's GPU plan (full_plan)
   study     the sections the notebook calls (data, SFT, lessons, pairs, DPO search and runs, comparison)
-  report    tables, McNemar over held-out pairs, the conclusion and `report(records)` (torch-free)
+  verdicts  DPO against the SFT model: McNemar, log p(chosen)'s change, answer loss and F1, the four SUCCESS criteria
+            (torch-free)
+  report    tables, the lessons (Dunnett), the conclusion and `report(records)` (torch-free)
 """
