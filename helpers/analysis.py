@@ -108,6 +108,11 @@ def records_of(records) -> list[dict]:
     return list(records.values()) if isinstance(records, dict) else list(records)
 
 
+def ladder(metrics: dict) -> dict[int, float]:
+    """{n: cross-entropy} of a record's n-gram ladder (helpers.pretrain.ngram_ladder; {} in records made before it)."""
+    return {int(n): ce for n, ce in (metrics.get("ngram_ce") or {}).items()}
+
+
 def one(records) -> dict:
     """The record of a one-record section, given as {(variant, seed): record} (what sections return) or itself."""
     recs = records_of(records)

@@ -188,12 +188,8 @@ class LMData:
     @property
     def test(self):
         if self._test is None:
-            split = load_corpus(self.corpus)["test"]
-            if self.spread:
-                test = lm_blocks(split, self.tok, self.block)
-                self._test = test.select(spread_rows(len(test), self.eval_blocks))
-            else:
-                self._test = lm_blocks(split, self.tok, self.block, max_blocks=self.eval_blocks)
+            self._test = sample_blocks(load_corpus(self.corpus)["test"], self.tok, self.block, self.eval_blocks,
+                                       self.spread)
         return self._test
 
     @property
@@ -247,6 +243,15 @@ def spread_rows(n: int, k: int | None) -> list[int]:
     return [i * n // k for i in range(k)]
 
 
+def sample_blocks(split, tok, block: int, k: int | None, spread: bool = False):
+    """k blocks of a split (None: all): its first k (tokenizing only the documents they need), or with spread k
+    evenly spaced over all of its blocks (spread_rows)."""
+    if not spread:
+        return lm_blocks(split, tok, block, max_blocks=k)
+    blocks = lm_blocks(split, tok, block)
+    return blocks.select(spread_rows(len(blocks), k))
+
+
 def lm_data(corpus: str, tokenizer: str, block: int, train_docs: int | None = None, eval_blocks: int | None = None,
             script: str | None = None, train_tokens: int | None = None, spread: bool = False) -> LMData:
     """The corpus's train split (its first train_docs documents; with train_tokens, only their first
@@ -261,14 +266,8 @@ def lm_data(corpus: str, tokenizer: str, block: int, train_docs: int | None = No
         dsd = load_corpus(corpus)
         check_corpus(dsd, corpus, script)
         n_train = None if train_tokens is None else -(-train_tokens // block)
-        if spread:
-            train = lm_blocks(head(dsd["train"], train_docs), tok, block)
-            train = train.select(spread_rows(len(train), n_train))
-            val = lm_blocks(dsd["validation"], tok, block)
-            val = val.select(spread_rows(len(val), eval_blocks))
-        else:
-            train = lm_blocks(head(dsd["train"], train_docs), tok, block, max_blocks=n_train)
-            val = lm_blocks(dsd["validation"], tok, block, max_blocks=eval_blocks)
+        train = sample_blocks(head(dsd["train"], train_docs), tok, block, n_train, spread)
+        val = sample_blocks(dsd["validation"], tok, block, eval_blocks, spread)
         for name, blocks in (("train", train), ("validation", val)):
             if len(blocks) < 1:
                 raise ValueError(f"corpus {corpus!r} has fewer tokens in its {name} split than one block of "

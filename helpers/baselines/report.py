@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from .. import plots
-from ..analysis import Report, by_experiment, frame, one
+from ..analysis import Report, by_experiment, frame, ladder, one
 
 NOTEBOOK = "00_data_and_baselines"
 TITLE = "Data, tokenizers and baselines"
@@ -41,11 +41,6 @@ GATE_FIXED = "2026-12-07"
 # the GATE_ORDER-gram table of its own tokens, on the search's seed; seed 0 at that point (the notebook's run) is
 # data the rule never saw.
 REGIME_MARGIN = 0.05
-
-
-def ladder(metrics: dict) -> dict[int, float]:
-    """{n: cross-entropy} of the record's n-gram ladder (helpers.pretrain.ngram_ladder; {} in older records)."""
-    return {int(n): ce for n, ce in (metrics.get("ngram_ce") or {}).items()}
 
 
 def below_gate(metrics: dict) -> float | None:

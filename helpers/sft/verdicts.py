@@ -19,7 +19,6 @@ SUCCESS = {
     "answer_loss": 0.3,           # held-out answer loss <= SFT's + 0.3 nats
     "f1": -0.02,                  # paired definition F1 >= SFT's - 0.02
 }
-CRITERIA = ("preference", "no displacement", "answer loss", "F1")
 
 
 def paired(a: dict, b: dict) -> dict:

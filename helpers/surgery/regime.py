@@ -8,7 +8,7 @@ import time
 
 from ..profiles import apply_overrides
 from ..sweep import sweep
-from .study import SurgeryConfig, check_specs, data, references, train_experiment
+from .study import LADDER_SETTINGS, SurgeryConfig, check_specs, data, data_sample, references, train_experiment
 
 REGIME_SEED = 10     # the search selects on a seed the notebooks never report (they use 0, 1, 2)
 
@@ -38,10 +38,7 @@ def _regime_key(cfg: SurgeryConfig, seed: int) -> dict:
     """What a regime point's record id comes from: its settings with the one seed it trains; the settings added with
     the ladder only where set (the points recorded before them keep their ids)."""
     key = dataclasses.asdict(dataclasses.replace(cfg, seeds=(seed,)))
-    for k in ("spread", "train_tokens"):
-        if key[k] == SurgeryConfig.__dataclass_fields__[k].default:
-            del key[k]
-    return key
+    return {k: v for k, v in key.items() if k not in LADDER_SETTINGS} | data_sample(cfg)
 
 
 def regime_search(run, points: dict, seed: int = REGIME_SEED, force: bool = False) -> dict:

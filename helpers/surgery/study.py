@@ -254,13 +254,16 @@ def run_config(cfg: SurgeryConfig, exp: Experiment, profile: str) -> dict:
     return {"experiment": exp.id, "surgery": exp.describe(), "stand_in": stand_in(cfg, exp), "model": exp.model,
             "size": cfg.sizes[exp.model], "scale_ranks": cfg.scale_ranks, "corpus": cfg.corpus,
             "tokenizer": cfg.tokenizer, "block": cfg.block, "epochs": cfg.epochs, "train_docs": cfg.train_docs,
-            "eval_blocks": cfg.eval_blocks, "train": asdict(cfg.train), **_data_sample(cfg)}
+            "eval_blocks": cfg.eval_blocks, "train": asdict(cfg.train), **data_sample(cfg)}
 
 
-def _data_sample(cfg: SurgeryConfig) -> dict:
-    """The settings added with the n-gram ladder (spread, train_tokens), only where they are not their defaults: the
-    records made before them keep their ids."""
-    return {k: getattr(cfg, k) for k in ("spread", "train_tokens")
+LADDER_SETTINGS = ("spread", "train_tokens")
+
+
+def data_sample(cfg: SurgeryConfig) -> dict:
+    """The settings added with the n-gram ladder (LADDER_SETTINGS), only where they are not their defaults: the
+    records made before them keep their ids (run_config, and the regime search's key)."""
+    return {k: getattr(cfg, k) for k in LADDER_SETTINGS
             if getattr(cfg, k) != SurgeryConfig.__dataclass_fields__[k].default}
 
 

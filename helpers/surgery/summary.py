@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from ..analysis import frame
+from ..analysis import frame, ladder
 from ..stats import many_to_one
 from .experiments import EXPERIMENTS, NOTEBOOK_OF, ORIGINAL, Scale, same_model, stand_in
 
@@ -19,11 +19,6 @@ GATE_ORDER = 3         # the original must end below the trigram table of the te
 # can hold on each reported seed, not only on the one the rule saw
 REGIME_MARGIN = 0.10
 REGIME_GAP = 0.3       # attention must still matter there: no attention - original >= 0.3 nats (issue 10's ask)
-
-
-def ladder(metrics: dict) -> dict[int, float]:
-    """{n: cross-entropy} of a record's n-gram ladder ({} in records made before it)."""
-    return {int(n): ce for n, ce in (metrics.get("ngram_ce") or {}).items()}
 
 
 def rows(records) -> pd.DataFrame:
