@@ -317,3 +317,25 @@ def test_the_readme_lists_each_dunnett_family_with_its_own_df():
     rows += [(i, s, 2.1 + 0.01 * s + 0.001 * i, 200) for i in (19, 20) for s in range(3)]
     text = SC.dunnett_families(SS.summarize(_runs(rows)).dropna(subset=["delta_loss"]))
     assert text.startswith("exp 1 (410m): 2 variants, pooled df 6") and "exp 19 (2.8b): 1 variant, pooled df 4" in text
+
+
+def test_every_regime_point_finds_its_committed_record():
+    """`make surgery-regime` on a fresh clone loads all its points: each grid point, applied to today's local
+    profile, keys to a committed record. Breakage caught (it happened): a point that inherits the profile's newer
+    settings (spread evaluation, train_tokens, eval_every) names another experiment and would be retrained."""
+    import importlib.util
+
+    from helpers.paths import REPO_ROOT
+    from helpers.results import find_record
+    from helpers.sweep import overrides_sweep
+
+    spec = importlib.util.spec_from_file_location("surgery_regime", REPO_ROOT / "benchmarks" / "surgery_regime.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    run = settings(SE.NB_ATTENTION, P.PROFILES, "local", quiet=True, overrides={"workers": 2})
+    s = overrides_sweep(run, "regime", {f"regime {n}": o for n, o in bench.grid().items()}, regime.regime_point,
+                        key=lambda c: regime._regime_key(c, regime.REGIME_SEED))
+    missing = [p.variant for p in s.points
+               if find_record(SE.NB_ATTENTION, p.variant, {"profile": "local", **p.config}, regime.REGIME_SEED,
+                              REPO_ROOT / "results") is None]
+    assert len(s.points) == 14 and not missing, missing
